@@ -1,0 +1,132 @@
+"""Shared fixtures: a real Redis (REDIS_URL, or one this session starts), settings, runtime, app, workers."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq import SimpleWorker
+from werkzeug.serving import make_server
+
+from webhooks import create_app
+from workers import pipeline
+from workers.localredis import redis_answers, start_redis
+from workers.runtime import Runtime, set_runtime
+from workers.settings import Settings
+
+API_TOKEN = "test-api-token"
+WHSEC = "whsec_" + base64.b64encode(b"calendar-test-secret-0123").decode()
+SECRETS = {
+    "SHOP_WEBHOOK_SECRET": "shop-secret",
+    "ALERTMANAGER_TOKEN": "alert-token",
+    "CALENDAR_WEBHOOK_SECRET": WHSEC,
+}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pick_empty_db(base_url: str) -> str:
+    # Like RQ's own suite: never flush a database someone else uses; take the first empty one from 15 down.
+    base = base_url.rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url
+    for db in range(15, 0, -1):
+        url = f"{base}/{db}"
+        client = redis.Redis.from_url(url)
+        try:
+            if client.dbsize() == 0 or client.get("hookline:test-db") is not None:
+                client.set("hookline:test-db", "1")
+                return url
+        finally:
+            client.close()
+    raise RuntimeError(f"no empty Redis database on {base}")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis for the whole session: $REDIS_URL if it answers, else a private redis-server."""
+    url = os.environ.get("REDIS_URL")
+    proc = None
+    if not url or not redis_answers(url):
+        proc, url = start_redis(tmp_path_factory.mktemp("redis"), appendonly=False)
+    yield _pick_empty_db(url)
+    if proc is not None:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A decoded client on an empty database (flushed before each test)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    client.set("hookline:test-db", "1")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The secrets the test rules directory refers to, set in the environment."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    return dict(SECRETS)
+
+
+@pytest.fixture
+def rules_dir() -> Path:
+    """The rules directory that ships with Hookline."""
+    return ROOT / "rules"
+
+
+@pytest.fixture
+def settings(redis_client: redis.Redis, redis_url: str, rules_dir: Path, secrets_env: dict[str, str]) -> Settings:
+    """Settings for one test: a clean Redis database, the shipped rules and a known API token."""
+    return Settings(redis_url=redis_url, rules_dir=str(rules_dir), api_token=API_TOKEN)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """A runtime installed as this process's, so in-process workers use it."""
+    rt = Runtime.build(settings)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+
+
+@pytest.fixture
+def app(runtime: Runtime):  # noqa: ANN201 - Flask
+    """The web app on the test runtime."""
+    application = create_app(runtime=runtime)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    """Flask's test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:  # noqa: ANN001
+    """The app served over real HTTP on a loopback port, many threads; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def work(runtime: Runtime):  # noqa: ANN201
+    """Run every queued job in-process until the queues are empty (RQ's SimpleWorker, burst mode)."""
+
+    def run(queues: tuple[str, ...] = pipeline.ALL_QUEUES) -> None:
+        qs = [pipeline.queue(runtime.rq_connection, q) for q in queues]
+        SimpleWorker(qs, connection=runtime.rq_connection).work(burst=True, with_scheduler=False)
+
+    return run

@@ -1,0 +1,40 @@
+"""Helpers that sign requests the way each sender does (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
+import standardwebhooks
+
+
+def hmac_hex(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def hmac_b64(secret: str, message: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def shopify(secret: str, body: bytes) -> dict[str, str]:
+    return {"X-Shopify-Hmac-Sha256": hmac_b64(secret, body)}
+
+
+def github(secret: str, body: bytes) -> dict[str, str]:
+    return {"X-Hub-Signature-256": "sha256=" + hmac_hex(secret, body)}
+
+
+def stripe(secret: str, body: bytes, ts: int) -> dict[str, str]:
+    return {"Stripe-Signature": f"t={ts},v1={hmac_hex(secret, str(ts).encode() + b'.' + body)}"}
+
+
+def standard(secret: str, body: bytes, ts: int, msg_id: str = "msg_1") -> dict[str, str]:
+    """Signed with the standardwebhooks library itself."""
+    sig = standardwebhooks.Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": sig}
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

@@ -1,0 +1,86 @@
+"""The `hookline` command: `up` runs and stops the whole service; `rules check` reports every problem."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import requests
+from click.testing import CliRunner
+
+from tests import signing
+from tests.conftest import ROOT
+from workers.cli import main
+from workers.localredis import free_port
+
+
+def test_rules_check_passes_on_the_shipped_rules(secrets_env) -> None:  # noqa: ANN001
+    result = CliRunner().invoke(main, ["rules", "check", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+
+
+def test_rules_check_lists_every_problem_and_fails(tmp_path: Path, secrets_env) -> None:  # noqa: ANN001
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n  a: {verify: {scheme: nope}}\n  b: {verify: {scheme: github}}\n"
+    )
+    result = CliRunner().invoke(main, ["rules", "check", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "sources.yaml:2: a: verify.scheme:" in result.output
+    assert "sources.yaml:3: b: verify.secret: github needs a secret" in result.output
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("hookline up did not become ready")
+
+
+def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HOOKLINE_"))}
+    env.pop("SHOP_WEBHOOK_SECRET", None)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "up", "--port", str(port), "--workers", "1"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "redis-server" in names and "gunicorn" in names and " worker " in names and " cron " in names
+        secrets = dict(line.split("=", 1) for line in (tmp_path / ".hookline/secrets.env").read_text().split())
+        assert list((tmp_path / ".hookline/redis").glob("appendonly*"))  # AOF on, data under ./.hookline/
+
+        body = json.dumps({"id": 7, "name": "#7"}).encode()
+        headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+                   "X-Shopify-Webhook-Id": "up-1", **signing.shopify(secrets["SHOP_WEBHOOK_SECRET"], body)}
+        accepted = requests.post(f"{base}/hooks/shop", data=body, headers=headers, timeout=5)
+        assert accepted.status_code == 202
+        event_url = f"{base}/api/events/{accepted.json()['event_id']}"
+        auth = {"Authorization": f"Bearer {secrets['HOOKLINE_API_TOKEN']}"}
+        deadline = time.monotonic() + 20
+        while requests.get(event_url, headers=auth, timeout=5).json()["status"] != "processed":
+            assert time.monotonic() < deadline, "the worker never processed the event"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=40)
+    assert proc.returncode == 0, output
+    assert "hookline: stopping" in output
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()

@@ -1,0 +1,241 @@
+"""`POST /hooks/<source>` against a real Redis: acceptance, dedupe, hand-over and every error code."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import redis
+import requests
+
+from tests import signing
+from tests.conftest import API_TOKEN, SECRETS
+from webhooks import create_app
+from workers import pipeline, store
+from workers.localredis import free_port, start_redis
+from workers.runtime import Runtime
+from workers.settings import Settings
+
+ORDER = {"id": 450789469, "name": "#1001", "total_price": "25.00", "customer": {"phone": "+61411111111"}}
+
+
+def shop_request(payload: object = ORDER, webhook_id: str = "wh-1", secret: str = SECRETS["SHOP_WEBHOOK_SECRET"],
+                 topic: str = "orders/create") -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Webhook-Id": webhook_id,
+        **signing.shopify(secret, body),
+    }
+    return body, headers
+
+
+def post_shop(client, **kwargs):  # noqa: ANN001, ANN201
+    body, headers = shop_request(**kwargs)
+    return client.post("/hooks/shop", data=body, headers=headers)
+
+
+def api_get(client, path: str):  # noqa: ANN001, ANN201
+    return client.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"})
+
+
+def test_signed_event_is_accepted_stored_and_readable(client, redis_client: redis.Redis) -> None:
+    response = post_shop(client)
+    assert response.status_code == 202
+    event_id = response.json["event_id"]
+    stored = api_get(client, f"/api/events/{event_id}").json
+    assert stored["source"] == "shop"
+    assert stored["type"] == "orders/create"
+    assert stored["external_id"] == "wh-1"
+    assert stored["payload"] == ORDER
+    assert stored["status"] == "received"
+    assert stored["headers"]["x-shopify-topic"] == "orders/create"
+    assert "x-shopify-hmac-sha256" not in stored["headers"]
+    assert redis_client.lrange(store.EVENTS_PENDING, 0, -1) == [event_id]
+
+
+def test_repeat_is_answered_as_duplicate_and_not_handed_over_again(client, redis_client: redis.Redis) -> None:
+    first = post_shop(client)
+    second = post_shop(client)
+    assert second.status_code == 200
+    assert second.json == {"event_id": first.json["event_id"], "duplicate": True}
+    assert redis_client.llen(store.EVENTS_PENDING) == 1
+
+
+def test_event_id_defaults_to_the_body_digest(client, redis_client: redis.Redis, secrets_env) -> None:  # noqa: ANN001
+    payload = {"version": "4", "status": "firing", "alerts": [], "groupKey": "g"}
+    headers = {"Authorization": f"Bearer {secrets_env['ALERTMANAGER_TOKEN']}"}
+    first = client.post("/hooks/alerts", json=payload, headers=headers)
+    again = client.post("/hooks/alerts", json=payload, headers=headers)
+    other = client.post("/hooks/alerts", json={**payload, "status": "resolved"}, headers=headers)
+    assert (first.status_code, again.status_code, other.status_code) == (202, 200, 202)
+    stored = api_get(client, f"/api/events/{first.json['event_id']}").json
+    assert stored["external_id"].startswith("sha256:")
+    assert stored["type"] == "firing"
+
+
+def test_standard_webhooks_source_signed_by_the_library(client, secrets_env) -> None:  # noqa: ANN001
+    body = json.dumps({"type": "booking.created", "data": {"uid": "b1"}}).encode()
+    headers = signing.standard(secrets_env["CALENDAR_WEBHOOK_SECRET"], body, int(time.time()), "msg_2Kd")
+    response = client.post("/hooks/calendar", data=body, headers={**headers, "Content-Type": "application/json"})
+    assert response.status_code == 202
+    stored = api_get(client, f"/api/events/{response.json['event_id']}").json
+    assert (stored["type"], stored["external_id"]) == ("booking.created", "msg_2Kd")
+
+
+def test_twenty_concurrent_deliveries_give_one_202_and_one_hand_over(live_server: str, runtime: Runtime,
+                                                                     redis_client: redis.Redis) -> None:
+    body, headers = shop_request(webhook_id="same-event")
+    barrier = threading.Barrier(20)
+    codes: list[int] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        codes.append(requests.post(f"{live_server}/hooks/shop", data=body, headers=headers, timeout=10).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200] * 19 + [202]
+    assert redis_client.llen(store.EVENTS_PENDING) == 1
+    assert pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).count == 1
+
+
+def test_handed_over_events_are_processed_by_the_worker(client, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    ids = [post_shop(client, webhook_id=f"wh-{i}").json["event_id"] for i in range(5)]
+    work()
+    for event_id in ids:
+        assert api_get(client, f"/api/events/{event_id}").json["status"] == "processed"
+    assert redis_client.llen(store.EVENTS_PENDING) == 0
+    assert redis_client.exists(store.EVENTS_DRAIN) == 0
+
+
+# --- every error code ------------------------------------------------------------------------------
+
+
+def assert_error(response, status: int, code: str) -> None:  # noqa: ANN001
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    assert response.json["error"] == code
+    assert response.json["message"]
+
+
+def test_bad_json_is_400(client) -> None:  # noqa: ANN001
+    body = b'{"id": 1,'
+    headers = {"Content-Type": "application/json", **signing.shopify(SECRETS["SHOP_WEBHOOK_SECRET"], body)}
+    assert_error(client.post("/hooks/shop", data=body, headers=headers), 400, "bad_json")
+
+
+def test_bad_signature_is_401_without_a_hint(client) -> None:  # noqa: ANN001
+    response = post_shop(client, secret="not-the-secret")
+    assert_error(response, 401, "unauthorized")
+    assert response.json["message"] == "signature verification failed"
+
+
+def test_missing_signature_is_401(client) -> None:  # noqa: ANN001
+    response = client.post("/hooks/shop", json=ORDER, headers={"X-Shopify-Topic": "orders/create"})
+    assert_error(response, 401, "unauthorized")
+
+
+def test_stale_timestamp_is_401(client, secrets_env) -> None:  # noqa: ANN001
+    body = json.dumps({"type": "booking.created", "data": {}}).encode()
+    headers = signing.standard(secrets_env["CALENDAR_WEBHOOK_SECRET"], body, int(time.time()) - 600)
+    response = client.post("/hooks/calendar", data=body, headers={**headers, "Content-Type": "application/json"})
+    assert_error(response, 401, "unauthorized")
+    assert response.json["message"] == "signature verification failed"
+
+
+def test_unknown_source_is_404(client) -> None:  # noqa: ANN001
+    assert_error(client.post("/hooks/nope", json={}), 404, "unknown_source")
+
+
+def test_wrong_method_is_405(client) -> None:  # noqa: ANN001
+    assert_error(client.get("/hooks/shop"), 405, "method_not_allowed")
+
+
+def test_body_over_the_limit_is_413(client, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    big = {"id": 1, "pad": "x" * (1024 * 1024)}
+    assert_error(post_shop(client, payload=big), 413, "too_large")
+    assert redis_client.llen(store.EVENTS_PENDING) == 0
+
+
+def test_body_over_the_limit_is_refused_from_content_length_without_reading(live_server: str) -> None:
+    import socket
+
+    host, port = live_server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /hooks/shop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 50000000\r\n\r\n{")
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413")
+
+
+def test_not_json_is_415(client) -> None:  # noqa: ANN001
+    body = b"id=1"
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               **signing.shopify(SECRETS["SHOP_WEBHOOK_SECRET"], body)}
+    assert_error(client.post("/hooks/shop", data=body, headers=headers), 415, "unsupported_media_type")
+
+
+def test_payload_failing_the_source_schema_is_422_with_the_path(client) -> None:  # noqa: ANN001
+    response = post_shop(client, payload={"name": "#1001"})
+    assert_error(response, 422, "schema_mismatch")
+    assert any("id" in e for e in response.json["errors"])
+
+
+def test_missing_event_type_is_422(client) -> None:  # noqa: ANN001
+    body, headers = shop_request()
+    del headers["X-Shopify-Topic"]
+    response = client.post("/hooks/shop", data=body, headers=headers)
+    assert_error(response, 422, "schema_mismatch")
+    assert "X-Shopify-Topic" in response.json["errors"][0]
+
+
+def test_redis_down_is_503_and_nothing_is_stored(tmp_path, rules_dir, secrets_env) -> None:  # noqa: ANN001
+    port = free_port()
+    proc, url = start_redis(tmp_path / "redis", port=port)
+    try:
+        rt = Runtime.build(Settings(redis_url=url, rules_dir=str(rules_dir), api_token=API_TOKEN))
+        client = create_app(runtime=rt).test_client()
+        proc.terminate()
+        proc.wait(10)
+        assert_error(post_shop(client), 503, "unavailable")
+        assert client.get("/readyz").status_code == 503
+        proc, url = start_redis(tmp_path / "redis", port=port)  # same data directory, AOF on
+        assert redis.Redis.from_url(url).dbsize() == 0
+        assert post_shop(client).status_code == 202  # and it recovers by itself
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# --- API and health --------------------------------------------------------------------------------
+
+
+def test_event_api_requires_the_token(client) -> None:  # noqa: ANN001
+    event_id = post_shop(client).json["event_id"]
+    assert client.get(f"/api/events/{event_id}").status_code == 401
+    wrong = client.get(f"/api/events/{event_id}", headers={"Authorization": "Bearer nope"})
+    assert_error(wrong, 401, "unauthorized")
+    assert api_get(client, f"/api/events/{event_id}").status_code == 200
+    assert_error(api_get(client, "/api/events/evt_missing"), 404, "not_found")
+
+
+def test_healthz_and_readyz(client) -> None:  # noqa: ANN001
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["checks"] == {"redis": True, "rules_loaded": True}
+    assert set(ready.json["sources"]) == {"shop", "alerts", "calendar"}
+
+
+@pytest.mark.parametrize("path", ["/hooks/shop", "/api/events/x", "/nowhere"])
+def test_every_error_is_json(client, path: str) -> None:  # noqa: ANN001
+    response = client.delete(path)
+    assert response.is_json
+    assert set(response.json) >= {"error", "message"}

@@ -1,0 +1,157 @@
+"""Every verification scheme: valid, wrong secret, tampered body, bad timestamps, missing header, rotation."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from werkzeug.datastructures import Headers
+
+from tests import signing
+from webhooks.signatures import verify
+from workers.core.sources import Verify
+from workers.errors import SignatureInvalid
+
+NOW = 1_790_000_000
+BODY = b'{"id": 1, "total": "25.00"}'
+WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
+WHSEC_OLD = "whsec_" + base64.b64encode(b"old-secret-old-secret").decode()
+
+
+def check(spec: Verify, headers: dict[str, str], body: bytes = BODY, now: float = NOW) -> None:
+    verify(spec, body, Headers(headers), now)
+
+
+def rejects(spec: Verify, headers: dict[str, str], body: bytes = BODY, now: float = NOW) -> None:
+    with pytest.raises(SignatureInvalid) as info:
+        check(spec, headers, body, now)
+    # The client-facing message never says what was wrong.
+    assert info.value.message == "signature verification failed"
+    assert info.value.status == 401
+
+
+# (scheme spec, signer(secret, body, ts) -> headers, has_timestamp)
+SCHEMES = {
+    "github": (Verify("github", ("s1",)), lambda s, b, t: signing.github(s, b), False),
+    "shopify": (Verify("shopify", ("s1",)), lambda s, b, t: signing.shopify(s, b), False),
+    "stripe": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe(s, b, t), True),
+    "hmac-hex": (
+        Verify("hmac-sha256", ("s1",), header="X-Signature", prefix="sha256="),
+        lambda s, b, t: {"X-Signature": "sha256=" + signing.hmac_hex(s, b)},
+        False,
+    ),
+    "hmac-b64-timestamped": (
+        Verify("hmac-sha256", ("s1",), header="X-Sig", encoding="base64", timestamp_header="X-Ts"),
+        lambda s, b, t: {"X-Sig": signing.hmac_b64(s, f"{t}.".encode() + b), "X-Ts": str(t)},
+        True,
+    ),
+    "bearer": (Verify("bearer", ("s1",)), lambda s, b, t: {"Authorization": f"Bearer {s}"}, False),
+    "basic": (Verify("basic", ("s1",), username="am"), lambda s, b, t: signing.basic("am", s), False),
+}
+STANDARD = (Verify("standard-webhooks", (WHSEC,)), lambda s, b, t: signing.standard(s, b, t), True)
+
+
+def with_secrets(spec: Verify, secrets: tuple[str, ...]) -> Verify:
+    return Verify(**{**spec.__dict__, "secrets": secrets})
+
+
+ALL = {**SCHEMES, "standard-webhooks": STANDARD}
+
+
+def secret_of(name: str) -> str:
+    return WHSEC if name == "standard-webhooks" else "s1"
+
+
+def other_secret(name: str) -> str:
+    return WHSEC_OLD if name == "standard-webhooks" else "wrong"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_valid_signature_is_accepted(name: str) -> None:
+    spec, sign, _ = ALL[name]
+    check(spec, sign(secret_of(name), BODY, NOW))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_wrong_secret_is_refused(name: str) -> None:
+    spec, sign, _ = ALL[name]
+    rejects(spec, sign(other_secret(name), BODY, NOW))
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ("bearer", "basic")])
+def test_tampered_body_is_refused(name: str) -> None:
+    spec, sign, _ = ALL[name]
+    rejects(spec, sign(secret_of(name), BODY, NOW), body=BODY.replace(b"25.00", b"2500"))
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if ALL[n][2]])
+@pytest.mark.parametrize("skew", [-301, 301, -3600, 86400])
+def test_timestamp_outside_five_minutes_is_refused(name: str, skew: int) -> None:
+    spec, sign, _ = ALL[name]
+    rejects(spec, sign(secret_of(name), BODY, NOW + skew))
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if ALL[n][2]])
+@pytest.mark.parametrize("skew", [-299, 299])
+def test_timestamp_inside_the_window_is_accepted(name: str, skew: int) -> None:
+    spec, sign, _ = ALL[name]
+    check(spec, sign(secret_of(name), BODY, NOW + skew))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_missing_header_is_refused(name: str) -> None:
+    spec, sign, _ = ALL[name]
+    headers = sign(secret_of(name), BODY, NOW)
+    for key in headers:
+        rejects(spec, {k: v for k, v in headers.items() if k != key})
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_rotated_secret_accepts_old_and_new(name: str) -> None:
+    spec, sign, _ = ALL[name]
+    rotated = with_secrets(spec, (secret_of(name), other_secret(name)))
+    check(rotated, sign(secret_of(name), BODY, NOW))
+    check(rotated, sign(other_secret(name), BODY, NOW))
+    rejects(with_secrets(spec, (secret_of(name),)), sign(other_secret(name), BODY, NOW))
+
+
+def test_github_published_example() -> None:
+    # https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
+    spec = Verify("github", ("It's a Secret to Everybody",))
+    sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    check(spec, {"X-Hub-Signature-256": sig}, body=b"Hello, World!")
+    rejects(spec, {"X-Hub-Signature-256": sig}, body=b"Hello, World?")
+
+
+def test_stripe_accepts_any_of_several_v1_signatures() -> None:
+    spec = Verify("stripe", ("s1",))
+    good = signing.stripe("s1", BODY, NOW)["Stripe-Signature"].split(",v1=")[1]
+    check(spec, {"Stripe-Signature": f"t={NOW},v1={'0' * 64},v1={good}"})
+
+
+def test_standard_webhooks_accepts_any_of_several_signatures() -> None:
+    spec = Verify("standard-webhooks", (WHSEC,))
+    headers = signing.standard(WHSEC, BODY, NOW)
+    headers["webhook-signature"] = "v1,AAAA " + headers["webhook-signature"]
+    check(spec, headers)
+
+
+def test_malformed_signature_encoding_is_refused_not_crashed() -> None:
+    rejects(Verify("shopify", ("s1",)), {"X-Shopify-Hmac-Sha256": "not base64!!"})
+    rejects(Verify("github", ("s1",)), {"X-Hub-Signature-256": "sha256=zz"})
+    rejects(Verify("stripe", ("s1",)), {"Stripe-Signature": "t=abc,v1=00"})
+    rejects(Verify("basic", ("s1",), username="u"), {"Authorization": "Basic %%%"})
+
+
+def test_basic_wrong_username_is_refused() -> None:
+    rejects(Verify("basic", ("s1",), username="am"), signing.basic("eve", "s1"))
+
+
+def test_none_accepts_anything() -> None:
+    check(Verify("none"), {})
+
+
+def test_per_source_tolerance_overrides_the_default() -> None:
+    spec = Verify("stripe", ("s1",), tolerance=10)
+    rejects(spec, signing.stripe("s1", BODY, NOW - 11))
+    check(spec, signing.stripe("s1", BODY, NOW - 9))

@@ -1,0 +1,23 @@
+"""Hookline's HTTP edge: the Flask app factory. Imports `workers`; is never imported by it."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from webhooks import api, errors, health, ingest
+from workers.runtime import Runtime, get_runtime
+from workers.settings import Settings
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the web app. With no arguments, settings come from the environment (gunicorn, `hookline up`)."""
+    if runtime is None:
+        runtime = Runtime.build(settings) if settings is not None else get_runtime()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
+    app.extensions["hookline"] = runtime
+    errors.init_app(app)
+    app.register_blueprint(ingest.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    return app

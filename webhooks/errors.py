@@ -1,0 +1,47 @@
+"""HTTP error handlers: every error the edge answers is JSON `{"error": code, "message": text}`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from webhooks.context import error
+from workers.errors import IngestError, PayloadInvalid, StoreUnavailable
+
+log = logging.getLogger("hookline.web")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    503: "unavailable",
+}
+
+
+def init_app(app: Flask) -> None:
+    """Install the JSON error handlers on `app`."""
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            message = f"body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        return error(status, _CODES.get(status, "error"), message)
+
+    @app.errorhandler(IngestError)
+    def _ingest(exc: IngestError) -> ResponseReturnValue:
+        extra = {"errors": exc.errors} if isinstance(exc, PayloadInvalid) and exc.errors else {}
+        return error(exc.status, exc.code, exc.message, **extra)
+
+    @app.errorhandler(StoreUnavailable)
+    def _store(exc: StoreUnavailable) -> ResponseReturnValue:
+        log.error("redis unavailable: %s", exc)
+        return error(503, "unavailable", "storage unavailable; nothing was stored, try again")

@@ -1,0 +1,340 @@
+"""The `sources.yaml` model: who may send events, how to trust them, and how to read their id and type.
+
+Pure: takes already-parsed YAML data and an environment mapping; never reads files or `os.environ`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jmespath
+import jsonschema
+import standardwebhooks
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from workers.core import envrefs
+from workers.core.durations import parse_duration
+from workers.errors import ConfigError, Problem
+
+SCHEMES = ("standard-webhooks", "github", "stripe", "shopify", "hmac-sha256", "bearer", "basic", "none")
+CALLBACK_STATES = ("sent", "delivered", "undelivered", "failed", "suppressed", "rejected", "expired", "reply")
+
+# Headers each scheme conventionally uses for the event id and type, used when the source does not say.
+SCHEME_DEFAULTS: dict[str, dict[str, str]] = {
+    "standard-webhooks": {"event_id": "webhook-id"},
+    "github": {"event_id": "X-GitHub-Delivery", "event_type": "X-GitHub-Event"},
+    "shopify": {"event_id": "X-Shopify-Webhook-Id", "event_type": "X-Shopify-Topic"},
+    "stripe": {"event_id_path": "id", "event_type_path": "type"},
+}
+
+
+@dataclass(frozen=True)
+class Verify:
+    """How a source's requests are authenticated."""
+
+    scheme: str
+    secrets: tuple[str, ...] = ()
+    header: str | None = None
+    encoding: str = "hex"
+    prefix: str = ""
+    timestamp_header: str | None = None
+    username: str | None = None
+    tolerance: float | None = None
+
+
+@dataclass(frozen=True)
+class Extract:
+    """Where a value comes from: a request header, a JMESPath path into the body, or a constant."""
+
+    header: str | None = None
+    path: str | None = None
+    value: str | None = None
+
+    def read(self, headers: Mapping[str, str], body: Any) -> str | None:
+        """The value for this request, or None when absent."""
+        if self.value is not None:
+            return self.value
+        if self.header is not None:
+            got = headers.get(self.header)
+            return got if got else None
+        if self.path is not None:
+            got = jmespath.search(self.path, body)
+            if got is None or isinstance(got, dict | list):
+                return None
+            return str(got)
+        return None
+
+
+@dataclass(frozen=True)
+class Callback:
+    """How to tell the originating system what happened (used by the callback sender)."""
+
+    url: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    on: tuple[str, ...] = ("sent", "delivered", "undelivered", "failed")
+    secret: str | None = None
+    allow_private: bool = False
+    timeout: float = 10.0
+    max_attempts: int = 8
+    max_age: float = 24 * 3600
+    forward_replies: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    """One configured event source."""
+
+    name: str
+    verify: Verify
+    event_type: Extract
+    event_id: Extract | None = None
+    schema: Mapping[str, Any] | None = None
+    keep_headers: tuple[str, ...] = ()
+    callback: Callback | None = None
+    # Compiled once at load from `schema`; checks payloads at the edge.
+    validator: jsonschema.protocols.Validator | None = field(default=None, compare=False, repr=False)
+
+    def payload_errors(self, payload: Any, limit: int = 10) -> list[str]:
+        """Why `payload` fails this source's schema (`path: problem`), at most `limit`; empty when it passes."""
+        if self.validator is None:
+            return []
+        out = []
+        for err in sorted(self.validator.iter_errors(payload), key=lambda e: list(e.path)):
+            path = "/".join(str(p) for p in err.path) or "(root)"
+            out.append(f"{path}: {err.message}")
+            if len(out) >= limit:
+                break
+        return out
+
+
+class _DurationField(fields.Field):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class _StringOrList(fields.Field):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
+            raise ValidationError("must be a non-empty string or a list of non-empty strings")
+        return tuple(items)
+
+
+class VerifySchema(Schema):
+    scheme = fields.String(required=True, validate=validate.OneOf(SCHEMES))
+    secret = _StringOrList()
+    secrets = _StringOrList()
+    header = fields.String()
+    encoding = fields.String(validate=validate.OneOf(("hex", "base64")))
+    prefix = fields.String()
+    timestamp_header = fields.String()
+    username = fields.String()
+    password = _StringOrList()
+    tolerance = _DurationField()
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
+        scheme = data.get("scheme")
+        if "secret" in data and "secrets" in data:
+            raise ValidationError("give secret or secrets, not both", "secrets")
+        has_secret = "secret" in data or "secrets" in data
+        if scheme == "basic":
+            if "username" not in data or "password" not in data:
+                raise ValidationError("basic needs username and password", "password")
+        elif scheme not in (None, "none") and not has_secret:
+            raise ValidationError(f"{scheme} needs a secret", "secret")
+        if scheme == "hmac-sha256" and "header" not in data:
+            raise ValidationError("hmac-sha256 needs the header that carries the signature", "header")
+        if scheme == "standard-webhooks":
+            for secret in data.get("secret", ()) + data.get("secrets", ()):
+                if not secret.startswith("whsec_"):
+                    raise ValidationError("standard-webhooks secrets start with whsec_", "secret")
+                try:
+                    standardwebhooks.Webhook(secret)
+                except (ValueError, standardwebhooks.webhooks.EmptyWebhookSecretError) as exc:
+                    raise ValidationError("not a valid whsec_ secret (base64 after the prefix)",
+                                          "secret") from exc
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Verify:
+        secrets = data.pop("secret", ()) + data.pop("secrets", ())
+        if data.get("scheme") == "basic":
+            secrets = data.pop("password")
+        return Verify(secrets=secrets, **data)
+
+
+class ExtractSchema(Schema):
+    header = fields.String()
+    path = fields.String()
+    value = fields.String()
+
+    @validates_schema
+    def _one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if len(data) != 1:
+            raise ValidationError("give exactly one of header, path or value", "_schema")
+        if "path" in data:
+            try:
+                jmespath.compile(data["path"])
+            except jmespath.exceptions.JMESPathError as exc:
+                raise ValidationError(f"bad JMESPath expression: {exc}", "path") from exc
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Extract:
+        return Extract(**data)
+
+
+class CallbackSchema(Schema):
+    url = fields.String(required=True)
+    method = fields.String(validate=validate.OneOf(("POST", "PUT", "PATCH")))
+    headers = fields.Dict(keys=fields.String(), values=fields.String())
+    body = fields.Raw()
+    on = fields.List(fields.String(validate=validate.OneOf(CALLBACK_STATES)), validate=validate.Length(min=1))
+    secret = fields.String()
+    allow_private = fields.Boolean()
+    timeout = _DurationField()
+    max_attempts = fields.Integer(validate=validate.Range(min=1, max=50))
+    max_age = _DurationField()
+    forward_replies = fields.Boolean()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Callback:
+        if "on" in data:
+            data["on"] = tuple(data["on"])
+        return Callback(**data)
+
+
+class SourceSchema(Schema):
+    verify = fields.Nested(VerifySchema, required=True)
+    event_type = fields.Nested(ExtractSchema)
+    event_id = fields.Nested(ExtractSchema)
+    schema = fields.Dict()
+    keep_headers = fields.List(fields.String())
+    callback = fields.Nested(CallbackSchema)
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "schema" in data:
+            try:
+                jsonschema.Draft202012Validator.check_schema(data["schema"])
+            except jsonschema.SchemaError as exc:
+                raise ValidationError(f"not a valid JSON Schema: {exc.message}", "schema") from exc
+
+
+class SourcesFileSchema(Schema):
+    sources = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]*$")),
+                          values=fields.Nested(SourceSchema), required=True)
+
+
+def parse_sources(data: Any, environ: Mapping[str, str], filename: str = "sources.yaml",
+                  lines: Mapping[tuple[str, ...], int] | None = None) -> dict[str, Source]:
+    """Validate parsed `sources.yaml` data and build the sources, resolving `${ENV}` references.
+
+    Raises ConfigError listing every problem as `file: source: field: problem`.
+    """
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(filename, "", "", "must be a mapping with a top-level 'sources' key")])
+    problems: list[Problem] = []
+    missing_by_source: dict[str, list[tuple[str, str]]] = {}
+    resolved = dict(data)
+    if isinstance(data.get("sources"), dict):
+        resolved["sources"] = {}
+        for name, body in data["sources"].items():
+            missing: list[tuple[str, str]] = []
+            resolved["sources"][name] = envrefs.resolve(body, environ, missing)
+            if missing:
+                missing_by_source[str(name)] = missing
+    try:
+        loaded = SourcesFileSchema().load(resolved)
+    except ValidationError as exc:
+        problems.extend(flatten_errors(exc.messages, filename, lines, top="sources"))
+        loaded = None
+    for name, refs in missing_by_source.items():
+        for fieldpath, var in dict.fromkeys(refs):
+            line = _nearest_line(lines, ("sources", name, *fieldpath.split(".")))
+            problems.append(Problem(filename, name, fieldpath, f"environment variable {var} is not set", line))
+    if problems:
+        raise ConfigError(problems)
+    assert loaded is not None
+    return {name: _build(name, body) for name, body in loaded["sources"].items()}
+
+
+def _build(name: str, body: dict[str, Any]) -> Source:
+    verify: Verify = body["verify"]
+    defaults = SCHEME_DEFAULTS.get(verify.scheme, {})
+    event_type = body.get("event_type")
+    if event_type is None:
+        if "event_type" in defaults:
+            event_type = Extract(header=defaults["event_type"])
+        elif "event_type_path" in defaults:
+            event_type = Extract(path=defaults["event_type_path"])
+        else:
+            event_type = Extract(value="event")
+    event_id = body.get("event_id")
+    if event_id is None and "event_id" in defaults:
+        event_id = Extract(header=defaults["event_id"])
+    elif event_id is None and "event_id_path" in defaults:
+        event_id = Extract(path=defaults["event_id_path"])
+    return Source(
+        name=name,
+        verify=verify,
+        event_type=event_type,
+        event_id=event_id,
+        schema=body.get("schema"),
+        validator=jsonschema.Draft202012Validator(body["schema"]) if body.get("schema") else None,
+        keep_headers=tuple(body.get("keep_headers", ())),
+        callback=body.get("callback"),
+    )
+
+
+def flatten_errors(messages: Any, filename: str, lines: Mapping[tuple[str, ...], int],
+                   top: str) -> list[Problem]:
+    """Turn marshmallow's nested error dict into `file: item: field: problem` lines.
+
+    `top` is the collection key (`sources`, `rules`…): its children name the item, the rest the field.
+    """
+    out: list[Problem] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for key, sub in node.items():
+                walk(sub, path + (str(key),))
+            return
+        texts = node if isinstance(node, list) else [node]
+        for text in texts:
+            if isinstance(text, dict):
+                walk(text, path)
+                continue
+            parts = [p for p in path if p not in ("value", "_schema")]
+            if parts and parts[0] == top:
+                parts = parts[1:]
+            item = parts[0] if parts else ""
+            fieldpath = ".".join(parts[1:])
+            line = _nearest_line(lines, (top, *parts))
+            out.append(Problem(filename, item, fieldpath, _message(str(text)), line))
+
+    walk(messages, ())
+    return out
+
+
+def _nearest_line(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+def _message(text: str) -> str:
+    if text == "Unknown field.":
+        return "unknown key (check its spelling)"
+    if text == "Missing data for required field.":
+        return "required"
+    return text

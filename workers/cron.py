@@ -1,0 +1,10 @@
+"""Periodic jobs for `rq cron` (Procfile `cron:`, and `hookline up`).
+
+RQ loads this module by path and reads the registrations; it holds no logic of its own.
+"""
+
+from rq import cron
+
+from workers import jobs, pipeline
+
+cron.register(jobs.sweep_pending_events, pipeline.EVENTS_QUEUE, interval=30, result_ttl=60)

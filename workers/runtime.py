@@ -1,0 +1,60 @@
+"""The composition point: builds, once per process, the settings, Redis clients and loaded configuration.
+
+Web (`webhooks.create_app`), RQ jobs and the CLI get their collaborators here; nothing else wires parts together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import redis
+
+from workers.rulesdir import RulesDir
+from workers.settings import Settings
+from workers.store import Store
+
+
+@dataclass
+class Runtime:
+    """Everything a process shares: settings, the store, RQ's connection and the rules directory."""
+
+    settings: Settings
+    store: Store
+    rq_connection: redis.Redis
+    rules: RulesDir
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("hookline"))
+
+    @classmethod
+    def build(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> Runtime:
+        """Connect to Redis and load the rules directory (a bad directory is reported, not fatal).
+
+        `environ` resolves `${VAR}` references in the rules directory (default `os.environ`).
+        """
+        store = Store.from_url(settings.redis_url)
+        rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        rules = RulesDir(settings.rules_dir, settings, environ)
+        rules.reload()
+        return cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built from the environment on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime.build(Settings.from_env())
+        return _current
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install (or clear) this process's runtime: for tests and in-process workers."""
+    global _current
+    with _lock:
+        _current = runtime

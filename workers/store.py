@@ -1,0 +1,186 @@
+"""Hookline's records in Redis and the atomic steps on them: the only module that knows key names.
+
+Owns key layout, Lua scripts and compare-and-set transitions. Knows nothing of HTTP or RQ job functions.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from workers.core.events import Event
+from workers.errors import StoreUnavailable
+
+PREFIX = "hl"
+EVENTS_PENDING = f"{PREFIX}:events:pending"
+EVENTS_DRAIN = f"{PREFIX}:events:drain"
+# A drain job that has not finished within this long is presumed dead; another may take over.
+DRAIN_LEASE_MS = 300_000
+
+
+def event_key(event_id: str) -> str:
+    """Key of an event's record hash."""
+    return f"{PREFIX}:event:{event_id}"
+
+
+def seen_key(event_id: str) -> str:
+    """Key that marks an event id as seen for the dedupe window."""
+    return f"{PREFIX}:seen:{event_id}"
+
+
+# Dedupe, persist, hand over, and claim the drain in one atomic step: either all happen or none.
+_INGEST = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) == false then
+  return {0, 0}
+end
+redis.call('HSET', KEYS[2], 'doc', ARGV[2], 'status', 'received')
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('RPUSH', KEYS[3], ARGV[1])
+if redis.call('SET', KEYS[4], ARGV[6], 'NX', 'PX', ARGV[5]) then
+  return {1, 1}
+end
+return {1, 0}
+"""
+
+# Drop the batch just processed (only while still the drain's owner); keep the lease if more waits.
+_DRAIN_DONE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return -1
+end
+redis.call('LTRIM', KEYS[1], ARGV[2], -1)
+if redis.call('LLEN', KEYS[1]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return 1
+end
+redis.call('DEL', KEYS[2])
+return 0
+"""
+
+# Claim the drain when events wait and nobody holds it (the periodic sweep; a lost enqueue).
+_DRAIN_CLAIM = """
+if redis.call('LLEN', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What `Store.ingest` did: `created` false for a duplicate; `drain_token` set when a drain must start."""
+
+    created: bool
+    drain_token: str | None
+
+
+@contextmanager
+def _available() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+class Store:
+    """Hookline's records in one Redis database."""
+
+    def __init__(self, client: redis.Redis):
+        self.r = client
+        self._ingest = client.register_script(_INGEST)
+        self._drain_done = client.register_script(_DRAIN_DONE)
+        self._drain_claim = client.register_script(_DRAIN_CLAIM)
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        """A store on its own connection pool (strings decoded)."""
+        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
+                                        socket_timeout=5, socket_connect_timeout=5))
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        try:
+            return bool(self.r.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+    # --- events -------------------------------------------------------------------------------------
+
+    def ingest(self, event: Event, dedupe_window: float, ttl: float) -> IngestResult:
+        """Store `event` and queue it for the workers unless its id was seen within `dedupe_window`."""
+        token = secrets.token_hex(8)
+        doc = json.dumps(event.to_dict(), separators=(",", ":"))
+        with _available():
+            created, claimed = self._ingest(
+                keys=[seen_key(event.id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN],
+                args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token],
+            )
+        return IngestResult(bool(created), token if claimed else None)
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        """The stored event with its processing status, or None."""
+        with _available():
+            raw = self.r.hgetall(event_key(event_id))
+        if not raw or "doc" not in raw:
+            return None
+        doc = json.loads(raw.pop("doc"))
+        return doc | {k: _maybe_json(v) for k, v in raw.items()}
+
+    def load_events(self, event_ids: list[str]) -> list[Event]:
+        """The events still stored among `event_ids`, in order (expired ones are skipped)."""
+        pipe = self.r.pipeline(transaction=False)
+        for eid in event_ids:
+            pipe.hget(event_key(eid), "doc")
+        with _available():
+            docs = pipe.execute()
+        return [Event.from_dict(json.loads(d)) for d in docs if d]
+
+    def mark_events(self, event_ids: list[str], status: str, now: float, **fields: Any) -> None:
+        """Record an outcome on several events at once (idempotent; expired records are not recreated)."""
+        pipe = self.r.pipeline(transaction=False)
+        mapping = {"status": status, f"{status}_at": now} | {k: json.dumps(v) for k, v in fields.items()}
+        for eid in event_ids:
+            # HSET on an expired key would create a doc-less record; only touch existing ones.
+            pipe.eval("if redis.call('EXISTS', KEYS[1]) == 1 then "
+                      "return redis.call('HSET', KEYS[1], unpack(ARGV)) end return 0",
+                      1, event_key(eid), *[x for kv in mapping.items() for x in kv])
+        with _available():
+            pipe.execute()
+
+    def pending_batch(self, size: int) -> list[str]:
+        """The oldest `size` event ids waiting for processing (left in place until `finish_batch`)."""
+        with _available():
+            return self.r.lrange(EVENTS_PENDING, 0, size - 1)
+
+    def finish_batch(self, token: str, count: int) -> int:
+        """Drop `count` processed ids. 1: more wait, keep draining; 0: drained; -1: lease lost, stop."""
+        with _available():
+            return int(self._drain_done(keys=[EVENTS_PENDING, EVENTS_DRAIN],
+                                        args=[token, count, DRAIN_LEASE_MS]))
+
+    def claim_drain(self) -> str | None:
+        """Claim the drain lease if events wait and nobody holds it; return the token to drain with."""
+        token = secrets.token_hex(8)
+        with _available():
+            claimed = self._drain_claim(keys=[EVENTS_PENDING, EVENTS_DRAIN], args=[token, DRAIN_LEASE_MS])
+        return token if claimed else None
+
+    def pending_count(self) -> int:
+        """How many events wait for processing."""
+        with _available():
+            return int(self.r.llen(EVENTS_PENDING))
+
+
+def _maybe_json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
