@@ -158,7 +158,8 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
         if generated:
             say(f"hookline: generated {', '.join(sorted(generated))}; values in {home / 'secrets.env'}")
         bin_dir = Path(sys.executable).parent
-        sup.start("web", [str(bin_dir / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "2",
+        sup.start("web", [str(bin_dir / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "3",
+                          "--worker-class", "gthread", "--threads", "4",
                           "--log-level", "warning", "webhooks:create_app()"], env)
         for i in range(workers):
             sup.start(f"worker-{i + 1}", [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"],
