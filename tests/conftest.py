@@ -125,8 +125,8 @@ def live_server(app) -> Iterator[str]:  # noqa: ANN001
 def work(runtime: Runtime):  # noqa: ANN201
     """Run every queued job in-process until the queues are empty (RQ's SimpleWorker, burst mode)."""
 
-    def run(queues: tuple[str, ...] = pipeline.ALL_QUEUES) -> None:
+    def run(queues: tuple[str, ...] = pipeline.ALL_QUEUES, with_scheduler: bool = False) -> None:
         qs = [pipeline.queue(runtime.rq_connection, q) for q in queues]
-        SimpleWorker(qs, connection=runtime.rq_connection).work(burst=True, with_scheduler=False)
+        SimpleWorker(qs, connection=runtime.rq_connection).work(burst=True, with_scheduler=with_scheduler)
 
     return run

@@ -44,8 +44,8 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
         try:
             if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # still starting
         time.sleep(0.2)
     raise AssertionError("hookline up did not become ready")
 
@@ -84,3 +84,40 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> 
     assert "hookline: stopping" in output
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()
+
+
+def test_rules_test_shows_matches_messages_and_the_clicksend_body() -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--header", "X-Shopify-Topic: orders/create", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    assert "+ order-confirmation: matched" in result.output
+    assert "- order-cancelled: no match: event type 'orders/create' does not match" in result.output
+    assert "body: Hi Ann, thanks for your order #1001 (A$25.00)." in result.output
+    assert "GSM-7, 1 segment(s)" in result.output
+    assert 'POST /v3/sms/send {"messages": [{"body": "Hi Ann' in result.output
+
+
+def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shop = tmp_path / "rules/shop.yaml"
+    shop.write_text(shop.read_text().replace("We'll text you", "We’ll text you"))
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/booking-created.json"), "--source",
+                                       "calendar", "--now", "2026-11-29T12:00:00Z", "--json",
+                                       "--dir", str(tmp_path / "rules")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    by_rule = {r["rule"]: r for r in report["rules"]}
+    assert by_rule["reminder-24h"]["messages"][0]["state"] == "suppressed"  # 24 h before is already past
+    assert by_rule["reminder-2h"]["messages"][0]["sends"] == "2026-11-30T08:30:00+00:00"
+    shop_order = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                           "--type", "orders/create", "--json", "--dir", str(tmp_path / "rules")])
+    [msg] = {r["rule"]: r for r in json.loads(shop_order.output)["rules"]}["order-confirmation"]["messages"]
+    assert (msg["encoding"], msg["non_gsm"]) == ("UCS-2", ["’"])
+    assert msg["clicksend_request"]["body"]["messages"][0]["custom_string"] == msg["id"]
+
+
+def test_rules_test_reports_a_missing_event_type() -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 1
+    assert "event type not found" in result.output

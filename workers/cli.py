@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
 
-from workers import supervisor
+from workers import dryrun, supervisor
+from workers.core.templates import parse_time
 from workers.errors import ConfigError
 from workers.rulesdir import load_config
 
@@ -47,7 +50,43 @@ def rules_check(directory: Path | None) -> None:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(RET_CONFIG)
-    click.echo(f"{directory}: ok ({len(config.sources)} sources)")
+    click.echo(f"{directory}: ok ({len(config.sources)} sources, {len(config.rules)} rules)")
+
+
+@rules.command("test")
+@click.argument("event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", "source_name", required=True, help="The source the event comes from.")
+@click.option("--type", "event_type", help="Event type (else read the way the source reads it).")
+@click.option("--header", "headers", multiple=True, help="A request header, K:V (repeatable).")
+@click.option("--now", "now_text", help="Pretend it is this time (ISO 8601; naive = HOOKLINE_TIMEZONE).")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Rules directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def rules_test(event_file: Path, source_name: str, event_type: str | None, headers: tuple[str, ...],
+               now_text: str | None, directory: Path | None, as_json: bool) -> None:
+    """Dry run: which rules EVENT_FILE matches and exactly what would be sent. Sends and stores nothing."""
+    directory = directory or Path(os.environ.get("HOOKLINE_RULES_DIR", "rules"))
+    zone = os.environ.get("HOOKLINE_TIMEZONE", "UTC")
+    region = os.environ.get("HOOKLINE_DEFAULT_REGION", "US")
+    try:
+        config = load_config(directory, dryrun.PlaceholderEnviron(os.environ), zone, region)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(RET_CONFIG)
+    header_map = {}
+    for item in headers:
+        key, sep, value = item.partition(":")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not K:V", param_hint="--header")
+        header_map[key.strip()] = value.strip()
+    try:
+        now = parse_time(now_text, zone).timestamp() if now_text else time.time()
+        event = dryrun.build_event(config, event_file, source_name, event_type, header_map, now)
+    except (dryrun.DryRunError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(RET_FAILED)
+    result = dryrun.report(config, event, now, zone, region)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else dryrun.as_text(result))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from workers import pipeline
+from workers import pipeline, processing
 from workers.runtime import get_runtime
 
 
@@ -24,10 +24,20 @@ def drain_events(token: str) -> dict[str, int]:
 
 
 def process_event_batch(event_ids: list[str]) -> None:
-    """Turn stored events into work (rules arrive with the rules issue; until then, record processing)."""
+    """Match, plan and store the messages of a batch of events (idempotent)."""
+    processing.process_events(get_runtime(), event_ids, time.time())
+
+
+def fire_message(message_id: str) -> bool:
+    """RQ's scheduler calls this at a scheduled message's time: queue it for sending."""
+    return processing.fire(get_runtime(), message_id, time.time())
+
+
+def fire_due_messages() -> int:
+    """Periodic safety net: fire scheduled messages whose RQ job was lost (e.g. a crash after creating them)."""
     rt = get_runtime()
-    events = rt.store.load_events(event_ids)
-    rt.store.mark_events([e.id for e in events], "processed", time.time())
+    now = time.time()
+    return sum(processing.fire(rt, mid, now) for mid in rt.store.due_messages(now - 2))
 
 
 def sweep_pending_events() -> bool:

@@ -5,6 +5,8 @@ Job functions are named by dotted path (strings), so the web edge can enqueue wi
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import redis
 from rq import Queue, Retry
 
@@ -14,6 +16,7 @@ CALLBACKS_QUEUE = "hookline-callbacks"
 ALL_QUEUES = (EVENTS_QUEUE, SEND_QUEUE, CALLBACKS_QUEUE)
 
 DRAIN_EVENTS = "workers.jobs.drain_events"
+FIRE_MESSAGE = "workers.jobs.fire_message"
 DRAIN_TIMEOUT = 240
 
 # A drain job killed with its worker is retried; its work is idempotent and its lease guards the list.
@@ -31,3 +34,8 @@ def enqueue_drain(connection: redis.Redis, token: str) -> None:
         DRAIN_EVENTS, token, retry=_DRAIN_RETRY,
         result_ttl=60, failure_ttl=7 * 24 * 3600, job_timeout=DRAIN_TIMEOUT,
     )
+
+
+def schedule_fire(connection: redis.Redis, message_id: str, at: datetime) -> None:
+    """Have RQ's scheduler fire a scheduled message at `at` (the due sweep is the safety net)."""
+    queue(connection, EVENTS_QUEUE).enqueue_at(at, FIRE_MESSAGE, message_id, result_ttl=60, failure_ttl=7 * 86400)

@@ -16,13 +16,16 @@ from typing import Any
 
 import yaml
 
+from workers.core.rules import Rule, check_unique_names, parse_rule_file
 from workers.core.sources import Source, parse_sources
+from workers.core.templates import environment
 from workers.errors import ConfigError, Problem
 from workers.settings import Settings
 
 log = logging.getLogger("hookline.rules")
 
 SOURCES_FILE = "sources.yaml"
+POLICIES_FILE = "policies.yaml"
 # How often (seconds) a running process looks at file modification times.
 CHECK_INTERVAL = 1.0
 
@@ -32,6 +35,7 @@ class Config:
     """One consistent, validated snapshot of the rules directory."""
 
     sources: Mapping[str, Source] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
     fingerprint: tuple[tuple[str, float, int], ...] = ()
 
 
@@ -64,7 +68,7 @@ def _index(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) ->
             _index(item, sub, out)
 
 
-def load_config(directory: str | Path, environ: Mapping[str, str]) -> Config:
+def load_config(directory: str | Path, environ: Mapping[str, str], zone: str = "UTC", region: str = "US") -> Config:
     """Read and validate the whole rules directory; ConfigError lists every problem found."""
     root = Path(directory)
     if not root.is_dir():
@@ -82,12 +86,36 @@ def load_config(directory: str | Path, environ: Mapping[str, str]) -> Config:
             sources = parse_sources(data, environ, SOURCES_FILE, lines)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    rules = _load_rules(root, zone, region, problems)
     if problems:
         raise ConfigError(problems)
     for name, source in sources.items():
         if source.verify.scheme == "none":
             log.warning("source %s accepts unsigned events (verify: none)", name)
-    return Config(sources=sources, fingerprint=stamp)
+    return Config(sources=sources, rules=tuple(rules), fingerprint=stamp)
+
+
+def _load_rules(root: Path, zone: str, region: str, problems: list[Problem]) -> list[Rule]:
+    """Every rule file (each *.yaml but sources and policies), templates compiled; problems appended."""
+    env = environment(zone, region)
+
+    def read_template(name: str) -> str:
+        path = (root / name).resolve()
+        if root.resolve() not in path.parents:
+            raise ValueError(f"{name} is outside the rules directory")
+        return path.read_text(encoding="utf-8")
+
+    rules: list[Rule] = []
+    for path in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
+        if path.name in (SOURCES_FILE, POLICIES_FILE):
+            continue
+        try:
+            data, lines = load_yaml(path)
+            rules.extend(parse_rule_file(data, path.name, env, read_template, lines))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    problems.extend(check_unique_names(rules))
+    return rules
 
 
 def fingerprint(root: Path) -> tuple[tuple[str, float, int], ...]:
@@ -120,7 +148,7 @@ class RulesDir:
     def reload(self) -> bool:
         """Load the directory now; on errors keep the previous snapshot. True when the new one took."""
         try:
-            config = load_config(self.directory, self.environ)
+            config = load_config(self.directory, self.environ, self.settings.timezone, self.settings.default_region)
         except ConfigError as exc:
             self.errors = [str(p) for p in exc.problems]
             for line in self.errors:

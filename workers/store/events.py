@@ -1,38 +1,19 @@
-"""Hookline's records in Redis and the atomic steps on them: the only module that knows key names.
-
-Owns key layout, Lua scripts and compare-and-set transitions. Knows nothing of HTTP or RQ job functions.
-"""
+"""Event records in Redis: atomic ingest (dedupe, persist, hand over), the pending list and its drain lease."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from workers.core.events import Event
-from workers.errors import StoreUnavailable
+from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING, available, event_key, maybe_json, seen_key
 
-PREFIX = "hl"
-EVENTS_PENDING = f"{PREFIX}:events:pending"
-EVENTS_DRAIN = f"{PREFIX}:events:drain"
 # A drain job that has not finished within this long is presumed dead; another may take over.
 DRAIN_LEASE_MS = 300_000
-
-
-def event_key(event_id: str) -> str:
-    """Key of an event's record hash."""
-    return f"{PREFIX}:event:{event_id}"
-
-
-def seen_key(event_id: str) -> str:
-    """Key that marks an event id as seen for the dedupe window."""
-    return f"{PREFIX}:seen:{event_id}"
-
 
 # Dedupe, persist, hand over, and claim the drain in one atomic step: either all happen or none.
 _INGEST = """
@@ -74,6 +55,14 @@ return 0
 """
 
 
+_HSET_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HSET', KEYS[1], unpack(ARGV))
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What `Store.ingest` did: `created` false for a duplicate; `drain_token` set when a drain must start."""
@@ -82,43 +71,22 @@ class IngestResult:
     drain_token: str | None
 
 
-@contextmanager
-def _available() -> Iterator[None]:
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreUnavailable(str(exc)) from exc
+class EventRecords:
+    """Event records and the pending list (mixed into Store)."""
 
+    r: redis.Redis
 
-class Store:
-    """Hookline's records in one Redis database."""
-
-    def __init__(self, client: redis.Redis):
-        self.r = client
-        self._ingest = client.register_script(_INGEST)
-        self._drain_done = client.register_script(_DRAIN_DONE)
-        self._drain_claim = client.register_script(_DRAIN_CLAIM)
-
-    @classmethod
-    def from_url(cls, url: str) -> Store:
-        """A store on its own connection pool (strings decoded)."""
-        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
-                                        socket_timeout=5, socket_connect_timeout=5))
-
-    def ping(self) -> bool:
-        """True when Redis answers."""
-        try:
-            return bool(self.r.ping())
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
-
-    # --- events -------------------------------------------------------------------------------------
+    def _init_events(self) -> None:
+        self._ingest = self.r.register_script(_INGEST)
+        self._drain_done = self.r.register_script(_DRAIN_DONE)
+        self._drain_claim = self.r.register_script(_DRAIN_CLAIM)
+        self._hset_existing = self.r.register_script(_HSET_EXISTING)
 
     def ingest(self, event: Event, dedupe_window: float, ttl: float) -> IngestResult:
         """Store `event` and queue it for the workers unless its id was seen within `dedupe_window`."""
         token = secrets.token_hex(8)
         doc = json.dumps(event.to_dict(), separators=(",", ":"))
-        with _available():
+        with available():
             created, claimed = self._ingest(
                 keys=[seen_key(event.id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN],
                 args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token],
@@ -127,19 +95,19 @@ class Store:
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         """The stored event with its processing status, or None."""
-        with _available():
+        with available():
             raw = self.r.hgetall(event_key(event_id))
         if not raw or "doc" not in raw:
             return None
         doc = json.loads(raw.pop("doc"))
-        return doc | {k: _maybe_json(v) for k, v in raw.items()}
+        return doc | {k: maybe_json(v) for k, v in raw.items()}
 
     def load_events(self, event_ids: list[str]) -> list[Event]:
         """The events still stored among `event_ids`, in order (expired ones are skipped)."""
         pipe = self.r.pipeline(transaction=False)
         for eid in event_ids:
             pipe.hget(event_key(eid), "doc")
-        with _available():
+        with available():
             docs = pipe.execute()
         return [Event.from_dict(json.loads(d)) for d in docs if d]
 
@@ -149,38 +117,29 @@ class Store:
         mapping = {"status": status, f"{status}_at": now} | {k: json.dumps(v) for k, v in fields.items()}
         for eid in event_ids:
             # HSET on an expired key would create a doc-less record; only touch existing ones.
-            pipe.eval("if redis.call('EXISTS', KEYS[1]) == 1 then "
-                      "return redis.call('HSET', KEYS[1], unpack(ARGV)) end return 0",
-                      1, event_key(eid), *[x for kv in mapping.items() for x in kv])
-        with _available():
+            self._hset_existing(keys=[event_key(eid)], args=[x for kv in mapping.items() for x in kv], client=pipe)
+        with available():
             pipe.execute()
 
     def pending_batch(self, size: int) -> list[str]:
         """The oldest `size` event ids waiting for processing (left in place until `finish_batch`)."""
-        with _available():
+        with available():
             return self.r.lrange(EVENTS_PENDING, 0, size - 1)
 
     def finish_batch(self, token: str, count: int) -> int:
         """Drop `count` processed ids. 1: more wait, keep draining; 0: drained; -1: lease lost, stop."""
-        with _available():
+        with available():
             return int(self._drain_done(keys=[EVENTS_PENDING, EVENTS_DRAIN],
                                         args=[token, count, DRAIN_LEASE_MS]))
 
     def claim_drain(self) -> str | None:
         """Claim the drain lease if events wait and nobody holds it; return the token to drain with."""
         token = secrets.token_hex(8)
-        with _available():
+        with available():
             claimed = self._drain_claim(keys=[EVENTS_PENDING, EVENTS_DRAIN], args=[token, DRAIN_LEASE_MS])
         return token if claimed else None
 
     def pending_count(self) -> int:
         """How many events wait for processing."""
-        with _available():
+        with available():
             return int(self.r.llen(EVENTS_PENDING))
-
-
-def _maybe_json(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value

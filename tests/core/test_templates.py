@@ -1,0 +1,58 @@
+"""Templates: sandboxed, strict about missing fields, with date, money and phone filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.core.templates import compile_template, environment, render
+from workers.errors import RenderError
+
+ENV = environment("Australia/Sydney", "AU")
+
+
+def out(source: str, **context: object) -> str:
+    return render(compile_template(ENV, source), context, "body")
+
+
+def test_missing_field_fails_with_its_name_instead_of_sending_blank() -> None:
+    with pytest.raises(RenderError, match=r"body: missing field \(first_name is missing\)"):
+        out("Hi {{ payload.first_name }},", payload={})
+
+
+def test_sandbox_refuses_unsafe_attributes() -> None:
+    with pytest.raises(RenderError, match="unsafe"):
+        out("{{ payload.__class__.__mro__ }}", payload={})
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('{{ t | datetime("%H:%M") }}', "21:00"),  # UTC in, configured zone out
+        ('{{ t | datetime("%H:%M", "Europe/London") }}', "10:00"),
+        ('{{ naive | datetime("%H:%M %Z") }}', "09:15 AEDT"),  # naive times are read in the configured zone
+        ('{{ epoch | datetime("%Y-%m-%d") }}', "2026-11-27"),
+        ('{{ "25" | money }}', "$25.00"),
+        ('{{ 1234.5 | money("GBP") }}', "£1,234.50"),
+        ('{{ "9.999" | money("CHF") }}', "10.00 CHF"),
+        ('{{ "0411 111 111" | phone }}', "+61 411 111 111"),
+        ('{{ "+61411111111" | phone("national") }}', "0411 111 111"),
+        ("{{ missing | default('n/a') }}", "n/a"),
+    ],
+)
+def test_filters(source: str, expected: str) -> None:
+    context = {"t": "2026-11-27T10:00:00Z", "naive": "2026-11-27T09:15:00", "epoch": 1795780800}
+    assert out(source, **context) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('{{ "soon" | datetime }}', "not a date/time"),
+        ('{{ "abc" | money }}', "not an amount"),
+        ('{{ "call me" | phone }}', "not a phone number"),
+        ('{{ "2026-01-01" | datetime("%H", "Mars/Base") }}', "unknown time zone"),
+    ],
+)
+def test_filter_failures_fail_the_message_with_a_reason(source: str, message: str) -> None:
+    with pytest.raises(RenderError, match=message):
+        out(source)

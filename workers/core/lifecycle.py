@@ -1,0 +1,62 @@
+"""The message lifecycle: states and the transitions allowed between them (store.py applies them with CAS).
+
+Pure: a table and two helpers.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """Where a message is in its life."""
+
+    PLANNED = "planned"
+    HELD = "held"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+
+S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.PLANNED: frozenset({S.HELD, S.SCHEDULED, S.QUEUED, S.SUPPRESSED, S.FAILED, S.CANCELLED}),
+    S.HELD: frozenset({S.SCHEDULED, S.QUEUED, S.REJECTED, S.EXPIRED, S.CANCELLED}),
+    # A deferred message is checked again when due, so it may be held or suppressed then.
+    S.SCHEDULED: frozenset({S.QUEUED, S.HELD, S.SUPPRESSED, S.FAILED, S.CANCELLED, S.SCHEDULED}),
+    S.QUEUED: frozenset({S.SENDING, S.CANCELLED, S.FAILED}),
+    # Back to queued: a 429 or THROTTLED puts the message back without spending its retry budget.
+    S.SENDING: frozenset({S.SENT, S.FAILED, S.UNKNOWN, S.QUEUED}),
+    S.UNKNOWN: frozenset({S.SENT, S.QUEUED, S.FAILED}),
+    S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED}),
+    S.DELIVERED: frozenset(),
+    S.UNDELIVERED: frozenset(),
+    S.FAILED: frozenset(),
+    S.SUPPRESSED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+# States from which cancel or replace by key still stop a message.
+CANCELLABLE = frozenset({S.PLANNED, S.HELD, S.SCHEDULED, S.QUEUED})
+FINAL = frozenset(state for state, nexts in TRANSITIONS.items() if not nexts)
+
+
+def sources_of(target: State) -> frozenset[State]:
+    """Every state from which `target` may be reached."""
+    return frozenset(state for state, nexts in TRANSITIONS.items() if target in nexts)
+
+
+def allowed(current: State, target: State) -> bool:
+    """Whether a message in `current` may move to `target`."""
+    return target in TRANSITIONS[current]

@@ -1,0 +1,214 @@
+"""From one event and the rules to planned messages and cancellations, each with the reasons behind it.
+
+Pure: the event, the rules, `now`, the zone and the default region are handed in; nothing is stored here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+
+from workers.core import policy, segments
+from workers.core.events import Event
+from workers.core.lifecycle import State
+from workers.core.rules import Rule, Send
+from workers.core.templates import parse_time, render
+from workers.errors import RenderError
+
+_SPLIT = re.compile(r"[,;\n]+")
+
+
+def message_id_for(event_id: str, rule: str, recipient: str) -> str:
+    """Deterministic: the same event, rule and recipient always give the same message id."""
+    return "msg_" + hashlib.sha256(f"{event_id}\0{rule}\0{recipient}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class Planned:
+    """One message as planned: what to send, when, in which state it starts, and why."""
+
+    id: str
+    event_id: str
+    rule: str
+    channel: str
+    state: str
+    reasons: list[str]
+    to: str | None = None
+    list_id: int | None = None
+    country: str | None = None
+    from_: str | None = None
+    body: str | None = None
+    subject: str | None = None
+    media_file: str | None = None
+    voice: str | None = None
+    lang: str | None = None
+    require_input: bool = False
+    machine_detection: bool = False
+    key: str | None = None
+    replace: bool = False
+    send_at: float | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    non_gsm: list[str] = field(default_factory=list)
+    policy: str = "default"
+    critical: bool = False
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored document (`from` spelled as ClickSend spells it)."""
+        doc = {k: v for k, v in self.__dict__.items() if k != "from_"}
+        doc["from"] = self.from_
+        return doc
+
+
+@dataclass
+class RuleOutcome:
+    """What one rule did with one event: matched or why not, the messages it planned, the key it cancels."""
+
+    rule: str
+    matched: bool
+    reasons: list[str] = field(default_factory=list)
+    messages: list[Planned] = field(default_factory=list)
+    cancel_key: str | None = None
+
+
+def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
+               region: str = "US") -> list[RuleOutcome]:
+    """Match `event` against every rule and plan what each matching rule sends or cancels."""
+    doc = event.to_dict()
+    context = {"event": doc, "payload": event.payload}
+    outcomes = []
+    for rule in rules:
+        selected, why = rule.selects(event.source, event.type)
+        if not selected:
+            outcomes.append(RuleOutcome(rule.name, False, [why]))
+            continue
+        ok, failures = rule.when.evaluate(doc)
+        if not ok:
+            outcomes.append(RuleOutcome(rule.name, False, failures))
+            continue
+        outcome = RuleOutcome(rule.name, True)
+        if rule.cancel_key is not None:
+            try:
+                outcome.cancel_key = render(rule.cancel_key, context, "cancel.key")
+            except RenderError as exc:
+                outcome.reasons.append(f"cannot cancel: {exc}")
+        elif rule.send is not None:
+            outcome.messages = _plan_sends(event, rule, rule.send, context, now, zone, region)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], now: float, zone: str,
+                region: str) -> list[Planned]:
+    base = {"event_id": event.id, "rule": rule.name, "channel": send.channel, "policy": rule.policy,
+            "critical": rule.critical, "replace": rule.replace, "created_at": now}
+    try:
+        recipients = _recipients(send, context)
+    except RenderError as exc:
+        return [Planned(id=message_id_for(event.id, rule.name, ""), state=State.FAILED, reasons=[str(exc)], **base)]
+    out = []
+    seen: set[str] = set()
+    for raw in recipients:
+        if send.list_id is not None:
+            recipient, country, problem = f"list:{send.list_id}", send.country, None
+        else:
+            recipient, country, problem = _normalise(raw, send.country or region)
+        if recipient in seen:
+            continue  # the same number written two ways gets one message
+        seen.add(recipient)
+        msg = Planned(id=message_id_for(event.id, rule.name, recipient), state=State.PLANNED, reasons=[],
+                      to=None if send.list_id else recipient, list_id=send.list_id, country=country, **base)
+        if problem:
+            msg.state, msg.reasons = State.FAILED, [problem]
+            out.append(msg)
+            continue
+        try:
+            _render_into(msg, rule, send, context | {"recipient": recipient}, event, now, zone)
+        except RenderError as exc:
+            msg.state, msg.reasons = State.FAILED, [str(exc)]
+        out.append(msg)
+    return out
+
+
+def _recipients(send: Send, context: dict[str, Any]) -> list[str]:
+    if send.list_id is not None:
+        return [f"list:{send.list_id}"]
+    found: list[str] = []
+    for template in send.to:
+        rendered = render(template, context, "send.to")
+        found.extend(part.strip() for part in _SPLIT.split(rendered) if part.strip())
+    if not found:
+        raise RenderError("send.to: rendered no recipients")
+    return list(dict.fromkeys(found))
+
+
+def _normalise(raw: str, region: str) -> tuple[str, str | None, str | None]:
+    """(E.164 number, its region, problem) — the problem names what is wrong without the full number."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        return raw, None, f"invalid recipient: {exc}"
+    if not phonenumbers.is_valid_number(number):
+        masked = raw[:4] + "…" if len(raw) > 4 else "…"
+        return raw, None, f"invalid recipient: {masked} is not a valid number (default region {region})"
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164, phonenumbers.region_code_for_number(number), None
+
+
+def _render_into(msg: Planned, rule: Rule, send: Send, context: dict[str, Any], event: Event, now: float,
+                 zone: str) -> None:
+    assert send.body is not None
+    msg.body = render(send.body, context, "send.body")
+    if not msg.body:
+        raise RenderError("send.body: rendered empty")
+    if send.from_ is not None:
+        msg.from_ = render(send.from_, context, "send.from") or None
+    if rule.key is not None:
+        msg.key = render(rule.key, context, "key")
+    if send.channel == "mms":
+        msg.subject = render(send.subject, context, "send.subject") if send.subject else ""
+        if not msg.subject or len(msg.subject) > 20:
+            raise RenderError("send.subject: must be 1 to 20 characters")
+        msg.media_file = render(send.media_file, context, "send.media_file") if send.media_file else None
+    if send.channel == "voice":
+        msg.voice, msg.lang = send.voice, send.lang
+        msg.require_input, msg.machine_detection = send.require_input, send.machine_detection
+    seg = segments.count(msg.body)
+    msg.encoding, msg.segments, msg.non_gsm = seg.encoding, seg.parts, list(seg.non_gsm)
+    if seg.non_gsm:
+        msg.reasons.append(f"UCS-2 because of {', '.join(repr(c) for c in seg.non_gsm)}: {seg.parts} part(s)")
+    _schedule(msg, rule, context, event, now, zone)
+    if msg.state == State.PLANNED:
+        decision = policy.decide(rule.policy, now)
+        msg.reasons.extend(decision.reasons)
+
+
+def _schedule(msg: Planned, rule: Rule, context: dict[str, Any], event: Event, now: float, zone: str) -> None:
+    spec = rule.schedule
+    if spec is None:
+        return
+    if spec.delay is not None:
+        # From the event's arrival, so re-processing the event plans the same time.
+        msg.send_at = event.received_at + spec.delay
+        if msg.send_at <= now:
+            msg.send_at = None
+        return
+    assert spec.at is not None
+    rendered = render(spec.at, context, "schedule.at")
+    try:
+        at = parse_time(rendered, zone).timestamp() + spec.offset
+    except ValueError as exc:
+        raise RenderError(f"schedule.at: {exc}") from None
+    if at > now:
+        msg.send_at = at
+    elif spec.if_past == "send":
+        msg.reasons.append("scheduled time already passed; sending now (if_past: send)")
+    else:
+        msg.state = State.SUPPRESSED
+        msg.reasons.append("scheduled time already passed (if_past: skip)")
+

@@ -1,0 +1,115 @@
+"""Message and key templates: Jinja2's sandbox with StrictUndefined, and Hookline's filters.
+
+Pure: templates are compiled from text handed in; the clock never enters (times come from the event).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+import phonenumbers
+from jinja2.sandbox import SandboxedEnvironment
+
+from workers.errors import RenderError
+
+_SYMBOLS = {"USD": "$", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "GBP": "£", "EUR": "€", "JPY": "¥"}
+
+
+def parse_time(value: Any, zone: str = "UTC") -> datetime:
+    """An aware datetime from an ISO 8601 string or Unix seconds; naive times are read in `zone`."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(text), tz=UTC)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"not a date/time: {value!r}") from None
+    else:
+        raise ValueError(f"not a date/time: {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment
+
+
+def _datetime_filter(zone: str):  # noqa: ANN202 - a closure over the configured zone
+    def fmt(value: Any, pattern: str = "%a %d %b %H:%M", tz: str | None = None) -> str:
+        try:
+            target = ZoneInfo(tz or zone)
+        except ZoneInfoNotFoundError:
+            raise RenderError(f"unknown time zone {tz!r}") from None
+        try:
+            return parse_time(value, zone).astimezone(target).strftime(pattern)
+        except ValueError as exc:
+            raise RenderError(str(exc)) from None
+
+    return fmt
+
+
+def _money(value: Any, currency: str = "USD") -> str:
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise RenderError(f"not an amount: {value!r}") from None
+    code = str(currency).upper()
+    symbol = _SYMBOLS.get(code)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{abs(amount):,}" if symbol else f"{sign}{abs(amount):,} {code}"
+
+
+def _phone_filter(region: str):  # noqa: ANN202 - a closure over the default region
+    def fmt(value: Any, style: str = "international") -> str:
+        try:
+            number = phonenumbers.parse(str(value), region)
+        except phonenumbers.NumberParseException:
+            raise RenderError(f"not a phone number: {value!r}") from None
+        styles = {"international": phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+                  "national": phonenumbers.PhoneNumberFormat.NATIONAL,
+                  "e164": phonenumbers.PhoneNumberFormat.E164}
+        return phonenumbers.format_number(number, styles.get(style, styles["international"]))
+
+    return fmt
+
+
+def environment(zone: str = "UTC", region: str = "US") -> SandboxedEnvironment:
+    """The sandboxed environment every template compiles in; filters: datetime, money, phone."""
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    env.filters["datetime"] = _datetime_filter(zone)
+    env.filters["money"] = _money
+    env.filters["phone"] = _phone_filter(region)
+    return env
+
+
+def compile_template(env: SandboxedEnvironment, source: str) -> jinja2.Template:
+    """Compile once (at load). Raises jinja2.TemplateSyntaxError for the loader to report with its line."""
+    return env.from_string(source)
+
+
+def render(template: jinja2.Template, context: dict[str, Any], what: str) -> str:
+    """Render `template`; any failure becomes RenderError naming `what` and the missing field."""
+    try:
+        return template.render(context).strip()
+    except jinja2.UndefinedError as exc:
+        raise RenderError(f"{what}: missing field ({_field_of(exc)})") from None
+    except RenderError as exc:
+        raise RenderError(f"{what}: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"{what}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise RenderError(f"{what}: {exc}") from None
+
+
+def _field_of(exc: jinja2.UndefinedError) -> str:
+    # Jinja says "'dict object' has no attribute 'phone'"; keep the part that names the field.
+    text = str(exc)
+    if "has no attribute" in text:
+        return text.split("has no attribute", 1)[1].strip().strip("'") + " is missing"
+    return text

@@ -1,0 +1,69 @@
+"""Turning stored events into messages: plan with the pure core, then create, cancel and schedule in Redis.
+
+The adapter between `core.planning` and the store; RQ job shells in `jobs.py` call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+from workers import pipeline
+from workers.core.lifecycle import State
+from workers.core.planning import Planned, plan_event
+from workers.runtime import Runtime
+
+log = logging.getLogger("hookline.processing")
+
+
+def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str]:
+    """Plan and store the messages of each event (idempotent); returns counts by starting state."""
+    config = rt.rules.current()
+    counts: Counter[str] = Counter()
+    for event in rt.store.load_events(event_ids):
+        outcomes = plan_event(event, list(config.rules), now, rt.settings.timezone, rt.settings.default_region)
+        planned: list[Planned] = []
+        for outcome in outcomes:
+            if not outcome.matched:
+                continue
+            if outcome.cancel_key:
+                done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
+                counts["cancelled"] += len(done)
+            for msg in outcome.messages:
+                _settle(msg)
+                if msg.replace and msg.key:
+                    done = rt.store.cancel_by_key(msg.key, now, f"replaced by event {event.id}",
+                                                  except_event=event.id)
+                    counts["replaced"] += len(done)
+                planned.append(msg)
+        created = rt.store.create_messages([m.to_dict() for m in planned], now)
+        for msg, new in zip(planned, created, strict=True):
+            if not new:
+                continue
+            counts[msg.state] += 1
+            if msg.state == State.SCHEDULED and msg.send_at is not None:
+                pipeline.schedule_fire(rt.rq_connection, msg.id, datetime.fromtimestamp(msg.send_at, tz=UTC))
+        matched = [o.rule for o in outcomes if o.matched]
+        rt.store.mark_events([event.id], "processed", now, rules=matched, messages=len(planned))
+        log.info("event %s: rules %s, %d message(s)", event.id, matched or "none", len(planned))
+    return counts
+
+
+def _settle(msg: Planned) -> None:
+    """Where an approved, planned message starts: scheduled when it has a time, else queued."""
+    if msg.state != State.PLANNED:
+        return
+    msg.state = State.SCHEDULED if msg.send_at is not None else State.QUEUED
+
+
+def fire(rt: Runtime, message_id: str, now: float) -> bool:
+    """A scheduled message's time has come: queue it (no-op if cancelled, already fired, or re-deferred)."""
+    current = rt.store.get_message(message_id, with_log=False)
+    if current is None or current["state"] != State.SCHEDULED:
+        return False
+    if float(current.get("send_at") or 0) > now + 1:
+        return False  # deferred again since this job was scheduled; the newer job will fire it
+    moved, _ = rt.store.transition(message_id, State.QUEUED, now, "scheduled time reached",
+                                   expect={State.SCHEDULED})
+    return moved

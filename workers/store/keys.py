@@ -1,0 +1,77 @@
+"""Every Redis key name Hookline uses, and the translation of Redis outages into StoreUnavailable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from workers.errors import StoreUnavailable
+
+PREFIX = "hl"
+EVENTS_PENDING = f"{PREFIX}:events:pending"
+EVENTS_DRAIN = f"{PREFIX}:events:drain"
+
+
+def event_key(event_id: str) -> str:
+    """An event's record hash."""
+    return f"{PREFIX}:event:{event_id}"
+
+
+def seen_key(event_id: str) -> str:
+    """Marks an event id as seen for the dedupe window."""
+    return f"{PREFIX}:seen:{event_id}"
+
+
+def event_messages_key(event_id: str) -> str:
+    """The set of message ids an event produced."""
+    return f"{PREFIX}:event:{event_id}:msgs"
+
+
+def message_key(message_id: str) -> str:
+    """A message's record hash (`doc`, `state` and mutable fields)."""
+    return f"{PREFIX}:msg:{message_id}"
+
+
+def message_log_key(message_id: str) -> str:
+    """A message's timeline: one JSON entry per transition."""
+    return f"{PREFIX}:msg:{message_id}:log"
+
+
+def correlation_key(key: str) -> str:
+    """The set of message ids sharing a rule's correlation `key` (cancel and replace act on it)."""
+    return f"{PREFIX}:key:{key}"
+
+
+def state_index_key(state: str) -> str:
+    """Sorted set of message ids in `state`, scored by when they entered it."""
+    return f"{PREFIX}:idx:state:{state}"
+
+
+def outbox_key(channel: str) -> str:
+    """Messages queued for sending on `channel`, oldest first."""
+    return f"{PREFIX}:outbox:{channel}"
+
+
+@contextmanager
+def available() -> Iterator[None]:
+    """Turn Redis connection failures into StoreUnavailable."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+def maybe_json(value: str) -> Any:
+    """A stored field decoded from JSON when it is JSON, else as the string it is."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+DUE = f"{PREFIX}:due"
+"""Sorted set of scheduled message ids by send time: the safety net behind RQ's scheduler."""
