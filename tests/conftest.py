@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from werkzeug.serving import make_server
 
 from webhooks import create_app
 from workers import pipeline
+from workers.clicksend.simstate import SimState
+from workers.clicksend.simulator import create_simulator
 from workers.localredis import redis_answers, start_redis
 from workers.runtime import Runtime, set_runtime
 from workers.settings import Settings
@@ -113,12 +116,41 @@ def client(app):  # noqa: ANN001, ANN201
 @pytest.fixture
 def live_server(app) -> Iterator[str]:  # noqa: ANN001
     """The app served over real HTTP on a loopback port, many threads; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url, stop = serve(app)
+    yield url
+    stop()
+
+
+@dataclass
+class Simulator:
+    """A ClickSend simulator served over real loopback HTTP."""
+
+    url: str
+    state: SimState
+
+
+def serve(app, port: int = 0) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
+    """Serve a WSGI app on 127.0.0.1 in a thread; return its URL and a stop function."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(5)
+
+    return f"http://127.0.0.1:{server.server_port}", stop
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """A fresh simulator (receipts final after 0.2 s) over real HTTP."""
+    state = SimState(seed=7)
+    state.faults.receipt_delay = 0.2
+    url, stop = serve(create_simulator(state))
+    yield Simulator(url, state)
+    stop()
 
 
 @pytest.fixture

@@ -6,9 +6,12 @@ Every job is safe to run twice: RQ re-runs the jobs of killed workers.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 from workers import pipeline, processing
 from workers.runtime import get_runtime
+from workers.sender import Sender
 
 
 def drain_events(token: str) -> dict[str, int]:
@@ -47,3 +50,33 @@ def sweep_pending_events() -> bool:
     if token:
         pipeline.enqueue_drain(rt.rq_connection, token)
     return token is not None
+
+
+def flush_outbox(channel: str, token: str) -> dict[str, Any]:
+    """Send one batch from `channel`'s outbox holding its flush lease; chain or reschedule the next flush."""
+    rt = get_runtime()
+    now = time.time()
+    outcome = Sender(rt, rt.client).flush(channel, now)
+    if outcome.wait > 0:
+        if rt.store.extend_flush(channel, token, outcome.wait):
+            pipeline.enqueue_flush(rt.rq_connection, channel, token,
+                                   at=datetime.fromtimestamp(now + outcome.wait, tz=UTC))
+    elif rt.store.finish_flush(channel, token) == 1:
+        pipeline.enqueue_flush(rt.rq_connection, channel, token)
+    return outcome.as_dict()
+
+
+def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
+    """Settle messages whose send outcome is unknown, through ClickSend's history."""
+    rt = get_runtime()
+    return Sender(rt, rt.client).reconcile(channel, message_ids, time.time())
+
+
+def recover_sending() -> dict[str, int]:
+    """Periodic: reconcile messages whose worker died mid-send; restart flushes whose job was lost."""
+    rt = get_runtime()
+    result = Sender(rt, rt.client).recover(time.time())
+    for channel in pipeline.CHANNELS:
+        if rt.store.outbox_length(channel):
+            rt.kick(channel)
+    return result

@@ -17,6 +17,11 @@ ALL_QUEUES = (EVENTS_QUEUE, SEND_QUEUE, CALLBACKS_QUEUE)
 
 DRAIN_EVENTS = "workers.jobs.drain_events"
 FIRE_MESSAGE = "workers.jobs.fire_message"
+FLUSH_OUTBOX = "workers.jobs.flush_outbox"
+RECONCILE = "workers.jobs.reconcile_messages"
+CHANNELS = ("sms", "mms", "voice")
+# Shorter than the sending lease, so a flush is never still running when recovery takes its messages.
+FLUSH_TIMEOUT = 90
 DRAIN_TIMEOUT = 240
 
 # A drain job killed with its worker is retried; its work is idempotent and its lease guards the list.
@@ -39,3 +44,19 @@ def enqueue_drain(connection: redis.Redis, token: str) -> None:
 def schedule_fire(connection: redis.Redis, message_id: str, at: datetime) -> None:
     """Have RQ's scheduler fire a scheduled message at `at` (the due sweep is the safety net)."""
     queue(connection, EVENTS_QUEUE).enqueue_at(at, FIRE_MESSAGE, message_id, result_ttl=60, failure_ttl=7 * 86400)
+
+
+def enqueue_flush(connection: redis.Redis, channel: str, token: str, at: datetime | None = None) -> None:
+    """Flush `channel`'s outbox holding lease `token`, now or at `at` (never sleeps inside a job)."""
+    q = queue(connection, SEND_QUEUE)
+    kwargs = {"result_ttl": 60, "failure_ttl": 7 * 86400, "job_timeout": FLUSH_TIMEOUT}
+    if at is None:
+        q.enqueue(FLUSH_OUTBOX, channel, token, **kwargs)
+    else:
+        q.enqueue_at(at, FLUSH_OUTBOX, channel, token, **kwargs)
+
+
+def enqueue_reconcile(connection: redis.Redis, channel: str, message_ids: list[str], at: datetime) -> None:
+    """Look messages with an unknown outcome up in ClickSend's history at `at`."""
+    queue(connection, SEND_QUEUE).enqueue_at(at, RECONCILE, channel, message_ids, result_ttl=60,
+                                             failure_ttl=7 * 86400, job_timeout=FLUSH_TIMEOUT)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import UTC, datetime
 
-from workers import pipeline
 from workers.core.lifecycle import State
 from workers.core.planning import Planned, plan_event
 from workers.runtime import Runtime
@@ -21,6 +19,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     """Plan and store the messages of each event (idempotent); returns counts by starting state."""
     config = rt.rules.current()
     counts: Counter[str] = Counter()
+    channels: set[str] = set()
     for event in rt.store.load_events(event_ids):
         outcomes = plan_event(event, list(config.rules), now, rt.settings.timezone, rt.settings.default_region)
         planned: list[Planned] = []
@@ -43,10 +42,14 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
                 continue
             counts[msg.state] += 1
             if msg.state == State.SCHEDULED and msg.send_at is not None:
-                pipeline.schedule_fire(rt.rq_connection, msg.id, datetime.fromtimestamp(msg.send_at, tz=UTC))
+                rt.schedule_fire(msg.id, msg.send_at)
+            elif msg.state == State.QUEUED:
+                channels.add(msg.channel)
         matched = [o.rule for o in outcomes if o.matched]
         rt.store.mark_events([event.id], "processed", now, rules=matched, messages=len(planned))
         log.info("event %s: rules %s, %d message(s)", event.id, matched or "none", len(planned))
+    for channel in channels:
+        rt.kick(channel)
     return counts
 
 
@@ -66,4 +69,6 @@ def fire(rt: Runtime, message_id: str, now: float) -> bool:
         return False  # deferred again since this job was scheduled; the newer job will fire it
     moved, _ = rt.store.transition(message_id, State.QUEUED, now, "scheduled time reached",
                                    expect={State.SCHEDULED})
+    if moved:
+        rt.kick(current["channel"])
     return moved

@@ -9,9 +9,12 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import redis
 
+from workers import pipeline
+from workers.clicksend.client import ClickSendClient
 from workers.rulesdir import RulesDir
 from workers.settings import Settings
 from workers.store import Store
@@ -26,6 +29,29 @@ class Runtime:
     rq_connection: redis.Redis
     rules: RulesDir
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("hookline"))
+    _client: ClickSendClient | None = None
+
+    @property
+    def client(self) -> ClickSendClient:
+        """The ClickSend client the settings describe (built on first use: web processes never need it)."""
+        if self._client is None:
+            self._client = ClickSendClient.from_settings(self.settings)
+        return self._client
+
+    def kick(self, channel: str) -> bool:
+        """Start a flush of `channel`'s outbox unless one is already pending or running."""
+        token = self.store.claim_flush(channel)
+        if token:
+            pipeline.enqueue_flush(self.rq_connection, channel, token)
+        return token is not None
+
+    def schedule_fire(self, message_id: str, at: float) -> None:
+        """Queue a scheduled message at Unix time `at` (RQ's scheduler; the due sweep backs it up)."""
+        pipeline.schedule_fire(self.rq_connection, message_id, datetime.fromtimestamp(at, tz=UTC))
+
+    def schedule_reconcile(self, channel: str, message_ids: list[str], at: float) -> None:
+        """Reconcile unknown outcomes at Unix time `at` (the recovery job backs it up)."""
+        pipeline.enqueue_reconcile(self.rq_connection, channel, message_ids, datetime.fromtimestamp(at, tz=UTC))
 
     @classmethod
     def build(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> Runtime:

@@ -34,8 +34,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     # A deferred message is checked again when due, so it may be held or suppressed then.
     S.SCHEDULED: frozenset({S.QUEUED, S.HELD, S.SUPPRESSED, S.FAILED, S.CANCELLED, S.SCHEDULED}),
     S.QUEUED: frozenset({S.SENDING, S.CANCELLED, S.FAILED}),
-    # Back to queued: a 429 or THROTTLED puts the message back without spending its retry budget.
-    S.SENDING: frozenset({S.SENT, S.FAILED, S.UNKNOWN, S.QUEUED}),
+    # Back to queued: a 429 or an outage puts the message back without spending its retry budget;
+    # to scheduled: THROTTLED or a provider-side error retries it later, spending one retry.
+    S.SENDING: frozenset({S.SENT, S.FAILED, S.UNKNOWN, S.QUEUED, S.SCHEDULED}),
     S.UNKNOWN: frozenset({S.SENT, S.QUEUED, S.FAILED}),
     S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED}),
     S.DELIVERED: frozenset(),

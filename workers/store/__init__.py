@@ -10,17 +10,19 @@ import redis
 from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
+from workers.store.outbox import OutboxRecords
 
 __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
 
 
-class Store(EventRecords, MessageRecords):
+class Store(EventRecords, MessageRecords, OutboxRecords):
     """Hookline's records in one Redis database."""
 
     def __init__(self, client: redis.Redis):
         self.r = client
         self._init_events()
         self._init_messages()
+        self._init_outbox()
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -75,3 +75,20 @@ def maybe_json(value: str) -> Any:
 
 DUE = f"{PREFIX}:due"
 """Sorted set of scheduled message ids by send time: the safety net behind RQ's scheduler."""
+
+
+def outbox_flush_key(channel: str) -> str:
+    """The flush lease of `channel`'s outbox: at most one flush job pending or running."""
+    return f"{PREFIX}:outbox:{channel}:flush"
+
+
+def outbox_pause_key(channel: str) -> str:
+    """Until when (Unix time) `channel`'s outbox is paused, and why."""
+    return f"{PREFIX}:outbox:{channel}:paused"
+
+
+BUCKET = f"{PREFIX}:bucket"
+"""The provider request token bucket shared by every worker."""
+
+ALERTS = f"{PREFIX}:alerts"
+"""Operator alerts by name (JSON: since, message)."""

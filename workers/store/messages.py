@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -81,6 +82,18 @@ return {1, cur}
 """
 
 
+@dataclass(frozen=True)
+class Change:
+    """One transition for `apply_many`."""
+
+    id: str
+    target: State
+    reason: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    send_at: float | None = None
+    expect: frozenset[State] | None = None
+
+
 class MessageRecords:
     """Message records (mixed into Store)."""
 
@@ -139,6 +152,39 @@ class MessageRecords:
                       _STATE_IDX, repr(send_at) if send_at is not None else "", DUE],
             )
         return moved == 1, previous or None
+
+    def apply_many(self, changes: Iterable[Change], now: float) -> list[bool]:
+        """Several transitions in one round trip (none of them into `queued`: use `requeue` for that)."""
+        pipe = self.r.pipeline(transaction=False)
+        for ch in changes:
+            assert ch.target != State.QUEUED, "queued needs its outbox: use requeue"
+            allowed = sources_of(ch.target) & frozenset(ch.expect) if ch.expect else sources_of(ch.target)
+            encoded = {k: json.dumps(v) for k, v in ch.fields.items()}
+            self._transition(
+                keys=[message_key(ch.id), message_log_key(ch.id)],
+                args=[ch.id, ch.target, now, ch.reason, ",".join(allowed) or "-", json.dumps(encoded), "",
+                      _STATE_IDX, repr(ch.send_at) if ch.send_at is not None else "", DUE],
+                client=pipe,
+            )
+        with available():
+            return [r[0] == 1 for r in pipe.execute()]
+
+    def get_messages(self, message_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Several messages (without timelines) in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for mid in message_ids:
+            pipe.hgetall(message_key(mid))
+        with available():
+            raws = pipe.execute()
+        out: list[dict[str, Any] | None] = []
+        for raw in raws:
+            if not raw or "doc" not in raw:
+                out.append(None)
+                continue
+            doc = json.loads(raw.pop("doc"))
+            doc.update({k: maybe_json(v) for k, v in raw.items()})
+            out.append(doc)
+        return out
 
     def get_message(self, message_id: str, with_log: bool = True) -> dict[str, Any] | None:
         """The message: its document, current state and fields, and (optionally) its timeline."""

@@ -1,0 +1,189 @@
+"""The ClickSend client against the simulator over real HTTP: shapes, lenient parsing and the error tree."""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+
+import pytest
+import requests
+
+from tests.conftest import Simulator, serve
+from workers.clicksend.client import ClickSendClient, parse_retry_after, to_decimal, to_int
+from workers.clicksend.simulator import create_simulator
+from workers.core import payloads
+from workers.errors import AuthenticationFailed, ProviderRejected, ProviderUnavailable, RateLimited
+
+
+def client(sim: Simulator, **kw) -> ClickSendClient:  # noqa: ANN003
+    return ClickSendClient(sim.url, username="user", api_key="key", **kw)
+
+
+def sms(msg_id: str, to: str = "+61411111111", body: str = "Hello") -> dict:
+    return {"id": msg_id, "to": to, "body": body, "channel": "sms"}
+
+
+def test_account_and_balance(simulator: Simulator) -> None:
+    c = client(simulator)
+    assert c.account()["user_id"] == 123456
+    assert c.balance() == Decimal("1000.000000")
+
+
+def test_send_reads_every_message_status(simulator: Simulator) -> None:
+    simulator.state.faults.invalid_numbers = ["+61422222222"]
+    body = payloads.request_body("sms", [sms("m1"), sms("m2", "+61422222222"), sms("m3", "+61433333333", "’" * 80)])
+    reply = client(simulator).send("sms", body)
+    by_id = {m.custom_string: m for m in reply.messages}
+    assert by_id["m1"].status == "SUCCESS" and by_id["m1"].message_id and by_id["m1"].price == Decimal("0.0792")
+    assert by_id["m2"].status == "INVALID_RECIPIENT"
+    assert by_id["m3"].parts == 2  # UCS-2, 80 characters
+    assert reply.currency == "AUD"
+    assert simulator.state.ledger == {"m1": 1, "m3": 1}
+
+
+def test_price_sends_nothing(simulator: Simulator) -> None:
+    reply = client(simulator).price("sms", payloads.request_body("sms", [sms("p1")]))
+    assert reply.messages[0].price == Decimal("0.0792")
+    assert simulator.state.ledger == {}
+
+
+def test_more_than_1000_recipients_is_rejected(simulator: Simulator) -> None:
+    body = payloads.request_body("sms", [sms(f"m{i}") for i in range(1001)])
+    with pytest.raises(ProviderRejected) as info:
+        client(simulator).send("sms", body)
+    assert info.value.status == 400
+    assert info.value.response_code == "TOO_MANY_RECIPIENTS"
+
+
+def test_429_carries_retry_after(simulator: Simulator) -> None:
+    simulator.state.faults.rate_429 = 1.0
+    with pytest.raises(RateLimited) as info:
+        client(simulator).account()
+    assert info.value.retry_after == 1.0
+    assert info.value.retryable
+
+
+def test_500_before_acceptance_on_a_send_is_unknown_outcome(simulator: Simulator) -> None:
+    simulator.state.faults.rate_500 = 1.0
+    with pytest.raises(ProviderUnavailable) as info:
+        client(simulator).send("sms", payloads.request_body("sms", [sms("m1")]))
+    assert info.value.outcome_unknown  # a 5xx reply to a send never proves nothing was sent
+
+
+def test_500_on_a_read_is_safe_to_retry(simulator: Simulator) -> None:
+    simulator.state.faults.rate_500 = 1.0
+    with pytest.raises(ProviderUnavailable) as info:
+        client(simulator).account()
+    assert not info.value.outcome_unknown
+
+
+def test_hanging_send_times_out_as_unknown(simulator: Simulator) -> None:
+    simulator.state.faults.hang_rate, simulator.state.faults.hang_seconds = 1.0, 2.0
+    with pytest.raises(ProviderUnavailable) as info:
+        client(simulator, timeout=(2, 0.5)).send("sms", payloads.request_body("sms", [sms("h1")]))
+    assert info.value.outcome_unknown
+    assert simulator.state.ledger == {"h1": 1}  # it was accepted: resending blindly would duplicate it
+
+
+def test_refused_connection_is_known_not_sent() -> None:
+    c = ClickSendClient("http://127.0.0.1:9", username="u", api_key="k", timeout=(1, 1))
+    with pytest.raises(ProviderUnavailable) as info:
+        c.send("sms", payloads.request_body("sms", [sms("x")]))
+    assert not info.value.outcome_unknown
+
+
+def test_wrong_credentials_raise_authentication_failed() -> None:
+    url, stop = serve(create_simulator(username="right", api_key="secret"))
+    try:
+        with pytest.raises(AuthenticationFailed):
+            ClickSendClient(url, username="right", api_key="wrong").account()
+        assert ClickSendClient(url, username="right", api_key="secret").account()["username"] == "right"
+    finally:
+        stop()
+
+
+def test_maton_gateway_sends_bearer_and_connection_headers(simulator: Simulator) -> None:
+    seen = {}
+
+    def hook(response: requests.Response, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        seen.update(response.request.headers)
+
+    c = ClickSendClient(simulator.url, bearer="maton-key", connection="conn-1")
+    c.session.hooks["response"].append(hook)
+    c.account()
+    assert seen["Authorization"] == "Bearer maton-key"
+    assert seen["Maton-Connection"] == "conn-1"
+    assert seen["User-Agent"].startswith("Hookline/")
+
+
+def test_basic_auth_header_is_username_and_key(simulator: Simulator) -> None:
+    seen = {}
+    c = client(simulator)
+    c.session.hooks["response"].append(lambda r, *a, **k: seen.update(r.request.headers))
+    c.account()
+    assert seen["Authorization"] == "Basic " + base64.b64encode(b"user:key").decode()
+
+
+def test_history_is_paged_and_searchable(simulator: Simulator) -> None:
+    c = client(simulator)
+    c.send("sms", payloads.request_body("sms", [sms(f"m{i}", f"+614111111{i:02d}") for i in range(30)]))
+    first = c.history(limit=15)
+    assert (first.total, first.last_page, len(first.items)) == (30, 2, 15)
+    second = c.history(page=2, limit=15)
+    assert {r["custom_string"] for r in first.items + second.items} == {f"m{i}" for i in range(30)}
+    only = c.history(q="to:+61411111105")
+    assert [r["custom_string"] for r in only.items] == ["m5"]
+
+
+def test_receipts_move_from_pending_to_final_and_can_be_marked_read(simulator: Simulator) -> None:
+    import time
+
+    simulator.state.faults.undelivered_numbers = ["+61422222222"]
+    c = client(simulator)
+    reply = c.send("sms", payloads.request_body("sms", [sms("a"), sms("b", "+61422222222")]))
+    ids = {m.custom_string: m.message_id for m in reply.messages}
+    assert c.receipt(ids["a"])["status_code"] == 200
+    assert c.receipts().items == []
+    time.sleep(0.3)
+    assert c.receipt(ids["a"])["status_code"] == 201
+    final = {r["custom_string"]: r["status_code"] for r in c.receipts().items}
+    assert final == {"a": 201, "b": 301}
+    c.mark_receipts_read()
+    assert c.receipts().items == []
+
+
+def test_inbound_injected_then_listed_and_marked_read(simulator: Simulator) -> None:
+    simulator.state.add_inbound("+61411111111", "STOP")
+    c = client(simulator)
+    assert [m["body"] for m in c.inbound().items] == ["STOP"]
+    c.mark_inbound_read()
+    assert c.inbound().items == []
+
+
+def test_mms_and_voice_send(simulator: Simulator) -> None:
+    c = client(simulator)
+    mms = {"id": "mm1", "to": "+61411111111", "body": "Ticket", "channel": "mms", "subject": "Your ticket",
+           "media_file": "https://cdn.example.com/t.jpg"}
+    assert c.send("mms", payloads.request_body("mms", [mms])).messages[0].status == "SUCCESS"
+    voice = {"id": "v1", "to": "+61411111111", "body": "Alert", "channel": "voice", "voice": "female",
+             "lang": "en-au", "country": "AU"}
+    assert c.send("voice", payloads.request_body("voice", [voice])).messages[0].status == "SUCCESS"
+    assert c.voice_languages()
+    assert c.lists().items[0]["list_name"] == "Opt-Out List"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(0.07, Decimal("0.07")), ("0.0792", Decimal("0.0792")),
+                                               ("", None), (None, None), ("abc", None)])
+def test_lenient_decimal(raw: object, expected: Decimal | None) -> None:
+    assert to_decimal(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(1, 1), ("1", 1), ("1.00", 1), ("", None), (None, None), (True, None)])
+def test_lenient_int(raw: object, expected: int | None) -> None:
+    assert to_int(raw) == expected
+
+
+def test_retry_after_as_seconds_or_date() -> None:
+    assert parse_retry_after("3", 0) == 3.0
+    assert parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 0) == 10.0
+    assert parse_retry_after("soon", 0) is None

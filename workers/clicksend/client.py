@@ -1,0 +1,272 @@
+"""A thin ClickSend v3 client on `requests`: direct (HTTP basic) or through the Maton gateway (bearer).
+
+Reads the HTTP status, the envelope's `response_code` and every message's own `status`; maps failures onto
+the exception tree. It never retries by itself: the sender decides, because a send is not idempotent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import requests
+
+from workers.errors import (
+    AuthenticationFailed,
+    InsufficientCredit,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+)
+from workers.settings import Settings
+
+USER_AGENT = "Hookline/0.1 (+https://github.com/hookline)"
+SEND_PATHS = {"sms": "/v3/sms/send", "mms": "/v3/mms/send", "voice": "/v3/voice/send"}
+PRICE_PATHS = {"sms": "/v3/sms/price", "mms": "/v3/mms/price", "voice": "/v3/voice/price"}
+HISTORY_PATHS = {"sms": "/v3/sms/history", "mms": "/v3/mms/history", "voice": "/v3/voice/history"}
+RECEIPT_PATHS = {"sms": "/v3/sms/receipts", "voice": "/v3/voice/receipts"}
+MAX_PAGE = 100
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """Lenient money: 0.07, "0.0792", "0.070000", "" and None all work (§2.5 of the fact sheet)."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def to_int(value: Any) -> int | None:
+    """Lenient integers: 1, "1", "1.00", "" and None all work."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    """One message's entry in a send reply."""
+
+    custom_string: str | None
+    status: str
+    message_id: str | None = None
+    price: Decimal | None = None
+    parts: int | None = None
+    to: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class SendReply:
+    """A send (or price) reply: every message's result, and the totals."""
+
+    messages: list[MessageResult]
+    total_price: Decimal | None
+    currency: str | None
+    response_code: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list endpoint."""
+
+    items: list[dict[str, Any]]
+    current_page: int
+    last_page: int
+    total: int
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class ClickSendClient:
+    """Calls to one ClickSend account. One requests.Session; explicit connect and read timeouts."""
+
+    def __init__(self, base_url: str, *, username: str | None = None, api_key: str | None = None,
+                 bearer: str | None = None, connection: str | None = None,
+                 timeout: tuple[float, float] = (5.0, 30.0), session: requests.Session | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.headers["Accept"] = "application/json"
+        if bearer:
+            self.session.headers["Authorization"] = f"Bearer {bearer}"
+            if connection:
+                self.session.headers["Maton-Connection"] = connection
+        elif username and api_key:
+            self.session.auth = (username, api_key)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, base_url: str | None = None) -> ClickSendClient:
+        """The client the settings describe (direct, Maton, or the simulator at `base_url`)."""
+        url = base_url or settings.provider_base_url
+        if not url:
+            raise ValueError("no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator")
+        if settings.provider_mode == "maton":
+            return cls(url, bearer=settings.maton_api_key, connection=settings.maton_connection)
+        return cls(url, username=settings.clicksend_username or "simulator",
+                   api_key=settings.clicksend_api_key or "simulator")
+
+    # --- transport ----------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                idempotent: bool = True) -> dict[str, Any]:
+        """One call; returns the envelope's `data`. `idempotent=False` marks sends: their failures may be unknown."""
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
+        except requests.ConnectTimeout as exc:
+            # Never connected: the request was not written, so nothing can have happened.
+            raise ProviderUnavailable(f"connect timeout: {exc}", outcome_unknown=False) from exc
+        except requests.ConnectionError as exc:
+            # Refused before sending is safe; a reset or timeout after writing may have been acted on.
+            unknown = not idempotent and not _refused(exc)
+            raise ProviderUnavailable(f"connection failed: {exc}", outcome_unknown=unknown) from exc
+        except requests.Timeout as exc:
+            raise ProviderUnavailable(f"read timeout: {exc}", outcome_unknown=not idempotent) from exc
+        return self._read(response, idempotent)
+
+    def _read(self, response: requests.Response, idempotent: bool) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        envelope = body if isinstance(body, dict) else {}
+        code = str(envelope.get("response_code") or "")
+        message = str(envelope.get("response_msg") or response.reason or f"HTTP {status}")
+        if status == 429:
+            raise RateLimited(message, status=status, response_code=code or "TOO_MANY_REQUESTS",
+                              retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))
+        if status >= 500:
+            raise ProviderUnavailable(message, status=status, response_code=code or None,
+                                      outcome_unknown=not idempotent)
+        if status in (401, 403):
+            raise AuthenticationFailed(message, status=status, response_code=code or None)
+        if code == "INSUFFICIENT_CREDIT":
+            raise InsufficientCredit(message, status=status, response_code=code)
+        if status >= 400:
+            raise ProviderRejected(message, status=status, response_code=code or None)
+        if body is None or not isinstance(body, dict):
+            # A 2xx whose body we cannot read: for a send we do not know what happened.
+            raise ProviderUnavailable("unreadable reply", status=status, outcome_unknown=not idempotent)
+        data = body.get("data")
+        return data if isinstance(data, dict) else {"items": data} if isinstance(data, list) else {}
+
+    # --- account, lists -----------------------------------------------------------------------------
+
+    def account(self) -> dict[str, Any]:
+        """The account (balance as ClickSend gives it, a decimal string)."""
+        return self.request("GET", "/v3/account")
+
+    def balance(self) -> Decimal | None:
+        """The account balance."""
+        return to_decimal(self.account().get("balance"))
+
+    def lists(self, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """Contact lists."""
+        return _page(self.request("GET", "/v3/lists", params={"page": page, "limit": limit}))
+
+    # --- sending ------------------------------------------------------------------------------------
+
+    def send(self, channel: str, body: dict[str, Any]) -> SendReply:
+        """POST a prepared `/v3/{channel}/send` body; never retried here (not idempotent)."""
+        return _send_reply(self.request("POST", SEND_PATHS[channel], json=body, idempotent=False))
+
+    def price(self, channel: str, body: dict[str, Any]) -> SendReply:
+        """What a send would cost; sends nothing."""
+        return _send_reply(self.request("POST", PRICE_PATHS[channel], json=body))
+
+    def cancel_sms(self, message_id: str) -> dict[str, Any]:
+        """Cancel a scheduled SMS at ClickSend."""
+        return self.request("PUT", f"/v3/sms/{message_id}/cancel")
+
+    # --- history, receipts, inbound -----------------------------------------------------------------
+
+    def history(self, channel: str = "sms", *, date_from: int | None = None, date_to: int | None = None,
+                q: str | None = None, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """One page of sent-message history (filter `custom_string` client-side: `q` does not document it)."""
+        params = {"page": page, "limit": limit, "date_from": date_from, "date_to": date_to, "q": q}
+        return _page(self.request("GET", HISTORY_PATHS[channel], params=_clean(params)))
+
+    def receipts(self, channel: str = "sms", page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """One page of unread delivery receipts."""
+        return _page(self.request("GET", RECEIPT_PATHS[channel], params={"page": page, "limit": limit}))
+
+    def receipt(self, message_id: str) -> dict[str, Any]:
+        """One SMS receipt, read or not."""
+        return self.request("GET", f"/v3/sms/receipts/{message_id}")
+
+    def mark_receipts_read(self, date_before: int | None = None) -> None:
+        """Mark SMS receipts read (all, or those before `date_before`)."""
+        self.request("PUT", "/v3/sms/receipts-read", json=_clean({"date_before": date_before}))
+
+    def inbound(self, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """One page of unread inbound SMS."""
+        return _page(self.request("GET", "/v3/sms/inbound", params={"page": page, "limit": limit}))
+
+    def mark_inbound_read(self, date_before: int | None = None) -> None:
+        """Mark inbound SMS read (all, or those before `date_before`)."""
+        self.request("PUT", "/v3/sms/inbound-read", json=_clean({"date_before": date_before}))
+
+    def voice_languages(self) -> list[dict[str, Any]]:
+        """Voice languages and their genders."""
+        data = self.request("GET", "/v3/voice/lang")
+        return list(data.get("items") or data.get("data") or [])
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    text = str(exc)
+    return "Connection refused" in text or "Failed to establish a new connection" in text
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _page(data: dict[str, Any]) -> Page:
+    items = data.get("data")
+    if items is None:
+        items = data.get("items") or []
+    return Page(items=list(items), current_page=to_int(data.get("current_page")) or 1,
+                last_page=to_int(data.get("last_page")) or 1, total=to_int(data.get("total")) or len(items))
+
+
+def _send_reply(data: dict[str, Any]) -> SendReply:
+    currency = data.get("_currency") or data.get("currency") or {}
+    results = []
+    for raw in data.get("messages") or []:
+        results.append(MessageResult(
+            custom_string=raw.get("custom_string") or None,
+            status=str(raw.get("status") or "UNKNOWN").upper(),
+            message_id=raw.get("message_id") or None,
+            price=to_decimal(raw.get("message_price")),
+            parts=to_int(raw.get("message_parts")),
+            to=raw.get("to"),
+            raw=raw,
+        ))
+    return SendReply(messages=results, total_price=to_decimal(data.get("total_price")),
+                     currency=currency.get("currency_name_short") if isinstance(currency, dict) else None,
+                     response_code="SUCCESS")
