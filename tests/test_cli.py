@@ -63,25 +63,30 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> 
         children = psutil.Process(proc.pid).children(recursive=True)
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "redis-server" in names and "gunicorn" in names and " worker " in names and " cron " in names
+        assert " simulator " in names
         secrets = dict(line.split("=", 1) for line in (tmp_path / ".hookline/secrets.env").read_text().split())
         assert list((tmp_path / ".hookline/redis").glob("appendonly*"))  # AOF on, data under ./.hookline/
 
-        body = json.dumps({"id": 7, "name": "#7"}).encode()
+        body = (ROOT / "examples/shop-order.json").read_bytes()
         headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
                    "X-Shopify-Webhook-Id": "up-1", **signing.shopify(secrets["SHOP_WEBHOOK_SECRET"], body)}
         accepted = requests.post(f"{base}/hooks/shop", data=body, headers=headers, timeout=5)
         assert accepted.status_code == 202
         event_url = f"{base}/api/events/{accepted.json()['event_id']}"
         auth = {"Authorization": f"Bearer {secrets['HOOKLINE_API_TOKEN']}"}
-        deadline = time.monotonic() + 20
-        while requests.get(event_url, headers=auth, timeout=5).json()["status"] != "processed":
-            assert time.monotonic() < deadline, "the worker never processed the event"
+        deadline = time.monotonic() + 30
+        while True:  # webhook → worker → simulator: the order confirmation goes out
+            event = requests.get(event_url, headers=auth, timeout=5).json()
+            if event["status"] == "processed" and [m["state"] for m in event["messages"]] == ["sent"]:
+                break
+            assert time.monotonic() < deadline, f"the message never went out: {event}"
             time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=40)
     assert proc.returncode == 0, output
     assert "hookline: stopping" in output
+    assert "MESSAGES ARE SIMULATED" in output
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webhooks import api, errors, health, ingest
+from webhooks import api, errors, health, ingest, metrics
 from workers.runtime import Runtime, get_runtime
 from workers.settings import Settings
 
@@ -20,4 +20,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     return app

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import runtime
+from workers import pipeline
 from workers.errors import ConfigError
 
 bp = Blueprint("health", __name__)
@@ -28,10 +29,14 @@ def readyz() -> ResponseReturnValue:
     except ConfigError:
         sources = []
     rules_ok = rt.rules.loaded
+    alerts = rt.store.alerts() if redis_ok else {}
+    paused = {c: p for c in pipeline.CHANNELS if redis_ok and (p := rt.store.paused(c))}
     body = {
         "status": "ready" if redis_ok and rules_ok else "not_ready",
         "checks": {"redis": redis_ok, "rules_loaded": rules_ok},
         "sources": sources,
         "config_errors": rt.rules.errors,
+        "alerts": alerts,
+        "paused_outboxes": paused,
     }
     return jsonify(body), 200 if redis_ok and rules_ok else 503

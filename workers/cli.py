@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import click
+from werkzeug.serving import make_server
 
 from workers import dryrun, supervisor
+from workers.clicksend.simstate import SimState
+from workers.clicksend.simulator import create_simulator
 from workers.core.templates import parse_time
 from workers.errors import ConfigError
 from workers.rulesdir import load_config
@@ -32,6 +35,35 @@ def main() -> None:
 def up(host: str, port: int, workers: int, home: Path) -> None:
     """Run everything on this machine: Redis (if REDIS_URL is unset), web, workers and cron."""
     sys.exit(supervisor.up(host, port, workers, os.environ, home))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8400, show_default=True, type=int)
+@click.option("--rate-limit", type=float, default=0.0, help="Requests per second before 429 (0: none).")
+@click.option("--rate-429", type=float, default=0.0, help="Chance of a random 429.")
+@click.option("--rate-500", type=float, default=0.0, help="Chance of a random 500 before accepting.")
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every request.")
+@click.option("--hang-rate", type=float, default=0.0, help="Chance a send is accepted, then the reply hangs.")
+@click.option("--fail-after-accept", type=float, default=0.0, help="Chance a send is accepted, then answered 500.")
+@click.option("--invalid", "invalid", multiple=True, help="A number that gets INVALID_RECIPIENT (repeatable).")
+@click.option("--no-credit", "no_credit", multiple=True, help="A number that gets INSUFFICIENT_CREDIT.")
+@click.option("--throttled", multiple=True, help="A number that gets THROTTLED.")
+@click.option("--undelivered", multiple=True, help="A number whose receipt ends undelivered (301).")
+@click.option("--receipt-delay", type=float, default=2.0, show_default=True, help="Seconds until receipts are final.")
+def simulator(host: str, port: int, rate_limit: float, rate_429: float, rate_500: float, latency: float,
+              hang_rate: float, fail_after_accept: float, invalid: tuple[str, ...], no_credit: tuple[str, ...],
+              throttled: tuple[str, ...], undelivered: tuple[str, ...], receipt_delay: float) -> None:
+    """Run the local ClickSend simulator (faults also settable at PUT /_sim/faults; ledger at /_sim/ledger)."""
+    state = SimState()
+    state.faults.update({
+        "rate_limit": rate_limit, "rate_429": rate_429, "rate_500": rate_500, "latency": latency,
+        "hang_rate": hang_rate, "fail_after_accept": fail_after_accept, "invalid_numbers": list(invalid),
+        "no_credit_numbers": list(no_credit), "throttled_numbers": list(throttled),
+        "undelivered_numbers": list(undelivered), "receipt_delay": receipt_delay,
+    })
+    click.echo(f"ClickSend simulator on http://{host}:{port} (ledger: /_sim/ledger, faults: /_sim/faults)")
+    make_server(host, port, create_simulator(state), threaded=True).serve_forever()
 
 
 @main.group()

@@ -16,38 +16,51 @@ log = logging.getLogger("hookline.processing")
 
 
 def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str]:
-    """Plan and store the messages of each event (idempotent); returns counts by starting state."""
+    """Plan and store the messages of a batch of events (idempotent); returns counts by starting state.
+
+    Creations are written in one round trip per batch, except that a cancel or replace first writes
+    what came before it, so it also reaches messages planned earlier in the same batch.
+    """
     config = rt.rules.current()
     counts: Counter[str] = Counter()
     channels: set[str] = set()
-    for event in rt.store.load_events(event_ids):
-        outcomes = plan_event(event, list(config.rules), now, rt.settings.timezone, rt.settings.default_region)
-        planned: list[Planned] = []
-        for outcome in outcomes:
-            if not outcome.matched:
-                continue
-            if outcome.cancel_key:
-                done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
-                counts["cancelled"] += len(done)
-            for msg in outcome.messages:
-                _settle(msg)
-                if msg.replace and msg.key:
-                    done = rt.store.cancel_by_key(msg.key, now, f"replaced by event {event.id}",
-                                                  except_event=event.id)
-                    counts["replaced"] += len(done)
-                planned.append(msg)
-        created = rt.store.create_messages([m.to_dict() for m in planned], now)
-        for msg, new in zip(planned, created, strict=True):
+    pending: list[Planned] = []
+
+    def write() -> None:
+        created = rt.store.create_messages([m.to_dict() for m in pending], now)
+        for msg, new in zip(pending, created, strict=True):
             if not new:
-                continue
+                continue  # re-processing: it exists already, and so does its schedule
             counts[msg.state] += 1
             if msg.state == State.SCHEDULED and msg.send_at is not None:
                 rt.schedule_fire(msg.id, msg.send_at)
             elif msg.state == State.QUEUED:
                 channels.add(msg.channel)
+        pending.clear()
+
+    processed: list[tuple[str, dict[str, object]]] = []
+    for event in rt.store.load_events(event_ids):
+        outcomes = plan_event(event, list(config.rules), now, rt.settings.timezone, rt.settings.default_region)
+        planned = 0
+        for outcome in (o for o in outcomes if o.matched):
+            if outcome.cancel_key:
+                write()
+                done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
+                counts["cancelled"] += len(done)
+            for msg in outcome.messages:
+                _settle(msg)
+                if msg.replace and msg.key:
+                    write()
+                    done = rt.store.cancel_by_key(msg.key, now, f"replaced by event {event.id}",
+                                                  except_event=event.id)
+                    counts["replaced"] += len(done)
+                pending.append(msg)
+                planned += 1
         matched = [o.rule for o in outcomes if o.matched]
-        rt.store.mark_events([event.id], "processed", now, rules=matched, messages=len(planned))
-        log.info("event %s: rules %s, %d message(s)", event.id, matched or "none", len(planned))
+        processed.append((event.id, {"rules": matched, "messages": planned}))
+        log.debug("event %s: rules %s, %d message(s)", event.id, matched or "none", planned)
+    write()
+    rt.store.mark_processed(processed, now)
     for channel in channels:
         rt.kick(channel)
     return counts

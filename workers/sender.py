@@ -123,6 +123,10 @@ class Sender:
             out.failed += sum(self.store.apply_many(changes, now))
             return
         self.store.clear_strikes(channel)
+        if any(r.status == "SUCCESS" for r in reply.messages):
+            # The account works again; _apply raises the alert anew if some message still lacked credit.
+            for name in ("insufficient_credit", "authentication_failed"):
+                self.store.clear_alert(name)
         self._apply(channel, docs, reply.messages, now, out)
 
     def _apply(self, channel: str, docs: list[dict[str, Any]], results: list[Any], now: float,

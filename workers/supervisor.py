@@ -22,7 +22,7 @@ import yaml
 
 from workers import pipeline
 from workers.core.envrefs import find_refs
-from workers.localredis import start_redis
+from workers.localredis import free_port, start_redis
 
 _PR_SET_PDEATHSIG = 1
 
@@ -134,6 +134,12 @@ def _source_refs(path: Path) -> dict[str, bool]:
     return refs
 
 
+def _provider_mode(env: Mapping[str, str]) -> str:
+    if env.get("CLICKSEND_USERNAME") and env.get("CLICKSEND_API_KEY"):
+        return "direct"
+    return "maton" if env.get("MATON_API_KEY") else "simulated"
+
+
 def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Path,
        say: Callable[[str], None] = print) -> int:
     """Run the whole service until Ctrl-C (or SIGTERM); return the process exit code."""
@@ -158,6 +164,21 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
         if generated:
             say(f"hookline: generated {', '.join(sorted(generated))}; values in {home / 'secrets.env'}")
         bin_dir = Path(sys.executable).parent
+        settings_mode = _provider_mode(env)
+        if settings_mode == "simulated" and not env.get("CLICKSEND_BASE_URL"):
+            sim_port = free_port()
+            sup.start("simulator", [sys.executable, "-m", "workers.cli", "simulator", "--port", str(sim_port)], env)
+            env["CLICKSEND_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
+            say("")
+            say("  " + "!" * 76)
+            say("  !!  NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE  !!")
+            say(f"  !!  simulator at {env['CLICKSEND_BASE_URL']}  (ledger: /_sim/ledger)".ljust(76) + "!!")
+            say("  !!  set CLICKSEND_USERNAME + CLICKSEND_API_KEY, or MATON_API_KEY, to send for real".ljust(76)
+                + "!!")
+            say("  " + "!" * 76)
+            say("")
+        elif settings_mode != "simulated":
+            say(f"hookline: sending for real through ClickSend ({settings_mode})")
         sup.start("web", [str(bin_dir / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "3",
                           "--worker-class", "gthread", "--threads", "4",
                           "--log-level", "warning", "webhooks:create_app()"], env)

@@ -111,11 +111,11 @@ class EventRecords:
             docs = pipe.execute()
         return [Event.from_dict(json.loads(d)) for d in docs if d]
 
-    def mark_events(self, event_ids: list[str], status: str, now: float, **fields: Any) -> None:
-        """Record an outcome on several events at once (idempotent; expired records are not recreated)."""
+    def mark_processed(self, items: list[tuple[str, dict[str, Any]]], now: float) -> None:
+        """Record that events were processed, each with its own details (idempotent; expired ones stay gone)."""
         pipe = self.r.pipeline(transaction=False)
-        mapping = {"status": status, f"{status}_at": now} | {k: json.dumps(v) for k, v in fields.items()}
-        for eid in event_ids:
+        for eid, details in items:
+            mapping = {"status": "processed", "processed_at": now} | {k: json.dumps(v) for k, v in details.items()}
             # HSET on an expired key would create a doc-less record; only touch existing ones.
             self._hset_existing(keys=[event_key(eid)], args=[x for kv in mapping.items() for x in kv], client=pipe)
         with available():

@@ -221,6 +221,14 @@ class MessageRecords:
         with available():
             return self.r.zrangebyscore(state_index_key(state), "-inf", before, start=0, num=limit)
 
+    def state_counts(self) -> dict[str, int]:
+        """How many messages are in each state."""
+        pipe = self.r.pipeline(transaction=False)
+        for state in State:
+            pipe.zcard(state_index_key(state))
+        with available():
+            return {state.value: int(n) for state, n in zip(State, pipe.execute(), strict=True)}
+
     def due_messages(self, now: float, limit: int = 500) -> list[str]:
         """Scheduled messages whose time has come."""
         with available():

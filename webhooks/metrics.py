@@ -1,0 +1,30 @@
+"""`GET /metrics`: Prometheus text with message counts by state, outbox depth, pending events and alerts."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from webhooks.context import runtime
+from workers import pipeline
+from workers.core.lifecycle import State
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Gauges read from Redis at scrape time (no per-process counters to lose on restart)."""
+    store = runtime().store
+    counts = store.state_counts()
+    lines = ["# HELP hookline_messages Messages by lifecycle state.", "# TYPE hookline_messages gauge"]
+    lines += [f'hookline_messages{{state="{s.value}"}} {counts.get(s.value, 0)}' for s in State]
+    lines += ["# HELP hookline_outbox_depth Messages waiting in each outbox.", "# TYPE hookline_outbox_depth gauge"]
+    lines += [f'hookline_outbox_depth{{channel="{c}"}} {store.outbox_length(c)}' for c in pipeline.CHANNELS]
+    lines += ["# HELP hookline_outbox_paused 1 while an outbox is paused.", "# TYPE hookline_outbox_paused gauge"]
+    lines += [f'hookline_outbox_paused{{channel="{c}"}} {int(store.paused(c) is not None)}' for c in pipeline.CHANNELS]
+    lines += ["# HELP hookline_events_pending Events stored but not yet processed.",
+              "# TYPE hookline_events_pending gauge", f"hookline_events_pending {store.pending_count()}"]
+    alerts = store.alerts()
+    lines += ["# HELP hookline_alert 1 while an operator alert is raised.", "# TYPE hookline_alert gauge"]
+    lines += [f'hookline_alert{{name="{name}"}} 1' for name in sorted(alerts)]
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
