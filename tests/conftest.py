@@ -133,7 +133,7 @@ def serve(app, port: int = 0) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
     """Serve a WSGI app on 127.0.0.1 in a thread; return its URL and a stop function."""
     server = make_server("127.0.0.1", port, app, threaded=True)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
 
     def stop() -> None:

@@ -72,7 +72,7 @@ def create_simulator(state: SimState | None = None, username: str | None = None,
 
     @app.before_request
     def faults() -> Response | None:
-        if request.path.startswith("/_sim/"):
+        if request.path.startswith("/_sim/") or request.path == "/healthz":
             return None
         f = state.faults
         if f.latency:
@@ -81,6 +81,7 @@ def create_simulator(state: SimState | None = None, username: str | None = None,
             return envelope(401, "UNAUTHORIZED", "Invalid credentials.")
         wait = state.rate_limited()
         if wait is not None or state.chance(f.rate_429):
+            state.count_call("429")
             response = envelope(429, "TOO_MANY_REQUESTS", "Too many requests.")
             response.headers["Retry-After"] = str(int(wait or 1))
             return response
