@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,11 +15,13 @@ import redis
 from rq import SimpleWorker
 from werkzeug.serving import make_server
 
+from tests.origin_server import Origin
 from webhooks import create_app
 from workers import pipeline
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.localredis import redis_answers, start_redis
+from workers.rulesdir import RulesDir
 from workers.runtime import Runtime, set_runtime
 from workers.settings import Settings
 
@@ -30,6 +33,7 @@ SECRETS = {
     "CALENDAR_WEBHOOK_SECRET": WHSEC,
 }
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "examples"
 
 
 def _pick_empty_db(base_url: str) -> str:
@@ -151,6 +155,47 @@ def simulator() -> Iterator[Simulator]:
     url, stop = serve(create_simulator(state))
     yield Simulator(url, state)
     stop()
+
+
+ORIGIN_SECRET = "whsec_" + base64.b64encode(b"origin-callback-secret-01").decode()
+RECEIPT_TOKEN = "receipt-token-xyz"
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    """A recording origin server over real HTTP that verifies Standard Webhooks signatures."""
+    server = Origin(ORIGIN_SECRET)
+    server.url, stop = serve(server.app())
+    yield server
+    stop()
+
+
+@pytest.fixture
+def e2e(tmp_path: Path, origin: Origin, simulator: Simulator, runtime: Runtime,
+        monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    """The runtime with the shipped rules plus a shop callback to `origin`, sending to `simulator`."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    sources = (rules / "sources.yaml").read_text()
+    callback = (
+        "    callback:\n"
+        f"      url: \"{origin.url}/orders/{{{{ event.payload.id }}}}/sms\"\n"
+        "      body: {order_id: \"{{ event.payload.id }}\", message: \"{{ message.id }}\", state: \"{{ state }}\"}\n"
+        "      on: [sent, delivered, undelivered, failed, suppressed, reply]\n"
+        "      secret: \"${ORIGIN_SECRET}\"\n"
+        "      allow_private: true\n"
+        "      forward_replies: true\n"
+        "      max_attempts: 3\n"
+    )
+    (rules / "sources.yaml").write_text(sources.replace("    keep_headers: [X-Shopify-Shop-Domain]\n",
+                                                        "    keep_headers: [X-Shopify-Shop-Domain]\n" + callback))
+    monkeypatch.setenv("ORIGIN_SECRET", ORIGIN_SECRET)
+    runtime.settings = runtime.settings.with_(rules_dir=str(rules), clicksend_base_url=simulator.url,
+                                              receipt_token=RECEIPT_TOKEN, send_rate=1000.0)
+    runtime.rules = RulesDir(rules, runtime.settings)
+    assert runtime.rules.reload(), runtime.rules.errors
+    runtime._client = None
+    return runtime
 
 
 @pytest.fixture

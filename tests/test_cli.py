@@ -126,3 +126,15 @@ def test_rules_test_reports_a_missing_event_type() -> None:
                                        "--dir", str(ROOT / "rules")])
     assert result.exit_code == 1
     assert "event type not found" in result.output
+
+
+def test_trace_replay_and_optout_commands(runtime, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("REDIS_URL", runtime.settings.redis_url)
+    runner = CliRunner()
+    assert runner.invoke(main, ["optout", "add", "+61 411 111 111", "--note", "asked"]).exit_code == 0
+    listed = runner.invoke(main, ["optout", "list"])
+    assert "+6141•••••11  via operator  asked" in listed.output
+    assert runner.invoke(main, ["optout", "remove", "+61411111111"]).exit_code == 0
+    assert runner.invoke(main, ["optout", "remove", "+61411111111"]).exit_code == 1
+    assert runner.invoke(main, ["trace", "evt_missing"]).exit_code == 1
+    assert runner.invoke(main, ["replay"]).exit_code == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webhooks import api, errors, health, ingest, metrics
+from webhooks import api, clicksend_push, errors, health, ingest, metrics
 from workers.runtime import Runtime, get_runtime
 from workers.settings import Settings
 
@@ -21,4 +21,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(clicksend_push.bp)
     return app

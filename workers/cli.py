@@ -9,14 +9,17 @@ import time
 from pathlib import Path
 
 import click
+import phonenumbers
 from werkzeug.serving import make_server
 
-from workers import dryrun, supervisor
+from workers import dryrun, origin, supervisor, trace
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.core.templates import parse_time
 from workers.errors import ConfigError
 from workers.rulesdir import load_config
+from workers.runtime import Runtime
+from workers.settings import Settings
 
 RET_OK, RET_FAILED, RET_CONFIG = 0, 1, 2
 
@@ -119,6 +122,87 @@ def rules_test(event_file: Path, source_name: str, event_type: str | None, heade
         sys.exit(RET_FAILED)
     result = dryrun.report(config, event, now, zone, region)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else dryrun.as_text(result))
+
+
+def _runtime() -> Runtime:
+    try:
+        return Runtime.build(Settings.from_env())
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(RET_CONFIG)
+
+
+@main.command("trace")
+@click.argument("event_id")
+def trace_cmd(event_id: str) -> None:
+    """Print an event, its messages, every transition with its reason, receipts, replies and callbacks."""
+    text = trace.trace(_runtime().store, event_id)
+    if text is None:
+        click.echo(f"no event {event_id}", err=True)
+        sys.exit(RET_FAILED)
+    click.echo(text)
+
+
+@main.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all-exhausted", is_flag=True, help="Replay every callback that gave up.")
+def replay_cmd(ids: tuple[str, ...], all_exhausted: bool) -> None:
+    """Send exhausted or failed callbacks again (callback ids, or message ids for all of theirs)."""
+    rt = _runtime()
+    targets = list(ids) + (rt.store.exhausted_callbacks(1000) if all_exhausted else [])
+    if not targets:
+        for cid in rt.store.exhausted_callbacks():
+            cb = rt.store.get_callback(cid) or {}
+            click.echo(f"{cid}  {cb.get('state')}  message {cb.get('message_id')}  {cb.get('status')}")
+        return
+    done = origin.replay(rt, targets)
+    click.echo(f"replaying {len(done)} callback(s)" + (": " + " ".join(done) if done else ""))
+
+
+@main.group()
+def optout() -> None:
+    """The suppression list: numbers that never get messages."""
+
+
+@optout.command("list")
+def optout_list() -> None:
+    """Every suppressed number (masked), since when and why."""
+    for number, info in sorted(_runtime().store.optouts().items()):
+        click.echo(f"{trace.mask(number)}  via {info.get('via')}  {info.get('detail', '')}")
+
+
+@optout.command("add")
+@click.argument("number")
+@click.option("--note", default="", help="Why (kept with the entry).")
+def optout_add(number: str, note: str) -> None:
+    """Suppress NUMBER."""
+    rt = _runtime()
+    e164 = _e164(number, rt.settings.default_region)
+    rt.store.opt_out(e164, time.time(), via="operator", detail=note)
+    click.echo(f"suppressed {trace.mask(e164)}")
+
+
+@optout.command("remove")
+@click.argument("number")
+def optout_remove(number: str) -> None:
+    """Lift the suppression of NUMBER."""
+    rt = _runtime()
+    e164 = _e164(number, rt.settings.default_region)
+    if not rt.store.opt_in(e164):
+        click.echo(f"{trace.mask(e164)} was not suppressed", err=True)
+        sys.exit(RET_FAILED)
+    click.echo(f"lifted {trace.mask(e164)}")
+
+
+def _e164(number: str, region: str) -> str:
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException as exc:
+        raise click.BadParameter(str(exc), param_hint="NUMBER") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise click.BadParameter("not a valid phone number", param_hint="NUMBER")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 if __name__ == "__main__":

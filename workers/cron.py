@@ -10,3 +10,4 @@ from workers import jobs, pipeline
 cron.register(jobs.sweep_pending_events, pipeline.EVENTS_QUEUE, interval=30, result_ttl=60)
 cron.register(jobs.fire_due_messages, pipeline.EVENTS_QUEUE, interval=15, result_ttl=60)
 cron.register(jobs.recover_sending, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
+cron.register(jobs.poll_feedback, pipeline.SEND_QUEUE, interval=30, result_ttl=60)

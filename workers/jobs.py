@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from workers import pipeline, processing
+from workers import feedback, origin, pipeline, processing
 from workers.runtime import get_runtime
 from workers.sender import Sender
 
@@ -79,4 +79,21 @@ def recover_sending() -> dict[str, int]:
     for channel in pipeline.CHANNELS:
         if rt.store.outbox_length(channel):
             rt.kick(channel)
+    return result
+
+
+def send_callback(callback_id: str) -> str:
+    """One attempt at a callback to the originating system; the next is scheduled, never slept for."""
+    rt = get_runtime()
+    return origin.CallbackSender(rt).deliver(callback_id, time.time())
+
+
+def poll_feedback() -> dict[str, Any]:
+    """Periodic: apply unread receipts and inbound replies, and refresh what we know of the account."""
+    rt = get_runtime()
+    now = time.time()
+    result: dict[str, Any] = {"receipts": feedback.poll_receipts(rt, rt.client, now),
+                              "inbound": feedback.poll_inbound(rt, rt.client, now)}
+    account = rt.client.account()
+    rt.store.remember_account(user_id=account.get("user_id"), balance=account.get("balance"), checked_at=now)
     return result

@@ -19,6 +19,7 @@ DRAIN_EVENTS = "workers.jobs.drain_events"
 FIRE_MESSAGE = "workers.jobs.fire_message"
 FLUSH_OUTBOX = "workers.jobs.flush_outbox"
 RECONCILE = "workers.jobs.reconcile_messages"
+SEND_CALLBACK = "workers.jobs.send_callback"
 CHANNELS = ("sms", "mms", "voice")
 # Shorter than the sending lease, so a flush is never still running when recovery takes its messages.
 FLUSH_TIMEOUT = 90
@@ -60,3 +61,13 @@ def enqueue_reconcile(connection: redis.Redis, channel: str, message_ids: list[s
     """Look messages with an unknown outcome up in ClickSend's history at `at`."""
     queue(connection, SEND_QUEUE).enqueue_at(at, RECONCILE, channel, message_ids, result_ttl=60,
                                              failure_ttl=7 * 86400, job_timeout=FLUSH_TIMEOUT)
+
+
+def enqueue_callback(connection: redis.Redis, callback_id: str, at: datetime | None = None) -> None:
+    """Deliver a callback on its own queue (a slow origin never slows sending), now or at `at`."""
+    q = queue(connection, CALLBACKS_QUEUE)
+    kwargs = {"result_ttl": 60, "failure_ttl": 7 * 86400, "job_timeout": 120}
+    if at is None:
+        q.enqueue(SEND_CALLBACK, callback_id, **kwargs)
+    else:
+        q.enqueue_at(at, SEND_CALLBACK, callback_id, **kwargs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from workers import origin
 from workers.core.lifecycle import State
 from workers.core.planning import Planned, plan_event
 from workers.runtime import Runtime
@@ -27,6 +28,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     pending: list[Planned] = []
 
     def write() -> None:
+        _suppress_opted_out(rt, pending)
         created = rt.store.create_messages([m.to_dict() for m in pending], now)
         for msg, new in zip(pending, created, strict=True):
             if not new:
@@ -36,6 +38,8 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
                 rt.schedule_fire(msg.id, msg.send_at)
             elif msg.state == State.QUEUED:
                 channels.add(msg.channel)
+            elif msg.state in (State.FAILED, State.SUPPRESSED):
+                origin.notify(rt, [msg.to_dict()], msg.state, now)
         pending.clear()
 
     processed: list[tuple[str, dict[str, object]]] = []
@@ -64,6 +68,17 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     for channel in channels:
         rt.kick(channel)
     return counts
+
+
+def _suppress_opted_out(rt: Runtime, planned: list[Planned]) -> None:
+    """Messages to numbers on the suppression list (they replied STOP) are suppressed, with that reason."""
+    live = [m for m in planned if m.to and m.state in (State.QUEUED, State.SCHEDULED, State.PLANNED)]
+    blocked = rt.store.opted_out(sorted({m.to for m in live if m.to}))
+    for msg in live:
+        if msg.to in blocked:
+            msg.state = State.SUPPRESSED
+            msg.reasons.append("recipient opted out (replied STOP or added by an operator)")
+            msg.send_at = None
 
 
 def _settle(msg: Planned) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -14,8 +15,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
+from jinja2.sandbox import SandboxedEnvironment
 
+from workers.core.callbacks import CompiledCallback, compile_callback
 from workers.core.rules import Rule, check_unique_names, parse_rule_file
 from workers.core.sources import Source, parse_sources
 from workers.core.templates import environment
@@ -36,15 +40,28 @@ class Config:
 
     sources: Mapping[str, Source] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
+    callbacks: Mapping[str, CompiledCallback] = field(default_factory=dict)
     fingerprint: tuple[tuple[str, float, int], ...] = ()
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 would read `on:` (callbacks) and `NO` (Norway) as booleans."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 
 
 def load_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     """Parse a YAML file; return its data and the 1-based line of every mapping key path."""
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -87,12 +104,26 @@ def load_config(directory: str | Path, environ: Mapping[str, str], zone: str = "
         except ConfigError as exc:
             problems.extend(exc.problems)
     rules = _load_rules(root, zone, region, problems)
+    callbacks = _compile_callbacks(sources, environment(zone, region), problems)
     if problems:
         raise ConfigError(problems)
     for name, source in sources.items():
         if source.verify.scheme == "none":
             log.warning("source %s accepts unsigned events (verify: none)", name)
-    return Config(sources=sources, rules=tuple(rules), fingerprint=stamp)
+    return Config(sources=sources, rules=tuple(rules), callbacks=callbacks, fingerprint=stamp)
+
+
+def _compile_callbacks(sources: Mapping[str, Source], env: SandboxedEnvironment,
+                       problems: list[Problem]) -> dict[str, CompiledCallback]:
+    out = {}
+    for name, source in sources.items():
+        if source.callback is None:
+            continue
+        try:
+            out[name] = compile_callback(env, source.callback)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(Problem(SOURCES_FILE, name, "callback", f"template syntax error: {exc.message}"))
+    return out
 
 
 def _load_rules(root: Path, zone: str, region: str, problems: list[Problem]) -> list[Rule]:

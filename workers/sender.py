@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from workers import origin
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
 from workers.core.lifecycle import State
@@ -120,7 +121,9 @@ class Sender:
             return
         except ProviderRejected as exc:
             changes = [Change(i, State.FAILED, f"ClickSend rejected the request: {exc.message}") for i in ids]
-            out.failed += sum(self.store.apply_many(changes, now))
+            applied = self.store.apply_many(changes, now)
+            out.failed += sum(applied)
+            self._settled(docs, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
             return
         self.store.clear_strikes(channel)
         if any(r.status == "SUCCESS" for r in reply.messages):
@@ -164,14 +167,26 @@ class Sender:
                 changes.append(Change(doc["id"], State.FAILED, f"ClickSend: {result.status}",
                                       {"provider_id": result.message_id, "error": result.status}))
                 out.failed += 1
-        self.store.apply_many(changes, now)
-        for change in changes:
+        applied = self.store.apply_many(changes, now)
+        done = [c for c, ok in zip(changes, applied, strict=True) if ok]
+        for change in done:
             if change.target == State.SCHEDULED and change.send_at is not None:
                 self.rt.schedule_fire(change.id, change.send_at)
+        self._settled(docs, done, now)
         if missing:
             self._unknown(channel, missing, now, "not in ClickSend's reply", out)
         if pause_ids:
             self._account_problem(channel, pause_ids, now, InsufficientCredit("INSUFFICIENT_CREDIT"), out)
+
+    def _settled(self, docs: list[dict[str, Any]], done: list[Change], now: float) -> None:
+        """Remember provider ids and tell the origins about messages that became sent or failed."""
+        by_id = {d["id"]: d for d in docs}
+        self.store.index_provider_ids({c.fields["provider_id"]: c.id for c in done
+                                       if c.target == State.SENT and c.fields.get("provider_id")})
+        for state in (State.SENT, State.FAILED):
+            settled = [by_id[c.id] | {"state": state.value} | c.fields for c in done if c.target == state]
+            if settled:
+                origin.notify(self.rt, settled, state.value, now)
 
     def _put_back(self, channel: str, ids: list[str], now: float, delay: float, reason: str,
                   out: FlushOutcome) -> None:
@@ -219,7 +234,8 @@ class Sender:
                 absent.append(doc["id"])
             else:
                 waiting.append(doc["id"])
-        self.store.apply_many(sent, now)
+        applied = self.store.apply_many(sent, now)
+        self._settled(docs, [c for c, ok in zip(sent, applied, strict=True) if ok], now)
         requeued = self.store.requeue(channel, absent, now, "not in ClickSend history: sending again",
                                       from_state=State.UNKNOWN)
         if requeued:

@@ -9,9 +9,10 @@ import pytest
 import requests
 
 from tests.conftest import Simulator, serve
-from workers.clicksend.client import ClickSendClient, parse_retry_after, to_decimal, to_int
+from workers.clicksend.client import ClickSendClient, parse_retry_after
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
+from workers.core.coerce import to_decimal, to_int
 from workers.errors import AuthenticationFailed, ProviderRejected, ProviderUnavailable, RateLimited
 
 

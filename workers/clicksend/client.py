@@ -6,14 +6,14 @@ the exception tree. It never retries by itself: the sender decides, because a se
 
 from __future__ import annotations
 
-import email.utils
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import requests
 
+from workers.core.coerce import parse_retry_after, to_decimal, to_int
 from workers.errors import (
     AuthenticationFailed,
     InsufficientCredit,
@@ -29,26 +29,6 @@ PRICE_PATHS = {"sms": "/v3/sms/price", "mms": "/v3/mms/price", "voice": "/v3/voi
 HISTORY_PATHS = {"sms": "/v3/sms/history", "mms": "/v3/mms/history", "voice": "/v3/voice/history"}
 RECEIPT_PATHS = {"sms": "/v3/sms/receipts", "voice": "/v3/voice/receipts"}
 MAX_PAGE = 100
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """Lenient money: 0.07, "0.0792", "0.070000", "" and None all work (§2.5 of the fact sheet)."""
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def to_int(value: Any) -> int | None:
-    """Lenient integers: 1, "1", "1.00", "" and None all work."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -82,22 +62,6 @@ class Page:
     current_page: int
     last_page: int
     total: int
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 class ClickSendClient:
@@ -219,9 +183,9 @@ class ClickSendClient:
         """One SMS receipt, read or not."""
         return self.request("GET", f"/v3/sms/receipts/{message_id}")
 
-    def mark_receipts_read(self, date_before: int | None = None) -> None:
-        """Mark SMS receipts read (all, or those before `date_before`)."""
-        self.request("PUT", "/v3/sms/receipts-read", json=_clean({"date_before": date_before}))
+    def mark_receipts_read(self, channel: str = "sms", date_before: int | None = None) -> None:
+        """Mark receipts read (all, or those up to `date_before`)."""
+        self.request("PUT", f"/v3/{channel}/receipts-read", json=_clean({"date_before": date_before}))
 
     def inbound(self, page: int = 1, limit: int = MAX_PAGE) -> Page:
         """One page of unread inbound SMS."""

@@ -33,6 +33,7 @@ class Planned:
 
     id: str
     event_id: str
+    source: str
     rule: str
     channel: str
     state: str
@@ -105,8 +106,8 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
 
 def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], now: float, zone: str,
                 region: str) -> list[Planned]:
-    base = {"event_id": event.id, "rule": rule.name, "channel": send.channel, "policy": rule.policy,
-            "critical": rule.critical, "replace": rule.replace, "created_at": now}
+    base = {"event_id": event.id, "source": event.source, "rule": rule.name, "channel": send.channel,
+            "policy": rule.policy, "critical": rule.critical, "replace": rule.replace, "created_at": now}
     try:
         recipients = _recipients(send, context)
     except RenderError as exc:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import redis
 
+from workers.store.callbacks import CallbackRecords
 from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
+from workers.store.feedback import FeedbackRecords
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
 from workers.store.outbox import OutboxRecords
@@ -15,7 +17,7 @@ from workers.store.outbox import OutboxRecords
 __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
 
 
-class Store(EventRecords, MessageRecords, OutboxRecords):
+class Store(EventRecords, MessageRecords, OutboxRecords, FeedbackRecords, CallbackRecords):
     """Hookline's records in one Redis database."""
 
     def __init__(self, client: redis.Redis):

@@ -92,3 +92,36 @@ BUCKET = f"{PREFIX}:bucket"
 
 ALERTS = f"{PREFIX}:alerts"
 """Operator alerts by name (JSON: since, message)."""
+
+
+OPTOUTS = f"{PREFIX}:optouts"
+"""Hash of suppressed numbers (E.164) → JSON: when, how, and the reply that asked."""
+
+RECEIPTS_UNKNOWN = f"{PREFIX}:stats:receipts_unknown"
+"""Count of receipts naming no message we know."""
+
+ACCOUNT = f"{PREFIX}:account"
+"""Hash of facts about the ClickSend account (user_id, balance) refreshed by the workers."""
+
+CALLBACKS_EXHAUSTED = f"{PREFIX}:callbacks:exhausted"
+"""Sorted set of callback ids that gave up, by when: listed and replayable."""
+
+
+def provider_key(provider_id: str) -> str:
+    """ClickSend's message_id → our message id."""
+    return f"{PREFIX}:provider:{provider_id}"
+
+
+def inbound_seen_key(inbound_id: str) -> str:
+    """Marks an inbound reply as applied (ClickSend retries pushes)."""
+    return f"{PREFIX}:inbound:seen:{inbound_id}"
+
+
+def callback_key(callback_id: str) -> str:
+    """A callback's record hash."""
+    return f"{PREFIX}:cb:{callback_id}"
+
+
+def message_callbacks_key(message_id: str) -> str:
+    """The callback ids of a message."""
+    return f"{PREFIX}:msg:{message_id}:callbacks"

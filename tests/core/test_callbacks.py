@@ -1,0 +1,43 @@
+"""Callback rules: refused addresses and what follows each attempt."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from workers.core.callbacks import after_attempt, forbidden_address
+from workers.core.sources import Callback
+
+SPEC = Callback(url="https://origin.example/x", max_attempts=5, max_age=3600)
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"), ("192.168.0.9", "private"),
+     ("172.20.0.1", "private"), ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
+     ("::ffff:127.0.0.1", "loopback"), ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),
+     ("93.184.216.34", None), ("2606:4700::1111", None)],
+)
+def test_forbidden_addresses(address: str, refused: str | None) -> None:
+    why = forbidden_address(address)
+    assert (why is None) if refused is None else (refused in why)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "attempt", "expected"),
+    [(200, None, 1, "delivered"), (204, None, 3, "delivered"), (410, None, 1, "failed"), (404, None, 1, "failed"),
+     (400, None, 1, "failed"), (500, None, 1, "retry"), (503, None, 4, "retry"), (429, None, 1, "retry"),
+     (408, None, 1, "retry"), (None, "ConnectTimeout", 1, "retry"), (500, None, 5, "exhausted")],
+)
+def test_after_attempt(status: int | None, error: str | None, attempt: int, expected: str) -> None:
+    assert after_attempt(status, error, attempt, 0.0, SPEC, rand=random.Random(1)).status == expected
+
+
+def test_retry_after_is_honoured() -> None:
+    step = after_attempt(429, None, 1, 0.0, SPEC, retry_after=7.0)
+    assert (step.status, step.delay) == ("retry", 7.0)
+
+
+def test_too_old_gives_up() -> None:
+    assert after_attempt(500, None, 2, 3590.0, SPEC, retry_after=60.0).status == "exhausted"

@@ -1,0 +1,49 @@
+"""The operator API: messages by state, one message with its timeline, and the suppression list."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import API_TOKEN
+from workers.runtime import Runtime
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def make_queued(rt: Runtime, mid: str) -> None:
+    rt.store.create_messages([{"id": mid, "event_id": "evt_api", "source": "shop", "rule": "r", "channel": "sms",
+                               "state": "queued", "reasons": ["x"], "to": "+61411111111", "body": "hi", "key": None,
+                               "send_at": None}], time.time())
+
+
+def test_messages_by_state_and_one_message(client, runtime: Runtime) -> None:  # noqa: ANN001
+    make_queued(runtime, "msg_api1")
+    listed = client.get("/api/messages?state=queued", headers=AUTH).json
+    assert [m["id"] for m in listed["messages"]] == ["msg_api1"]
+    one = client.get("/api/messages/msg_api1", headers=AUTH).json
+    assert [t["to"] for t in one["timeline"]] == ["planned", "queued"]
+    assert one["callbacks"] == []
+    assert client.get("/api/messages?state=bogus", headers=AUTH).status_code == 400
+    assert client.get("/api/messages/msg_none", headers=AUTH).status_code == 404
+    assert client.get("/api/messages?state=queued").status_code == 401
+
+
+def test_optouts_through_the_api(client, runtime: Runtime) -> None:  # noqa: ANN001
+    added = client.post("/api/optouts", json={"number": "+61 411 111 111", "note": "asked by phone"}, headers=AUTH)
+    assert added.status_code == 201 and added.json["number"] == "+61411111111"
+    assert list(client.get("/api/optouts", headers=AUTH).json) == ["+61411111111"]
+    assert client.post("/api/optouts", json={"number": "12"}, headers=AUTH).status_code == 422
+    assert client.delete("/api/optouts/+61411111111", headers=AUTH).status_code == 200
+    assert client.delete("/api/optouts/+61411111111", headers=AUTH).status_code == 404
+    assert client.get("/api/optouts").status_code == 401
+
+
+def test_metrics_expose_states_outboxes_and_alerts(client, runtime: Runtime) -> None:  # noqa: ANN001
+    make_queued(runtime, "msg_m1")
+    runtime.store.raise_alert("insufficient_credit", "no credit", time.time())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'hookline_messages{state="queued"} 1' in text
+    assert 'hookline_outbox_depth{channel="sms"} 1' in text
+    assert 'hookline_alert{name="insufficient_credit"} 1' in text
+    ready = client.get("/readyz").json
+    assert ready["alerts"]["insufficient_credit"]["message"] == "no credit"

@@ -1,0 +1,60 @@
+"""ClickSend's pushed delivery receipts and inbound replies (`/clicksend/receipts`, `/clicksend/inbound`).
+
+ClickSend signs nothing, so the checks are layered: a secret token in the URL, the account's user_id,
+and (in `workers.feedback`) a custom_string that must name a message we sent with that provider id.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from webhooks.context import error, runtime
+from workers import feedback
+from workers.core.coerce import to_int
+
+bp = Blueprint("clicksend_push", __name__, url_prefix="/clicksend")
+log = logging.getLogger("hookline.push")
+
+
+def _payload() -> dict[str, Any]:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+    return request.form.to_dict() or request.args.to_dict()
+
+
+def _guarded(apply: Callable[..., str], token: str | None) -> ResponseReturnValue:
+    rt = runtime()
+    expected = rt.settings.receipt_token
+    given = token or request.args.get("token") or ""
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        return error(401, "unauthorized", "a valid receipt token is required in the URL")
+    data = _payload()
+    if not data:
+        return error(400, "bad_request", "expected a form-encoded or JSON body")
+    known = rt.store.account_facts().get("user_id")
+    if known is not None and to_int(data.get("user_id")) != to_int(known):
+        log.warning("push refused: user_id does not match the account")
+        return error(403, "forbidden", "user_id does not match this account")
+    return jsonify({"ok": True, "result": apply(rt, data, time.time(), "push")})
+
+
+@bp.post("/receipts")
+@bp.post("/receipts/<token>")
+def receipts(token: str | None = None) -> ResponseReturnValue:
+    """A pushed delivery receipt, applied through the same code as polling."""
+    return _guarded(feedback.apply_receipt, token)
+
+
+@bp.post("/inbound")
+@bp.post("/inbound/<token>")
+def inbound(token: str | None = None) -> ResponseReturnValue:
+    """A pushed inbound reply (STOP/START handling and the link to the message it answers)."""
+    return _guarded(feedback.apply_inbound, token)

@@ -1,0 +1,169 @@
+"""Callbacks to originating systems: decide who to tell about which state, then deliver signed requests
+that refuse private addresses (after DNS, and on every redirect) unless the source allows them.
+
+Rendering and retry policy are `core.callbacks`'; this module does the DNS, HTTP and bookkeeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import standardwebhooks
+
+from workers import pipeline
+from workers.core.callbacks import after_attempt, forbidden_address, render_request
+from workers.core.coerce import parse_retry_after
+from workers.core.sources import Callback
+from workers.errors import HooklineError, RenderError
+from workers.runtime import Runtime
+
+log = logging.getLogger("hookline.origin")
+MAX_REDIRECTS = 3
+
+
+class DestinationRefused(HooklineError):
+    """The callback URL resolves to an address the source may not call (private, loopback, link-local)."""
+
+
+def callback_id_for(message_id: str, state: str) -> str:
+    """Deterministic: one callback per message and state, however often the state is reported."""
+    return "cb_" + hashlib.sha256(f"{message_id}\0{state}".encode()).hexdigest()[:32]
+
+
+def notify(rt: Runtime, messages: Iterable[dict[str, Any]], state: str, now: float,
+           extra: dict[str, Any] | None = None) -> int:
+    """Create and enqueue a callback for each message whose source wants to hear about `state`."""
+    try:
+        callbacks = rt.rules.current().callbacks
+    except HooklineError:
+        return 0
+    started = 0
+    for msg in messages:
+        cb = callbacks.get(msg.get("source") or "")
+        if cb is None or state not in cb.spec.on:
+            continue
+        if state == "reply" and not cb.spec.forward_replies and "reply" not in cb.spec.on:
+            continue
+        cid = callback_id_for(msg["id"], state if state != "reply" else f"reply:{(extra or {}).get('id')}")
+        record = {"message_id": msg["id"], "event_id": msg.get("event_id"), "source": msg["source"], "state": state,
+                  "created_at": now, **(extra or {})}
+        if rt.store.create_callback(cid, record):
+            pipeline.enqueue_callback(rt.rq_connection, cid)
+            started += 1
+    return started
+
+
+def resolve_checked(url: str, allow_private: bool) -> None:
+    """Raise DestinationRefused unless every address `url`'s host resolves to may be called."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DestinationRefused(f"not an http(s) URL: {url!r}")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise DestinationRefused(f"cannot resolve {parts.hostname}: {exc}") from None
+    for info in infos:
+        why = forbidden_address(str(info[4][0]))
+        if why:
+            raise DestinationRefused(f"{parts.hostname}: {why} (set allow_private: true to allow)")
+
+
+class CallbackSender:
+    """Delivers callbacks over one requests.Session."""
+
+    def __init__(self, rt: Runtime, session: requests.Session | None = None):
+        self.rt = rt
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = "Hookline-Callbacks/0.1"
+
+    def deliver(self, callback_id: str, now: float) -> str:
+        """One attempt; records it, then schedules the next or stops. Returns the callback's new status."""
+        store = self.rt.store
+        record = store.get_callback(callback_id)
+        if record is None or record["status"] != "pending":
+            return record["status"] if record else "missing"
+        cb = self.rt.rules.current().callbacks.get(record["source"])
+        if cb is None:
+            store.record_attempt(callback_id, {"at": now, "error": "source has no callback any more"}, "failed", now)
+            return "failed"
+        attempt_no = len(record["attempts"]) + 1
+        started = time.monotonic()
+        status, error, retry_after = None, None, None
+        try:
+            method, url, headers, body = render_request(cb, self._context(record))
+            response = self._send(callback_id, method, url, headers, body, cb.spec)
+            status = response.status_code
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        except (RenderError, DestinationRefused) as exc:
+            error = str(exc)
+            store.record_attempt(callback_id, {"at": now, "attempt": attempt_no, "error": error}, "failed", now)
+            store.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
+                                              "result": "failed", "reason": error})
+            log.warning("callback %s refused: %s", callback_id, error)
+            return "failed"
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        step = after_attempt(status, error, attempt_no, now - float(record["created_at"]), cb.spec, retry_after)
+        attempt = {"at": now, "attempt": attempt_no, "status": status, "error": error,
+                   "ms": round((time.monotonic() - started) * 1000), "next": step.status}
+        final = "pending" if step.status == "retry" else step.status
+        store.record_attempt(callback_id, attempt, final, now)
+        store.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
+                                          "result": step.status, "reason": step.reason})
+        if step.status == "retry":
+            pipeline.enqueue_callback(self.rt.rq_connection, callback_id,
+                                      at=datetime.fromtimestamp(now + step.delay, tz=UTC))
+        return final
+
+    def _context(self, record: dict[str, Any]) -> dict[str, Any]:
+        store = self.rt.store
+        message = store.get_message(record["message_id"], with_log=False) or {"id": record["message_id"]}
+        event = store.get_event(record.get("event_id") or "") or {}
+        return {"event": event, "payload": event.get("payload"), "message": message, "state": record["state"],
+                "receipt": record.get("receipt"), "reply": record.get("reply")}
+
+    def _send(self, callback_id: str, method: str, url: str, headers: dict[str, str], body: bytes,
+              spec: Callback) -> requests.Response:
+        secret = None
+        if spec.secret:
+            # whsec_ secrets as Standard Webhooks writes them; any other string is used as the raw key.
+            secret = standardwebhooks.Webhook(spec.secret if spec.secret.startswith("whsec_") else spec.secret.encode())
+        for _ in range(MAX_REDIRECTS + 1):
+            resolve_checked(url, spec.allow_private)
+            signed = dict(headers)
+            signed["Content-Type"] = "application/json"
+            if secret is not None:
+                stamp = datetime.now(tz=UTC)
+                signed.update({"webhook-id": callback_id, "webhook-timestamp": str(int(stamp.timestamp())),
+                               "webhook-signature": secret.sign(callback_id, stamp, body.decode())})
+            response = self.session.request(method, url, data=body, headers=signed, timeout=(5, spec.timeout),
+                                            allow_redirects=False)
+            if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])  # checked again before following
+                continue
+            return response
+        raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects")
+
+
+def replay(rt: Runtime, ids: list[str]) -> list[str]:
+    """Re-open exhausted or failed callbacks (by callback id, or all of a message's) and send them again."""
+    replayed = []
+    for item in ids:
+        targets = rt.store.message_callback_ids(item) if item.startswith("msg_") else [item]
+        for cid in targets:
+            record = rt.store.get_callback(cid)
+            if record and record["status"] in ("exhausted", "failed") and rt.store.reopen_callback(cid):
+                pipeline.enqueue_callback(rt.rq_connection, cid)
+                replayed.append(cid)
+    return replayed
