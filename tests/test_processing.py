@@ -157,7 +157,7 @@ def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtim
     work(with_scheduler=True)  # the worker's scheduler moves due jobs to the queue, then runs them
     reminder = next(m for m in messages_of(runtime, eid) if m["rule"] == "reminder-2h")
     assert reminder["state"] == "queued"
-    assert reminder["timeline"][-1]["reason"] == "scheduled time reached"
+    assert reminder["timeline"][-1]["reason"].startswith("scheduled time reached; policy default: approved")
     assert runtime.store.due_messages(time.time() + 86400) == []
 
 

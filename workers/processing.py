@@ -9,6 +9,7 @@ import logging
 from collections import Counter
 
 from workers import origin
+from workers.admission import admit
 from workers.core.lifecycle import State
 from workers.core.planning import Planned, plan_event
 from workers.runtime import Runtime
@@ -28,7 +29,6 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     pending: list[Planned] = []
 
     def write() -> None:
-        _suppress_opted_out(rt, pending)
         created = rt.store.create_messages([m.to_dict() for m in pending], now)
         for msg, new in zip(pending, created, strict=True):
             if not new:
@@ -51,8 +51,9 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
                 write()
                 done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
                 counts["cancelled"] += len(done)
+            fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
             for msg in outcome.messages:
-                _settle(msg)
+                _admit(rt, msg, now, fan_out)
                 if msg.replace and msg.key:
                     write()
                     done = rt.store.cancel_by_key(msg.key, now, f"replaced by event {event.id}",
@@ -70,33 +71,45 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     return counts
 
 
-def _suppress_opted_out(rt: Runtime, planned: list[Planned]) -> None:
-    """Messages to numbers on the suppression list (they replied STOP) are suppressed, with that reason."""
-    live = [m for m in planned if m.to and m.state in (State.QUEUED, State.SCHEDULED, State.PLANNED)]
-    blocked = rt.store.opted_out(sorted({m.to for m in live if m.to}))
-    for msg in live:
-        if msg.to in blocked:
-            msg.state = State.SUPPRESSED
-            msg.reasons.append("recipient opted out (replied STOP or added by an operator)")
-            msg.send_at = None
-
-
-def _settle(msg: Planned) -> None:
-    """Where an approved, planned message starts: scheduled when it has a time, else queued."""
+def _admit(rt: Runtime, msg: Planned, now: float, fan_out: int) -> None:
+    """Pass a planned message through its policy; it starts queued, scheduled, held or suppressed."""
     if msg.state != State.PLANNED:
         return
-    msg.state = State.SCHEDULED if msg.send_at is not None else State.QUEUED
+    doc = msg.to_dict()
+    result = admit(rt, doc, now, fan_out, at_send_time=msg.send_at is None)
+    msg.state = State(result.state)
+    msg.send_at = result.send_at
+    msg.reasons.extend(result.decision.reasons)
+    msg.estimate, msg.facts = str(result.estimate), result.facts
+    if msg.state == State.QUEUED:
+        msg.reserved = str(result.estimate)
 
 
 def fire(rt: Runtime, message_id: str, now: float) -> bool:
-    """A scheduled message's time has come: queue it (no-op if cancelled, already fired, or re-deferred)."""
+    """A scheduled message's time has come: check its policy again, then queue, defer, hold or suppress it.
+
+    A no-op when it was cancelled, already fired, or deferred again since this job was scheduled.
+    """
     current = rt.store.get_message(message_id, with_log=False)
     if current is None or current["state"] != State.SCHEDULED:
         return False
     if float(current.get("send_at") or 0) > now + 1:
-        return False  # deferred again since this job was scheduled; the newer job will fire it
-    moved, _ = rt.store.transition(message_id, State.QUEUED, now, "scheduled time reached",
-                                   expect={State.SCHEDULED})
-    if moved:
-        rt.kick(current["channel"])
-    return moved
+        return False
+    result = admit(rt, current | {"send_at": None}, now)
+    reasons = "; ".join(result.decision.reasons)
+    fields: dict[str, object] = {"estimate": str(result.estimate), "facts": result.facts}
+    if result.state == State.QUEUED:
+        moved, _ = rt.store.transition(message_id, State.QUEUED, now, f"scheduled time reached; {reasons}",
+                                       expect={State.SCHEDULED}, fields=fields | {"reserved": str(result.estimate)})
+        if moved:
+            rt.kick(current["channel"])
+        return moved
+    target = State(result.state)
+    send_at = result.send_at if target == State.SCHEDULED else None
+    moved, _ = rt.store.transition(message_id, target, now, reasons, expect={State.SCHEDULED}, fields=fields,
+                                   send_at=send_at)
+    if moved and send_at is not None:
+        rt.schedule_fire(message_id, send_at)
+    elif moved and target == State.SUPPRESSED:
+        origin.notify(rt, [current | {"state": target.value}], target.value, now)
+    return moved and target == State.QUEUED

@@ -20,6 +20,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from workers.core.callbacks import CompiledCallback, compile_callback
+from workers.core.policies import DEFAULT_POLICY, POLICIES_FILE, Policy, parse_policies
 from workers.core.rules import Rule, check_unique_names, parse_rule_file
 from workers.core.sources import Source, parse_sources
 from workers.core.templates import environment
@@ -29,7 +30,6 @@ from workers.settings import Settings
 log = logging.getLogger("hookline.rules")
 
 SOURCES_FILE = "sources.yaml"
-POLICIES_FILE = "policies.yaml"
 # How often (seconds) a running process looks at file modification times.
 CHECK_INTERVAL = 1.0
 
@@ -41,6 +41,11 @@ class Config:
     sources: Mapping[str, Source] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     callbacks: Mapping[str, CompiledCallback] = field(default_factory=dict)
+    policies: Mapping[str, Policy] = field(default_factory=lambda: {"default": DEFAULT_POLICY})
+
+    def policy(self, name: str) -> Policy:
+        """The named policy (rules naming a missing one are load errors, so this is for old messages)."""
+        return self.policies.get(name) or self.policies["default"]
     fingerprint: tuple[tuple[str, float, int], ...] = ()
 
 
@@ -105,12 +110,29 @@ def load_config(directory: str | Path, environ: Mapping[str, str], zone: str = "
             problems.extend(exc.problems)
     rules = _load_rules(root, zone, region, problems)
     callbacks = _compile_callbacks(sources, environment(zone, region), problems)
+    policies = _load_policies(root, problems)
+    for rule in rules:
+        if rule.policy not in policies:
+            problems.append(Problem(rule.file, rule.name, "policy", f"no policy named {rule.policy!r} in "
+                                    f"{POLICIES_FILE} (have: {', '.join(sorted(policies))})"))
     if problems:
         raise ConfigError(problems)
     for name, source in sources.items():
         if source.verify.scheme == "none":
             log.warning("source %s accepts unsigned events (verify: none)", name)
-    return Config(sources=sources, rules=tuple(rules), callbacks=callbacks, fingerprint=stamp)
+    return Config(sources=sources, rules=tuple(rules), callbacks=callbacks, policies=policies, fingerprint=stamp)
+
+
+def _load_policies(root: Path, problems: list[Problem]) -> dict[str, Policy]:
+    path = root / POLICIES_FILE
+    if not path.exists():
+        return {"default": DEFAULT_POLICY}
+    try:
+        data, lines = load_yaml(path)
+        return parse_policies(data, POLICIES_FILE, lines)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return {"default": DEFAULT_POLICY}
 
 
 def _compile_callbacks(sources: Mapping[str, Source], env: SandboxedEnvironment,

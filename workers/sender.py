@@ -14,8 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from workers import origin
+from workers.admission import day_of
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
+from workers.core.coerce import to_decimal
 from workers.core.lifecycle import State
 from workers.core.sending import Action, backoff, classify
 from workers.errors import (
@@ -181,6 +183,16 @@ class Sender:
     def _settled(self, docs: list[dict[str, Any]], done: list[Change], now: float) -> None:
         """Remember provider ids and tell the origins about messages that became sent or failed."""
         by_id = {d["id"]: d for d in docs}
+        day = day_of(self.rt, now)
+        for change in done:
+            reserved = to_decimal(by_id[change.id].get("reserved"))
+            if reserved is None:
+                continue
+            if change.target == State.SENT:  # settle the estimate against the real price
+                actual = to_decimal(change.fields.get("price"))
+                self.store.adjust_spend(day, (actual if actual is not None else reserved) - reserved)
+            elif change.target == State.FAILED:  # nothing was spent: give the reservation back
+                self.store.adjust_spend(day, -reserved)
         self.store.index_provider_ids({c.fields["provider_id"]: c.id for c in done
                                        if c.target == State.SENT and c.fields.get("provider_id")})
         for state in (State.SENT, State.FAILED):

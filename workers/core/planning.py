@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import jmespath
 import phonenumbers
 
-from workers.core import policy, segments
+from workers.core import segments
 from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.rules import Rule, Send
@@ -56,6 +57,10 @@ class Planned:
     segments: int | None = None
     non_gsm: list[str] = field(default_factory=list)
     policy: str = "default"
+    timezone: str | None = None
+    estimate: str | None = None  # cost estimate at admission
+    reserved: str | None = None  # what admission took from the day's budget (settled by the real price)
+    facts: dict[str, Any] = field(default_factory=dict)  # what the policy decision looked at
     critical: bool = False
     created_at: float = 0.0
 
@@ -183,10 +188,11 @@ def _render_into(msg: Planned, rule: Rule, send: Send, context: dict[str, Any], 
     msg.encoding, msg.segments, msg.non_gsm = seg.encoding, seg.parts, list(seg.non_gsm)
     if seg.non_gsm:
         msg.reasons.append(f"UCS-2 because of {', '.join(repr(c) for c in seg.non_gsm)}: {seg.parts} part(s)")
+    if rule.recipient_timezone:
+        # The payload knows where the recipient is better than the number's region does.
+        found = jmespath.search(rule.recipient_timezone, event.to_dict())
+        msg.timezone = str(found) if found else None
     _schedule(msg, rule, context, event, now, zone)
-    if msg.state == State.PLANNED:
-        decision = policy.decide(rule.policy, now)
-        msg.reasons.extend(decision.reasons)
 
 
 def _schedule(msg: Planned, rule: Rule, context: dict[str, Any], event: Event, now: float, zone: str) -> None:

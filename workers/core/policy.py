@@ -1,22 +1,141 @@
-"""Approve-by-policy: the decision for one planned message, with every reason behind it.
+"""Approve-by-policy: the decision for one message, with every reason and the facts it used.
 
-Pure. Until policies.yaml lands (issue 5) every message is approved automatically, and that is recorded.
+Pure: the adapter gathers the facts (counts, spend, opt-outs, zones) and passes them in with `now`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from workers.core.policies import Policy, QuietHours
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the policy needs to know about the world at `now`."""
+
+    now: float
+    opted_out: bool = False
+    duplicate: bool = False
+    recent_times: tuple[float, ...] = ()  # this recipient's sends within the rate window
+    spent_today: Decimal = Decimal(0)
+    estimate: Decimal = Decimal(0)
+    fan_out: int = 1  # messages this event produced under this rule
+    zones: tuple[str, ...] = ()  # the recipient's possible time zones
+    balance_low: bool = False
+    approved_by: str | None = None  # a person approved it already: no more holds
 
 
 @dataclass(frozen=True)
 class Decision:
-    """`send` (approved), `hold` (needs a person), `defer` (later, to `until`) or `suppress`."""
+    """`send`, `hold` (a person decides), `defer` (until `until`) or `suppress`; with every reason."""
 
     action: str
     reasons: tuple[str, ...] = field(default_factory=tuple)
     until: float | None = None
 
 
-def decide(policy_name: str, now: float) -> Decision:
-    """The decision for a message under `policy_name` at `now`."""
-    return Decision("send", (f"policy {policy_name}: approved automatically (no policy checks configured)",))
+def decide(policy: Policy, *, country: str | None, segments: int | None, critical: bool, facts: Facts) -> Decision:
+    """Run every check of `policy`; the strongest outcome wins: suppress > defer > hold > send."""
+    suppress: list[str] = []
+    defer: list[tuple[float, str]] = []
+    hold: list[str] = []
+    p = policy
+    if facts.opted_out:
+        suppress.append("recipient opted out (replied STOP or added by an operator)")
+    if p.allow_countries is not None and (country or "?") not in p.allow_countries:
+        suppress.append(f"country {country or 'unknown'} is not in allow_countries {list(p.allow_countries)}")
+    if facts.duplicate and p.duplicate_window:
+        suppress.append(f"same body to the same recipient within duplicate_window ({p.duplicate_window:.0f}s)")
+    if p.quiet_hours is not None and facts.zones:
+        until, local = quiet_until(p.quiet_hours, facts.zones, facts.now)
+        if until is not None:
+            window = f"quiet hours {p.quiet_hours.start:%H:%M}–{p.quiet_hours.end:%H:%M} at the recipient ({local})"
+            if critical and p.quiet_hours.critical_allowed:
+                pass  # critical rules go through quiet hours; said below
+            elif p.quiet_hours.action == "defer":
+                defer.append((until, f"{window}: deferred"))
+            elif p.quiet_hours.action == "drop":
+                suppress.append(f"{window}: dropped")
+    if p.max_per_recipient is not None:
+        rate = p.max_per_recipient
+        recent = sorted(t for t in facts.recent_times if t > facts.now - rate.per)
+        if len(recent) >= rate.count:
+            why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached ({len(recent)} sent)"
+            if rate.action == "suppress":
+                suppress.append(why)
+            else:
+                defer.append((recent[len(recent) - rate.count] + rate.per, f"{why}: deferred"))
+    if facts.approved_by is None:
+        if p.approval == "manual":
+            hold.append(f"policy {p.name}: approval is manual")
+        h = p.hold_if
+        if h.segments_over is not None and (segments or 0) > h.segments_over:
+            hold.append(f"{segments} segments is over segments_over {h.segments_over}")
+        if h.cost_over is not None and facts.estimate > h.cost_over:
+            hold.append(f"estimated cost {facts.estimate} is over cost_over {h.cost_over}")
+        if h.recipients_over is not None and facts.fan_out > h.recipients_over:
+            hold.append(f"{facts.fan_out} recipients for one event is over recipients_over {h.recipients_over}")
+        if p.daily_budget is not None and facts.spent_today + facts.estimate > p.daily_budget:
+            hold.append(f"today's spend {facts.spent_today} + estimate {facts.estimate} is over daily_budget "
+                        f"{p.daily_budget}")
+        if facts.balance_low:
+            hold.append("account balance is below the floor: automatic approvals are held")
+    if suppress:
+        return Decision("suppress", tuple(suppress))
+    if defer:
+        until = max(u for u, _ in defer)
+        return Decision("defer", tuple(w for _, w in defer), until)
+    if hold:
+        return Decision("hold", tuple(hold))
+    reasons = [f"policy {p.name}: approved" + (f" by {facts.approved_by}" if facts.approved_by else
+                                               " automatically")]
+    if p.quiet_hours is not None and critical and facts.zones and quiet_until(p.quiet_hours, facts.zones,
+                                                                              facts.now)[0] is not None:
+        reasons.append("critical rule: sent through quiet hours")
+    if facts.estimate:
+        reasons.append(f"estimated cost {facts.estimate}")
+    return Decision("send", tuple(reasons))
+
+
+def in_window(local: clock_time, start: clock_time, end: clock_time) -> bool:
+    """Whether a local time falls in [start, end), a window that may cross midnight."""
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def quiet_until(quiet: QuietHours, zones: tuple[str, ...], now: float) -> tuple[float | None, str]:
+    """When quiet hours end in every one of `zones` (None when none is quiet now), and a local-time note.
+
+    A number whose region spans several zones takes the most restrictive: quiet if quiet anywhere, and
+    deferred until it is daytime everywhere.
+    """
+    latest: float | None = None
+    notes = []
+    for name in zones:
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        local = datetime.fromtimestamp(now, tz=zone)
+        notes.append(f"{name} {local:%H:%M}")
+        if not in_window(local.time().replace(second=0, microsecond=0), quiet.start, quiet.end):
+            continue
+        end = _next_local(local, quiet.end)
+        latest = end if latest is None else max(latest, end)
+    return latest, ", ".join(notes[:3]) + (" …" if len(notes) > 3 else "")
+
+
+def _next_local(local: datetime, at: clock_time) -> float:
+    # The next wall-clock `at` after `local` in its zone; DST-safe because it is built from the date.
+    day = local.date()
+    for offset in range(3):
+        candidate = datetime.combine(day + timedelta(days=offset), at, tzinfo=local.tzinfo)
+        if candidate > local:
+            return candidate.timestamp()
+    return (local + timedelta(days=1)).timestamp()

@@ -13,11 +13,12 @@ from workers.store.feedback import FeedbackRecords
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
 from workers.store.outbox import OutboxRecords
+from workers.store.policy import PolicyRecords
 
 __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
 
 
-class Store(EventRecords, MessageRecords, OutboxRecords, FeedbackRecords, CallbackRecords):
+class Store(EventRecords, MessageRecords, OutboxRecords, FeedbackRecords, CallbackRecords, PolicyRecords):
     """Hookline's records in one Redis database."""
 
     def __init__(self, client: redis.Redis):
@@ -25,6 +26,7 @@ class Store(EventRecords, MessageRecords, OutboxRecords, FeedbackRecords, Callba
         self._init_events()
         self._init_messages()
         self._init_outbox()
+        self._init_policy()
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -125,3 +125,27 @@ def callback_key(callback_id: str) -> str:
 def message_callbacks_key(message_id: str) -> str:
     """The callback ids of a message."""
     return f"{PREFIX}:msg:{message_id}:callbacks"
+
+
+def spend_key(day: str) -> str:
+    """Money committed on `day` (YYYY-MM-DD in the configured zone): estimates reserved, then actual prices."""
+    return f"{PREFIX}:spend:{day}"
+
+
+def recipient_rate_key(number: str) -> str:
+    """Sorted set of message ids sent (or reserved) to `number`, by time: the per-recipient rate window."""
+    return f"{PREFIX}:rate:{number}"
+
+
+def duplicate_key(digest: str) -> str:
+    """Marks a recipient+body pair as sent within the duplicate window."""
+    return f"{PREFIX}:dup:{digest}"
+
+
+def price_key(channel: str, country: str, encoding: str, parts: int) -> str:
+    """A cached price estimate."""
+    return f"{PREFIX}:price:{channel}:{country}:{encoding}:{parts}"
+
+
+BALANCE_LOW = f"{PREFIX}:balance_low"
+"""Set while the account balance is under a policy's floor."""

@@ -1,0 +1,116 @@
+"""Policy facts in Redis, checked and reserved atomically so concurrent workers cannot overshoot:
+daily spend against the budget, per-recipient sliding windows, duplicate markers, cached prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import redis
+
+from workers.store.keys import (
+    BALANCE_LOW,
+    available,
+    duplicate_key,
+    price_key,
+    recipient_rate_key,
+    spend_key,
+)
+
+# Reserve ARGV[1] of the day's budget ARGV[2] (empty: no budget); 1 when it fits, 0 when it does not.
+_RESERVE = """
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ARGV[2] ~= '' and spent + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], 172800)
+return 1
+"""
+
+# Take a slot in the recipient's window (ARGV: now, per, count, message id); {1} or {0, oldest}.
+_RATE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+  return {1, ''}
+end
+local n = redis.call('ZCARD', KEYS[1])
+if n >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], n - tonumber(ARGV[3]), n - tonumber(ARGV[3]), 'WITHSCORES')
+  return {0, oldest[2]}
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
+return {1, ''}
+"""
+
+
+class PolicyRecords:
+    """Spend, rates, duplicates and prices (mixed into Store)."""
+
+    r: redis.Redis
+
+    def _init_policy(self) -> None:
+        self._reserve = self.r.register_script(_RESERVE)
+        self._rate = self.r.register_script(_RATE)
+
+    def spent(self, day: str) -> Decimal:
+        """What `day` has committed so far."""
+        with available():
+            return Decimal(self.r.get(spend_key(day)) or "0")
+
+    def reserve_spend(self, day: str, amount: Decimal, budget: Decimal | None) -> bool:
+        """Add `amount` to the day's spend unless that would pass `budget` (atomic across workers)."""
+        with available():
+            return bool(self._reserve(keys=[spend_key(day)], args=[str(amount), "" if budget is None else str(budget)]))
+
+    def adjust_spend(self, day: str, delta: Decimal) -> None:
+        """Correct the day's spend (actual price minus estimate; a refund when a reserved send failed)."""
+        if delta:
+            with available():
+                self.r.incrbyfloat(spend_key(day), float(delta))
+
+    def recent_sends(self, number: str, now: float, per: float) -> list[float]:
+        """Times of this recipient's sends within the last `per` seconds."""
+        with available():
+            return [score for _, score in self.r.zrangebyscore(recipient_rate_key(number), now - per, "+inf",
+                                                               withscores=True)]
+
+    def take_rate_slot(self, number: str, message_id: str, now: float, per: float, count: int) -> float | None:
+        """Reserve a slot in the recipient's window: None when taken, else when the next slot opens."""
+        with available():
+            ok, oldest = self._rate(keys=[recipient_rate_key(number)], args=[now, per, count, message_id])
+        return None if ok == 1 else float(oldest) + per
+
+    def is_duplicate(self, digest: str) -> bool:
+        """Whether this recipient+body was sent within its window."""
+        with available():
+            return bool(self.r.exists(duplicate_key(digest)))
+
+    def claim_duplicate(self, digest: str, window: float) -> bool:
+        """Mark recipient+body as sent for `window` seconds; False when someone else just did."""
+        with available():
+            return bool(self.r.set(duplicate_key(digest), 1, nx=True, ex=max(1, int(window))))
+
+    def cached_price(self, channel: str, country: str, encoding: str, parts: int) -> Decimal | None:
+        """A cached estimate, or None."""
+        with available():
+            raw = self.r.get(price_key(channel, country, encoding, parts))
+        return Decimal(raw) if raw is not None else None
+
+    def cache_price(self, channel: str, country: str, encoding: str, parts: int, price: Decimal, ttl: float) -> None:
+        """Keep an estimate for `ttl` seconds."""
+        with available():
+            self.r.set(price_key(channel, country, encoding, parts), str(price), ex=max(1, int(ttl)))
+
+    def set_balance_low(self, low: bool) -> None:
+        """Record whether the balance is under the floor."""
+        with available():
+            if low:
+                self.r.set(BALANCE_LOW, 1)
+            else:
+                self.r.delete(BALANCE_LOW)
+
+    def balance_low(self) -> bool:
+        """Whether automatic approvals must become holds."""
+        with available():
+            return bool(self.r.exists(BALANCE_LOW))
