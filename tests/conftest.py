@@ -82,10 +82,21 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(SECRETS)
 
 
+NEUTRAL_POLICIES = "policies:\n  default: {approval: auto}\n  paging: {approval: auto}\n"
+
+
+def neutral_rules(target: Path) -> Path:
+    """A copy of the shipped rules whose policies approve everything, so outcomes do not depend on the
+    wall clock (quiet hours) or on earlier tests (rates, budget). Policy tests set their own."""
+    shutil.copytree(ROOT / "rules", target)
+    (target / "policies.yaml").write_text(NEUTRAL_POLICIES)
+    return target
+
+
 @pytest.fixture
-def rules_dir() -> Path:
-    """The rules directory that ships with Hookline."""
-    return ROOT / "rules"
+def rules_dir(tmp_path: Path) -> Path:
+    """The shipped rules with neutral policies."""
+    return neutral_rules(tmp_path / "shipped-rules")
 
 
 @pytest.fixture
@@ -174,8 +185,7 @@ def origin() -> Iterator[Origin]:
 def e2e(tmp_path: Path, origin: Origin, simulator: Simulator, runtime: Runtime,
         monkeypatch: pytest.MonkeyPatch) -> Runtime:
     """The runtime with the shipped rules plus a shop callback to `origin`, sending to `simulator`."""
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
+    rules = neutral_rules(tmp_path / "rules")
     sources = (rules / "sources.yaml").read_text()
     callback = (
         "    callback:\n"

@@ -16,7 +16,7 @@ import requests
 from click.testing import CliRunner
 
 from tests import signing
-from tests.conftest import ROOT
+from tests.conftest import ROOT, neutral_rules
 from workers.cli import main
 from workers.localredis import free_port
 
@@ -51,7 +51,7 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    neutral_rules(tmp_path / "rules")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HOOKLINE_"))}
     env.pop("SHOP_WEBHOOK_SECRET", None)
     port = free_port()

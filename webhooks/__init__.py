@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webhooks import api, clicksend_push, errors, health, ingest, metrics
+from webhooks import api, clicksend_push, errors, health, ingest, metrics, ui
 from workers.runtime import Runtime, get_runtime
 from workers.settings import Settings
 
@@ -22,4 +22,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(clicksend_push.bp)
+    ui.init_app(app)
     return app

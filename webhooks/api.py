@@ -11,7 +11,9 @@ from flask.typing import ResponseReturnValue
 
 from webhooks.auth import require_token
 from webhooks.context import error, runtime
+from workers import approvals
 from workers.core.lifecycle import State
+from workers.trace import mask
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -103,3 +105,54 @@ def normalise(number: str) -> str | None:
     if not phonenumbers.is_valid_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _approval_view(msg: dict[str, Any]) -> dict[str, Any]:
+    """What a person needs to decide: the rendered body, a masked recipient, cost, and why it was held."""
+    held_reasons = [t.get("reason") for t in msg.get("timeline", []) if t.get("to") == "held"]
+    return {"id": msg["id"], "event_id": msg.get("event_id"), "rule": msg.get("rule"), "channel": msg.get("channel"),
+            "to": mask(msg.get("to")), "body": msg.get("body"), "segments": msg.get("segments"),
+            "encoding": msg.get("encoding"), "estimate": msg.get("estimate"), "send_at": msg.get("send_at"),
+            "held_at": msg.get("updated_at"), "reasons": held_reasons[-1:] or msg.get("reasons", []),
+            "facts": msg.get("facts")}
+
+
+@bp.get("/approvals")
+@require_token
+def list_approvals() -> ResponseReturnValue:
+    """Held messages waiting for a person (`?rule=` or `?event_id=` to narrow)."""
+    rt = runtime()
+    docs = approvals.held(rt, request.args.get("rule"), request.args.get("event_id"))
+    full = [rt.store.get_message(d["id"]) or d for d in docs]
+    return jsonify({"approvals": [_approval_view(m) for m in full]})
+
+
+@bp.post("/approvals/<message_id>/<action>")
+@require_token
+def decide_one(message_id: str, action: str) -> ResponseReturnValue:
+    """Approve or reject one held message, with an optional note; `by` names who decided."""
+    return _decide([message_id], action)
+
+
+@bp.post("/approvals/<action>")
+@require_token
+def decide_bulk(action: str) -> ResponseReturnValue:
+    """Approve or reject every held message of a rule or an event: `{"rule": …}` or `{"event_id": …}`."""
+    body = request.get_json(silent=True) or {}
+    if not body.get("rule") and not body.get("event_id") and not body.get("ids"):
+        return error(400, "bad_request", "give rule, event_id or ids")
+    ids = list(body.get("ids") or []) or [m["id"] for m in approvals.held(runtime(), body.get("rule"),
+                                                                          body.get("event_id"))]
+    return _decide(ids, action)
+
+
+def _decide(ids: list[str], action: str) -> ResponseReturnValue:
+    if action not in ("approve", "reject"):
+        return error(404, "not_found", "use approve or reject")
+    body = request.get_json(silent=True) or {}
+    by = str(body.get("by") or request.headers.get("X-Hookline-User") or "api")[:80]
+    note = str(body.get("note") or "")[:500]
+    decide = approvals.approve if action == "approve" else approvals.reject
+    results = decide(runtime(), ids, by, note, time.time())
+    ok = all(r in ("approved", "rejected") for r in results.values())
+    return jsonify({"results": results}), 200 if ok or len(ids) > 1 else 409

@@ -22,6 +22,7 @@ from workers.core.policies import Policy
 from workers.core.policy import Decision, Facts, decide
 from workers.errors import HooklineError, ProviderError
 from workers.runtime import Runtime
+from workers.store import Store
 
 log = logging.getLogger("hookline.admission")
 
@@ -81,6 +82,37 @@ def estimate(rt: Runtime, policy: Policy, msg: dict[str, Any]) -> Decimal:
     return price
 
 
+def gather(store: Store | None, policy: Policy, msg: dict[str, Any], now: float, cost: Decimal,
+           fan_out: int = 1, at_send_time: bool = True, zone: str = "UTC") -> Facts:
+    """The facts the policy looks at. Read-only; with no store (a dry run without Redis) the counts are zero."""
+    to = msg.get("to")
+    rate = policy.max_per_recipient
+    day = datetime.fromtimestamp(now, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
+    return Facts(
+        now=now,
+        opted_out=bool(store and to and to in store.opted_out([to])),
+        duplicate=bool(store and at_send_time and policy.duplicate_window and
+                       store.is_duplicate(duplicate_digest(msg))),
+        recent_times=tuple(store.recent_sends(to, now, rate.per)) if store and at_send_time and rate and to else (),
+        spent_today=store.spent(day) if store and policy.daily_budget is not None else Decimal(0),
+        estimate=cost,
+        fan_out=fan_out,
+        zones=zones_for(msg) if at_send_time else (),
+        balance_low=bool(store and store.balance_low()),
+        approved_by=msg.get("approved_by"),
+    )
+
+
+def describe(facts: Facts) -> dict[str, Any]:
+    """The facts as a person reads them (local time at the recipient, counts, spend)."""
+    local = []
+    for name in facts.zones[:3]:
+        local.append(f"{name} {datetime.fromtimestamp(facts.now, tz=ZoneInfo(name)):%a %H:%M}")
+    return {"local_time": local, "recent_sends": len(facts.recent_times), "spent_today": str(facts.spent_today),
+            "estimate": str(facts.estimate), "fan_out": facts.fan_out, "opted_out": facts.opted_out,
+            "duplicate": facts.duplicate, "balance_low": facts.balance_low}
+
+
 def admit(rt: Runtime, msg: dict[str, Any], now: float, fan_out: int = 1, at_send_time: bool = True) -> Outcome:
     """Decide one message and, when it may go, reserve what going consumes.
 
@@ -91,28 +123,14 @@ def admit(rt: Runtime, msg: dict[str, Any], now: float, fan_out: int = 1, at_sen
         policy = rt.rules.current().policy(msg.get("policy") or "default")
     except HooklineError:
         policy = rt.rules.config.policy("default") if rt.rules.config else Policy("default")
-    to = msg.get("to")
     cost = estimate(rt, policy, msg)
-    rate = policy.max_per_recipient
-    facts = Facts(
-        now=now,
-        opted_out=bool(to) and to in rt.store.opted_out([to]),
-        duplicate=at_send_time and bool(policy.duplicate_window) and rt.store.is_duplicate(duplicate_digest(msg)),
-        recent_times=tuple(rt.store.recent_sends(to, now, rate.per)) if at_send_time and rate and to else (),
-        spent_today=rt.store.spent(day_of(rt, now)) if policy.daily_budget is not None else Decimal(0),
-        estimate=cost,
-        fan_out=fan_out,
-        zones=zones_for(msg) if at_send_time else (),
-        balance_low=rt.store.balance_low(),
-        approved_by=msg.get("approved_by"),
-    )
+    facts = gather(rt.store, policy, msg, now, cost, fan_out, at_send_time, rt.settings.timezone)
     decision = decide(policy, country=msg.get("country"), segments=msg.get("segments"),
                       critical=bool(msg.get("critical")), facts=facts)
-    shown = {"spent_today": str(facts.spent_today), "estimate": str(cost), "fan_out": fan_out,
-             "zones": list(facts.zones[:3]), "recent_sends": len(facts.recent_times)}
     if decision.action == "send" and at_send_time:
         decision = _reserve(rt, policy, msg, decision, cost, now)
-    return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now), cost, shown)
+    return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now), cost,
+                   describe(facts))
 
 
 def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decision, cost: Decimal,

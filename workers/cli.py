@@ -12,14 +12,16 @@ import click
 import phonenumbers
 from werkzeug.serving import make_server
 
-from workers import dryrun, origin, supervisor, trace
+from workers import approvals, dryrun, origin, supervisor, trace
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.core.templates import parse_time
 from workers.errors import ConfigError
+from workers.localredis import redis_answers
 from workers.rulesdir import load_config
 from workers.runtime import Runtime
 from workers.settings import Settings
+from workers.store import Store
 
 RET_OK, RET_FAILED, RET_CONFIG = 0, 1, 2
 
@@ -120,8 +122,17 @@ def rules_test(event_file: Path, source_name: str, event_type: str | None, heade
     except (dryrun.DryRunError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(RET_FAILED)
-    result = dryrun.report(config, event, now, zone, region)
+    store = _read_only_store()
+    result = dryrun.report(config, event, now, zone, region, store)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else dryrun.as_text(result))
+
+
+def _read_only_store() -> Store | None:
+    """The store for a dry run's facts when REDIS_URL answers, else None (facts are then zero)."""
+    url = os.environ.get("REDIS_URL")
+    if not url or not redis_answers(url):
+        return None
+    return Store.from_url(url)
 
 
 def _runtime() -> Runtime:
@@ -158,6 +169,64 @@ def replay_cmd(ids: tuple[str, ...], all_exhausted: bool) -> None:
         return
     done = origin.replay(rt, targets)
     click.echo(f"replaying {len(done)} callback(s)" + (": " + " ".join(done) if done else ""))
+
+
+@main.group("approvals")
+def approvals_group() -> None:
+    """The approval queue: messages held for a person."""
+
+
+@approvals_group.command("list")
+@click.option("--rule", help="Only this rule's messages.")
+@click.option("--event", "event_id", help="Only this event's messages.")
+def approvals_list(rule: str | None, event_id: str | None) -> None:
+    """Held messages: id, rule, masked recipient, estimate and body."""
+    rt = _runtime()
+    for msg in approvals.held(rt, rule, event_id):
+        click.echo(f"{msg['id']}  {msg.get('rule')}  {trace.mask(msg.get('to'))}  est {msg.get('estimate')}  "
+                   f"{(msg.get('body') or '')[:60]!r}")
+
+
+def _decide(action: str, ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
+    rt = _runtime()
+    targets = list(ids) or ([m["id"] for m in approvals.held(rt, rule, event_id)] if rule or event_id else [])
+    if not targets:
+        raise click.UsageError("give message ids, or --rule / --event")
+    decide = approvals.approve if action == "approve" else approvals.reject
+    results = decide(rt, targets, by, note, time.time())
+    for mid, result in results.items():
+        click.echo(f"{mid}: {result}")
+    if not all(r in ("approved", "rejected") for r in results.values()):
+        sys.exit(RET_FAILED)
+
+
+_decision_options = [
+    click.argument("ids", nargs=-1),
+    click.option("--rule", help="Every held message of this rule."),
+    click.option("--event", "event_id", help="Every held message of this event."),
+    click.option("--note", default="", help="Kept with the decision."),
+    click.option("--by", default=lambda: os.environ.get("USER", "cli"), help="Who decides (default $USER)."),
+]
+
+
+def _with_decision_options(fn):  # noqa: ANN001, ANN202 - click decorator stacking
+    for option in reversed(_decision_options):
+        fn = option(fn)
+    return fn
+
+
+@approvals_group.command("approve")
+@_with_decision_options
+def approvals_approve(ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
+    """Approve held messages (by id, or all of a rule or event)."""
+    _decide("approve", ids, rule, event_id, note, by)
+
+
+@approvals_group.command("reject")
+@_with_decision_options
+def approvals_reject(ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
+    """Reject held messages (by id, or all of a rule or event)."""
+    _decide("reject", ids, rule, event_id, note, by)
 
 
 @main.group()

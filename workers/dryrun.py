@@ -11,12 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workers.admission import describe, gather
 from workers.core import payloads
 from workers.core.events import Event, body_digest, event_id_for
 from workers.core.lifecycle import State
 from workers.core.planning import plan_event
+from workers.core.policy import decide
 from workers.errors import HooklineError
 from workers.rulesdir import Config
+from workers.store import Store
 
 
 class PlaceholderEnviron(Mapping[str, str]):
@@ -73,10 +76,13 @@ class _Folded(dict[str, str]):
         return super().get(key.lower(), default)
 
 
-def report(config: Config, event: Event, now: float, zone: str, region: str) -> dict[str, Any]:
-    """Which rules matched and why the others did not, and every message as it would be sent."""
+def report(config: Config, event: Event, now: float, zone: str, region: str,
+           store: Store | None = None) -> dict[str, Any]:
+    """Which rules matched and why the others did not, every message as it would be sent, and the policy
+    decision with the facts it used (read from `store` when given; nothing is written)."""
     out_rules = []
     for outcome in plan_event(event, list(config.rules), now, zone, region):
+        fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
         entry: dict[str, Any] = {"rule": outcome.rule, "matched": outcome.matched, "reasons": outcome.reasons}
         if outcome.cancel_key:
             entry["cancels_key"] = outcome.cancel_key
@@ -89,7 +95,20 @@ def report(config: Config, event: Event, now: float, zone: str, region: str) -> 
             shown["sends"] = ("now" if msg.send_at is None else
                               datetime.fromtimestamp(msg.send_at, tz=UTC).isoformat())
             if msg.state == State.PLANNED:
-                shown["decision"] = "send" if msg.send_at is None else "schedule"
+                policy = config.policy(msg.policy)
+                cost = (store.cached_price(msg.channel, msg.country or "XX", msg.encoding or "GSM-7",
+                                           msg.segments or 1) if store else None) or \
+                    policy.fallback_price(msg.channel, msg.country, msg.segments or 1)
+                at = msg.send_at or now
+                facts = gather(store, policy, doc, at, cost, fan_out, True, zone)
+                decision = decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical,
+                                  facts=facts)
+                shown["decision"] = decision.action
+                shown["policy"] = policy.name
+                shown["decision_reasons"] = list(decision.reasons)
+                shown["facts"] = describe(facts)
+                if decision.until:
+                    shown["deferred_until"] = datetime.fromtimestamp(decision.until, tz=UTC).isoformat()
                 shown["clicksend_request"] = {
                     "endpoint": f"POST {payloads.ENDPOINTS[msg.channel]}",
                     "body": payloads.request_body(msg.channel, [doc]),
@@ -121,6 +140,15 @@ def as_text(result: dict[str, Any]) -> str:
             lines.append(f"        state: {msg['state']}; sends: {msg['sends']}")
             for reason in msg.get("reasons", []):
                 lines.append(f"        why: {reason}")
+            if "decision" in msg:
+                lines.append(f"        policy {msg['policy']}: {msg['decision']}" +
+                             (f" until {msg['deferred_until']}" if msg.get("deferred_until") else ""))
+                for reason in msg["decision_reasons"]:
+                    lines.append(f"          because: {reason}")
+                facts = msg["facts"]
+                lines.append(f"          facts: local time {', '.join(facts['local_time']) or '?'}; "
+                             f"{facts['recent_sends']} recent sends; spent today {facts['spent_today']}; "
+                             f"estimate {facts['estimate']}")
             if "clicksend_request" in msg:
                 req = msg["clicksend_request"]
                 lines.append(f"        {req['endpoint']} {json.dumps(req['body'], ensure_ascii=False)}")

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from workers import feedback, origin, pipeline, processing
-from workers.runtime import get_runtime
+from workers import approvals, feedback, origin, pipeline, processing
+from workers.core.coerce import to_decimal
+from workers.runtime import Runtime, get_runtime
 from workers.sender import Sender
 
 
@@ -96,4 +98,22 @@ def poll_feedback() -> dict[str, Any]:
                               "inbound": feedback.poll_inbound(rt, rt.client, now)}
     account = rt.client.account()
     rt.store.remember_account(user_id=account.get("user_id"), balance=account.get("balance"), checked_at=now)
+    result["balance_low"] = _check_balance(rt, to_decimal(account.get("balance")), now)
     return result
+
+
+def _check_balance(rt: Runtime, balance: Decimal | None, now: float) -> bool:
+    """Below the highest floor any policy sets: automatic approvals become holds, and an alert is raised."""
+    floors = [p.balance_floor for p in rt.rules.current().policies.values() if p.balance_floor is not None]
+    low = balance is not None and bool(floors) and balance < max(floors)
+    rt.store.set_balance_low(low)
+    if low:
+        rt.store.raise_alert("balance_low", f"ClickSend balance {balance} is below the floor {max(floors)}", now)
+    else:
+        rt.store.clear_alert("balance_low")
+    return low
+
+
+def expire_holds() -> list[str]:
+    """Periodic: holds nobody decided on within their policy's approval_expires become expired."""
+    return approvals.expire(get_runtime(), time.time())

@@ -110,25 +110,31 @@ def in_window(local: clock_time, start: clock_time, end: clock_time) -> bool:
 
 
 def quiet_until(quiet: QuietHours, zones: tuple[str, ...], now: float) -> tuple[float | None, str]:
-    """When quiet hours end in every one of `zones` (None when none is quiet now), and a local-time note.
+    """The first moment when it is outside quiet hours in every one of `zones` (None when it is now), and a
+    note of the local times.
 
     A number whose region spans several zones takes the most restrictive: quiet if quiet anywhere, and
-    deferred until it is daytime everywhere.
+    deferred until it is daytime everywhere at once.
     """
-    latest: float | None = None
-    notes = []
+    tzs = []
     for name in zones:
         try:
-            zone = ZoneInfo(name)
+            tzs.append((name, ZoneInfo(name)))
         except (ZoneInfoNotFoundError, ValueError):
             continue
-        local = datetime.fromtimestamp(now, tz=zone)
-        notes.append(f"{name} {local:%H:%M}")
-        if not in_window(local.time().replace(second=0, microsecond=0), quiet.start, quiet.end):
-            continue
-        end = _next_local(local, quiet.end)
-        latest = end if latest is None else max(latest, end)
-    return latest, ", ".join(notes[:3]) + (" …" if len(notes) > 3 else "")
+    notes = [f"{name} {datetime.fromtimestamp(now, tz=tz):%H:%M}" for name, tz in tzs[:3]]
+    note = ", ".join(notes) + (" …" if len(tzs) > 3 else "")
+    moment = now
+    for _ in range(2 * len(tzs) + 2):  # each step jumps to a quiet period's end; few steps always suffice
+        ends = []
+        for _, tz in tzs:
+            local = datetime.fromtimestamp(moment, tz=tz)
+            if in_window(local.time().replace(second=0, microsecond=0), quiet.start, quiet.end):
+                ends.append(_next_local(local, quiet.end))
+        if not ends:
+            return (None if moment == now else moment), note
+        moment = max(ends)
+    return moment, note
 
 
 def _next_local(local: datetime, at: clock_time) -> float:

@@ -256,6 +256,9 @@ def parse_sources(data: Any, environ: Mapping[str, str], filename: str = "source
     except ValidationError as exc:
         problems.extend(flatten_errors(exc.messages, filename, lines, top="sources"))
         loaded = None
+    # A field whose ${VAR} is unset fails its other checks too; say only what is really wrong.
+    unresolved = {(name, path) for name, refs in missing_by_source.items() for path, _ in refs}
+    problems = [p for p in problems if (p.item, p.field) not in unresolved]
     for name, refs in missing_by_source.items():
         for fieldpath, var in dict.fromkeys(refs):
             line = _nearest_line(lines, ("sources", name, *fieldpath.split(".")))
