@@ -138,3 +138,13 @@ def test_trace_replay_and_optout_commands(runtime, monkeypatch) -> None:  # noqa
     assert runner.invoke(main, ["optout", "remove", "+61411111111"]).exit_code == 1
     assert runner.invoke(main, ["trace", "evt_missing"]).exit_code == 1
     assert runner.invoke(main, ["replay"]).exit_code == 0
+
+
+def test_rules_test_shows_the_policy_decision_at_a_pretend_time(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--type", "orders/create", "--now", "2026-11-26T12:30:00Z",
+                                       "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    assert "policy default: defer until" in result.output  # 23:30 in Sydney: quiet hours
+    assert "because: quiet hours 21:00–08:00 at the recipient" in result.output
+    assert "facts: local time Australia/Adelaide Thu 23:00" in result.output
