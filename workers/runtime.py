@@ -59,6 +59,9 @@ class Runtime:
 
         `environ` resolves `${VAR}` references in the rules directory (default `os.environ`).
         """
+        if not logging.getLogger().handlers:
+            logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("hookline").setLevel(settings.log_level)
         store = Store.from_url(settings.redis_url)
         rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
         rules = RulesDir(settings.rules_dir, settings, environ)
