@@ -1,9 +1,10 @@
-"""`GET /metrics`: Prometheus text with message counts by state, outbox depth, pending events and alerts."""
+"""`GET /metrics` (bearer token): message counts by state, outbox depth, pending events, alerts."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from webhooks.auth import require_token
 from webhooks.context import runtime
 from workers import pipeline
 from workers.core.lifecycle import State
@@ -12,8 +13,10 @@ bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
+@require_token
 def metrics() -> Response:
-    """Gauges read from Redis at scrape time (no per-process counters to lose on restart)."""
+    """Gauges read from Redis at scrape time (no per-process counters to lose on restart). Bearer token:
+    Prometheus sends it with `authorization: {credentials: …}` in the scrape config."""
     store = runtime().store
     counts = store.state_counts()
     lines = ["# HELP hookline_messages Messages by lifecycle state.", "# TYPE hookline_messages gauge"]

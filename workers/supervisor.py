@@ -184,7 +184,8 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
                           "--log-level", "warning", "webhooks:create_app()"], env)
         for i in range(workers):
             sup.start(f"worker-{i + 1}", [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"],
-                                          "--with-scheduler", "--quiet", *pipeline.ALL_QUEUES], env)
+                                          "--with-scheduler", "--quiet", "--worker-class",
+                                          "workers.worker.HooklineWorker", *pipeline.ALL_QUEUES], env)
         sup.start("cron", [str(bin_dir / "rq"), "cron", "--url", env["REDIS_URL"], "workers.cron",
                            "--logging-level", "WARNING"], env)
         say(f"hookline: listening on http://{host}:{port}  (POST /hooks/<source>, GET /readyz); Ctrl-C stops")

@@ -41,7 +41,8 @@ def test_optouts_through_the_api(client, runtime: Runtime) -> None:  # noqa: ANN
 def test_metrics_expose_states_outboxes_and_alerts(client, runtime: Runtime) -> None:  # noqa: ANN001
     make_queued(runtime, "msg_m1")
     runtime.store.raise_alert("insufficient_credit", "no credit", time.time())
-    text = client.get("/metrics").get_data(as_text=True)
+    assert client.get("/metrics").status_code == 401
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert 'hookline_messages{state="queued"} 1' in text
     assert 'hookline_outbox_depth{channel="sms"} 1' in text
     assert 'hookline_alert{name="insufficient_credit"} 1' in text

@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from workers.core.conditions import Condition, ConditionError, compile_condition
 from workers.core.durations import parse_duration
-from workers.core.sources import flatten_errors
+from workers.core.sources import flatten_errors, nearest_line
 from workers.core.templates import compile_template
 from workers.errors import ConfigError, Problem
 
@@ -203,7 +203,7 @@ def parse_rule_file(data: Any, filename: str, env: SandboxedEnvironment,
         except ValidationError as exc:
             for p in flatten_errors({label: exc.messages}, filename, {}, top=""):
                 sub = tuple(p.field.split(".")) if p.field else ()
-                problems.append(Problem(filename, label, p.field, p.message, _line(lines, path + sub)))
+                problems.append(Problem(filename, label, p.field, p.message, nearest_line(lines, path + sub)))
             continue
         compiler = _Compiler(env, filename, label, path, lines, read_template, problems)
         rule = compiler.rule(loaded)
@@ -212,14 +212,6 @@ def parse_rule_file(data: Any, filename: str, env: SandboxedEnvironment,
     if problems:
         raise ConfigError(problems)
     return rules
-
-
-def _line(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
-    while path:
-        if path in lines:
-            return lines[path]
-        path = path[:-1]
-    return None
 
 
 @dataclass
@@ -238,7 +230,7 @@ class _Compiler:
         try:
             return compile_template(self.env, text)
         except jinja2.TemplateSyntaxError as exc:
-            line = source_line or _line(self.lines, self.path + tuple(field.split(".")))
+            line = source_line or nearest_line(self.lines, self.path + tuple(field.split(".")))
             self.problems.append(Problem(self.file, self.label, field, f"template syntax error: {exc.message}", line))
             return None
 
@@ -268,7 +260,7 @@ class _Compiler:
                 body_text = self.read_template(spec["template"])
             except (OSError, ValueError) as exc:
                 self.problems.append(Problem(self.file, self.label, "send.template", f"cannot read template: {exc}",
-                                             _line(self.lines, self.path + ("send", "template"))))
+                                             nearest_line(self.lines, self.path + ("send", "template"))))
                 body_text = None
         voice_defaults = {k: spec[k] for k in ("voice", "lang", "require_input", "machine_detection") if k in spec}
         return Send(

@@ -261,7 +261,7 @@ def parse_sources(data: Any, environ: Mapping[str, str], filename: str = "source
     problems = [p for p in problems if (p.item, p.field) not in unresolved]
     for name, refs in missing_by_source.items():
         for fieldpath, var in dict.fromkeys(refs):
-            line = _nearest_line(lines, ("sources", name, *fieldpath.split(".")))
+            line = nearest_line(lines, ("sources", name, *fieldpath.split(".")))
             problems.append(Problem(filename, name, fieldpath, f"environment variable {var} is not set", line))
     if problems:
         raise ConfigError(problems)
@@ -320,14 +320,15 @@ def flatten_errors(messages: Any, filename: str, lines: Mapping[tuple[str, ...],
                 parts = parts[1:]
             item = parts[0] if parts else ""
             fieldpath = ".".join(parts[1:])
-            line = _nearest_line(lines, (top, *parts))
+            line = nearest_line(lines, (top, *parts))
             out.append(Problem(filename, item, fieldpath, _message(str(text)), line))
 
     walk(messages, ())
     return out
 
 
-def _nearest_line(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+def nearest_line(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    """The line of `path` in the YAML file, or of its nearest ancestor that has one."""
     while path:
         if path in lines:
             return lines[path]
