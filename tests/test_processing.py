@@ -210,3 +210,4 @@ def test_hot_reload_survives_a_broken_edit(runtime: Runtime, broken_rules: Path,
     rd.current(now=time.monotonic() + 5)
     assert any("shop.yaml" in e and "send.channel" in e for e in rd.errors)
     assert len(messages_of(runtime, eid)) == 1  # the last good rules kept working
+

@@ -43,8 +43,14 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
         pending.clear()
 
     processed: list[tuple[str, dict[str, object]]] = []
+    failed: list[tuple[str, dict[str, object]]] = []
     for event in rt.store.load_events(event_ids):
-        outcomes = plan_event(event, list(config.rules), now, rt.settings.timezone, rt.settings.default_region)
+        try:
+            outcomes = plan_event(event, list(config.rules), now, rt.settings.timezone, rt.settings.default_region)
+        except Exception as exc:  # noqa: BLE001 - one poison event must not block every event behind it
+            log.exception("event %s could not be planned; recorded as failed", event.id)
+            failed.append((event.id, {"error": f"{type(exc).__name__}: {exc}"}))
+            continue
         planned = 0
         for outcome in (o for o in outcomes if o.matched):
             if outcome.cancel_key:
@@ -66,6 +72,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
         log.debug("event %s: rules %s, %d message(s)", event.id, matched or "none", planned)
     write()
     rt.store.mark_processed(processed, now)
+    rt.store.mark_processed(failed, now, status="failed")
     for channel in channels:
         rt.kick(channel)
     return counts

@@ -56,3 +56,8 @@ def test_filters(source: str, expected: str) -> None:
 def test_filter_failures_fail_the_message_with_a_reason(source: str, message: str) -> None:
     with pytest.raises(RenderError, match=message):
         out(source)
+
+
+def test_runaway_recursion_fails_the_message_not_the_worker() -> None:
+    with pytest.raises(RenderError, match="recursion too deep"):
+        out("{% macro r() %}{{ r() }}{% endmacro %}{{ r() }}")

@@ -105,6 +105,8 @@ def render(template: jinja2.Template, context: dict[str, Any], what: str) -> str
         raise RenderError(f"{what}: {exc}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise RenderError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise RenderError(f"{what}: template recursion too deep") from None
 
 
 def _field_of(exc: jinja2.UndefinedError) -> str:

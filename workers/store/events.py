@@ -111,11 +111,13 @@ class EventRecords:
             docs = pipe.execute()
         return [Event.from_dict(json.loads(d)) for d in docs if d]
 
-    def mark_processed(self, items: list[tuple[str, dict[str, Any]]], now: float) -> None:
-        """Record that events were processed, each with its own details (idempotent; expired ones stay gone)."""
+    def mark_processed(self, items: list[tuple[str, dict[str, Any]]], now: float, status: str = "processed") -> None:
+        """Record that events were processed (or failed), each with its own details; idempotent."""
+        if not items:
+            return
         pipe = self.r.pipeline(transaction=False)
         for eid, details in items:
-            mapping = {"status": "processed", "processed_at": now} | {k: json.dumps(v) for k, v in details.items()}
+            mapping = {"status": status, f"{status}_at": now} | {k: json.dumps(v) for k, v in details.items()}
             # HSET on an expired key would create a doc-less record; only touch existing ones.
             self._hset_existing(keys=[event_key(eid)], args=[x for kv in mapping.items() for x in kv], client=pipe)
         with available():
