@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -68,6 +69,7 @@ def simulator(host: str, port: int, rate_limit: float, rate_429: float, rate_500
         "undelivered_numbers": list(undelivered), "receipt_delay": receipt_delay,
     })
     click.echo(f"ClickSend simulator on http://{host}:{port} (ledger: /_sim/ledger, faults: /_sim/faults)")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns `hookline up`
     make_server(host, port, create_simulator(state), threaded=True).serve_forever()
 
 

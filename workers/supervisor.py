@@ -169,14 +169,14 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
             sim_port = free_port()
             sup.start("simulator", [sys.executable, "-m", "workers.cli", "simulator", "--port", str(sim_port)], env)
             env["CLICKSEND_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
-            say("")
-            say("  " + "!" * 76)
-            say("  !!  NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE  !!")
-            say(f"  !!  simulator at {env['CLICKSEND_BASE_URL']}  (ledger: /_sim/ledger)".ljust(76) + "!!")
-            say("  !!  set CLICKSEND_USERNAME + CLICKSEND_API_KEY, or MATON_API_KEY, to send for real".ljust(76)
-                + "!!")
-            say("  " + "!" * 76)
-            say("")
+            banner = ["NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE",
+                      f"simulator at {env['CLICKSEND_BASE_URL']}  (ledger: /_sim/ledger)",
+                      "set CLICKSEND_USERNAME + CLICKSEND_API_KEY, or MATON_API_KEY, to send for real"]
+            width = max(len(line) for line in banner)
+            say("\n  " + "!" * (width + 8))
+            for line in banner:
+                say(f"  !!  {line.ljust(width)}  !!")
+            say("  " + "!" * (width + 8) + "\n")
         elif settings_mode != "simulated":
             say(f"hookline: sending for real through ClickSend ({settings_mode})")
         sup.start("web", [str(bin_dir / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "3",
