@@ -65,7 +65,10 @@ def start_redis(data_dir: Path, port: int | None = None, appendonly: bool = True
     port = port or free_port()
     args = [
         redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir.resolve()),
-        "--appendonly", "yes" if appendonly else "no", "--save", "", "--protected-mode", "yes",
+        # fsync on every write: a crash must not forget that a message was claimed or sent (that would
+        # send it again); the embedded Redis of `hookline up` serves one machine, so the cost is small.
+        "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always", "--save", "",
+        "--protected-mode", "yes",
         "--logfile", "redis.log", "--daemonize", "no",
     ]
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
