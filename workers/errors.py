@@ -79,10 +79,6 @@ class RenderError(HooklineError):
     """A template could not be rendered for one message (missing field, bad value)."""
 
 
-class InvalidRecipient(HooklineError):
-    """A recipient is not a valid phone number."""
-
-
 # --- provider --------------------------------------------------------------------------------------
 
 
@@ -133,7 +129,6 @@ __all__ = [
     "HooklineError",
     "IngestError",
     "InsufficientCredit",
-    "InvalidRecipient",
     "PayloadInvalid",
     "Problem",
     "ProviderError",

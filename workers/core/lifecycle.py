@@ -1,6 +1,6 @@
-"""The message lifecycle: states and the transitions allowed between them (store.py applies them with CAS).
+"""The message lifecycle: states and the transitions allowed between them (the store applies them with CAS).
 
-Pure: a table and two helpers.
+Pure: a table and a helper.
 """
 
 from __future__ import annotations
@@ -50,14 +50,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 # States from which cancel or replace by key still stop a message.
 CANCELLABLE = frozenset({S.PLANNED, S.HELD, S.SCHEDULED, S.QUEUED})
-FINAL = frozenset(state for state, nexts in TRANSITIONS.items() if not nexts)
 
 
 def sources_of(target: State) -> frozenset[State]:
     """Every state from which `target` may be reached."""
     return frozenset(state for state, nexts in TRANSITIONS.items() if target in nexts)
-
-
-def allowed(current: State, target: State) -> bool:
-    """Whether a message in `current` may move to `target`."""
-    return target in TRANSITIONS[current]

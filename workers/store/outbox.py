@@ -165,11 +165,6 @@ class OutboxRecords:
             raw = self.r.get(outbox_pause_key(channel))
         return json.loads(raw) if raw else None
 
-    def resume(self, channel: str) -> None:
-        """Lift a pause (an operator topped up the account)."""
-        with available():
-            self.r.delete(outbox_pause_key(channel))
-
     def strike(self, channel: str, kind: str) -> int:
         """Count one more consecutive failure of `kind` (429, error) on `channel`, for backoff."""
         with available():
