@@ -15,7 +15,7 @@ from typing import Any
 import phonenumbers
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
-from workers.core.durations import parse_duration
+from workers.core.fields import Duration
 from workers.core.sources import flatten_errors
 from workers.errors import ConfigError
 
@@ -80,17 +80,6 @@ class Policy:
 DEFAULT_POLICY = Policy("default")
 
 
-class _Duration(fields.Field):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-        if seconds <= 0:
-            raise ValidationError("must be positive")
-        return seconds
-
-
 class _Clock(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> clock_time:
         text = str(value)
@@ -138,7 +127,7 @@ class QuietHoursSchema(Schema):
 
 class RateSchema(Schema):
     count = fields.Integer(required=True, validate=validate.Range(min=1))
-    per = _Duration(required=True)
+    per = Duration(positive=True, required=True)
     action = fields.String(validate=validate.OneOf(("defer", "suppress")))
 
     @post_load
@@ -152,13 +141,13 @@ class PolicySchema(Schema):
     allow_countries = fields.List(fields.String(), validate=validate.Length(min=1))
     quiet_hours = fields.Nested(QuietHoursSchema)
     max_per_recipient = fields.Nested(RateSchema)
-    duplicate_window = _Duration()
+    duplicate_window = Duration(positive=True)
     daily_budget = _Money()
-    approval_expires = _Duration()
+    approval_expires = Duration(positive=True)
     balance_floor = _Money()
     prices = fields.Dict(keys=fields.String(validate=validate.OneOf(("sms", "mms", "voice"))),
                          values=fields.Dict(keys=fields.String(), values=_Money()))
-    price_cache_ttl = _Duration()
+    price_cache_ttl = Duration(positive=True)
 
     @validates("allow_countries")
     def _countries(self, value: list[str], **kwargs: Any) -> None:

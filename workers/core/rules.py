@@ -15,7 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from workers.core.conditions import Condition, ConditionError, compile_condition
-from workers.core.durations import parse_duration
+from workers.core.fields import Duration, StrOrList
 from workers.core.sources import flatten_errors, nearest_line
 from workers.core.templates import compile_template
 from workers.errors import ConfigError, Problem
@@ -23,25 +23,9 @@ from workers.errors import ConfigError, Problem
 CHANNELS = ("sms", "mms", "voice")
 
 
-class _StrOrList(fields.Field):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, ...]:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
-            raise ValidationError("must be a non-empty string or a list of strings")
-        return tuple(items)
-
-
-class _Duration(fields.Field):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-
-
 class SendSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    to = _StrOrList()
+    to = StrOrList()
     list_id = fields.Integer(validate=validate.Range(min=1))
     from_ = fields.String(data_key="from")
     body = fields.String(validate=validate.Length(min=1))
@@ -80,9 +64,9 @@ class CancelSchema(Schema):
 
 
 class ScheduleSchema(Schema):
-    delay = _Duration()
+    delay = Duration()
     at = fields.String()
-    offset = _Duration()
+    offset = Duration()
     if_past = fields.String(validate=validate.OneOf(("send", "skip")))
 
     @validates_schema
@@ -96,8 +80,8 @@ class ScheduleSchema(Schema):
 class RuleSchema(Schema):
     name = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))
     description = fields.String()
-    source = _StrOrList(required=True)
-    event = _StrOrList(required=True)
+    source = StrOrList(required=True)
+    event = StrOrList(required=True)
     when = fields.Dict()
     send = fields.Nested(SendSchema)
     cancel = fields.Nested(CancelSchema)

@@ -15,7 +15,7 @@ import standardwebhooks
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from workers.core import envrefs
-from workers.core.durations import parse_duration
+from workers.core.fields import Duration, StrOrList
 from workers.errors import ConfigError, Problem
 
 SCHEMES = ("standard-webhooks", "github", "stripe", "shopify", "hmac-sha256", "bearer", "basic", "none")
@@ -111,33 +111,17 @@ class Source:
         return out
 
 
-class _DurationField(fields.Field):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
-
-
-class _StringOrList(fields.Field):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, ...]:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
-            raise ValidationError("must be a non-empty string or a list of non-empty strings")
-        return tuple(items)
-
-
 class VerifySchema(Schema):
     scheme = fields.String(required=True, validate=validate.OneOf(SCHEMES))
-    secret = _StringOrList()
-    secrets = _StringOrList()
+    secret = StrOrList()
+    secrets = StrOrList()
     header = fields.String()
     encoding = fields.String(validate=validate.OneOf(("hex", "base64")))
     prefix = fields.String()
     timestamp_header = fields.String()
     username = fields.String()
-    password = _StringOrList()
-    tolerance = _DurationField()
+    password = StrOrList()
+    tolerance = Duration(positive=True)
 
     @validates_schema
     def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -198,9 +182,9 @@ class CallbackSchema(Schema):
     on = fields.List(fields.String(validate=validate.OneOf(CALLBACK_STATES)), validate=validate.Length(min=1))
     secret = fields.String()
     allow_private = fields.Boolean()
-    timeout = _DurationField()
+    timeout = Duration(positive=True)
     max_attempts = fields.Integer(validate=validate.Range(min=1, max=50))
-    max_age = _DurationField()
+    max_age = Duration(positive=True)
     forward_replies = fields.Boolean()
 
     @post_load
