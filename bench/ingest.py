@@ -104,11 +104,11 @@ async def open_loop(port: int, reqs: list[bytes], rate: float, seconds: float) -
 def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([shutil.which("gunicorn") or "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, app],
                             env=env, cwd=ROOT)
-    for _ in range(100):
+    for _ in range(300):
         try:
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
             return proc
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting
             time.sleep(0.1)
     raise RuntimeError(f"{app} did not start")
 
@@ -131,10 +131,11 @@ def main() -> None:
     env = {**os.environ, "REDIS_URL": url, "HOOKLINE_RULES_DIR": str(rules), "SHOP_SECRET": SECRET,
            "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}", "HOOKLINE_LOG_LEVEL": "WARNING"}
     ports = {"baseline": free_port(), "hookline": free_port()}
-    procs = [serve("baseline_app:create_app()", ports["baseline"], env),
-             serve("webhooks:create_app()", ports["hookline"], env)]
+    procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
+        procs.append(serve("baseline_app:create_app()", ports["baseline"], env))
+        procs.append(serve("webhooks:create_app()", ports["hookline"], env))
         n_needed = int(args.rate * args.seconds) + 200_000
         for name in ("baseline", "hookline", "baseline", "hookline"):  # interleaved: noise hits both
             reqs = make_requests(n_needed if name == "hookline" else 60_000, "bench")

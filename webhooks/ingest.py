@@ -74,7 +74,7 @@ def receive(source_name: str) -> ResponseReturnValue:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # The event is stored and queued; the periodic sweep starts the drain this enqueue missed.
             log.warning("event %s stored, drain not started (%s); the sweep will start it", event.id, exc)
-    log.info("accepted event %s source=%s type=%s", event.id, source_name, event_type)
+    log.debug("accepted event %s source=%s type=%s", event.id, source_name, event_type)
     return jsonify({"event_id": event.id}), 202
 
 
