@@ -148,15 +148,20 @@ def test_approvals_cli(manual: Runtime, monkeypatch) -> None:  # noqa: ANN001
 
 
 def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None:
-    use_policies(runtime, "policies:\n  default: {daily_budget: 0.50}\n  paging: {}\n")
+    use_policies(runtime, "policies:\n  default: {daily_budget: 0.50, max_per_recipient: {count: 5, per: 1h}}\n"
+                          "  paging: {}\n")
     docs = [{"id": f"msg_b{i}", "channel": "sms", "to": f"+614111111{i:02d}", "body": "x", "country": "AU",
              "segments": 1, "encoding": "GSM-7", "policy": "default"} for i in range(20)]
     outcomes: list[str] = []
+    held_numbers: list[str] = []
     barrier = threading.Barrier(len(docs))
 
     def go(doc: dict) -> None:
         barrier.wait()
-        outcomes.append(admission.admit(runtime, doc, time.time()).state)
+        state = admission.admit(runtime, doc, time.time()).state
+        outcomes.append(state)
+        if state == "held":
+            held_numbers.append(doc["to"])
 
     threads = [threading.Thread(target=go, args=(d,)) for d in docs]
     for t in threads:
@@ -166,6 +171,8 @@ def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None
     assert outcomes.count("queued") == 6  # 6 × 0.0792 = 0.4752 ≤ 0.50 < 7 × 0.0792
     assert outcomes.count("held") == 14
     assert runtime.store.spent(admission.day_of(runtime, time.time())) <= 0.5
+    # A message that lost the budget race gave back the rate slot it had taken.
+    assert all(runtime.store.recent_sends(n, time.time(), 3600) == [] for n in held_numbers)
 
 
 def test_duplicate_and_rate_checks_through_processing(runtime: Runtime) -> None:
@@ -210,3 +217,4 @@ def test_price_estimates_come_from_clicksend_and_are_cached(runtime: Runtime, si
     simulator.state.faults.rate_500 = 1.0  # unreachable: the price table answers instead
     other = doc | {"country": "US", "to": "+14155550100"}
     assert admission.estimate(runtime, policy, other) == policy.fallback_price("sms", "US", 2)
+

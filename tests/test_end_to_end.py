@@ -59,7 +59,6 @@ def test_pushed_receipt_is_applied_through_the_same_code(e2e: Runtime, client, w
     receipt = e2e.client.receipt(msg["provider_id"])
     form = {k: "" if v is None else str(v) for k, v in receipt.items()} | {"user_id": "123456",
                                                                           "status": "Delivered"}
-    e2e.store.remember_account(user_id=123456)
     wrong_token = client.post("/clicksend/receipts/nope", data=form)
     assert wrong_token.status_code == 401
     wrong_account = client.post(f"/clicksend/receipts/{RECEIPT_TOKEN}", data=form | {"user_id": "999"})

@@ -147,6 +147,8 @@ def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decisio
             return Decision("suppress", (why,)) if rate.action == "suppress" else Decision("defer", (why,), opens)
     budget = policy.daily_budget if msg.get("approved_by") is None else None
     if not rt.store.reserve_spend(day_of(rt, now), cost, budget):
+        if rate and to:
+            rt.store.release_rate_slot(to, msg["id"])  # it is held, not sent: give the slot back
         return Decision("hold", (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
     return decision
 

@@ -81,6 +81,11 @@ class PolicyRecords:
             ok, oldest = self._rate(keys=[recipient_rate_key(number)], args=[now, per, count, message_id])
         return None if ok == 1 else float(oldest) + per
 
+    def release_rate_slot(self, number: str, message_id: str) -> None:
+        """Give back a slot taken for a message that did not go after all."""
+        with available():
+            self.r.zrem(recipient_rate_key(number), message_id)
+
     def is_duplicate(self, digest: str) -> bool:
         """Whether this recipient+body was sent within its window."""
         with available():
