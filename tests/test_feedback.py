@@ -84,3 +84,15 @@ def test_inbound_is_applied_once_and_linked_to_its_message(runtime: Runtime) -> 
     start = item | {"message_id": "IN-2", "body": "start"}
     assert feedback.apply_inbound(runtime, start, time.time(), "poll") == "opted_in"
     assert runtime.store.optouts() == {}
+
+
+def test_final_messages_expire_after_the_retention_and_leave_the_indexes(runtime: Runtime) -> None:
+    mid = sent_message(runtime)
+    assert runtime.store.r.pttl(f"hl:msg:{mid}") == -1  # still changing: kept
+    feedback.apply_receipt(runtime, receipt(201), time.time(), "poll")
+    ttl = runtime.store.r.pttl(f"hl:msg:{mid}")
+    assert 0 < ttl <= runtime.settings.message_ttl * 1000
+    assert 0 < runtime.store.r.pttl(f"hl:msg:{mid}:log") <= runtime.settings.message_ttl * 1000
+    assert runtime.store.trim_state_indexes(time.time() - 60) == 0  # too recent
+    assert runtime.store.trim_state_indexes(time.time() + 1) == 1
+    assert runtime.store.messages_in_state(State.DELIVERED) == []

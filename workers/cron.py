@@ -12,3 +12,4 @@ cron.register(jobs.fire_due_messages, pipeline.EVENTS_QUEUE, interval=15, result
 cron.register(jobs.recover_sending, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
 cron.register(jobs.poll_feedback, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
 cron.register(jobs.expire_holds, pipeline.EVENTS_QUEUE, interval=60, result_ttl=60)
+cron.register(jobs.trim_indexes, pipeline.EVENTS_QUEUE, interval=3600, result_ttl=60)

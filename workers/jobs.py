@@ -117,3 +117,9 @@ def _check_balance(rt: Runtime, balance: Decimal | None, now: float) -> bool:
 def expire_holds() -> list[str]:
     """Periodic: holds nobody decided on within their policy's approval_expires become expired."""
     return approvals.expire(get_runtime(), time.time())
+
+
+def trim_indexes() -> int:
+    """Periodic: forget index entries of messages whose records have expired (HOOKLINE_MESSAGE_TTL)."""
+    rt = get_runtime()
+    return rt.store.trim_state_indexes(time.time() - rt.settings.message_ttl)

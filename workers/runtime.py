@@ -63,6 +63,7 @@ class Runtime:
             logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("hookline").setLevel(settings.log_level)
         store = Store.from_url(settings.redis_url)
+        store.message_ttl = settings.message_ttl
         rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
         rules = RulesDir(settings.rules_dir, settings, environ)
         rules.reload()

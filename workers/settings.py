@@ -48,6 +48,8 @@ class Settings:
     default_region: str = "US"
     # Zone for naive times in payloads and for daily budgets (HOOKLINE_TIMEZONE).
     timezone: str = "UTC"
+    # How long a message that reached a final state is kept, with its timeline (HOOKLINE_MESSAGE_TTL).
+    message_ttl: float = 90 * 24 * 3600
     # Events handed to the workers per drain job (HOOKLINE_EVENT_BATCH).
     event_batch: int = 500
     # ClickSend requests per second across all workers (HOOKLINE_SEND_RATE).
@@ -115,6 +117,7 @@ class Settings:
         take("signature_tolerance", "HOOKLINE_SIGNATURE_TOLERANCE", _positive_duration)
         take("default_region", "HOOKLINE_DEFAULT_REGION", _region)
         take("timezone", "HOOKLINE_TIMEZONE", _zone)
+        take("message_ttl", "HOOKLINE_MESSAGE_TTL", _positive_duration)
         take("event_batch", "HOOKLINE_EVENT_BATCH", _positive_int)
         take("send_rate", "HOOKLINE_SEND_RATE", _positive_float)
         take("send_batch", "HOOKLINE_SEND_BATCH", _batch_size)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from workers.core.lifecycle import CANCELLABLE, State, sources_of
+from workers.core.lifecycle import CANCELLABLE, TRANSITIONS, State, sources_of
 from workers.store.keys import (
     DUE,
     available,
@@ -29,7 +29,7 @@ from workers.store.keys import (
 _STATE_IDX = state_index_key("")
 
 # KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), state index prefix,
-# correlation key or '', outbox key or '', send_at or '', due key, event id.
+# correlation key or '', outbox key or '', send_at or '', due key, event id, retention ms (final states) or ''.
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
@@ -46,11 +46,15 @@ if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[1], 'send_at', ARGV[9])
   redis.call('ZADD', ARGV[10], ARGV[9], ARGV[1])
 end
+if ARGV[12] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[12])
+  redis.call('PEXPIRE', KEYS[2], ARGV[12])
+end
 return 1
 """
 
 # KEYS: msg, log. ARGV: id, target, now, reason, allowed sources (comma list), fields (JSON object of
-# strings), outbox key or '', state index prefix, send_at or '', due key.
+# strings), outbox key or '', state index prefix, send_at or '', due key, retention ms (final states) or ''.
 # Returns {1, previous} on success, {0, current} when the state did not allow it, {-1, ''} when missing.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'state')
@@ -78,6 +82,10 @@ if ARGV[9] ~= '' then
 else
   redis.call('ZREM', ARGV[10], ARGV[1])
 end
+if ARGV[11] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[11])
+  redis.call('PEXPIRE', KEYS[2], ARGV[11])
+end
 return {1, cur}
 """
 
@@ -99,9 +107,24 @@ class MessageRecords:
 
     r: redis.Redis
 
+    message_ttl: float = 90 * 86400
+
     def _init_messages(self) -> None:
         self._create = self.r.register_script(_CREATE)
         self._transition = self.r.register_script(_TRANSITION)
+
+    def _retention(self, state: str) -> str:
+        """How long (ms) a message that reached `state` is kept: '' while it can still change."""
+        return str(int(self.message_ttl * 1000)) if not TRANSITIONS[State(state)] else ""
+
+    def trim_state_indexes(self, before: float) -> int:
+        """Drop ids that reached a final state before `before` from the state indexes (their records expire)."""
+        pipe = self.r.pipeline(transaction=False)
+        for state in State:
+            if not TRANSITIONS[state]:
+                pipe.zremrangebyscore(state_index_key(state), "-inf", before)
+        with available():
+            return sum(int(n) for n in pipe.execute())
 
     def create_messages(self, messages: Iterable[dict[str, Any]], now: float) -> list[bool]:
         """Create each message unless its id exists (re-processing creates nothing); True where created.
@@ -121,7 +144,7 @@ class MessageRecords:
                 args=[msg["id"], json.dumps(msg, separators=(",", ":")), msg["state"], now, json.dumps(entries),
                       _STATE_IDX, correlation_key(msg["key"]) if msg.get("key") else "",
                       outbox_key(msg["channel"]) if msg["state"] == State.QUEUED else "",
-                      repr(msg["send_at"]) if scheduled else "", DUE, msg["event_id"]],
+                      repr(msg["send_at"]) if scheduled else "", DUE, msg["event_id"], self._retention(msg["state"])],
                 client=pipe,
             )
         with available():
@@ -149,7 +172,7 @@ class MessageRecords:
             moved, previous = self._transition(
                 keys=[message_key(message_id), message_log_key(message_id)],
                 args=[message_id, target, now, reason, ",".join(allowed) or "-", json.dumps(encoded), outbox,
-                      _STATE_IDX, repr(send_at) if send_at is not None else "", DUE],
+                      _STATE_IDX, repr(send_at) if send_at is not None else "", DUE, self._retention(target)],
             )
         return moved == 1, previous or None
 
@@ -163,7 +186,7 @@ class MessageRecords:
             self._transition(
                 keys=[message_key(ch.id), message_log_key(ch.id)],
                 args=[ch.id, ch.target, now, ch.reason, ",".join(allowed) or "-", json.dumps(encoded), "",
-                      _STATE_IDX, repr(ch.send_at) if ch.send_at is not None else "", DUE],
+                      _STATE_IDX, repr(ch.send_at) if ch.send_at is not None else "", DUE, self._retention(ch.target)],
                 client=pipe,
             )
         with available():
