@@ -19,6 +19,9 @@ from workers.store.messages import Change
 
 log = logging.getLogger("hookline.feedback")
 RECEIPT_CHANNELS = ("sms", "voice")
+# Mark read only what is older than this: a receipt that arrives while we page stays unread and is seen
+# (harmlessly, again) next pass, even with some clock skew between us and ClickSend.
+READ_MARGIN = 60
 
 
 def find_message(rt: Runtime, custom_string: str | None, provider_id: str | None) -> dict[str, Any] | None:
@@ -97,7 +100,8 @@ def _e164(number: str, region: str) -> str | None:
 
 
 def poll_receipts(rt: Runtime, client: ClickSendClient, now: float) -> dict[str, int]:
-    """Read every page of unread receipts (largest pages), apply them, then mark up to the newest read."""
+    """Read every page of unread receipts (largest pages), apply them, then mark read those up to the newest
+    applied but no later than a minute before this pass began."""
     counts: dict[str, int] = {}
     for channel in RECEIPT_CHANNELS:
         newest, page = None, 1
@@ -112,12 +116,12 @@ def poll_receipts(rt: Runtime, client: ClickSendClient, now: float) -> dict[str,
                 break
             page += 1
         if newest:
-            client.mark_receipts_read(channel, date_before=newest)
+            client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
     return counts
 
 
 def poll_inbound(rt: Runtime, client: ClickSendClient, now: float) -> dict[str, int]:
-    """Read every page of unread inbound SMS, apply them, then mark up to the newest read."""
+    """Read every page of unread inbound SMS, apply them, then mark read as `poll_receipts` does."""
     counts: dict[str, int] = {}
     newest, page = None, 1
     while True:
@@ -130,5 +134,5 @@ def poll_inbound(rt: Runtime, client: ClickSendClient, now: float) -> dict[str, 
             break
         page += 1
     if newest:
-        client.mark_inbound_read(date_before=newest)
+        client.mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
     return counts
