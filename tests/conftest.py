@@ -208,6 +208,14 @@ def e2e(tmp_path: Path, origin: Origin, simulator: Simulator, runtime: Runtime,
     return runtime
 
 
+def use_policies(rt: Runtime, text: str) -> None:
+    """Replace the runtime's policies.yaml with `text` and reload."""
+    rules = Path(rt.settings.rules_dir)
+    (rules / "policies.yaml").write_text(text)
+    rt.rules = RulesDir(rules, rt.settings)
+    assert rt.rules.reload(), rt.rules.errors
+
+
 @pytest.fixture
 def work(runtime: Runtime):  # noqa: ANN201
     """Run every queued job in-process until the queues are empty (RQ's SimpleWorker, burst mode)."""

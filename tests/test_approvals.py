@@ -6,27 +6,18 @@ import json
 import re
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import API_TOKEN, EXAMPLES_DIR, Simulator
+from tests.conftest import API_TOKEN, EXAMPLES_DIR, Simulator, use_policies
 from tests.test_sender import drain
 from workers import admission, approvals, processing
 from workers.cli import main
 from workers.core.events import Event
-from workers.rulesdir import RulesDir
 from workers.runtime import Runtime
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-def use_policies(rt: Runtime, text: str) -> None:
-    rules = Path(rt.settings.rules_dir)
-    (rules / "policies.yaml").write_text(text)
-    rt.rules = RulesDir(rules, rt.settings)
-    assert rt.rules.reload(), rt.rules.errors
 
 
 def order_event(rt: Runtime, n: int, phone: str = "+61411111111", body_id: int | None = None) -> str:

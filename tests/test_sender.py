@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SECRETS, Simulator
-from workers import jobs
+from tests.conftest import ROOT, SECRETS, Simulator, use_policies
+from workers import jobs, processing
+from workers.admission import admit, day_of
 from workers.core.lifecycle import State
 from workers.runtime import Runtime
 from workers.sender import RECONCILE_GRACE, SENDING_LEASE, Sender
@@ -183,8 +184,6 @@ def test_throttled_too_often_fails_with_the_reason(rt: Runtime, simulator: Simul
     for _ in range(6):
         Sender(rt, rt.client).flush("sms", now)
         now += 1000
-        from workers import processing
-
         processing.fire(rt, mid, now)
     msg = rt.store.get_message(mid)
     assert msg["state"] == "failed"
@@ -260,3 +259,27 @@ def test_recovery_job_restarts_a_flush_whose_job_was_lost(rt: Runtime, simulator
     jobs.recover_sending()
     work()
     assert states(rt, ids) == {"sent": 5}
+
+
+def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, simulator: Simulator) -> None:
+    # Admission already took the duplicate marker, the rate slot and the budget for this message; its retry
+    # must not take them again (it would be suppressed as a duplicate of itself and charged twice).
+
+    use_policies(rt, "policies:\n  default: {duplicate_window: 10m, max_per_recipient: {count: 1, per: 1h},"
+                     " daily_budget: 0.10}\n  paging: {}\n")
+    doc = {"id": "msg_thr", "event_id": "evt_t", "source": "shop", "rule": "r", "channel": "sms", "state": "planned",
+           "reasons": [], "to": "+61400000002", "body": "hi", "country": "AU", "segments": 1, "encoding": "GSM-7",
+           "key": None, "send_at": None, "policy": "default"}
+    outcome = admit(rt, doc, time.time())
+    assert outcome.state == "queued"
+    rt.store.create_messages([doc | {"state": "queued", "reserved": str(outcome.estimate)}], time.time())
+    simulator.state.faults.throttled_numbers = ["+61400000002"]
+    now = time.time()
+    assert Sender(rt, rt.client).flush("sms", now).retried == 1
+    simulator.state.faults.throttled_numbers = []
+    assert processing.fire(rt, "msg_thr", now + 700)
+    drain(rt, start=now + 701)
+    msg = rt.store.get_message("msg_thr")
+    assert msg["state"] == "sent"
+    assert simulator.state.ledger == {"msg_thr": 1}
+    assert rt.store.spent(day_of(rt, now)) == outcome.estimate  # reserved once, settled once at the real price

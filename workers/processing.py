@@ -102,6 +102,14 @@ def fire(rt: Runtime, message_id: str, now: float) -> bool:
         return False
     if float(current.get("send_at") or 0) > now + 1:
         return False
+    if current.get("reserved") is not None:
+        # A retry (THROTTLED, provider error): admission already approved it and took its duplicate marker,
+        # rate slot and budget; checking again would find its own marker and charge it twice.
+        moved, _ = rt.store.transition(message_id, State.QUEUED, now, "retry time reached",
+                                       expect={State.SCHEDULED})
+        if moved:
+            rt.kick(current["channel"])
+        return moved
     result = admit(rt, current | {"send_at": None}, now)
     reasons = "; ".join(result.decision.reasons)
     fields: dict[str, object] = {"estimate": str(result.estimate), "facts": result.facts}
