@@ -124,3 +124,27 @@ def test_redirects_are_followed_after_checking_the_new_address(e2e: Runtime, ori
     notify(e2e, [msg], "sent", time.time())
     assert CallbackSender(e2e).deliver(callback_id_for(msg["id"], "sent"), time.time()) == "delivered"
     assert [r["path"] for r in origin.received] == ["/orders/450789469/sms", "/moved"]
+
+
+def test_a_callback_whose_job_was_lost_is_swept_and_sent_once(e2e: Runtime, origin: Origin, work) -> None:  # noqa: ANN001
+    from workers import pipeline
+
+    msg = message(e2e)
+    assert notify(e2e, [msg], "sent", time.time()) == 1
+    pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE).empty()  # the worker died before running it
+    assert origin_mod.sweep(e2e, time.time()) == []  # not overdue yet
+    cid = callback_id_for(msg["id"], "sent")
+    assert origin_mod.sweep(e2e, time.time() + 200) == [cid]
+    assert origin_mod.sweep(e2e, time.time() + 200) == [cid]  # swept twice: two jobs…
+    work(("hookline-callbacks",))
+    assert len(origin.received) == 1  # …one delivery
+    assert origin_mod.sweep(e2e, time.time() + 200) == []  # delivered: no longer pending
+
+
+def test_a_concurrent_attempt_is_refused_by_the_lock(e2e: Runtime, origin: Origin) -> None:
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    cid = callback_id_for(msg["id"], "sent")
+    assert e2e.store.lock_callback(cid, 60)  # another job holds it
+    assert CallbackSender(e2e).deliver(cid, time.time()) == "busy"
+    assert origin.received == []

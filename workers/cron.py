@@ -13,3 +13,4 @@ cron.register(jobs.recover_sending, pipeline.SEND_QUEUE, interval=30, result_ttl
 cron.register(jobs.poll_feedback, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
 cron.register(jobs.expire_holds, pipeline.EVENTS_QUEUE, interval=60, result_ttl=60)
 cron.register(jobs.trim_indexes, pipeline.EVENTS_QUEUE, interval=3600, result_ttl=60)
+cron.register(jobs.sweep_callbacks, pipeline.CALLBACKS_QUEUE, interval=60, result_ttl=60)

@@ -123,3 +123,8 @@ def trim_indexes() -> int:
     """Periodic: forget index entries of messages whose records have expired (HOOKLINE_MESSAGE_TTL)."""
     rt = get_runtime()
     return rt.store.trim_state_indexes(time.time() - rt.settings.message_ttl)
+
+
+def sweep_callbacks() -> list[str]:
+    """Periodic: restart callbacks whose job was lost (a crash between recording and enqueueing)."""
+    return origin.sweep(get_runtime(), time.time())

@@ -55,7 +55,7 @@ def notify(rt: Runtime, messages: Iterable[dict[str, Any]], state: str, now: flo
         cid = callback_id_for(msg["id"], state if state != "reply" else f"reply:{(extra or {}).get('id')}")
         record = {"message_id": msg["id"], "event_id": msg.get("event_id"), "source": msg["source"], "state": state,
                   "created_at": now, **(extra or {})}
-        if rt.store.create_callback(cid, record):
+        if rt.store.create_callback(cid, record, now):
             pipeline.enqueue_callback(rt.rq_connection, cid)
             started += 1
     return started
@@ -94,6 +94,17 @@ class CallbackSender:
         if record is None or record["status"] != "pending":
             return record["status"] if record else "missing"
         cb = self.rt.rules.current().callbacks.get(record["source"])
+        lock = (cb.spec.timeout + 5) * (MAX_REDIRECTS + 1) + 30 if cb else 60  # outlives any one attempt
+        if not store.lock_callback(callback_id, lock):
+            return "busy"  # another job is attempting it right now
+        try:
+            return self._attempt(callback_id, record, now)
+        finally:
+            store.unlock_callback(callback_id)
+
+    def _attempt(self, callback_id: str, record: dict[str, Any], now: float) -> str:
+        store = self.rt.store
+        cb = self.rt.rules.current().callbacks.get(record["source"])
         if cb is None:
             store.record_attempt(callback_id, {"at": now, "error": "source has no callback any more"}, "failed", now)
             return "failed"
@@ -118,7 +129,7 @@ class CallbackSender:
         attempt = {"at": now, "attempt": attempt_no, "status": status, "error": error,
                    "ms": round((time.monotonic() - started) * 1000), "next": step.status}
         final = "pending" if step.status == "retry" else step.status
-        store.record_attempt(callback_id, attempt, final, now)
+        store.record_attempt(callback_id, attempt, final, now, next_at=now + step.delay)
         store.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
                                           "result": step.status, "reason": step.reason})
         if step.status == "retry":
@@ -167,3 +178,12 @@ def replay(rt: Runtime, ids: list[str]) -> list[str]:
                 pipeline.enqueue_callback(rt.rq_connection, cid)
                 replayed.append(cid)
     return replayed
+
+
+def sweep(rt: Runtime, now: float, grace: float = 120.0) -> list[str]:
+    """Re-enqueue pending callbacks whose attempt is overdue by `grace` (their job died with a worker or was
+    never enqueued); the per-callback lock keeps a duplicate job from sending twice."""
+    overdue = rt.store.overdue_callbacks(now - grace)
+    for cid in overdue:
+        pipeline.enqueue_callback(rt.rq_connection, cid)
+    return overdue

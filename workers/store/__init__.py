@@ -27,6 +27,7 @@ class Store(EventRecords, MessageRecords, OutboxRecords, FeedbackRecords, Callba
         self._init_messages()
         self._init_outbox()
         self._init_policy()
+        self._init_callbacks()
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -7,9 +7,27 @@ from typing import Any
 
 import redis
 
-from workers.store.keys import CALLBACKS_EXHAUSTED, available, callback_key, message_callbacks_key
+from workers.store.keys import (
+    CALLBACKS_EXHAUSTED,
+    CALLBACKS_PENDING,
+    available,
+    callback_key,
+    message_callbacks_key,
+)
 
 CALLBACK_TTL = 30 * 86400
+
+
+_CREATE = """
+if redis.call('HSETNX', KEYS[1], 'doc', ARGV[2]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'pending')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+return 1
+"""
 
 
 class CallbackRecords:
@@ -17,18 +35,32 @@ class CallbackRecords:
 
     r: redis.Redis
 
-    def create_callback(self, callback_id: str, record: dict[str, Any]) -> bool:
-        """Create the record unless it exists (the same message and state never calls back twice)."""
-        key = callback_key(callback_id)
+    def _init_callbacks(self) -> None:
+        self._create_cb = self.r.register_script(_CREATE)
+
+    def create_callback(self, callback_id: str, record: dict[str, Any], now: float) -> bool:
+        """Create the record unless it exists (the same message and state never calls back twice), and list
+        it as pending, so a crash before its job is enqueued is caught by the sweep."""
         doc = json.dumps(record, separators=(",", ":"))
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hsetnx(key, "doc", doc)
-        pipe.hsetnx(key, "status", "pending")
-        pipe.expire(key, CALLBACK_TTL)
-        pipe.sadd(message_callbacks_key(record["message_id"]), callback_id)
         with available():
-            created = pipe.execute()[0]
-        return bool(created)
+            return bool(self._create_cb(
+                keys=[callback_key(callback_id), message_callbacks_key(record["message_id"]), CALLBACKS_PENDING],
+                args=[callback_id, doc, CALLBACK_TTL, now]))
+
+    def overdue_callbacks(self, before: float, limit: int = 500) -> list[str]:
+        """Pending callbacks whose next attempt was due before `before` (their job was lost)."""
+        with available():
+            return self.r.zrangebyscore(CALLBACKS_PENDING, "-inf", before, start=0, num=limit)
+
+    def lock_callback(self, callback_id: str, seconds: float) -> bool:
+        """One attempt at a time per callback (a swept duplicate job must not send it twice)."""
+        with available():
+            return bool(self.r.set(f"{callback_key(callback_id)}:lock", 1, nx=True, ex=max(1, int(seconds))))
+
+    def unlock_callback(self, callback_id: str) -> None:
+        """Release the attempt lock."""
+        with available():
+            self.r.delete(f"{callback_key(callback_id)}:lock")
 
     def get_callback(self, callback_id: str) -> dict[str, Any] | None:
         """The record: what to send, its status and every attempt."""
@@ -41,8 +73,9 @@ class CallbackRecords:
                     "attempts": json.loads(raw.get("attempts", "[]"))})
         return doc
 
-    def record_attempt(self, callback_id: str, attempt: dict[str, Any], status: str, now: float) -> None:
-        """Append an attempt and set the status (`pending`, `delivered`, `failed`, `exhausted`)."""
+    def record_attempt(self, callback_id: str, attempt: dict[str, Any], status: str, now: float,
+                       next_at: float | None = None) -> None:
+        """Append an attempt and set the status (`pending` with its `next_at`, `delivered`, `failed`, `exhausted`)."""
         key = callback_key(callback_id)
         with available():
             attempts = json.loads(self.r.hget(key, "attempts") or "[]")
@@ -53,6 +86,10 @@ class CallbackRecords:
                 pipe.zadd(CALLBACKS_EXHAUSTED, {callback_id: now})
             else:
                 pipe.zrem(CALLBACKS_EXHAUSTED, callback_id)
+            if status == "pending":
+                pipe.zadd(CALLBACKS_PENDING, {callback_id: next_at if next_at is not None else now})
+            else:
+                pipe.zrem(CALLBACKS_PENDING, callback_id)
             pipe.execute()
 
     def reopen_callback(self, callback_id: str) -> bool:
@@ -64,6 +101,7 @@ class CallbackRecords:
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(key, mapping={"status": "pending", "replayed": "1"})
             pipe.zrem(CALLBACKS_EXHAUSTED, callback_id)
+            pipe.zadd(CALLBACKS_PENDING, {callback_id: 0})
             pipe.execute()
         return True
 

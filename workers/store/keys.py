@@ -103,6 +103,9 @@ RECEIPTS_UNKNOWN = f"{PREFIX}:stats:receipts_unknown"
 ACCOUNT = f"{PREFIX}:account"
 """Hash of facts about the ClickSend account (user_id, balance) refreshed by the workers."""
 
+CALLBACKS_PENDING = f"{PREFIX}:callbacks:pending"
+"""Sorted set of pending callback ids by when their next attempt is due: the sweep's safety net."""
+
 CALLBACKS_EXHAUSTED = f"{PREFIX}:callbacks:exhausted"
 """Sorted set of callback ids that gave up, by when: listed and replayable."""
 
