@@ -139,12 +139,12 @@ def test_approvals_cli(manual: Runtime, monkeypatch) -> None:  # noqa: ANN001
 
 
 def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None:
-    use_policies(runtime, "policies:\n  default: {daily_budget: 0.50, max_per_recipient: {count: 5, per: 1h}}\n"
-                          "  paging: {}\n")
+    use_policies(runtime, "policies:\n  default: {daily_budget: 0.50, max_per_recipient: {count: 5, per: 1h},"
+                          " duplicate_window: 10m}\n  paging: {}\n")
     docs = [{"id": f"msg_b{i}", "channel": "sms", "to": f"+614111111{i:02d}", "body": "x", "country": "AU",
              "segments": 1, "encoding": "GSM-7", "policy": "default"} for i in range(20)]
     outcomes: list[str] = []
-    held_numbers: list[str] = []
+    held_numbers: list[dict] = []
     barrier = threading.Barrier(len(docs))
 
     def go(doc: dict) -> None:
@@ -152,7 +152,7 @@ def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None
         state = admission.admit(runtime, doc, time.time()).state
         outcomes.append(state)
         if state == "held":
-            held_numbers.append(doc["to"])
+            held_numbers.append(doc)
 
     threads = [threading.Thread(target=go, args=(d,)) for d in docs]
     for t in threads:
@@ -162,8 +162,9 @@ def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None
     assert outcomes.count("queued") == 6  # 6 × 0.0792 = 0.4752 ≤ 0.50 < 7 × 0.0792
     assert outcomes.count("held") == 14
     assert runtime.store.spent(admission.day_of(runtime, time.time())) <= 0.5
-    # A message that lost the budget race gave back the rate slot it had taken.
-    assert all(runtime.store.recent_sends(n, time.time(), 3600) == [] for n in held_numbers)
+    # A message that lost the budget race gave back the rate slot and the duplicate marker it had taken.
+    assert all(runtime.store.recent_sends(d["to"], time.time(), 3600) == [] for d in held_numbers)
+    assert not any(runtime.store.is_duplicate(admission.duplicate_digest(d)) for d in held_numbers)
 
 
 def test_duplicate_and_rate_checks_through_processing(runtime: Runtime) -> None:
@@ -179,6 +180,9 @@ def test_duplicate_and_rate_checks_through_processing(runtime: Runtime) -> None:
     msg = runtime.store.get_message(fourth)
     assert msg["state"] == "scheduled"  # the third message in an hour waits for the window
     assert "max_per_recipient 2 per 3600s reached" in msg["timeline"][-1]["reason"]
+    # When the window allows, it goes: its own earlier attempt left no duplicate marker behind.
+    assert processing.fire(runtime, fourth, float(msg["send_at"]) + 1)
+    assert runtime.store.message_state(fourth) == "queued"
 
 
 def test_balance_floor_turns_approvals_into_holds(runtime: Runtime, simulator: Simulator) -> None:

@@ -135,20 +135,27 @@ def admit(rt: Runtime, msg: dict[str, Any], now: float, fan_out: int = 1, at_sen
 
 def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decision, cost: Decimal,
              now: float) -> Decision:
-    """Take the duplicate marker, the rate slot and the budget; a lost race turns into the matching outcome."""
+    """Take the duplicate marker, the rate slot and the budget; a lost race gives back what was taken and
+    turns into the matching outcome (a marker or slot left behind would block this message's own retry)."""
     to = msg.get("to")
-    if policy.duplicate_window and not rt.store.claim_duplicate(duplicate_digest(msg), policy.duplicate_window):
+    digest = duplicate_digest(msg)
+    marked = bool(policy.duplicate_window)
+    if marked and not rt.store.claim_duplicate(digest, policy.duplicate_window or 0):
         return Decision("suppress", ("same body to the same recipient within duplicate_window (concurrent)",))
     rate = policy.max_per_recipient
     if rate and to:
         opens = rt.store.take_rate_slot(to, msg["id"], now, rate.per, rate.count)
         if opens is not None:
+            if marked:
+                rt.store.release_duplicate(digest)
             why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached"
             return Decision("suppress", (why,)) if rate.action == "suppress" else Decision("defer", (why,), opens)
     budget = policy.daily_budget if msg.get("approved_by") is None else None
     if not rt.store.reserve_spend(day_of(rt, now), cost, budget):
         if rate and to:
-            rt.store.release_rate_slot(to, msg["id"])  # it is held, not sent: give the slot back
+            rt.store.release_rate_slot(to, msg["id"])
+        if marked:
+            rt.store.release_duplicate(digest)
         return Decision("hold", (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
     return decision
 

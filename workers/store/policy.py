@@ -96,6 +96,11 @@ class PolicyRecords:
         with available():
             return bool(self.r.set(duplicate_key(digest), 1, nx=True, ex=max(1, int(window))))
 
+    def release_duplicate(self, digest: str) -> None:
+        """Lift a marker taken for a message that did not go after all."""
+        with available():
+            self.r.delete(duplicate_key(digest))
+
     def cached_price(self, channel: str, country: str, encoding: str, parts: int) -> Decimal | None:
         """A cached estimate, or None."""
         with available():
