@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from webhooks.auth import require_token
-from webhooks.context import error, runtime
+from webhooks.context import error, json_object, runtime
 from workers import approvals
 from workers.core.lifecycle import State
 from workers.trace import mask
@@ -78,7 +78,7 @@ def list_optouts() -> ResponseReturnValue:
 @require_token
 def add_optout() -> ResponseReturnValue:
     """Suppress a number: `{"number": "+61…", "note": "…"}`."""
-    body = request.get_json(silent=True) or {}
+    body = json_object()
     number = normalise(str(body.get("number") or ""))
     if number is None:
         return error(422, "invalid_number", "number must be a valid phone number (E.164 preferred)")
@@ -138,10 +138,13 @@ def decide_one(message_id: str, action: str) -> ResponseReturnValue:
 @require_token
 def decide_bulk(action: str) -> ResponseReturnValue:
     """Approve or reject every held message of a rule or an event: `{"rule": …}` or `{"event_id": …}`."""
-    body = request.get_json(silent=True) or {}
+    body = json_object()
     if not body.get("rule") and not body.get("event_id") and not body.get("ids"):
         return error(400, "bad_request", "give rule, event_id or ids")
-    ids = list(body.get("ids") or []) or [m["id"] for m in approvals.held(runtime(), body.get("rule"),
+    given = body.get("ids") or []
+    if not isinstance(given, list) or not all(isinstance(i, str) for i in given):
+        return error(400, "bad_request", "ids must be a list of message ids")
+    ids = list(given) or [m["id"] for m in approvals.held(runtime(), body.get("rule"),
                                                                           body.get("event_id"))]
     return _decide(ids, action)
 
@@ -149,7 +152,7 @@ def decide_bulk(action: str) -> ResponseReturnValue:
 def _decide(ids: list[str], action: str) -> ResponseReturnValue:
     if action not in ("approve", "reject"):
         return error(404, "not_found", "use approve or reject")
-    body = request.get_json(silent=True) or {}
+    body = json_object()
     by = str(body.get("by") or request.headers.get("X-Hookline-User") or "api")[:80]
     note = str(body.get("note") or "")[:500]
     decide = approvals.approve if action == "approve" else approvals.reject

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from typing import Any
+
+from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from workers.runtime import Runtime
@@ -16,3 +18,9 @@ def runtime() -> Runtime:
 def error(status: int, code: str, message: str, **extra: object) -> ResponseReturnValue:
     """The one error shape: `{"error": code, "message": text}` with the status."""
     return jsonify({"error": code, "message": message, **extra}), status
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON body when it is an object; {} for no body, bad JSON, or any other JSON value."""
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}

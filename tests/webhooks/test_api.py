@@ -48,3 +48,13 @@ def test_metrics_expose_states_outboxes_and_alerts(client, runtime: Runtime) -> 
     assert 'hookline_alert{name="insufficient_credit"} 1' in text
     ready = client.get("/readyz").json
     assert ready["alerts"]["insufficient_credit"]["message"] == "no credit"
+
+
+def test_json_that_is_not_an_object_gets_a_4xx_not_a_500(client) -> None:  # noqa: ANN001
+    for body in (b"1e999", b"[1]", b'"x"', b"null"):
+        headers = {**AUTH, "Content-Type": "application/json"}
+        assert client.post("/api/approvals/approve", data=body, headers=headers).status_code == 400
+        assert client.post("/api/optouts", data=body, headers=headers).status_code == 422
+        assert client.post("/api/approvals/msg_none/approve", data=body, headers=headers).status_code == 409
+    bad_ids = client.post("/api/approvals/approve", json={"ids": "msg_1"}, headers=AUTH)
+    assert bad_ids.status_code == 400 and bad_ids.json["message"] == "ids must be a list of message ids"

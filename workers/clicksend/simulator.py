@@ -43,6 +43,11 @@ def paginate(items: list[dict[str, Any]], path: str) -> dict[str, Any]:
     }
 
 
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
 def _int(value: Any, default: int) -> int:
     try:
         return int(value)
@@ -181,7 +186,7 @@ def create_simulator(state: SimState | None = None, username: str | None = None,
 
     @app.put("/v3/<channel>/receipts-read")
     def receipts_read(channel: str) -> Response:
-        body = request.get_json(silent=True) or {}
+        body = _json_object()
         state.mark_receipts_read(channel, body.get("date_before"))
         return envelope(200, "SUCCESS", "Receipts have been marked as read.", [])
 
@@ -193,7 +198,7 @@ def create_simulator(state: SimState | None = None, username: str | None = None,
 
     @app.put("/v3/sms/inbound-read")
     def inbound_read() -> Response:
-        before = (request.get_json(silent=True) or {}).get("date_before")
+        before = _json_object().get("date_before")
         with state.lock:
             for m in state.inbound:
                 if before is None or m["timestamp"] <= before:
@@ -226,14 +231,17 @@ def create_simulator(state: SimState | None = None, username: str | None = None,
     @app.route("/_sim/faults", methods=["GET", "PUT", "POST"])
     def set_faults() -> Response:
         if request.method != "GET":
-            unknown = state.faults.update(request.get_json(silent=True) or {})
+            try:
+                unknown = state.faults.update(_json_object())
+            except (TypeError, ValueError) as exc:
+                return envelope(400, "BAD_REQUEST", f"bad fault setting: {exc}")
             if unknown:
                 return envelope(400, "BAD_REQUEST", f"unknown fault settings: {', '.join(unknown)}")
         return jsonify(state.ledger_view()["faults"])
 
     @app.post("/_sim/inbound")
     def add_inbound() -> Response:
-        body = request.get_json(silent=True) or {}
+        body = _json_object()
         if not body.get("from") or "body" not in body:
             return envelope(400, "BAD_REQUEST", "from and body are required.")
         return jsonify(state.add_inbound(body["from"], body["body"], body.get("to"),
