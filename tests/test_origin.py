@@ -18,12 +18,12 @@ from workers.rulesdir import RulesDir
 from workers.runtime import Runtime
 
 
-def message(rt: Runtime, mid: str = "msg_cb1") -> dict:
-    """A sent message of a stored shop order event (the callback templates read the event)."""
+def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> dict:
+    """A message (sent unless told) of a stored shop order event (the callback templates read the event)."""
     payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
     rt.store.ingest(Event(id="evt_cb", source="shop", type="orders/create", external_id="cb", received_at=time.time(),
                           payload=payload), 3600, 3600)
-    doc = {"id": mid, "event_id": "evt_cb", "source": "shop", "rule": "r", "channel": "sms", "state": "sent",
+    doc = {"id": mid, "event_id": "evt_cb", "source": "shop", "rule": "r", "channel": "sms", "state": state,
            "reasons": [], "to": "+61411111111", "body": "hi", "key": None, "send_at": None}
     rt.store.create_messages([doc], time.time())
     return doc
@@ -148,3 +148,28 @@ def test_a_concurrent_attempt_is_refused_by_the_lock(e2e: Runtime, origin: Origi
     assert e2e.store.lock_callback(cid, 60)  # another job holds it
     assert CallbackSender(e2e).deliver(cid, time.time()) == "busy"
     assert origin.received == []
+
+
+def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2e: Runtime, origin: Origin,
+                                                                                 work) -> None:  # noqa: ANN001
+    from workers.core.lifecycle import State
+
+    msg = message(e2e, "msg_cb_died", "queued")
+    # What a worker killed between recording `sent` and calling origin.notify leaves behind:
+    assert e2e.store.transition(msg["id"], State.SENDING, time.time(), "claimed")[0]
+    assert e2e.store.transition(msg["id"], State.SENT, time.time(), "accepted", fields={"provider_id": "P1"})[0]
+    assert e2e.store.message_callback_ids(msg["id"]) == []
+    assert origin_mod.sweep_unreported(e2e, time.time()) == 0  # within the grace: its worker may still be at it
+    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 1
+    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0  # reported now
+    work(("hookline-callbacks",))
+    assert len(origin.delivered()) == 1
+    assert origin.received[0]["json"]["state"] == "sent"
+
+
+def test_a_change_reported_on_the_spot_leaves_nothing_for_the_sweep(e2e: Runtime, origin: Origin) -> None:
+    msg = message(e2e)  # created straight into `sent`: listed until notified
+    assert e2e.store.unreported(time.time() + 1) == [(msg["id"], "sent")]
+    notify(e2e, [msg], "sent", time.time())
+    assert e2e.store.unreported(time.time() + 1) == []
+    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0

@@ -56,8 +56,10 @@ def apply_receipt(rt: Runtime, receipt: dict[str, Any], now: float, via: str) ->
     target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
     if msg["state"] in (State.SENDING, State.UNKNOWN):
         # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
-        rt.store.apply_many([Change(msg["id"], State.SENT, "delivery receipt proves it was accepted",
-                                    {"provider_id": receipt.get("message_id")})], now)
+        proved = Change(msg["id"], State.SENT, "delivery receipt proves it was accepted",
+                        {"provider_id": receipt.get("message_id")})
+        if rt.store.apply_many([proved], now)[0]:
+            origin.notify(rt, [msg | {"state": State.SENT.value} | proved.fields], State.SENT.value, now)
     moved = rt.store.apply_many([Change(msg["id"], target, f"receipt ({via}): {verdict.reason}",
                                         {"receipt": summary}, expect=frozenset({State.SENT}))], now)[0]
     if not moved:
@@ -68,9 +70,13 @@ def apply_receipt(rt: Runtime, receipt: dict[str, Any], now: float, via: str) ->
 
 
 def apply_inbound(rt: Runtime, item: dict[str, Any], now: float, via: str) -> str:
-    """Apply one inbound reply: opt-out keywords, then link it to the message it answers."""
+    """Apply one inbound reply: opt-out keywords, then link it to the message it answers.
+
+    The reply is marked seen only after its effects are recorded: a worker killed half-way leaves it to be
+    applied again (opting out twice changes nothing, the callback id is per reply), never a STOP skipped.
+    """
     inbound_id = str(item.get("message_id") or "")
-    if inbound_id and not rt.store.first_seen_inbound(inbound_id):
+    if inbound_id and rt.store.inbound_seen(inbound_id):
         return "duplicate"
     sender = _e164(str(item.get("from") or item.get("sms") or ""), rt.settings.default_region)
     body = str(item.get("body") or item.get("message") or "")
@@ -88,6 +94,8 @@ def apply_inbound(rt: Runtime, item: dict[str, Any], now: float, via: str) -> st
         rt.store.note(msg["id"], {"at": now, "kind": "reply", "via": via, "reason": f"reply: {body[:160]}",
                                   "keyword": keyword})
         origin.notify(rt, [msg], "reply", now, {"reply": reply, "id": inbound_id})
+    if inbound_id:
+        rt.store.mark_inbound_seen(inbound_id)
     return result
 
 

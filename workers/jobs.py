@@ -126,5 +126,7 @@ def trim_indexes() -> int:
 
 
 def sweep_callbacks() -> list[str]:
-    """Periodic: restart callbacks whose job was lost (a crash between recording and enqueueing)."""
-    return origin.sweep(get_runtime(), time.time())
+    """Periodic: create callbacks a crash kept from being created, and restart those whose job was lost."""
+    rt, now = get_runtime(), time.time()
+    origin.sweep_unreported(rt, now)
+    return origin.sweep(rt, now)

@@ -40,11 +40,16 @@ def callback_id_for(message_id: str, state: str) -> str:
 
 def notify(rt: Runtime, messages: Iterable[dict[str, Any]], state: str, now: float,
            extra: dict[str, Any] | None = None) -> int:
-    """Create and enqueue a callback for each message whose source wants to hear about `state`."""
+    """Create and enqueue a callback for each message whose source wants to hear about `state`.
+
+    Then the changes are marked reported; until then they stay listed (the store lists them with the change
+    itself), so a worker that dies before this completes leaves them to `sweep_unreported`.
+    """
     try:
         callbacks = rt.rules.current().callbacks
     except HooklineError:
         return 0
+    messages = list(messages)
     started = 0
     for msg in messages:
         cb = callbacks.get(msg.get("source") or "")
@@ -58,7 +63,22 @@ def notify(rt: Runtime, messages: Iterable[dict[str, Any]], state: str, now: flo
         if rt.store.create_callback(cid, record, now):
             pipeline.enqueue_callback(rt.rq_connection, cid)
             started += 1
+    if state != "reply":
+        rt.store.reported([(msg["id"], state) for msg in messages])
     return started
+
+
+def sweep_unreported(rt: Runtime, now: float, grace: float = 60.0) -> int:
+    """Create the callbacks of state changes made more than `grace` ago whose worker died before telling
+    anyone; callback ids are per message and state, so one that was created after all is not created twice."""
+    entries = rt.store.unreported(now - grace)
+    for (mid, state), msg in zip(entries, rt.store.get_messages([mid for mid, _ in entries]), strict=True):
+        if msg is None:  # expired since: nothing left to report
+            rt.store.reported([(mid, state)])
+            continue
+        extra = {"receipt": msg["receipt"]} if msg.get("receipt") and state in ("delivered", "undelivered") else None
+        notify(rt, [msg | {"state": state}], state, now, extra)
+    return len(entries)
 
 
 def resolve_checked(url: str, allow_private: bool) -> None:

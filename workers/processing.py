@@ -10,7 +10,7 @@ from collections import Counter
 
 from workers import origin
 from workers.admission import admit
-from workers.core.lifecycle import State
+from workers.core.lifecycle import REPORTED, State
 from workers.core.planning import Planned, plan_event
 from workers.runtime import Runtime
 
@@ -38,7 +38,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
                 rt.schedule_fire(msg.id, msg.send_at)
             elif msg.state == State.QUEUED:
                 channels.add(msg.channel)
-            elif msg.state in (State.FAILED, State.SUPPRESSED):
+            elif msg.state in REPORTED:
                 origin.notify(rt, [msg.to_dict()], msg.state, now)
         pending.clear()
 
@@ -125,6 +125,6 @@ def fire(rt: Runtime, message_id: str, now: float) -> bool:
                                    send_at=send_at)
     if moved and send_at is not None:
         rt.schedule_fire(message_id, send_at)
-    elif moved and target == State.SUPPRESSED:
+    elif moved and target in REPORTED:
         origin.notify(rt, [current | {"state": target.value}], target.value, now)
     return moved and target == State.QUEUED

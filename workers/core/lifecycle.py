@@ -48,6 +48,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.CANCELLED: frozenset(),
 }
 
+# States an originating system can be told about (a source's `callback.on`, besides replies).
+REPORTED = frozenset({S.SENT, S.DELIVERED, S.UNDELIVERED, S.FAILED, S.SUPPRESSED, S.REJECTED, S.EXPIRED})
+
 # States from which cancel or replace by key still stop a message.
 CANCELLABLE = frozenset({S.PLANNED, S.HELD, S.SCHEDULED, S.QUEUED})
 

@@ -16,10 +16,11 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from workers.core import envrefs
 from workers.core.fields import Duration, StrOrList
+from workers.core.lifecycle import REPORTED
 from workers.errors import ConfigError, Problem
 
 SCHEMES = ("standard-webhooks", "github", "stripe", "shopify", "hmac-sha256", "bearer", "basic", "none")
-CALLBACK_STATES = ("sent", "delivered", "undelivered", "failed", "suppressed", "rejected", "expired", "reply")
+CALLBACK_STATES = (*sorted(REPORTED), "reply")
 
 # Headers each scheme conventionally uses for the event id and type, used when the source does not say.
 SCHEME_DEFAULTS: dict[str, dict[str, str]] = {

@@ -52,10 +52,15 @@ class FeedbackRecords:
         with available():
             return int(self.r.incr(RECEIPTS_UNKNOWN))
 
-    def first_seen_inbound(self, inbound_id: str) -> bool:
-        """True the first time an inbound reply id is seen (for a week)."""
+    def inbound_seen(self, inbound_id: str) -> bool:
+        """True once an inbound reply id has been applied (remembered for a week)."""
         with available():
-            return bool(self.r.set(inbound_seen_key(inbound_id), 1, nx=True, ex=7 * 86400))
+            return bool(self.r.exists(inbound_seen_key(inbound_id)))
+
+    def mark_inbound_seen(self, inbound_id: str) -> None:
+        """Remember that an inbound reply was applied, so a repeat push or poll skips it."""
+        with available():
+            self.r.set(inbound_seen_key(inbound_id), 1, ex=7 * 86400)
 
     # --- opt-outs -----------------------------------------------------------------------------------
 

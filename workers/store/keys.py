@@ -109,6 +109,10 @@ CALLBACKS_PENDING = f"{PREFIX}:callbacks:pending"
 CALLBACKS_EXHAUSTED = f"{PREFIX}:callbacks:exhausted"
 """Sorted set of callback ids that gave up, by when: listed and replayable."""
 
+UNREPORTED = f"{PREFIX}:unreported"
+"""Sorted set of "<message id> <state>" written with every change into a reported state and removed once its
+callbacks exist, by when: a worker killed in between leaves the entry for the sweep."""
+
 
 def provider_key(provider_id: str) -> str:
     """ClickSend's message_id → our message id."""

@@ -13,9 +13,10 @@ from typing import Any
 
 import redis
 
-from workers.core.lifecycle import CANCELLABLE, TRANSITIONS, State, sources_of
+from workers.core.lifecycle import CANCELLABLE, REPORTED, TRANSITIONS, State, sources_of
 from workers.store.keys import (
     DUE,
+    UNREPORTED,
     available,
     correlation_key,
     event_messages_key,
@@ -29,7 +30,8 @@ from workers.store.keys import (
 _STATE_IDX = state_index_key("")
 
 # KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), state index prefix,
-# correlation key or '', outbox key or '', send_at or '', due key, event id, retention ms (final states) or ''.
+# correlation key or '', outbox key or '', send_at or '', due key, event id, retention ms (final states) or '',
+# unreported key or '' (created straight into a reported state).
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
@@ -50,11 +52,13 @@ if ARGV[12] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[12])
   redis.call('PEXPIRE', KEYS[2], ARGV[12])
 end
+if ARGV[13] ~= '' then redis.call('ZADD', ARGV[13], ARGV[4], ARGV[1] .. ' ' .. ARGV[3]) end
 return 1
 """
 
 # KEYS: msg, log. ARGV: id, target, now, reason, allowed sources (comma list), fields (JSON object of
-# strings), outbox key or '', state index prefix, send_at or '', due key, retention ms (final states) or ''.
+# strings), outbox key or '', state index prefix, send_at or '', due key, retention ms (final states) or '',
+# unreported key or '' (target is a reported state).
 # Returns {1, previous} on success, {0, current} when the state did not allow it, {-1, ''} when missing.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'state')
@@ -86,6 +90,7 @@ if ARGV[11] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[11])
   redis.call('PEXPIRE', KEYS[2], ARGV[11])
 end
+if ARGV[12] ~= '' then redis.call('ZADD', ARGV[12], ARGV[3], ARGV[1] .. ' ' .. ARGV[2]) end
 return {1, cur}
 """
 
@@ -117,6 +122,11 @@ class MessageRecords:
         """How long (ms) a message that reached `state` is kept: '' while it can still change."""
         return str(int(self.message_ttl * 1000)) if not TRANSITIONS[State(state)] else ""
 
+    @staticmethod
+    def _unreported(state: str) -> str:
+        """The key a change into `state` is listed under until its callbacks exist: '' if nobody is told."""
+        return UNREPORTED if state in REPORTED else ""
+
     def trim_state_indexes(self, before: float) -> int:
         """Drop ids that reached a final state before `before` from the state indexes (their records expire)."""
         pipe = self.r.pipeline(transaction=False)
@@ -144,7 +154,8 @@ class MessageRecords:
                 args=[msg["id"], json.dumps(msg, separators=(",", ":")), msg["state"], now, json.dumps(entries),
                       _STATE_IDX, correlation_key(msg["key"]) if msg.get("key") else "",
                       outbox_key(msg["channel"]) if msg["state"] == State.QUEUED else "",
-                      repr(msg["send_at"]) if scheduled else "", DUE, msg["event_id"], self._retention(msg["state"])],
+                      repr(msg["send_at"]) if scheduled else "", DUE, msg["event_id"], self._retention(msg["state"]),
+                      self._unreported(msg["state"])],
                 client=pipe,
             )
         with available():
@@ -172,7 +183,8 @@ class MessageRecords:
             moved, previous = self._transition(
                 keys=[message_key(message_id), message_log_key(message_id)],
                 args=[message_id, target, now, reason, ",".join(allowed) or "-", json.dumps(encoded), outbox,
-                      _STATE_IDX, repr(send_at) if send_at is not None else "", DUE, self._retention(target)],
+                      _STATE_IDX, repr(send_at) if send_at is not None else "", DUE, self._retention(target),
+                      self._unreported(target)],
             )
         return moved == 1, previous or None
 
@@ -186,11 +198,26 @@ class MessageRecords:
             self._transition(
                 keys=[message_key(ch.id), message_log_key(ch.id)],
                 args=[ch.id, ch.target, now, ch.reason, ",".join(allowed) or "-", json.dumps(encoded), "",
-                      _STATE_IDX, repr(ch.send_at) if ch.send_at is not None else "", DUE, self._retention(ch.target)],
+                      _STATE_IDX, repr(ch.send_at) if ch.send_at is not None else "", DUE, self._retention(ch.target),
+                      self._unreported(ch.target)],
                 client=pipe,
             )
         with available():
             return [r[0] == 1 for r in pipe.execute()]
+
+    def unreported(self, before: float, limit: int = 500) -> list[tuple[str, str]]:
+        """(message id, state) of changes into reported states made before `before` whose callbacks were
+        never created (the worker died between the change and `origin.notify`)."""
+        with available():
+            entries = self.r.zrangebyscore(UNREPORTED, "-inf", before, start=0, num=limit)
+        return [tuple(entry.split(" ", 1)) for entry in entries]  # type: ignore[misc]
+
+    def reported(self, changes: Iterable[tuple[str, str]]) -> None:
+        """Forget (message id, state) pairs whose callbacks now exist, or that nobody is told about."""
+        members = [f"{mid} {state}" for mid, state in changes]
+        if members:
+            with available():
+                self.r.zrem(UNREPORTED, *members)
 
     def get_messages(self, message_ids: list[str]) -> list[dict[str, Any] | None]:
         """Several messages (without timelines) in one round trip."""
