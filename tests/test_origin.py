@@ -172,4 +172,5 @@ def test_a_change_reported_on_the_spot_leaves_nothing_for_the_sweep(e2e: Runtime
     assert e2e.store.unreported(time.time() + 1) == [(msg["id"], "sent")]
     notify(e2e, [msg], "sent", time.time())
     assert e2e.store.unreported(time.time() + 1) == []
+    assert 0 < e2e.store.r.ttl(f"hl:msg:{msg['id']}:callbacks") <= 30 * 86400  # goes with its callbacks
     assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0

@@ -25,6 +25,7 @@ end
 redis.call('HSET', KEYS[1], 'status', 'pending')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1
 """

@@ -29,14 +29,37 @@ from workers.store.keys import (
 
 _STATE_IDX = state_index_key("")
 
+# Lua shared by both scripts: a set grouping messages (an event's, a correlation key's) expires `ttl` ms after
+# its last member became final, and never while a member can still change (a reminder may be months away);
+# members whose records have expired are dropped on the way, so a long-lived key's set stays small.
+_FINAL = ", ".join(f"['{state}'] = true" for state in State if not TRANSITIONS[state])
+_SETTLE = f"""
+local FINAL = {{{_FINAL}}}
+local function settle(set, ttl)
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    local st = redis.call('HGET', '{message_key("")}' .. id, 'state')
+    if not st then
+      redis.call('SREM', set, id)  -- its record expired: keep the set to the messages that exist
+    elseif not FINAL[st] then
+      redis.call('PERSIST', set)
+      return
+    end
+  end
+  redis.call('PEXPIRE', set, ttl)
+end
+"""
+
 # KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), state index prefix,
 # correlation key or '', outbox key or '', send_at or '', due key, event id, retention ms (final states) or '',
-# unreported key or '' (created straight into a reported state).
-_CREATE = """
+# unreported key or '' (created straight into a reported state), group retention ms.
+_CREATE = _SETTLE + """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'updated_at', ARGV[4], 'event_id', ARGV[11])
+local groups = {KEYS[3]}
+if ARGV[7] ~= '' then table.insert(groups, ARGV[7]) end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'updated_at', ARGV[4], 'event_id', ARGV[11],
+           'groups', cjson.encode(groups))
 for _, entry in ipairs(cjson.decode(ARGV[5])) do
   redis.call('RPUSH', KEYS[2], cjson.encode(entry))
 end
@@ -53,6 +76,7 @@ if ARGV[12] ~= '' then
   redis.call('PEXPIRE', KEYS[2], ARGV[12])
 end
 if ARGV[13] ~= '' then redis.call('ZADD', ARGV[13], ARGV[4], ARGV[1] .. ' ' .. ARGV[3]) end
+for _, set in ipairs(groups) do settle(set, ARGV[14]) end
 return 1
 """
 
@@ -60,7 +84,7 @@ return 1
 # strings), outbox key or '', state index prefix, send_at or '', due key, retention ms (final states) or '',
 # unreported key or '' (target is a reported state).
 # Returns {1, previous} on success, {0, current} when the state did not allow it, {-1, ''} when missing.
-_TRANSITION = """
+_TRANSITION = _SETTLE + """
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
   return {-1, ''}
@@ -89,6 +113,7 @@ end
 if ARGV[11] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[11])
   redis.call('PEXPIRE', KEYS[2], ARGV[11])
+  for _, set in ipairs(cjson.decode(redis.call('HGET', KEYS[1], 'groups') or '[]')) do settle(set, ARGV[11]) end
 end
 if ARGV[12] ~= '' then redis.call('ZADD', ARGV[12], ARGV[3], ARGV[1] .. ' ' .. ARGV[2]) end
 return {1, cur}
@@ -155,7 +180,7 @@ class MessageRecords:
                       _STATE_IDX, correlation_key(msg["key"]) if msg.get("key") else "",
                       outbox_key(msg["channel"]) if msg["state"] == State.QUEUED else "",
                       repr(msg["send_at"]) if scheduled else "", DUE, msg["event_id"], self._retention(msg["state"]),
-                      self._unreported(msg["state"])],
+                      self._unreported(msg["state"]), int(self.message_ttl * 1000)],
                 client=pipe,
             )
         with available():
