@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ import redis
 from rq.registry import ScheduledJobRegistry
 
 from tests import signing
-from tests.conftest import ROOT
-from workers import jobs, pipeline, processing
+from tests.conftest import ROOT, use_policies
+from workers import admission, jobs, pipeline, processing
 from workers.core.events import Event
 from workers.runtime import Runtime
 from workers.store import keys
@@ -135,6 +136,30 @@ def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
     assert runtime.store.due_messages(time.time() + 10 * 86400) == []
     # A cancelled message can no longer fire.
     assert not any(processing.fire(runtime, m["id"], time.time() + 10 * 86400) for m in messages_of(runtime, created))
+
+
+def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Runtime) -> None:
+    use_policies(runtime, "policies:\n  default: {daily_budget: 10, duplicate_window: 1h,"
+                          " max_per_recipient: {count: 3, per: 1h}}\n  paging: {}\n")
+    created = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600 + 1)), "booking.created", "c9")
+    processing.process_events(runtime, [created], time.time())
+    reminder = next(m for m in messages_of(runtime, created) if m["rule"] == "reminder-2h")
+    now = time.time() + 2
+    assert processing.fire(runtime, reminder["id"], now)  # due: admitted and queued, budget reserved
+    queued = runtime.store.get_message(reminder["id"])
+    day = queued["reserved_day"]
+    r = runtime.store.r
+    assert Decimal(r.get(keys.spend_key(day))) == Decimal(queued["reserved"]) > 0
+    assert r.get(keys.duplicate_key(admission.duplicate_digest(queued))) == reminder["id"]
+    assert r.zscore(keys.recipient_rate_key(queued["to"]), reminder["id"]) is not None
+
+    cancelled = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600), "booking.cancelled"),
+                       "booking.cancelled", "c10")
+    assert processing.process_events(runtime, [cancelled], now)["cancelled"] == 1  # the 24 h one was past
+    assert runtime.store.message_state(reminder["id"]) == "cancelled"
+    assert Decimal(r.get(keys.spend_key(day))) == 0  # never sent: nothing spent
+    assert not r.exists(keys.duplicate_key(admission.duplicate_digest(queued)))  # a new booking may say it again
+    assert r.zscore(keys.recipient_rate_key(queued["to"]), reminder["id"]) is None
 
 
 def test_a_message_already_sending_is_not_cancelled(runtime: Runtime) -> None:

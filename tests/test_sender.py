@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,17 @@ def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, 
     assert msg["state"] == "sent"
     assert simulator.state.ledger == {"msg_thr": 1}
     assert rt.store.spent(day_of(rt, now)) == outcome.estimate  # reserved once, settled once at the real price
+
+
+def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, simulator: Simulator) -> None:
+    # Reserved before midnight, sent after: the real price replaces the estimate on the reservation's day, and a
+    # failed send gives the estimate back to that day too, so neither day is over- or under-counted.
+    ok, bad = queue_messages(rt, 2, reserved="0.50", reserved_day="2026-01-01")
+    rt.store.adjust_spend("2026-01-01", Decimal("1.00"))  # what admission reserved for the two that day
+    simulator.state.faults.invalid_numbers = [rt.store.get_message(bad)["to"]]
+    now = time.time()
+    out = Sender(rt, rt.client).flush("sms", now)
+    assert (out.sent, out.failed) == (1, 1)
+    price = Decimal(rt.store.get_message(ok)["price"])
+    assert rt.store.spent("2026-01-01") == price
+    assert rt.store.spent(day_of(rt, now)) == 0

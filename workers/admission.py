@@ -18,6 +18,7 @@ import phonenumbers
 from phonenumbers import timezone as number_zones
 
 from workers.core import payloads
+from workers.core.coerce import to_decimal
 from workers.core.policies import Policy
 from workers.core.policy import Decision, Facts, decide
 from workers.errors import HooklineError, ProviderError
@@ -36,6 +37,7 @@ class Outcome:
     send_at: float | None
     estimate: Decimal
     facts: dict[str, Any]
+    reservation: dict[str, str] | None = None  # `reserved` and `reserved_day`, stored on the message when taken
 
 
 def zones_for(msg: dict[str, Any]) -> tuple[str, ...]:
@@ -127,10 +129,26 @@ def admit(rt: Runtime, msg: dict[str, Any], now: float, fan_out: int = 1, at_sen
     facts = gather(rt.store, policy, msg, now, cost, fan_out, at_send_time, rt.settings.timezone)
     decision = decide(policy, country=msg.get("country"), segments=msg.get("segments"),
                       critical=bool(msg.get("critical")), facts=facts)
+    reservation = None
     if decision.action == "send" and at_send_time:
         decision = _reserve(rt, policy, msg, decision, cost, now)
+        if decision.action == "send":
+            reservation = {"reserved": str(cost), "reserved_day": day_of(rt, now)}
     return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now), cost,
-                   describe(facts))
+                   describe(facts), reservation)
+
+
+def release(rt: Runtime, msgs: list[dict[str, Any]]) -> None:
+    """Give back what admission took for messages that will never be sent now (cancelled, failed): the
+    budget on the day it was reserved, the recipient's rate slot and the duplicate marker, if they hold it."""
+    for msg in msgs:
+        reserved = to_decimal(msg.get("reserved"))
+        if reserved is None:
+            continue  # never admitted for sending: nothing was taken
+        rt.store.adjust_spend(msg.get("reserved_day") or day_of(rt, float(msg.get("updated_at") or 0)), -reserved)
+        if msg.get("to"):
+            rt.store.release_rate_slot(msg["to"], msg["id"])
+        rt.store.release_duplicate(duplicate_digest(msg), msg["id"])
 
 
 def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decision, cost: Decimal,
@@ -140,14 +158,14 @@ def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decisio
     to = msg.get("to")
     digest = duplicate_digest(msg)
     marked = bool(policy.duplicate_window)
-    if marked and not rt.store.claim_duplicate(digest, policy.duplicate_window or 0):
+    if marked and not rt.store.claim_duplicate(digest, policy.duplicate_window or 0, msg["id"]):
         return Decision("suppress", ("same body to the same recipient within duplicate_window (concurrent)",))
     rate = policy.max_per_recipient
     if rate and to:
         opens = rt.store.take_rate_slot(to, msg["id"], now, rate.per, rate.count)
         if opens is not None:
             if marked:
-                rt.store.release_duplicate(digest)
+                rt.store.release_duplicate(digest, msg["id"])
             why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached"
             return Decision("suppress", (why,)) if rate.action == "suppress" else Decision("defer", (why,), opens)
     budget = policy.daily_budget if msg.get("approved_by") is None else None
@@ -155,7 +173,7 @@ def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decisio
         if rate and to:
             rt.store.release_rate_slot(to, msg["id"])
         if marked:
-            rt.store.release_duplicate(digest)
+            rt.store.release_duplicate(digest, msg["id"])
         return Decision("hold", (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
     return decision
 

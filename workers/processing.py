@@ -9,7 +9,7 @@ import logging
 from collections import Counter
 
 from workers import origin
-from workers.admission import admit
+from workers.admission import admit, release
 from workers.core.lifecycle import REPORTED, State
 from workers.core.planning import Planned, plan_event
 from workers.runtime import Runtime
@@ -56,6 +56,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
             if outcome.cancel_key:
                 write()
                 done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
+                release(rt, [m for m in rt.store.get_messages(done) if m])
                 counts["cancelled"] += len(done)
             fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
             for msg in outcome.messages:
@@ -64,6 +65,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
                     write()
                     done = rt.store.cancel_by_key(msg.key, now, f"replaced by event {event.id}",
                                                   except_event=event.id)
+                    release(rt, [m for m in rt.store.get_messages(done) if m])
                     counts["replaced"] += len(done)
                 pending.append(msg)
                 planned += 1
@@ -88,8 +90,8 @@ def _admit(rt: Runtime, msg: Planned, now: float, fan_out: int) -> None:
     msg.send_at = result.send_at
     msg.reasons.extend(result.decision.reasons)
     msg.estimate, msg.facts = str(result.estimate), result.facts
-    if msg.state == State.QUEUED:
-        msg.reserved = str(result.estimate)
+    if result.reservation:
+        msg.reserved, msg.reserved_day = result.reservation["reserved"], result.reservation["reserved_day"]
 
 
 def fire(rt: Runtime, message_id: str, now: float) -> bool:
@@ -115,7 +117,7 @@ def fire(rt: Runtime, message_id: str, now: float) -> bool:
     fields: dict[str, object] = {"estimate": str(result.estimate), "facts": result.facts}
     if result.state == State.QUEUED:
         moved, _ = rt.store.transition(message_id, State.QUEUED, now, f"scheduled time reached; {reasons}",
-                                       expect={State.SCHEDULED}, fields=fields | {"reserved": str(result.estimate)})
+                                       expect={State.SCHEDULED}, fields=fields | (result.reservation or {}))
         if moved:
             rt.kick(current["channel"])
         return moved

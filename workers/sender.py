@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from workers import origin
-from workers.admission import day_of
+from workers.admission import day_of, release
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
 from workers.core.coerce import to_decimal
@@ -181,18 +181,17 @@ class Sender:
             self._account_problem(channel, pause_ids, now, InsufficientCredit("INSUFFICIENT_CREDIT"), out)
 
     def _settled(self, docs: list[dict[str, Any]], done: list[Change], now: float) -> None:
-        """Remember provider ids and tell the origins about messages that became sent or failed."""
+        """Settle the budget, remember provider ids and tell the origins about messages that became sent or
+        failed. Spend is settled on the day it was reserved, so each day's total stays that day's."""
         by_id = {d["id"]: d for d in docs}
-        day = day_of(self.rt, now)
         for change in done:
-            reserved = to_decimal(by_id[change.id].get("reserved"))
-            if reserved is None:
-                continue
-            if change.target == State.SENT:  # settle the estimate against the real price
+            doc = by_id[change.id]
+            reserved = to_decimal(doc.get("reserved"))
+            if change.target == State.SENT and reserved is not None:  # the estimate against the real price
                 actual = to_decimal(change.fields.get("price"))
-                self.store.adjust_spend(day, (actual if actual is not None else reserved) - reserved)
-            elif change.target == State.FAILED:  # nothing was spent: give the reservation back
-                self.store.adjust_spend(day, -reserved)
+                delta = (actual if actual is not None else reserved) - reserved
+                self.store.adjust_spend(doc.get("reserved_day") or day_of(self.rt, now), delta)
+        release(self.rt, [by_id[c.id] for c in done if c.target == State.FAILED])  # nothing was sent
         self.store.index_provider_ids({c.fields["provider_id"]: c.id for c in done
                                        if c.target == State.SENT and c.fields.get("provider_id")})
         for state in (State.SENT, State.FAILED):

@@ -60,6 +60,7 @@ class Planned:
     timezone: str | None = None
     estimate: str | None = None  # cost estimate at admission
     reserved: str | None = None  # what admission took from the day's budget (settled by the real price)
+    reserved_day: str | None = None  # the budget day it was taken from (settled and refunded on that day)
     facts: dict[str, Any] = field(default_factory=dict)  # what the policy decision looked at
     critical: bool = False
     created_at: float = 0.0

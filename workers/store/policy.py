@@ -43,6 +43,14 @@ redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
 return {1, ''}
 """
 
+# Delete KEYS[1] only while it holds ARGV[1] (its owner).
+_RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 class PolicyRecords:
     """Spend, rates, duplicates and prices (mixed into Store)."""
@@ -52,6 +60,7 @@ class PolicyRecords:
     def _init_policy(self) -> None:
         self._reserve = self.r.register_script(_RESERVE)
         self._rate = self.r.register_script(_RATE)
+        self._release_dup = self.r.register_script(_RELEASE_IF_OWNER)
 
     def spent(self, day: str) -> Decimal:
         """What `day` has committed so far."""
@@ -91,15 +100,15 @@ class PolicyRecords:
         with available():
             return bool(self.r.exists(duplicate_key(digest)))
 
-    def claim_duplicate(self, digest: str, window: float) -> bool:
-        """Mark recipient+body as sent for `window` seconds; False when someone else just did."""
+    def claim_duplicate(self, digest: str, window: float, message_id: str) -> bool:
+        """Mark recipient+body as sent by `message_id` for `window` seconds; False when someone else just did."""
         with available():
-            return bool(self.r.set(duplicate_key(digest), 1, nx=True, ex=max(1, int(window))))
+            return bool(self.r.set(duplicate_key(digest), message_id, nx=True, ex=max(1, int(window))))
 
-    def release_duplicate(self, digest: str) -> None:
-        """Lift a marker taken for a message that did not go after all."""
+    def release_duplicate(self, digest: str, message_id: str) -> None:
+        """Lift the marker `message_id` took, when it did not go after all (another message's stays)."""
         with available():
-            self.r.delete(duplicate_key(digest))
+            self._release_dup(keys=[duplicate_key(digest)], args=[message_id])
 
     def cached_price(self, channel: str, country: str, encoding: str, parts: int) -> Decimal | None:
         """A cached estimate, or None."""
