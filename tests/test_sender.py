@@ -298,3 +298,40 @@ def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, s
     price = Decimal(rt.store.get_message(ok)["price"])
     assert rt.store.spent("2026-01-01") == price
     assert rt.store.spent(day_of(rt, now)) == 0
+
+
+def test_a_request_refused_whole_is_narrowed_until_only_the_bad_message_fails(rt: Runtime,
+                                                                               simulator: Simulator) -> None:
+    ids = queue_messages(rt, 40)
+    simulator.state.faults.bad_request_numbers = [rt.store.get_message(ids[27])["to"]]
+    first = Sender(rt, rt.client).flush("sms", time.time())
+    assert (first.requeued, first.narrowed, first.failed) == (40, 20, 0)
+    drain(rt)
+    assert states(rt, ids) == {"sent": 39, "failed": 1}
+    failed = rt.store.get_message(ids[27])
+    assert failed["state"] == "failed"
+    assert "messages.0.to: The to field is invalid." in failed["timeline"][-1]["reason"]
+    assert len(simulator.state.ledger) == 39 and ids[27] not in simulator.state.ledger
+    # 40 refused, 0-19 sent, 20-39 / 20-29 refused, 20-24 sent, 25-29 refused, 25-26 sent, 27-28 / 27 refused
+    # (27 fails alone), then the other 12 in one call at full size again.
+    assert sends(simulator) == 10
+    assert rt.store.batch_limit("sms") is None
+
+
+def test_when_every_message_is_refused_each_fails_alone_with_the_reason(rt: Runtime, simulator: Simulator) -> None:
+    numbers = [f"+6140000{i:04d}" for i in range(6)]
+    ids = queue_messages(rt, 6, numbers=numbers)
+    simulator.state.faults.bad_request_numbers = numbers
+    drain(rt)
+    assert states(rt, ids) == {"failed": 6}
+    assert simulator.state.ledger == {}
+    assert all("The to field is invalid" in rt.store.get_message(i)["timeline"][-1]["reason"] for i in ids)
+
+
+def test_the_search_survives_a_rate_limit_that_allows_one_call_at_a_time(rt: Runtime, simulator: Simulator) -> None:
+    rt.settings = rt.settings.with_(send_rate=1.0)  # a bucket of one call: every flush is one request
+    ids = queue_messages(rt, 8)
+    simulator.state.faults.bad_request_numbers = [rt.store.get_message(ids[0])["to"]]
+    drain(rt)
+    assert states(rt, ids) == {"sent": 7, "failed": 1}
+    assert rt.store.message_state(ids[0]) == "failed"

@@ -55,17 +55,21 @@ def up(host: str, port: int, workers: int, home: Path) -> None:
 @click.option("--invalid", "invalid", multiple=True, help="A number that gets INVALID_RECIPIENT (repeatable).")
 @click.option("--no-credit", "no_credit", multiple=True, help="A number that gets INSUFFICIENT_CREDIT.")
 @click.option("--throttled", multiple=True, help="A number that gets THROTTLED.")
+@click.option("--bad-request", "bad_request", multiple=True,
+              help="A number that makes ClickSend refuse its whole request with 400 (repeatable).")
 @click.option("--undelivered", multiple=True, help="A number whose receipt ends undelivered (301).")
 @click.option("--receipt-delay", type=float, default=2.0, show_default=True, help="Seconds until receipts are final.")
 def simulator(host: str, port: int, rate_limit: float, rate_429: float, rate_500: float, latency: float,
               hang_rate: float, fail_after_accept: float, invalid: tuple[str, ...], no_credit: tuple[str, ...],
-              throttled: tuple[str, ...], undelivered: tuple[str, ...], receipt_delay: float) -> None:
+              throttled: tuple[str, ...], bad_request: tuple[str, ...], undelivered: tuple[str, ...],
+              receipt_delay: float) -> None:
     """Run the local ClickSend simulator (faults also settable at PUT /_sim/faults; ledger at /_sim/ledger)."""
     state = SimState()
     state.faults.update({
         "rate_limit": rate_limit, "rate_429": rate_429, "rate_500": rate_500, "latency": latency,
         "hang_rate": hang_rate, "fail_after_accept": fail_after_accept, "invalid_numbers": list(invalid),
         "no_credit_numbers": list(no_credit), "throttled_numbers": list(throttled),
+        "bad_request_numbers": list(bad_request),
         "undelivered_numbers": list(undelivered), "receipt_delay": receipt_delay,
     })
     click.echo(f"ClickSend simulator on http://{host}:{port} (ledger: /_sim/ledger, faults: /_sim/faults)")

@@ -38,6 +38,7 @@ PAUSE_ON_ACCOUNT_PROBLEM = 300.0  # no credit / bad credentials: look again in f
 RECONCILE_AFTER = 5.0  # seconds before the first history lookup of an unknown outcome
 RECONCILE_GRACE = 30.0  # ClickSend's history may lag; resend only when still absent after this long
 SENDING_LEASE = 120.0  # a message `sending` longer than this belonged to a worker that died
+NARROW_FOR = 600.0  # seconds smaller batches last while the message that made a request refused is sought
 
 
 @dataclass
@@ -51,6 +52,7 @@ class FlushOutcome:
     retried: int = 0
     requeued: int = 0
     unknown: int = 0
+    narrowed: int = 0  # the batch size the next flushes use after a refused request (0: unchanged)
     wait: float = 0.0  # > 0: the flush stopped early and should run again after this long
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,7 +70,8 @@ class Sender:
         self.rand = rand or random.Random()
 
     def flush(self, channel: str, now: float) -> FlushOutcome:
-        """Send one batch (up to `send_batch` messages) from `channel`'s outbox."""
+        """Send one batch (up to `send_batch` messages, fewer while a refused request is narrowed down) from
+        `channel`'s outbox."""
         out = FlushOutcome()
         pause = self.store.paused(channel)
         if pause and float(pause["until"]) > now:
@@ -79,7 +82,8 @@ class Sender:
         if wait > 0:
             out.wait = wait
             return out
-        ids = self.store.claim_batch(channel, settings.send_batch, now)
+        size = min(settings.send_batch, self.store.batch_limit(channel) or settings.send_batch)
+        ids = self.store.claim_batch(channel, size, now)
         out.claimed = len(ids)
         if not ids:
             return out
@@ -122,6 +126,15 @@ class Sender:
                 self._put_back(channel, ids, now, delay, f"ClickSend unreachable ({exc.message})", out)
             return
         except ProviderRejected as exc:
+            if len(docs) > 1:
+                # One bad message must not take the batch with it: put them back and send halves until it is
+                # alone. The narrowed size lives in Redis, so the search survives pauses, 429s and restarts.
+                out.narrowed = len(docs) // 2
+                self.store.limit_batch(channel, out.narrowed, NARROW_FOR)
+                out.requeued += self.store.requeue(channel, ids, now, f"ClickSend refused the request "
+                                                   f"({exc.message}): trying batches of {out.narrowed}")
+                return
+            self.store.clear_batch_limit(channel)  # found it: back to full batches
             changes = [Change(i, State.FAILED, f"ClickSend rejected the request: {exc.message}") for i in ids]
             applied = self.store.apply_many(changes, now)
             out.failed += sum(applied)

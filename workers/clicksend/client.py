@@ -132,6 +132,9 @@ class ClickSendClient:
         if code == "INSUFFICIENT_CREDIT":
             raise InsufficientCredit(message, status=status, response_code=code)
         if status >= 400:
+            data = envelope.get("data")
+            if isinstance(data, dict) and data:  # field errors, as in ClickSend's documented 400
+                message += " (" + "; ".join(f"{k}: {v}" for k, v in data.items())[:300] + ")"
             raise ProviderRejected(message, status=status, response_code=code or None)
         if body is None or not isinstance(body, dict):
             # A 2xx whose body we cannot read: for a send we do not know what happened.

@@ -39,6 +39,7 @@ class Faults:
     invalid_numbers: list[str] = field(default_factory=list)
     no_credit_numbers: list[str] = field(default_factory=list)
     throttled_numbers: list[str] = field(default_factory=list)
+    bad_request_numbers: list[str] = field(default_factory=list)  # a request including one is refused whole (400)
     receipt_delay: float = 2.0  # seconds until a receipt leaves 200 (sent) for its final status
     undelivered_numbers: list[str] = field(default_factory=list)  # their receipts end in 301
     balance: str = "1000.000000"

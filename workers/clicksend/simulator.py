@@ -119,6 +119,11 @@ def create_simulator(state: SimState | None = None, username: str | None = None,
         if channel == "mms" and not body.get("media_file"):
             return envelope(400, "INVALID_MEDIA_FILE", "media_file is required.")
         f = state.faults
+        bad = {f"messages.{i}.to": "The to field is invalid." for i, m in enumerate(messages)
+               if isinstance(m, dict) and m.get("to") in f.bad_request_numbers}
+        if bad:
+            state.count_call(request.path)
+            return envelope(400, "BAD_REQUEST", "Invalid input.", bad)
         hang = commit and state.chance(f.hang_rate)
         fail = commit and not hang and state.chance(f.fail_after_accept)
         state.count_call(request.path)

@@ -82,6 +82,11 @@ def outbox_flush_key(channel: str) -> str:
     return f"{PREFIX}:outbox:{channel}:flush"
 
 
+def outbox_limit_key(channel: str) -> str:
+    """A smaller batch size for `channel` while the message that made ClickSend refuse a request is sought."""
+    return f"{PREFIX}:outbox:{channel}:limit"
+
+
 def outbox_pause_key(channel: str) -> str:
     """Until when (Unix time) `channel`'s outbox is paused, and why."""
     return f"{PREFIX}:outbox:{channel}:paused"

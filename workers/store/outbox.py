@@ -18,6 +18,7 @@ from workers.store.keys import (
     available,
     outbox_flush_key,
     outbox_key,
+    outbox_limit_key,
     outbox_pause_key,
     state_index_key,
 )
@@ -164,6 +165,22 @@ class OutboxRecords:
         with available():
             raw = self.r.get(outbox_pause_key(channel))
         return json.loads(raw) if raw else None
+
+    def batch_limit(self, channel: str) -> int | None:
+        """The narrowed batch size for `channel`, or None for the configured one."""
+        with available():
+            raw = self.r.get(outbox_limit_key(channel))
+        return int(raw) if raw else None
+
+    def limit_batch(self, channel: str, size: int, ttl: float) -> None:
+        """Send at most `size` messages per call on `channel` for `ttl` seconds (or until cleared)."""
+        with available():
+            self.r.set(outbox_limit_key(channel), max(1, size), ex=max(1, int(ttl)))
+
+    def clear_batch_limit(self, channel: str) -> None:
+        """Back to the configured batch size."""
+        with available():
+            self.r.delete(outbox_limit_key(channel))
 
     def strike(self, channel: str, kind: str) -> int:
         """Count one more consecutive failure of `kind` (429, error) on `channel`, for backoff."""
