@@ -1,14 +1,15 @@
 """Callbacks to originating systems: decide who to tell about which state, then deliver signed requests
-that refuse private addresses (after DNS, and on every redirect) unless the source allows them.
+that refuse private addresses (checked where each connection is made, redirects included) unless the
+source allows them.
 
-Rendering and retry policy are `core.callbacks`'; this module does the DNS, HTTP and bookkeeping.
+Rendering and retry policy are `core.callbacks`'; the address check is `netguard`'s; this module does the
+HTTP and the bookkeeping.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,18 +20,15 @@ import requests
 import standardwebhooks
 
 from workers import pipeline
-from workers.core.callbacks import after_attempt, forbidden_address, render_request
+from workers.core.callbacks import after_attempt, render_request
 from workers.core.coerce import parse_retry_after
 from workers.core.sources import Callback
 from workers.errors import HooklineError, RenderError
+from workers.netguard import DestinationRefused, public_session
 from workers.runtime import Runtime
 
 log = logging.getLogger("hookline.origin")
 MAX_REDIRECTS = 3
-
-
-class DestinationRefused(HooklineError):
-    """The callback URL resolves to an address the source may not call (private, loopback, link-local)."""
 
 
 def callback_id_for(message_id: str, state: str) -> str:
@@ -81,31 +79,22 @@ def sweep_unreported(rt: Runtime, now: float, grace: float = 60.0) -> int:
     return len(entries)
 
 
-def resolve_checked(url: str, allow_private: bool) -> None:
-    """Raise DestinationRefused unless every address `url`'s host resolves to may be called."""
+def check_scheme(url: str) -> None:
+    """Raise DestinationRefused unless `url` is an http(s) URL with a host."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DestinationRefused(f"not an http(s) URL: {url!r}")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise DestinationRefused(f"cannot resolve {parts.hostname}: {exc}") from None
-    for info in infos:
-        why = forbidden_address(str(info[4][0]))
-        if why:
-            raise DestinationRefused(f"{parts.hostname}: {why} (set allow_private: true to allow)")
 
 
 class CallbackSender:
     """Delivers callbacks over one requests.Session."""
 
-    def __init__(self, rt: Runtime, session: requests.Session | None = None):
+    def __init__(self, rt: Runtime):
         self.rt = rt
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = "Hookline-Callbacks/0.1"
+        # Sources that allow private destinations (an origin on the same network) use the plain session.
+        self.sessions = {False: public_session(), True: requests.Session()}
+        for session in self.sessions.values():
+            session.headers["User-Agent"] = "Hookline-Callbacks/0.1"
 
     def deliver(self, callback_id: str, now: float) -> str:
         """One attempt; records it, then schedules the next or stops. Returns the callback's new status."""
@@ -171,17 +160,17 @@ class CallbackSender:
             # whsec_ secrets as Standard Webhooks writes them; any other string is used as the raw key.
             secret = standardwebhooks.Webhook(spec.secret if spec.secret.startswith("whsec_") else spec.secret.encode())
         for _ in range(MAX_REDIRECTS + 1):
-            resolve_checked(url, spec.allow_private)
+            check_scheme(url)
             signed = dict(headers)
             signed["Content-Type"] = "application/json"
             if secret is not None:
                 stamp = datetime.now(tz=UTC)
                 signed.update({"webhook-id": callback_id, "webhook-timestamp": str(int(stamp.timestamp())),
                                "webhook-signature": secret.sign(callback_id, stamp, body.decode())})
-            response = self.session.request(method, url, data=body, headers=signed, timeout=(5, spec.timeout),
-                                            allow_redirects=False)
+            response = self.sessions[spec.allow_private].request(
+                method, url, data=body, headers=signed, timeout=(5, spec.timeout), allow_redirects=False)
             if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                url = urljoin(url, response.headers["Location"])  # checked again before following
+                url = urljoin(url, response.headers["Location"])  # its address is checked as it connects
                 continue
             return response
         raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects")
