@@ -11,6 +11,7 @@ import redis
 
 from workers.core.events import Event
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING, available, event_key, maybe_json, seen_key
+from workers.store.lease import FINISH_ROUND
 
 # A drain job that has not finished within this long is presumed dead; another may take over.
 DRAIN_LEASE_MS = 300_000
@@ -27,20 +28,6 @@ if redis.call('SET', KEYS[4], ARGV[6], 'NX', 'PX', ARGV[5]) then
   return {1, 1}
 end
 return {1, 0}
-"""
-
-# Drop the batch just processed (only while still the drain's owner); keep the lease if more waits.
-_DRAIN_DONE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return -1
-end
-redis.call('LTRIM', KEYS[1], ARGV[2], -1)
-if redis.call('LLEN', KEYS[1]) > 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  return 1
-end
-redis.call('DEL', KEYS[2])
-return 0
 """
 
 # Claim the drain when events wait and nobody holds it (the periodic sweep; a lost enqueue).
@@ -78,7 +65,7 @@ class EventRecords:
 
     def _init_events(self) -> None:
         self._ingest = self.r.register_script(_INGEST)
-        self._drain_done = self.r.register_script(_DRAIN_DONE)
+        self._drain_done = self.r.register_script(FINISH_ROUND)
         self._drain_claim = self.r.register_script(_DRAIN_CLAIM)
         self._hset_existing = self.r.register_script(_HSET_EXISTING)
 

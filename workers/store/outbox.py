@@ -22,6 +22,7 @@ from workers.store.keys import (
     outbox_pause_key,
     state_index_key,
 )
+from workers.store.lease import FINISH_ROUND
 
 FLUSH_LEASE_MS = 120_000
 
@@ -82,19 +83,6 @@ redis.call('EXPIRE', KEYS[1], 3600)
 return tostring(wait)
 """
 
-_FLUSH_DONE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return -1
-end
-if redis.call('LLEN', KEYS[1]) > 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return 1
-end
-redis.call('DEL', KEYS[2])
-return 0
-"""
-
-
 class OutboxRecords:
     """Outboxes and sending state (mixed into Store)."""
 
@@ -104,7 +92,7 @@ class OutboxRecords:
         self._claim = self.r.register_script(_CLAIM)
         self._requeue = self.r.register_script(_REQUEUE)
         self._token = self.r.register_script(_TOKEN)
-        self._flush_done = self.r.register_script(_FLUSH_DONE)
+        self._flush_done = self.r.register_script(FINISH_ROUND)
 
     def outbox_length(self, channel: str) -> int:
         """Messages waiting in `channel`'s outbox (cancelled ones included until a flush drops them)."""
@@ -130,7 +118,7 @@ class OutboxRecords:
         """1: more waits, keep flushing; 0: empty, lease released; -1: lease lost."""
         with available():
             return int(self._flush_done(keys=[outbox_key(channel), outbox_flush_key(channel)],
-                                        args=[token, FLUSH_LEASE_MS]))
+                                        args=[token, 0, FLUSH_LEASE_MS]))
 
     def claim_batch(self, channel: str, size: int, now: float) -> list[str]:
         """Move up to `size` queued messages from the outbox to `sending`, atomically."""
