@@ -64,6 +64,13 @@ def test_failure_reasons_say_what_was_found() -> None:
     assert reasons == ["payload.total_price gte 100: got '25.00'"]
 
 
+def test_a_path_function_given_the_wrong_type_fails_the_test_not_the_event() -> None:
+    ok, reasons = compile_condition({"length(payload.total_price)": {"gt": 2}}).evaluate({"payload": {
+        "total_price": 25}})
+    assert not ok
+    assert reasons[0].startswith("length(payload.total_price): In function length(), invalid type")
+
+
 @pytest.mark.parametrize(
     ("when", "message"),
     [

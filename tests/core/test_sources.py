@@ -104,3 +104,4 @@ def test_extract_reads_header_path_or_constant() -> None:
     assert Extract(path="data.kind").read({}, body) == "x"
     assert Extract(path="list").read({}, body) is None
     assert Extract(value="order").read({}, body) == "order"
+    assert Extract(path="join('.', list)").read({}, body) is None  # join() of a number: no value, not an error

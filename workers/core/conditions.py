@@ -80,7 +80,12 @@ class Test:
     expr: Any  # compiled JMESPath
 
     def evaluate(self, doc: Any) -> tuple[bool, str]:
-        actual = self.expr.search(doc)
+        try:
+            actual = self.expr.search(doc)
+        except jmespath.exceptions.JMESPathError as exc:
+            # A function applied to the wrong type (`length(n)` on a number): this payload fails the test;
+            # it must not fail the whole event.
+            return False, f"{self.path}: {exc}"
         ok = _CHECKS[self.op](actual, self.arg)
         shown = self.arg.pattern if isinstance(self.arg, re.Pattern) else self.arg
         return ok, f"{self.path} {self.op} {shown!r}: got {actual!r}"

@@ -191,7 +191,11 @@ def _render_into(msg: Planned, rule: Rule, send: Send, context: dict[str, Any], 
         msg.reasons.append(f"UCS-2 because of {', '.join(repr(c) for c in seg.non_gsm)}: {seg.parts} part(s)")
     if rule.recipient_timezone:
         # The payload knows where the recipient is better than the number's region does.
-        found = jmespath.search(rule.recipient_timezone, event.to_dict())
+        try:
+            found = jmespath.search(rule.recipient_timezone, event.to_dict())
+        except jmespath.exceptions.JMESPathError as exc:
+            found = None
+            msg.reasons.append(f"recipient_timezone: {exc}; using the number's region")
         msg.timezone = str(found) if found else None
     _schedule(msg, rule, context, event, now, zone)
 

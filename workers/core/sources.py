@@ -61,7 +61,10 @@ class Extract:
             got = headers.get(self.header)
             return got if got else None
         if self.path is not None:
-            got = jmespath.search(self.path, body)
+            try:
+                got = jmespath.search(self.path, body)
+            except jmespath.exceptions.JMESPathError:  # a function given the wrong type: no value here
+                return None
             if got is None or isinstance(got, dict | list):
                 return None
             return str(got)
