@@ -91,6 +91,15 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> 
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()
 
 
+def test_up_outside_the_checkout_says_where_the_rules_are_and_starts_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HOOKLINE_"))}
+    done = subprocess.run([sys.executable, "-m", "workers.cli", "up", "--port", str(free_port())], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"no rules directory at {tmp_path / 'rules'}" in done.stdout
+    assert not (tmp_path / ".hookline").exists()  # no Redis started, no secrets written
+
+
 def test_rules_test_shows_matches_messages_and_the_clicksend_body() -> None:
     result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
                                        "--header", "X-Shopify-Topic: orders/create", "--dir", str(ROOT / "rules")])

@@ -150,6 +150,11 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
     def request_stop(signum: int, frame: object) -> None:
         stop[0] = True
 
+    rules_dir = Path(env.get("HOOKLINE_RULES_DIR", "rules"))
+    if not rules_dir.is_dir():
+        say(f"hookline: no rules directory at {rules_dir.resolve()}: run `hookline up` in the Hookline checkout "
+            "(its rules/ holds the shipped examples) or set HOOKLINE_RULES_DIR")
+        return 2
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
@@ -158,7 +163,6 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
             sup.adopt("redis", proc)
             env["REDIS_URL"] = url
             say(f"hookline: started a private Redis at {url} (data and AOF in {home / 'redis'})")
-        rules_dir = Path(env.get("HOOKLINE_RULES_DIR", "rules"))
         generated = dev_secrets(home, rules_dir, env)
         env.update(generated)
         if generated:
