@@ -138,14 +138,15 @@ def admit(rt: Runtime, msg: dict[str, Any], now: float, fan_out: int = 1, at_sen
                    describe(facts), reservation)
 
 
-def release(rt: Runtime, msgs: list[dict[str, Any]]) -> None:
+def release(rt: Runtime, msgs: list[dict[str, Any]], now: float) -> None:
     """Give back what admission took for messages that will never be sent now (cancelled, failed): the
-    budget on the day it was reserved, the recipient's rate slot and the duplicate marker, if they hold it."""
+    budget on the day it was reserved (today's for a message reserved before days were recorded), the
+    recipient's rate slot and the duplicate marker, if they hold it."""
     for msg in msgs:
         reserved = to_decimal(msg.get("reserved"))
         if reserved is None:
             continue  # never admitted for sending: nothing was taken
-        rt.store.adjust_spend(msg.get("reserved_day") or day_of(rt, float(msg.get("updated_at") or 0)), -reserved)
+        rt.store.adjust_spend(msg.get("reserved_day") or day_of(rt, now), -reserved)
         if msg.get("to"):
             rt.store.release_rate_slot(msg["to"], msg["id"])
         rt.store.release_duplicate(duplicate_digest(msg), msg["id"])

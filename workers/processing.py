@@ -56,7 +56,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
             if outcome.cancel_key:
                 write()
                 done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
-                release(rt, [m for m in rt.store.get_messages(done) if m])
+                release(rt, [m for m in rt.store.get_messages(done) if m], now)
                 counts["cancelled"] += len(done)
             fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
             for msg in outcome.messages:
@@ -65,7 +65,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
                     write()
                     done = rt.store.cancel_by_key(msg.key, now, f"replaced by event {event.id}",
                                                   except_event=event.id)
-                    release(rt, [m for m in rt.store.get_messages(done) if m])
+                    release(rt, [m for m in rt.store.get_messages(done) if m], now)
                     counts["replaced"] += len(done)
                 pending.append(msg)
                 planned += 1

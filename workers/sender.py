@@ -204,7 +204,7 @@ class Sender:
                 actual = to_decimal(change.fields.get("price"))
                 delta = (actual if actual is not None else reserved) - reserved
                 self.store.adjust_spend(doc.get("reserved_day") or day_of(self.rt, now), delta)
-        release(self.rt, [by_id[c.id] for c in done if c.target == State.FAILED])  # nothing was sent
+        release(self.rt, [by_id[c.id] for c in done if c.target == State.FAILED], now)  # nothing was sent
         self.store.index_provider_ids({c.fields["provider_id"]: c.id for c in done
                                        if c.target == State.SENT and c.fields.get("provider_id")})
         for state in (State.SENT, State.FAILED):

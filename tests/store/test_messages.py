@@ -20,6 +20,7 @@ def test_group_sets_expire_only_once_every_member_is_final(runtime: Runtime) -> 
     runtime.store.create_messages([doc("msg_g1", "scheduled"), doc("msg_g2", "scheduled")], now)
     sets = [event_messages_key("evt_g"), correlation_key("booking-1")]
     assert [r.pttl(s) for s in sets] == [-1, -1]
+    assert "groups" not in runtime.store.get_message("msg_g1")  # Redis key names stay inside the store
     runtime.store.transition("msg_g1", State.CANCELLED, now, "booking moved")
     assert [r.pttl(s) for s in sets] == [-1, -1]  # msg_g2 can still change: both sets kept
     runtime.store.transition("msg_g2", State.CANCELLED, now, "booking cancelled")

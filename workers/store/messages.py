@@ -251,15 +251,7 @@ class MessageRecords:
             pipe.hgetall(message_key(mid))
         with available():
             raws = pipe.execute()
-        out: list[dict[str, Any] | None] = []
-        for raw in raws:
-            if not raw or "doc" not in raw:
-                out.append(None)
-                continue
-            doc = json.loads(raw.pop("doc"))
-            doc.update({k: maybe_json(v) for k, v in raw.items()})
-            out.append(doc)
-        return out
+        return [_parse(raw) for raw in raws]
 
     def get_message(self, message_id: str, with_log: bool = True) -> dict[str, Any] | None:
         """The message: its document, current state and fields, and (optionally) its timeline."""
@@ -268,11 +260,8 @@ class MessageRecords:
         pipe.lrange(message_log_key(message_id), 0, -1)
         with available():
             raw, log = pipe.execute()
-        if not raw:
-            return None
-        doc = json.loads(raw.pop("doc"))
-        doc.update({k: maybe_json(v) for k, v in raw.items()})
-        if with_log:
+        doc = _parse(raw)
+        if doc is not None and with_log:
             doc["timeline"] = [json.loads(entry) for entry in log]
         return doc
 
@@ -321,3 +310,13 @@ class MessageRecords:
             if moved:
                 cancelled.append(message_id)
         return cancelled
+
+
+def _parse(raw: dict[str, str]) -> dict[str, Any] | None:
+    """A message hash as one document: `doc` with the mutable fields over it (None when there is no record)."""
+    if not raw or "doc" not in raw:
+        return None
+    doc = json.loads(raw.pop("doc"))
+    raw.pop("groups", None)  # Redis key names, for the scripts only
+    doc.update({k: maybe_json(v) for k, v in raw.items()})
+    return doc
