@@ -13,6 +13,7 @@ from tests.conftest import EXAMPLES_DIR
 from tests.origin_server import Origin
 from workers import origin as origin_mod
 from workers.core.events import Event
+from workers.core.lifecycle import State
 from workers.netguard import DestinationRefused
 from workers.origin import CallbackSender, callback_id_for, check_scheme, notify
 from workers.rulesdir import RulesDir
@@ -146,8 +147,6 @@ def test_a_concurrent_attempt_is_refused_by_the_lock(e2e: Runtime, origin: Origi
 
 def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2e: Runtime, origin: Origin,
                                                                                  work) -> None:  # noqa: ANN001
-    from workers.core.lifecycle import State
-
     msg = message(e2e, "msg_cb_died", "queued")
     # What a worker killed between recording `sent` and calling origin.notify leaves behind:
     assert e2e.store.transition(msg["id"], State.SENDING, time.time(), "claimed")[0]
