@@ -138,6 +138,34 @@ def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
     assert not any(processing.fire(runtime, m["id"], time.time() + 10 * 86400) for m in messages_of(runtime, created))
 
 
+def test_a_created_event_that_arrives_after_its_reschedule_plans_nothing(runtime: Runtime) -> None:
+    moved = booking("b10", iso_in(5 * 86400), "booking.rescheduled") | {"timestamp": "2026-11-26T10:00:00Z"}
+    late = booking("b10", iso_in(3 * 86400)) | {"timestamp": "2026-11-26T09:00:00Z"}  # happened first
+    newer = ingest(runtime, "calendar", moved, "booking.rescheduled", "c11")
+    processing.process_events(runtime, [newer], time.time())
+    older = ingest(runtime, "calendar", late, "booking.created", "c12")
+    counts = processing.process_events(runtime, [older], time.time())
+    assert counts["stale"] == 2 and counts["replaced"] == 0
+    assert {m["state"] for m in messages_of(runtime, newer)} == {"scheduled"}  # the reschedule stands
+    stale = messages_of(runtime, older)
+    assert {m["state"] for m in stale} == {"cancelled"}
+    assert all("superseded: a newer event for key booking-b10" in m["timeline"][-1]["reason"] for m in stale)
+
+
+def test_a_reschedule_retried_after_the_cancellation_sends_no_reminders(runtime: Runtime) -> None:
+    created = ingest(runtime, "calendar", booking("b11", iso_in(3 * 86400)) | {"timestamp": "2026-11-26T09:00:00Z"},
+                     "booking.created", "c13")
+    cancel = booking("b11", iso_in(3 * 86400), "booking.cancelled") | {"timestamp": "2026-11-26T11:00:00Z"}
+    moved = booking("b11", iso_in(4 * 86400), "booking.rescheduled") | {"timestamp": "2026-11-26T10:00:00Z"}
+    processing.process_events(runtime, [created], time.time())
+    processing.process_events(runtime, [ingest(runtime, "calendar", cancel, "booking.cancelled", "c14")], time.time())
+    late = ingest(runtime, "calendar", moved, "booking.rescheduled", "c15")  # a retry, delivered last
+    processing.process_events(runtime, [late], time.time())
+    assert {m["state"] for m in messages_of(runtime, created)} == {"cancelled"}
+    assert {m["state"] for m in messages_of(runtime, late)} == {"cancelled"}
+    assert runtime.store.due_messages(time.time() + 10 * 86400) == []  # nothing will fire
+
+
 def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Runtime) -> None:
     use_policies(runtime, "policies:\n  default: {daily_budget: 10, duplicate_window: 1h,"
                           " max_per_recipient: {count: 3, per: 1h}}\n  paging: {}\n")

@@ -11,7 +11,7 @@ from collections import Counter
 from workers import origin
 from workers.admission import admit, release
 from workers.core.lifecycle import REPORTED, State
-from workers.core.planning import Planned, plan_event
+from workers.core.planning import Planned, RuleOutcome, plan_event
 from workers.runtime import Runtime
 
 log = logging.getLogger("hookline.processing")
@@ -53,6 +53,8 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
             continue
         planned = 0
         for outcome in (o for o in outcomes if o.matched):
+            if outcome.order is not None:
+                counts["stale"] += _drop_stale(rt, outcome)
             if outcome.cancel_key:
                 write()
                 done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
@@ -78,6 +80,31 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     for channel in channels:
         rt.kick(channel)
     return counts
+
+
+def _drop_stale(rt: Runtime, outcome: RuleOutcome) -> int:
+    """An event older (by its rule's `order`) than one already processed for the same key changes nothing:
+    its cancel is skipped and its messages start cancelled, so a late retry of an old event cannot undo a
+    newer change (reminders for a booking that was cancelled since). Returns how many things it dropped."""
+    assert outcome.order is not None
+    newest: dict[str, bool] = {}
+
+    def is_newest(key: str) -> bool:
+        if key not in newest:
+            newest[key] = rt.store.newest_for_key(key, outcome.order)
+        return newest[key]
+
+    dropped = 0
+    if outcome.cancel_key and not is_newest(outcome.cancel_key):
+        outcome.reasons.append(f"not cancelled: a newer event for key {outcome.cancel_key} was processed already")
+        outcome.cancel_key = None
+        dropped += 1
+    for msg in outcome.messages:
+        if msg.key and msg.state == State.PLANNED and not is_newest(msg.key):
+            msg.state, msg.replace = State.CANCELLED, False
+            msg.reasons.append(f"superseded: a newer event for key {msg.key} was processed already")
+            dropped += 1
+    return dropped
 
 
 def _admit(rt: Runtime, msg: Planned, now: float, fan_out: int) -> None:

@@ -136,3 +136,15 @@ def test_list_sends_need_no_phone_number() -> None:
     [outcome] = plan(text, {})
     [msg] = outcome.messages
     assert (msg.list_id, msg.to, msg.state) == (42, None, "planned")
+
+
+def test_order_is_read_as_a_time_or_a_number_and_a_missing_one_is_said() -> None:
+    keyed = 'key: "k"\n    order: "{{ payload.at }}"'
+    [iso] = plan(sms(extra=keyed), {"to": "0411111111", "name": "A", "at": "2026-11-26T09:00:00Z"})
+    assert iso.order == NOW
+    [number] = plan(sms(extra=keyed), {"to": "0411111111", "name": "A", "at": 42})
+    assert number.order == 42.0
+    [missing] = plan(sms(extra=keyed), {"to": "0411111111", "name": "A"})
+    assert missing.order is None and missing.reasons[0].startswith("order: ")
+    assert "handled without ordering" in missing.reasons[0]
+    assert [m.state for m in missing.messages] == ["planned"]  # the message itself still goes

@@ -120,6 +120,9 @@ def test_replace_needs_a_key_and_cancel_excludes_send() -> None:
                     ) == ["r.yaml: a: replace: replace needs a key"]
     no_action = problems("rules:\n  - {name: a, source: s, event: e}\n")
     assert no_action == ["r.yaml: a: send: give exactly one of send or cancel"]
+    unkeyed = problems("rules:\n  - {name: a, source: s, event: e, order: '{{ payload.t }}',"
+                       " send: {channel: sms, to: x, body: b}}\n")
+    assert unkeyed == ["r.yaml: a: order: order needs a key or a cancel"]
 
 
 def test_duplicate_names_across_files_are_errors() -> None:

@@ -81,6 +81,7 @@ class RuleOutcome:
     reasons: list[str] = field(default_factory=list)
     messages: list[Planned] = field(default_factory=list)
     cancel_key: str | None = None
+    order: float | None = None  # the rule's `order`, as seconds or a number: older than its key's newest = stale
 
 
 def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
@@ -99,6 +100,11 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
             outcomes.append(RuleOutcome(rule.name, False, failures))
             continue
         outcome = RuleOutcome(rule.name, True)
+        if rule.order is not None:
+            try:
+                outcome.order = parse_time(render(rule.order, context, "order"), zone).timestamp()
+            except (RenderError, ValueError) as exc:
+                outcome.reasons.append(f"order: {exc}; handled without ordering")
         if rule.cancel_key is not None:
             try:
                 outcome.cancel_key = render(rule.cancel_key, context, "cancel.key")

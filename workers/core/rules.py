@@ -88,6 +88,7 @@ class RuleSchema(Schema):
     schedule = fields.Nested(ScheduleSchema)
     key = fields.String()
     replace = fields.Boolean()
+    order = fields.String()
     policy = fields.String()
     critical = fields.Boolean()
     recipient_timezone = fields.String()
@@ -107,6 +108,8 @@ class RuleSchema(Schema):
             raise ValidationError("replace needs a key", "replace")
         if "cancel" in data and ("schedule" in data or "replace" in data):
             raise ValidationError("a cancel rule has no schedule or replace", "cancel")
+        if "order" in data and "key" not in data and "cancel" not in data:
+            raise ValidationError("order needs a key or a cancel", "order")
 
 
 class RuleFileSchema(Schema):
@@ -154,6 +157,7 @@ class Rule:
     cancel_key: jinja2.Template | None = None
     key: jinja2.Template | None = None
     replace: bool = False
+    order: jinja2.Template | None = None  # when the event happened at the origin (time or number), per key
     schedule: Schedule | None = None
     policy: str = "default"
     critical: bool = False
@@ -223,6 +227,7 @@ class _Compiler:
         send = self.send(data["send"]) if "send" in data else None
         cancel_key = self.template(data["cancel"]["key"], "cancel.key") if "cancel" in data else None
         key = self.template(data.get("key"), "key")
+        order = self.template(data.get("order"), "order")
         schedule = None
         if "schedule" in data:
             spec = data["schedule"]
@@ -233,7 +238,7 @@ class _Compiler:
         return Rule(
             name=data["name"], file=self.file, sources=data["source"], events=data["event"],
             when=compile_condition(data.get("when")), send=send, cancel_key=cancel_key, key=key,
-            replace=data.get("replace", False), schedule=schedule, policy=data.get("policy", "default"),
+            replace=data.get("replace", False), order=order, schedule=schedule, policy=data.get("policy", "default"),
             critical=data.get("critical", False), recipient_timezone=data.get("recipient_timezone"),
         )
 

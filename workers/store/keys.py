@@ -46,6 +46,11 @@ def correlation_key(key: str) -> str:
     return f"{PREFIX}:key:{key}"
 
 
+def key_order_key(key: str) -> str:
+    """The newest `order` seen for correlation `key`: events older than it are stale."""
+    return f"{PREFIX}:keyorder:{key}"
+
+
 def state_index_key(state: str) -> str:
     """Sorted set of message ids in `state`, scored by when they entered it."""
     return f"{PREFIX}:idx:state:{state}"

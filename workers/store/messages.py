@@ -20,6 +20,7 @@ from workers.store.keys import (
     available,
     correlation_key,
     event_messages_key,
+    key_order_key,
     maybe_json,
     message_key,
     message_log_key,
@@ -120,6 +121,17 @@ return {1, cur}
 """
 
 
+# KEYS: the key's order marker. ARGV: this event's order, retention ms. 1 unless a newer order was seen.
+_NEWEST = """
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Change:
     """One transition for `apply_many`."""
@@ -142,6 +154,7 @@ class MessageRecords:
     def _init_messages(self) -> None:
         self._create = self.r.register_script(_CREATE)
         self._transition = self.r.register_script(_TRANSITION)
+        self._newest = self.r.register_script(_NEWEST)
 
     def _retention(self, state: str) -> str:
         """How long (ms) a message that reached `state` is kept: '' while it can still change."""
@@ -297,6 +310,12 @@ class MessageRecords:
         """Scheduled messages whose time has come."""
         with available():
             return self.r.zrangebyscore(DUE, "-inf", now, start=0, num=limit)
+
+    def newest_for_key(self, key: str, order: float) -> bool:
+        """Record `order` as correlation `key`'s newest unless a newer one was seen; False then (the event
+        is stale: it happened before one already processed). Equal orders are not stale (re-processing)."""
+        with available():
+            return bool(self._newest(keys=[key_order_key(key)], args=[repr(order), int(self.message_ttl * 1000)]))
 
     def cancel_by_key(self, key: str, now: float, reason: str, except_event: str | None = None) -> list[str]:
         """Cancel every not-yet-sending message with correlation `key` (except those of `except_event`)."""
