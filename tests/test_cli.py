@@ -122,7 +122,8 @@ def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> 
     report = json.loads(result.output)
     by_rule = {r["rule"]: r for r in report["rules"]}
     assert by_rule["reminder-24h"]["messages"][0]["state"] == "suppressed"  # 24 h before is already past
-    assert by_rule["reminder-2h"]["messages"][0]["sends"] == "2026-11-30T08:30:00+00:00"
+    # 10:30 in the booking's zone (Australia/Sydney, UTC+11), two hours earlier
+    assert by_rule["reminder-2h"]["messages"][0]["sends"] == "2026-11-29T21:30:00+00:00"
     shop_order = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
                                            "--type", "orders/create", "--json", "--dir", str(tmp_path / "rules")])
     [msg] = {r["rule"]: r for r in json.loads(shop_order.output)["rules"]}["order-confirmation"]["messages"]

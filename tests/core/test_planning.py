@@ -148,3 +148,15 @@ def test_order_is_read_as_a_time_or_a_number_and_a_missing_one_is_said() -> None
     assert missing.order is None and missing.reasons[0].startswith("order: ")
     assert "handled without ordering" in missing.reasons[0]
     assert [m.state for m in missing.messages] == ["planned"]  # the message itself still goes
+
+
+def test_a_naive_appointment_time_is_read_in_the_zone_the_rule_names() -> None:
+    extra = 'schedule: {at: "{{ payload.start }}", offset: -2h, zone: "{{ payload.tz }}"}'
+    [outcome] = plan(sms(extra=extra), {"to": "0411111111", "name": "A", "start": "2026-11-30T10:30:00",
+                                        "tz": "Australia/Sydney"})
+    # 10:30 in Sydney (UTC+11 in summer) is 23:30 UTC the day before; two hours earlier is 21:30 UTC.
+    assert outcome.messages[0].send_at == datetime(2026, 11, 29, 21, 30, tzinfo=UTC).timestamp()
+    [bad] = plan(sms(extra=extra), {"to": "0411111111", "name": "A", "start": "2026-11-30T10:30:00",
+                                    "tz": "Mars/Base"})
+    assert bad.messages[0].state == "failed"
+    assert bad.messages[0].reasons == ["schedule.zone: unknown time zone 'Mars/Base'"]

@@ -30,6 +30,7 @@ def test_sandbox_refuses_unsafe_attributes() -> None:
         ('{{ t | datetime("%H:%M") }}', "21:00"),  # UTC in, configured zone out
         ('{{ t | datetime("%H:%M", "Europe/London") }}', "10:00"),
         ('{{ naive | datetime("%H:%M %Z") }}', "09:15 AEDT"),  # naive times are read in the configured zone
+        ('{{ naive | datetime("%H:%M %Z", "Europe/London") }}', "09:15 GMT"),  # …or in the zone shown, if named
         ('{{ epoch | datetime("%Y-%m-%d") }}', "2026-11-27"),
         ('{{ "25" | money }}', "$25.00"),
         ('{{ 1234.5 | money("GBP") }}', "£1,234.50"),

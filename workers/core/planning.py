@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jmespath
 import phonenumbers
@@ -218,6 +219,12 @@ def _schedule(msg: Planned, rule: Rule, context: dict[str, Any], event: Event, n
         return
     assert spec.at is not None
     rendered = render(spec.at, context, "schedule.at")
+    if spec.zone is not None:
+        zone = render(spec.zone, context, "schedule.zone")
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise RenderError(f"schedule.zone: unknown time zone {zone!r}") from None
     try:
         at = parse_time(rendered, zone).timestamp() + spec.offset
     except ValueError as exc:

@@ -67,6 +67,7 @@ class ScheduleSchema(Schema):
     delay = Duration()
     at = fields.String()
     offset = Duration()
+    zone = fields.String()
     if_past = fields.String(validate=validate.OneOf(("send", "skip")))
 
     @validates_schema
@@ -75,6 +76,8 @@ class ScheduleSchema(Schema):
             raise ValidationError("give exactly one of delay or at", "at")
         if "offset" in data and "at" not in data:
             raise ValidationError("offset goes with at", "offset")
+        if "zone" in data and "at" not in data:
+            raise ValidationError("zone goes with at", "zone")
 
 
 class RuleSchema(Schema):
@@ -141,6 +144,7 @@ class Schedule:
     delay: float | None = None
     at: jinja2.Template | None = None
     offset: float = 0.0
+    zone: jinja2.Template | None = None  # the zone a naive `at` is read in (default HOOKLINE_TIMEZONE)
     if_past: str = "skip"
 
 
@@ -232,7 +236,8 @@ class _Compiler:
         if "schedule" in data:
             spec = data["schedule"]
             schedule = Schedule(delay=spec.get("delay"), at=self.template(spec.get("at"), "schedule.at"),
-                                offset=spec.get("offset", 0.0), if_past=spec.get("if_past", "skip"))
+                                offset=spec.get("offset", 0.0), zone=self.template(spec.get("zone"), "schedule.zone"),
+                                if_past=spec.get("if_past", "skip"))
         if len(self.problems) > before:
             return None
         return Rule(

@@ -47,7 +47,8 @@ def _datetime_filter(zone: str):  # noqa: ANN202 - a closure over the configured
         except ZoneInfoNotFoundError:
             raise RenderError(f"unknown time zone {tz!r}") from None
         try:
-            return parse_time(value, zone).astimezone(target).strftime(pattern)
+            # A naive time is read in the zone it is shown in: "10:30" with "Australia/Sydney" is 10:30 there.
+            return parse_time(value, tz or zone).astimezone(target).strftime(pattern)
         except ValueError as exc:
             raise RenderError(str(exc)) from None
 
