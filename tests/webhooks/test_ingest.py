@@ -9,13 +9,14 @@ import time
 import pytest
 import redis
 import requests
+from rq import SimpleWorker
 
 from tests import signing
 from tests.conftest import API_TOKEN, SECRETS
 from webhooks import create_app
 from workers import pipeline, store
 from workers.localredis import free_port, start_redis
-from workers.runtime import Runtime
+from workers.runtime import Runtime, set_runtime
 from workers.settings import Settings
 
 ORDER = {"id": 450789469, "name": "#1001", "total_price": "25.00", "customer": {"phone": "+61411111111"}}
@@ -209,6 +210,29 @@ def test_redis_down_is_503_and_nothing_is_stored(tmp_path, rules_dir, secrets_en
         proc, url = start_redis(tmp_path / "redis", port=port)  # same data directory, AOF on
         assert redis.Redis.from_url(url).dbsize() == 0
         assert post_shop(client).status_code == 202  # and it recovers by itself
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_accepted_events_survive_a_redis_crash_and_are_processed_after(tmp_path, rules_dir,  # noqa: ANN001
+                                                                        secrets_env) -> None:  # noqa: ANN001
+    # `hookline up`'s Redis (AOF, fsync on every write): a 202 answered just before a crash is not forgotten.
+    port = free_port()
+    proc, url = start_redis(tmp_path / "redis", port=port)
+    try:
+        rt = Runtime.build(Settings(redis_url=url, rules_dir=str(rules_dir), api_token=API_TOKEN))
+        set_runtime(rt)
+        client = create_app(runtime=rt).test_client()
+        ids = [post_shop(client, webhook_id=f"crash-{i}", payload=ORDER | {"id": i}).json["event_id"]
+               for i in range(5)]
+        proc.kill()  # SIGKILL: no shutdown, no final write
+        proc.wait(10)
+        proc, url = start_redis(tmp_path / "redis", port=port)
+        assert [e["status"] for e in map(rt.store.get_event, ids)] == ["received"] * 5
+        queues = [pipeline.queue(rt.rq_connection, q) for q in pipeline.ALL_QUEUES]
+        SimpleWorker(queues, connection=rt.rq_connection).work(burst=True)  # the drain job survived too
+        assert [rt.store.get_event(e)["status"] for e in ids] == ["processed"] * 5
     finally:
         proc.terminate()
         proc.wait(10)
