@@ -15,6 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from workers.core.callbacks import forbidden_address
 from workers.errors import HooklineError
@@ -24,31 +25,41 @@ class DestinationRefused(HooklineError):
     """The callback URL resolves to an address the source may not call (private, loopback, link-local)."""
 
 
-def vetted_address(host: str, port: int) -> str:
-    """Resolve `host` and return an address to connect to, or raise DestinationRefused if any address it
-    resolves to may not be called (a name with one private answer among public ones is refused whole)."""
+def vetted_addresses(host: str, port: int, allow_private: bool = False) -> list[str]:
+    """Resolve `host` and return the addresses to try, in the resolver's order. Unless `allow_private`, raise
+    DestinationRefused if any of them may not be called (a name with one private answer among public ones is
+    refused whole)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise DestinationRefused(f"cannot resolve {host}: {exc}") from None
-    for info in infos:
-        why = forbidden_address(str(info[4][0]))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
+        why = None if allow_private else forbidden_address(address)
         if why:
             raise DestinationRefused(f"{host}: {why} (set allow_private: true to allow)")
-    return str(infos[0][4][0])
+    return addresses
 
 
 class _Vetted:
-    """Connect to the address that was checked, while TLS still verifies the certificate for the name."""
+    """Connect to an address that was checked, while TLS still verifies the certificate for the name."""
 
+    allow_private = False
     _dns_host: str
     port: int
 
     def _new_conn(self) -> socket.socket:
         name = self._dns_host
-        self._dns_host = vetted_address(name, self.port)
+        failure: Exception | None = None
         try:
-            return super()._new_conn()  # type: ignore[misc]
+            # Each address in turn, as urllib3 itself would (a dual-stack name with no IPv6 route, say).
+            for address in vetted_addresses(name, self.port, self.allow_private):
+                self._dns_host = address
+                try:
+                    return super()._new_conn()  # type: ignore[misc]
+                except (NewConnectionError, ConnectTimeoutError) as exc:
+                    failure = exc
+            raise failure or DestinationRefused(f"{name}: no address to connect to")
         finally:
             self._dns_host = name  # `host` (SNI, certificate check, Host header) stays the name
 
@@ -61,28 +72,37 @@ class _VettedHTTPSConnection(_Vetted, HTTPSConnection):
     pass
 
 
-class _VettedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _VettedHTTPConnection
+class _PrivateHTTPConnection(_VettedHTTPConnection):
+    allow_private = True
 
 
-class _VettedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _VettedHTTPSConnection
+class _PrivateHTTPSConnection(_VettedHTTPSConnection):
+    allow_private = True
 
 
-class _VettedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _VettedHTTPPool, "https": _VettedHTTPSPool}
+def _adapter(http: type[HTTPConnection], https: type[HTTPSConnection]) -> HTTPAdapter:
+    pools = {"http": type("Pool", (HTTPConnectionPool,), {"ConnectionCls": http}),
+             "https": type("Pool", (HTTPSConnectionPool,), {"ConnectionCls": https})}
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+    return Adapter()
 
 
-def public_session() -> requests.Session:
-    """A session that refuses to connect to private, loopback, link-local and other special addresses.
+def session(allow_private: bool = False) -> requests.Session:
+    """A session whose every connection (redirects included) goes to an address resolved and, unless
+    `allow_private`, checked in the same step: private, loopback, link-local and other special addresses are
+    refused.
 
     Environment proxies are ignored: through a proxy, the address checked would be the proxy's.
     """
-    session = requests.Session()
-    session.trust_env = False
-    adapter = _VettedAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    s = requests.Session()
+    s.trust_env = False
+    adapter = (_adapter(_PrivateHTTPConnection, _PrivateHTTPSConnection) if allow_private
+               else _adapter(_VettedHTTPConnection, _VettedHTTPSConnection))
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    return s

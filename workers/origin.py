@@ -24,7 +24,7 @@ from workers.core.callbacks import after_attempt, render_request
 from workers.core.coerce import parse_retry_after
 from workers.core.sources import Callback
 from workers.errors import HooklineError, RenderError
-from workers.netguard import DestinationRefused, public_session
+from workers.netguard import DestinationRefused, session
 from workers.runtime import Runtime
 
 log = logging.getLogger("hookline.origin")
@@ -87,14 +87,14 @@ def check_scheme(url: str) -> None:
 
 
 class CallbackSender:
-    """Delivers callbacks over one requests.Session."""
+    """Delivers callbacks over sessions that resolve and check each destination as they connect."""
 
     def __init__(self, rt: Runtime):
         self.rt = rt
-        # Sources that allow private destinations (an origin on the same network) use the plain session.
-        self.sessions = {False: public_session(), True: requests.Session()}
-        for session in self.sessions.values():
-            session.headers["User-Agent"] = "Hookline-Callbacks/0.1"
+        # Sources with `allow_private` (an origin on the same network) get a session that skips the check.
+        self.sessions = {allow: session(allow_private=allow) for allow in (False, True)}
+        for s in self.sessions.values():
+            s.headers["User-Agent"] = "Hookline-Callbacks/0.1"
 
     def deliver(self, callback_id: str, now: float) -> str:
         """One attempt; records it, then schedules the next or stops. Returns the callback's new status."""
