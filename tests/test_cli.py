@@ -131,6 +131,15 @@ def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> 
     assert msg["clicksend_request"]["body"]["messages"][0]["custom_string"] == msg["id"]
 
 
+def test_rules_test_notes_an_event_it_cannot_order(tmp_path: Path) -> None:
+    booking = json.loads((ROOT / "examples/booking-created.json").read_text())
+    del booking["timestamp"]
+    (tmp_path / "booking.json").write_text(json.dumps(booking))
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "booking.json"), "--source", "calendar"])
+    assert result.exit_code == 0, result.output
+    assert "note: order: missing field (timestamp is missing); handled without ordering" in result.output
+
+
 def test_rules_test_reports_a_missing_event_type() -> None:
     result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
                                        "--dir", str(ROOT / "rules")])

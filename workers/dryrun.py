@@ -128,6 +128,7 @@ def as_text(result: dict[str, Any]) -> str:
             lines.append(f"  - {rule['rule']}: no match: {'; '.join(rule['reasons'])}")
             continue
         lines.append(f"  + {rule['rule']}: matched")
+        lines.extend(f"      note: {reason}" for reason in rule["reasons"])
         if "cancels_key" in rule:
             lines.append(f"      cancels pending messages with key {rule['cancels_key']!r}")
         for msg in rule["messages"]:

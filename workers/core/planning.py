@@ -104,7 +104,9 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
         if rule.order is not None:
             try:
                 outcome.order = parse_time(render(rule.order, context, "order"), zone).timestamp()
-            except (RenderError, ValueError) as exc:
+            except RenderError as exc:
+                outcome.reasons.append(f"{exc}; handled without ordering")
+            except ValueError as exc:
                 outcome.reasons.append(f"order: {exc}; handled without ordering")
         if rule.cancel_key is not None:
             try:
