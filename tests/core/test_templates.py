@@ -24,6 +24,15 @@ def test_sandbox_refuses_unsafe_attributes() -> None:
         out("{{ payload.__class__.__mro__ }}", payload={})
 
 
+@pytest.mark.parametrize("source", ['{{ payload.pop("total") }}', '{{ payload.update({"total": 0}) }}',
+                                    '{{ payload.items_.append(1) }}'])
+def test_a_template_cannot_change_the_event_the_next_rule_reads(source: str) -> None:
+    payload = {"total": 25, "items_": []}
+    with pytest.raises(RenderError, match="unsafe"):
+        out(source, payload=payload)
+    assert payload == {"total": 25, "items_": []}
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 import phonenumbers
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from workers.errors import RenderError
 
@@ -82,7 +82,9 @@ def _phone_filter(region: str):  # noqa: ANN202 - a closure over the default reg
 
 def environment(zone: str = "UTC", region: str = "US") -> SandboxedEnvironment:
     """The sandboxed environment every template compiles in; filters: datetime, money, phone."""
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    # Immutable: a template must not change the event (payload.pop(…)) that the next rule reads.
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                        keep_trailing_newline=False)
     env.filters["datetime"] = _datetime_filter(zone)
     env.filters["money"] = _money
     env.filters["phone"] = _phone_filter(region)
@@ -104,7 +106,7 @@ def render(template: jinja2.Template, context: dict[str, Any], what: str) -> str
         raise RenderError(f"{what}: {exc}") from None
     except jinja2.TemplateError as exc:
         raise RenderError(f"{what}: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError) as exc:
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise RenderError(f"{what}: {exc}") from None
     except RecursionError:
         raise RenderError(f"{what}: template recursion too deep") from None
