@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from webhooks.context import error, runtime
+from webhooks.context import error, json_object, runtime
 from workers import feedback
 from workers.core.coerce import to_int
 from workers.errors import ProviderError
@@ -26,8 +26,7 @@ log = logging.getLogger("hookline.push")
 
 def _payload() -> dict[str, Any]:
     if request.is_json:
-        data = request.get_json(silent=True)
-        return data if isinstance(data, dict) else {}
+        return json_object()
     return request.form.to_dict() or request.args.to_dict()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from workers.core.events import decode_json
 from workers.runtime import Runtime
 
 
@@ -21,6 +22,12 @@ def error(status: int, code: str, message: str, **extra: object) -> ResponseRetu
 
 
 def json_object() -> dict[str, Any]:
-    """The request's JSON body when it is an object; {} for no body, bad JSON, or any other JSON value."""
-    body = request.get_json(silent=True)
+    """The request's JSON body when it is an object; {} for no body, bad JSON (too deep included), any other
+    JSON value, or a body that is not declared as JSON."""
+    if not request.is_json:
+        return {}
+    try:
+        body = decode_json(request.get_data(cache=True))
+    except ValueError:
+        return {}
     return body if isinstance(body, dict) else {}

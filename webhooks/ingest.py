@@ -5,7 +5,6 @@ Owns the HTTP side of ingest only; signatures are `webhooks.signatures`', storag
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -16,7 +15,7 @@ from flask.typing import ResponseReturnValue
 from webhooks import signatures
 from webhooks.context import error, runtime
 from workers import pipeline
-from workers.core.events import Event, body_digest, event_id_for, kept_headers
+from workers.core.events import Event, body_digest, decode_json, event_id_for, kept_headers
 from workers.core.sources import Extract, Source
 from workers.errors import ConfigError, IngestError, PayloadInvalid
 
@@ -45,8 +44,8 @@ def receive(source_name: str) -> ResponseReturnValue:
         log.info("refused event for %s: %s", source_name, getattr(exc, "detail", exc))
         raise
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = decode_json(body)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return error(400, "bad_json", f"body is not valid JSON: {exc}")
     problems = source.payload_errors(payload)
     if problems:

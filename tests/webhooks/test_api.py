@@ -51,7 +51,7 @@ def test_metrics_expose_states_outboxes_and_alerts(client, runtime: Runtime) -> 
 
 
 def test_json_that_is_not_an_object_gets_a_4xx_not_a_500(client) -> None:  # noqa: ANN001
-    for body in (b"1e999", b"[1]", b'"x"', b"null"):
+    for body in (b"1e999", b"[1]", b'"x"', b"null", b"[" * 5000 + b"]" * 5000):
         headers = {**AUTH, "Content-Type": "application/json"}
         assert client.post("/api/approvals/approve", data=body, headers=headers).status_code == 400
         assert client.post("/api/optouts", data=body, headers=headers).status_code == 422

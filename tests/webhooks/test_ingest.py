@@ -132,6 +132,16 @@ def test_bad_json_is_400(client) -> None:  # noqa: ANN001
     assert_error(client.post("/hooks/shop", data=body, headers=headers), 400, "bad_json")
 
 
+@pytest.mark.parametrize("depth", [65, 5000])  # 5000 used to exhaust the parser's recursion: a 500
+def test_json_nested_too_deeply_is_400(client, depth: int) -> None:  # noqa: ANN001
+    body = ("[" * depth + "]" * depth).encode()
+    headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+               **signing.shopify(SECRETS["SHOP_WEBHOOK_SECRET"], body)}
+    response = client.post("/hooks/shop", data=body, headers=headers)
+    assert_error(response, 400, "bad_json")
+    assert "nested more than 64 levels deep" in response.json["message"]
+
+
 def test_bad_signature_is_401_without_a_hint(client) -> None:  # noqa: ANN001
     response = post_shop(client, secret="not-the-secret")
     assert_error(response, 401, "unauthorized")
