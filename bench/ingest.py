@@ -1,6 +1,7 @@
 """Ingest benchmark: Hookline's POST /hooks/<source> against an enqueue-only Flask endpoint, same gunicorn settings.
 
-Run: python bench/ingest.py [--seconds 8]. Prints a Markdown block for BENCHMARKS.md. Not a test.
+Run: python bench/ingest.py [--rounds 2] [--rate 1000] [--seconds 8] [--latency-seconds 10]; BENCH_GUNICORN
+replaces the gunicorn flags. Prints a Markdown block for BENCHMARKS.md. Not a test.
 """
 
 from __future__ import annotations
@@ -154,10 +155,10 @@ def closed_loop(port: int, reqs: list[bytes], seconds: float, concurrency: int) 
 
 def open_loop(port: int, reqs: list[bytes], rate: float, seconds: float, keepalive: bool = False
               ) -> dict[str, float]:
-    """Latency at a fixed offered rate."""
-    start = time.perf_counter()
+    """Latency at a fixed offered rate, each request on a new connection or (`keepalive`) on a reused one."""
     if keepalive:
         reqs = [r.replace(b"Connection: close\r\n", b"", 1) for r in reqs[:int(rate * seconds)]]
+    start = time.perf_counter()
     results = drive(port, reqs, seconds, rate=rate, keepalive=keepalive)
     lats = sorted(lat for lat, _ in results)
     return {
