@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import phonenumbers
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
@@ -13,6 +12,7 @@ from webhooks.auth import require_token
 from webhooks.context import error, json_object, runtime
 from workers import approvals
 from workers.core.lifecycle import State
+from workers.core.phones import e164
 from workers.trace import mask
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -98,13 +98,7 @@ def remove_optout(number: str) -> ResponseReturnValue:
 
 def normalise(number: str) -> str | None:
     """E.164 for `number` in the default region, or None when it is not a valid number."""
-    try:
-        parsed = phonenumbers.parse(number, runtime().settings.default_region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164(number, runtime().settings.default_region)
 
 
 def _approval_view(msg: dict[str, Any]) -> dict[str, Any]:

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import click
-import phonenumbers
 from werkzeug.serving import make_server
 
 from workers import approvals, dryrun, origin, supervisor, trace
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
+from workers.core.phones import e164
 from workers.core.templates import parse_time
 from workers.errors import ConfigError
 from workers.localredis import redis_answers
@@ -271,13 +271,10 @@ def optout_remove(number: str) -> None:
 
 
 def _e164(number: str, region: str) -> str:
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException as exc:
-        raise click.BadParameter(str(exc), param_hint="NUMBER") from None
-    if not phonenumbers.is_valid_number(parsed):
+    found = e164(number, region)
+    if found is None:
         raise click.BadParameter("not a valid phone number", param_hint="NUMBER")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return found
 
 
 if __name__ == "__main__":

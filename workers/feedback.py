@@ -7,12 +7,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import phonenumbers
-
 from workers import origin
 from workers.clicksend.client import ClickSendClient
 from workers.core.coerce import to_int
 from workers.core.lifecycle import State
+from workers.core.phones import e164
 from workers.core.receipts import judge, reply_keyword
 from workers.runtime import Runtime
 from workers.store.messages import Change
@@ -78,7 +77,7 @@ def apply_inbound(rt: Runtime, item: dict[str, Any], now: float, via: str) -> st
     inbound_id = str(item.get("message_id") or "")
     if inbound_id and rt.store.inbound_seen(inbound_id):
         return "duplicate"
-    sender = _e164(str(item.get("from") or item.get("sms") or ""), rt.settings.default_region)
+    sender = e164(str(item.get("from") or item.get("sms") or ""), rt.settings.default_region, strict=False)
     body = str(item.get("body") or item.get("message") or "")
     keyword = reply_keyword(body)
     result = "reply"
@@ -97,14 +96,6 @@ def apply_inbound(rt: Runtime, item: dict[str, Any], now: float, via: str) -> st
     if inbound_id:
         rt.store.mark_inbound_seen(inbound_id)
     return result
-
-
-def _e164(number: str, region: str) -> str | None:
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def poll_receipts(rt: Runtime, client: ClickSendClient, now: float) -> dict[str, int]:
