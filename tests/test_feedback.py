@@ -71,6 +71,7 @@ def test_receipt_for_a_message_whose_send_outcome_was_unknown_settles_it(runtime
     msg = runtime.store.get_message(mid)
     assert (msg["state"], msg["provider_id"]) == ("delivered", "PROV-9")
     assert runtime.store.unreported(time.time() + 1) == []  # both `sent` and `delivered` were reported
+    assert runtime.store.message_for_provider_id("PROV-9") == mid  # later receipts by ClickSend's id find it
 
 
 def test_inbound_is_applied_once_and_linked_to_its_message(runtime: Runtime) -> None:

@@ -58,6 +58,8 @@ def apply_receipt(rt: Runtime, receipt: dict[str, Any], now: float, via: str) ->
         proved = Change(msg["id"], State.SENT, "delivery receipt proves it was accepted",
                         {"provider_id": receipt.get("message_id")})
         if rt.store.apply_many([proved], now)[0]:
+            if receipt.get("message_id"):
+                rt.store.index_provider_ids({str(receipt["message_id"]): msg["id"]})
             origin.notify(rt, [msg | {"state": State.SENT.value} | proved.fields], State.SENT.value, now)
     moved = rt.store.apply_many([Change(msg["id"], target, f"receipt ({via}): {verdict.reason}",
                                         {"receipt": summary}, expect=frozenset({State.SENT}))], now)[0]
