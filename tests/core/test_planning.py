@@ -148,6 +148,8 @@ def test_order_is_read_as_a_time_or_a_number_and_a_missing_one_is_said() -> None
     assert missing.order is None and missing.reasons[0].startswith("order: ")
     assert "handled without ordering" in missing.reasons[0]
     assert [m.state for m in missing.messages] == ["planned"]  # the message itself still goes
+    [huge] = plan(sms(extra=keyed), {"to": "0411111111", "name": "A", "at": "9" * 400})  # used to crash planning
+    assert huge.order is None and "not a date/time" in huge.reasons[0]
 
 
 def test_a_naive_appointment_time_is_read_in_the_zone_the_rule_names() -> None:
@@ -160,3 +162,5 @@ def test_a_naive_appointment_time_is_read_in_the_zone_the_rule_names() -> None:
                                     "tz": "Mars/Base"})
     assert bad.messages[0].state == "failed"
     assert bad.messages[0].reasons == ["schedule.zone: unknown time zone 'Mars/Base'"]
+    [far] = plan(sms(extra=extra), {"to": "0411111111", "name": "A", "start": "9" * 400, "tz": "UTC"})
+    assert far.messages[0].state == "failed" and "not a date/time" in far.messages[0].reasons[0]

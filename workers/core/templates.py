@@ -19,16 +19,23 @@ from workers.errors import RenderError
 _SYMBOLS = {"USD": "$", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "GBP": "£", "EUR": "€", "JPY": "¥"}
 
 
+def _from_unix(seconds: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError) as exc:  # far beyond year 9999: a bad value, not a crash
+        raise ValueError(f"not a date/time: {seconds!r} ({exc})") from None
+
+
 def parse_time(value: Any, zone: str = "UTC") -> datetime:
     """An aware datetime from an ISO 8601 string or Unix seconds; naive times are read in `zone`."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
+        return _from_unix(value)
     elif isinstance(value, str):
         text = value.strip()
         if text.replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(text), tz=UTC)
+            return _from_unix(float(text))
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
