@@ -57,18 +57,13 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
                 counts["stale"] += _drop_stale(rt, outcome)
             if outcome.cancel_key:
                 write()
-                done = rt.store.cancel_by_key(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
-                release(rt, [m for m in rt.store.get_messages(done) if m], now)
-                counts["cancelled"] += len(done)
+                counts["cancelled"] += _cancel(rt, outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
             fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
             for msg in outcome.messages:
                 _admit(rt, msg, now, fan_out)
                 if msg.replace and msg.key:
                     write()
-                    done = rt.store.cancel_by_key(msg.key, now, f"replaced by event {event.id}",
-                                                  except_event=event.id)
-                    release(rt, [m for m in rt.store.get_messages(done) if m], now)
-                    counts["replaced"] += len(done)
+                    counts["replaced"] += _cancel(rt, msg.key, now, f"replaced by event {event.id}", event.id)
                 pending.append(msg)
                 planned += 1
         matched = [o.rule for o in outcomes if o.matched]
@@ -80,6 +75,13 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     for channel in channels:
         rt.kick(channel)
     return counts
+
+
+def _cancel(rt: Runtime, key: str, now: float, reason: str, except_event: str | None = None) -> int:
+    """Cancel `key`'s pending messages and give back what admission took for them; how many were cancelled."""
+    done = rt.store.cancel_by_key(key, now, reason, except_event=except_event)
+    release(rt, [m for m in rt.store.get_messages(done) if m], now)
+    return len(done)
 
 
 def _drop_stale(rt: Runtime, outcome: RuleOutcome) -> int:
