@@ -167,3 +167,15 @@ def test_a_change_reported_on_the_spot_leaves_nothing_for_the_sweep(e2e: Runtime
     assert e2e.store.unreported(time.time() + 1) == []
     assert 0 < e2e.store.r.ttl(f"hl:msg:{msg['id']}:callbacks") <= 30 * 86400  # goes with its callbacks
     assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0
+
+
+def test_a_pending_callback_whose_record_expired_leaves_the_lists(e2e: Runtime, origin: Origin) -> None:
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    cid = callback_id_for(msg["id"], "sent")
+    e2e.store.r.delete(f"hl:cb:{cid}")  # what CALLBACK_TTL does to an old record
+    assert CallbackSender(e2e).deliver(cid, time.time()) == "missing"
+    assert origin_mod.sweep(e2e, time.time() + 200) == []  # not re-enqueued every minute for ever
+    e2e.store.r.zadd("hl:callbacks:exhausted", {"cb_old": 1.0})
+    assert e2e.store.trim_exhausted(time.time()) == 1
+    assert e2e.store.exhausted_callbacks() == []

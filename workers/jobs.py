@@ -14,6 +14,7 @@ from workers import approvals, feedback, origin, pipeline, processing
 from workers.core.coerce import to_decimal
 from workers.runtime import Runtime, get_runtime
 from workers.sender import Sender
+from workers.store.callbacks import CALLBACK_TTL
 
 
 def drain_events(token: str) -> dict[str, int]:
@@ -120,9 +121,9 @@ def expire_holds() -> list[str]:
 
 
 def trim_indexes() -> int:
-    """Periodic: forget index entries of messages whose records have expired (HOOKLINE_MESSAGE_TTL)."""
-    rt = get_runtime()
-    return rt.store.trim_state_indexes(time.time() - rt.settings.message_ttl)
+    """Periodic: forget index entries of messages and callbacks whose records have expired."""
+    rt, now = get_runtime(), time.time()
+    return rt.store.trim_state_indexes(now - rt.settings.message_ttl) + rt.store.trim_exhausted(now - CALLBACK_TTL)
 
 
 def sweep_callbacks() -> list[str]:

@@ -100,8 +100,11 @@ class CallbackSender:
         """One attempt; records it, then schedules the next or stops. Returns the callback's new status."""
         store = self.rt.store
         record = store.get_callback(callback_id)
-        if record is None or record["status"] != "pending":
-            return record["status"] if record else "missing"
+        if record is None:
+            store.forget_callback(callback_id)  # expired: the sweep must not keep re-enqueueing it
+            return "missing"
+        if record["status"] != "pending":
+            return record["status"]
         cb = self.rt.rules.current().callbacks.get(record["source"])
         lock = (cb.spec.timeout + 5) * (MAX_REDIRECTS + 1) + 30 if cb else 60  # outlives any one attempt
         if not store.lock_callback(callback_id, lock):

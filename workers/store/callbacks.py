@@ -106,6 +106,19 @@ class CallbackRecords:
             pipe.execute()
         return True
 
+    def forget_callback(self, callback_id: str) -> None:
+        """Drop a callback whose record has expired from the pending and exhausted lists."""
+        with available():
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zrem(CALLBACKS_PENDING, callback_id)
+            pipe.zrem(CALLBACKS_EXHAUSTED, callback_id)
+            pipe.execute()
+
+    def trim_exhausted(self, before: float) -> int:
+        """Forget exhausted callbacks listed before `before` (their records expire after CALLBACK_TTL)."""
+        with available():
+            return int(self.r.zremrangebyscore(CALLBACKS_EXHAUSTED, "-inf", before))
+
     def exhausted_callbacks(self, limit: int = 100) -> list[str]:
         """Callbacks that gave up, oldest first."""
         with available():
