@@ -30,7 +30,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from workers.localredis import free_port, start_redis  # noqa: E402
+from workers.tools.localredis import free_port, start_redis  # noqa: E402
 
 SECRET = "bench-shop-secret"
 GUNICORN = os.environ.get("BENCH_GUNICORN", "--workers 3 --worker-class gthread --threads 4 --log-level warning "

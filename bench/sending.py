@@ -24,10 +24,10 @@ from rq import Queue
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from workers import pipeline  # noqa: E402
 from workers.core.events import Event  # noqa: E402
-from workers.localredis import free_port, start_redis  # noqa: E402
 from workers.store import Store  # noqa: E402
+from workers.tools.localredis import free_port, start_redis  # noqa: E402
+from workers.wiring import pipeline  # noqa: E402
 
 RULES = """
 rules:
@@ -95,7 +95,7 @@ def main() -> None:
            "HOOKLINE_SEND_RATE": "20", "HOOKLINE_LOG_LEVEL": "WARNING",
            # --batch 100 makes enough calls per run for the 15% 429s to land on several of them.
            "HOOKLINE_SEND_BATCH": str(args.batch)}
-    procs = [subprocess.Popen([sys.executable, "-m", "workers.cli", "simulator", "--port", str(sim_port),
+    procs = [subprocess.Popen([sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port),
                                "--latency", "0.02"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)]
     wait_for(lambda: _up(sim), timeout=20)

@@ -17,13 +17,13 @@ from werkzeug.serving import make_server
 
 from tests.origin_server import Origin
 from webhooks import create_app
-from workers import pipeline
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
-from workers.localredis import redis_answers, start_redis
-from workers.rulesdir import RulesDir
-from workers.runtime import Runtime, set_runtime
-from workers.settings import Settings
+from workers.tools.localredis import redis_answers, start_redis
+from workers.wiring import pipeline
+from workers.wiring.rulesdir import RulesDir
+from workers.wiring.runtime import Runtime, set_runtime
+from workers.wiring.settings import Settings
 
 API_TOKEN = "test-api-token"
 WHSEC = "whsec_" + base64.b64encode(b"calendar-test-secret-0123").decode()

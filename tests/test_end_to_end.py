@@ -9,8 +9,9 @@ import time
 from tests import signing
 from tests.conftest import API_TOKEN, EXAMPLES_DIR, RECEIPT_TOKEN, SECRETS, Simulator
 from tests.origin_server import Origin
-from workers import feedback, jobs
-from workers.runtime import Runtime
+from workers.entry import jobs
+from workers.flow import feedback
+from workers.wiring.runtime import Runtime
 
 
 def post_order(client, webhook_id: str = "e2e-1", payload: dict | None = None) -> str:  # noqa: ANN001
@@ -106,7 +107,7 @@ def test_stop_then_start_from_a_number(e2e: Runtime, client, work, simulator: Si
 
 
 def test_trace_prints_the_whole_story(e2e: Runtime, client, work) -> None:  # noqa: ANN001
-    from workers.trace import trace
+    from workers.tools.trace import trace
 
     event_id = post_order(client, "trace-1")
     work()

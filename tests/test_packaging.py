@@ -17,4 +17,4 @@ def test_distribution_is_marked_do_not_upload() -> None:
 
 def test_console_script_points_at_the_cli() -> None:
     scripts = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")}
-    assert scripts["hookline"] == "workers.cli:main"
+    assert scripts["hookline"] == "workers.entry.cli:main"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 
 from webhooks import api, clicksend_push, errors, health, ingest, metrics, ui
-from workers.runtime import Runtime, get_runtime
-from workers.settings import Settings
+from workers.wiring.runtime import Runtime, get_runtime
+from workers.wiring.settings import Settings
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:

@@ -10,10 +10,10 @@ from flask.typing import ResponseReturnValue
 
 from webhooks.auth import require_token
 from webhooks.context import error, json_object, runtime
-from workers import approvals
 from workers.core.lifecycle import State
 from workers.core.phones import e164
-from workers.trace import mask
+from workers.flow import approvals
+from workers.tools.trace import mask
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -1,7 +1,7 @@
 """ClickSend's pushed delivery receipts and inbound replies (`/clicksend/receipts`, `/clicksend/inbound`).
 
 ClickSend signs nothing, so the checks are layered: a secret token in the URL, the account's user_id,
-and (in `workers.feedback`) a custom_string that must name a message we sent with that provider id.
+and (in `workers.flow.feedback`) a custom_string that must name a message we sent with that provider id.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import error, json_object, runtime
-from workers import feedback
 from workers.core.coerce import to_int
 from workers.errors import ProviderError
+from workers.flow import feedback
 
 bp = Blueprint("clicksend_push", __name__, url_prefix="/clicksend")
 log = logging.getLogger("hookline.push")

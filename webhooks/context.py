@@ -8,7 +8,7 @@ from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from workers.core.events import decode_json
-from workers.runtime import Runtime
+from workers.wiring.runtime import Runtime
 
 
 def runtime() -> Runtime:

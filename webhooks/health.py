@@ -6,8 +6,8 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import runtime
-from workers import pipeline
 from workers.errors import ConfigError
+from workers.wiring import pipeline
 
 bp = Blueprint("health", __name__)
 

@@ -14,10 +14,10 @@ from flask.typing import ResponseReturnValue
 
 from webhooks import signatures
 from webhooks.context import error, runtime
-from workers import pipeline
 from workers.core.events import Event, body_digest, decode_json, event_id_for, kept_headers
 from workers.core.sources import Extract, Source
 from workers.errors import ConfigError, IngestError, PayloadInvalid
+from workers.wiring import pipeline
 
 bp = Blueprint("ingest", __name__)
 log = logging.getLogger("hookline.ingest")

@@ -6,8 +6,8 @@ from flask import Blueprint, Response
 
 from webhooks.auth import require_token
 from webhooks.context import runtime
-from workers import pipeline
 from workers.core.lifecycle import State
+from workers.wiring import pipeline
 
 bp = Blueprint("metrics", __name__)
 

@@ -15,8 +15,8 @@ from markupsafe import Markup
 
 from webhooks.auth import token_ok
 from webhooks.context import runtime
-from workers import approvals
-from workers.trace import mask
+from workers.flow import approvals
+from workers.tools.trace import mask
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 

@@ -80,7 +80,7 @@ rules:
 
 
 def test_template_syntax_error_carries_the_line_when_loaded_from_a_file(tmp_path) -> None:  # noqa: ANN001
-    from workers.rulesdir import load_config
+    from workers.wiring.rulesdir import load_config
 
     (tmp_path / "sources.yaml").write_text("sources: {s: {verify: {scheme: none}}}\n")
     (tmp_path / "r.yaml").write_text("rules:\n  - name: a\n    source: s\n    event: e\n"

@@ -21,7 +21,7 @@ from workers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from workers.settings import Settings
+from workers.wiring.settings import Settings
 
 USER_AGENT = "Hookline/0.1 (+https://github.com/hookline)"
 SEND_PATHS = {"sms": "/v3/sms/send", "mms": "/v3/mms/send", "voice": "/v3/voice/send"}

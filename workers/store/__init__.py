@@ -13,7 +13,7 @@ from workers.store.feedback import FeedbackRecords
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
 from workers.store.outbox import OutboxRecords
-from workers.store.policy import PolicyRecords
+from workers.store.reservations import PolicyRecords
 
 __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
 

@@ -1,0 +1,162 @@
+"""Every policy check alone and together, with the clock passed in: quiet hours across midnight and the
+date line, DST changes, rates, duplicates, countries, holds, budget and the balance floor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from decimal import Decimal
+
+import pytest
+import yaml
+
+from workers.core.decisions import Facts, decide, in_window, quiet_until
+from workers.core.policies import HoldIf, Policy, QuietHours, RateLimit, parse_policies
+from workers.errors import ConfigError
+
+QUIET = QuietHours(time(21, 0), time(8, 0))
+
+
+def at(text: str) -> float:
+    """A UTC time as Unix seconds."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def run(policy: Policy, critical: bool = False, country: str = "AU", segments: int = 1, **facts) -> tuple:
+    decision = decide(policy, country=country, segments=segments, critical=critical,
+                      facts=Facts(**{"now": at("2026-06-01T03:00:00"), **facts}))
+    return decision.action, decision.reasons, decision.until
+
+
+def test_plain_policy_sends() -> None:
+    action, reasons, _ = run(Policy("p"))
+    assert (action, reasons) == ("send", ("policy p: approved automatically",))
+
+
+@pytest.mark.parametrize(
+    ("local", "quiet"),
+    [("20:59", False), ("21:00", True), ("23:59", True), ("00:00", True), ("07:59", True), ("08:00", False),
+     ("12:00", False)],
+)
+def test_quiet_window_across_midnight(local: str, quiet: bool) -> None:
+    hours, minutes = map(int, local.split(":"))
+    assert in_window(time(hours, minutes), QUIET.start, QUIET.end) is quiet
+
+
+def test_quiet_hours_defer_until_morning_at_the_recipient() -> None:
+    # 12:30 UTC is 22:30 in Sydney (AEST, winter): deferred to 08:00 Sydney = 22:00 UTC.
+    action, reasons, until = run(Policy("p", quiet_hours=QUIET), now=at("2026-06-01T12:30:00"),
+                                 zones=("Australia/Sydney",))
+    assert action == "defer"
+    assert until == at("2026-06-01T22:00:00")
+    assert "quiet hours 21:00–08:00 at the recipient (Australia/Sydney 22:30)" in reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "until"),
+    [
+        # Both sides of the date line at the same instant: Auckland (UTC+12) is quiet at 09:30 UTC (21:30),
+        # Samoa (UTC+13) too (22:30), Honolulu (UTC−10) is at 23:30 the day before: quiet as well.
+        ("Pacific/Auckland", "2026-06-01T09:30:00", "2026-06-01T20:00:00"),
+        ("Pacific/Apia", "2026-06-01T09:30:00", "2026-06-01T19:00:00"),
+        ("Pacific/Honolulu", "2026-06-01T09:30:00", "2026-06-01T18:00:00"),
+        ("Pacific/Kiritimati", "2026-06-01T09:30:00", "2026-06-01T18:00:00"),  # UTC+14: 23:30 local
+    ],
+)
+def test_quiet_hours_on_both_sides_of_the_date_line(zone: str, now: str, until: str) -> None:
+    got, _ = quiet_until(QUIET, (zone,), at(now))
+    assert got == at(until)
+
+
+def test_dst_change_night_defers_to_local_eight() -> None:
+    # New York springs forward on 2026-03-08 at 02:00; 08:00 EDT that morning is 12:00 UTC.
+    got, _ = quiet_until(QUIET, ("America/New_York",), at("2026-03-08T05:00:00"))  # 00:00 EST
+    assert got == at("2026-03-08T12:00:00")
+    # …and falls back on 2026-11-01: 08:00 EST is 13:00 UTC.
+    got, _ = quiet_until(QUIET, ("America/New_York",), at("2026-11-01T05:30:00"))  # 01:30 EDT
+    assert got == at("2026-11-01T13:00:00")
+
+
+def test_several_zones_take_the_most_restrictive() -> None:
+    # 22:30 UTC: Sydney (UTC+10) 08:30 is daytime, Perth (UTC+8) 06:30 is still quiet.
+    action, _, until = run(Policy("p", quiet_hours=QUIET), now=at("2026-06-01T22:30:00"),
+                           zones=("Australia/Sydney", "Australia/Perth"))
+    assert (action, until) == ("defer", at("2026-06-02T00:00:00"))
+
+
+def test_quiet_hours_drop_and_send_actions_and_critical() -> None:
+    facts = {"now": at("2026-06-01T12:30:00"), "zones": ("Australia/Sydney",)}
+    assert run(Policy("p", quiet_hours=QuietHours(time(21), time(8), "drop")), **facts)[0] == "suppress"
+    assert run(Policy("p", quiet_hours=QuietHours(time(21), time(8), "send")), **facts)[0] == "send"
+    action, reasons, _ = run(Policy("p", quiet_hours=QUIET), critical=True, **facts)
+    assert action == "send" and "critical rule: sent through quiet hours" in reasons
+
+
+def test_opt_out_country_and_duplicate_suppress() -> None:
+    assert run(Policy("p"), opted_out=True)[0] == "suppress"
+    action, reasons, _ = run(Policy("p", allow_countries=("US", "CA")), country="AU")
+    assert action == "suppress" and "country AU is not in allow_countries" in reasons[0]
+    assert run(Policy("p", duplicate_window=600), duplicate=True)[0] == "suppress"
+
+
+def test_max_per_recipient_defers_until_the_window_allows() -> None:
+    now = at("2026-06-01T03:00:00")
+    policy = Policy("p", max_per_recipient=RateLimit(3, 3600))
+    sent = (now - 3000, now - 2000, now - 1000)
+    action, _, until = run(policy, now=now, recent_times=sent)
+    assert (action, until) == ("defer", now - 3000 + 3600)
+    assert run(policy, now=now, recent_times=sent[1:])[0] == "send"
+    assert run(Policy("p", max_per_recipient=RateLimit(3, 3600, "suppress")), now=now, recent_times=sent)[0] == \
+        "suppress"
+
+
+def test_holds_with_their_reasons() -> None:
+    hold_if = HoldIf(segments_over=3, cost_over=Decimal("0.50"), recipients_over=25)
+    assert run(Policy("p", hold_if=hold_if), segments=4)[1] == ("4 segments is over segments_over 3",)
+    assert run(Policy("p", hold_if=hold_if), estimate=Decimal("0.60"))[0] == "hold"
+    assert run(Policy("p", hold_if=hold_if), fan_out=26)[0] == "hold"
+    assert run(Policy("p", approval="manual"))[1] == ("policy p: approval is manual",)
+    budget = Policy("p", daily_budget=Decimal("25"))
+    assert run(budget, spent_today=Decimal("24.95"), estimate=Decimal("0.0792"))[0] == "hold"
+    assert run(budget, spent_today=Decimal("24.90"), estimate=Decimal("0.0792"))[0] == "send"
+    assert run(Policy("p"), balance_low=True)[0] == "hold"
+
+
+def test_a_person_approved_it_so_holds_no_longer_apply() -> None:
+    action, reasons, _ = run(Policy("p", approval="manual"), approved_by="ann")
+    assert (action, reasons[0]) == ("send", "policy p: approved by ann")
+
+
+def test_strongest_outcome_wins_and_every_reason_is_kept() -> None:
+    policy = Policy("p", approval="manual", quiet_hours=QUIET, allow_countries=("US",))
+    action, reasons, _ = run(policy, now=at("2026-06-01T12:30:00"), zones=("Australia/Sydney",))
+    assert action == "suppress" and len(reasons) == 1  # suppress beats defer and hold
+    action, reasons, _ = run(Policy("p", approval="manual", quiet_hours=QUIET), now=at("2026-06-01T12:30:00"),
+                             zones=("Australia/Sydney",))
+    assert action == "defer"  # defer beats hold: it is checked again when due
+
+
+def test_policies_file_errors_are_reported_as_file_policy_field() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_policies(yaml.safe_load("""
+policies:
+  default:
+    approval: sometimes
+    quiet_hours: {from: "25:00", to: "08:00"}
+    allow_countries: [XX]
+    max_per_recipient: {count: 0, per: 1h}
+"""))
+    found = [str(p) for p in info.value.problems]
+    assert any(p.startswith("policies.yaml: default: approval: Must be one of") for p in found)
+    assert "policies.yaml: default: quiet_hours.from: use HH:MM (24-hour)" in found
+    assert any(p.startswith("policies.yaml: default: allow_countries: unknown region") for p in found)
+    assert any(p.startswith("policies.yaml: default: max_per_recipient.count") for p in found)
+
+
+def test_shipped_policies_parse() -> None:
+    from tests.conftest import ROOT
+    from workers.wiring.rulesdir import load_yaml
+
+    data, _ = load_yaml(ROOT / "rules" / "policies.yaml")
+    policies = parse_policies(data)
+    assert policies["default"].quiet_hours == QuietHours(time(21), time(8), "defer")
+    assert policies["paging"].quiet_hours.action == "send"

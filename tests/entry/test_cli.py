@@ -1,0 +1,169 @@
+"""The `hookline` command: `up` runs and stops the whole service; `rules check` reports every problem."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import requests
+from click.testing import CliRunner
+
+from tests import signing
+from tests.conftest import ROOT, neutral_rules
+from workers.entry.cli import main
+from workers.tools.localredis import free_port
+
+
+def test_rules_check_passes_on_the_shipped_rules(secrets_env) -> None:  # noqa: ANN001
+    result = CliRunner().invoke(main, ["rules", "check", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+
+
+def test_rules_check_lists_every_problem_and_fails(tmp_path: Path, secrets_env) -> None:  # noqa: ANN001
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n  a: {verify: {scheme: nope}}\n  b: {verify: {scheme: github}}\n"
+    )
+    result = CliRunner().invoke(main, ["rules", "check", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "sources.yaml:2: a: verify.scheme:" in result.output
+    assert "sources.yaml:3: b: verify.secret: github needs a secret" in result.output
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass  # still starting
+        time.sleep(0.2)
+    raise AssertionError("hookline up did not become ready")
+
+
+def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+    neutral_rules(tmp_path / "rules")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HOOKLINE_"))}
+    env.pop("SHOP_WEBHOOK_SECRET", None)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workers.entry.cli", "up", "--port", str(port), "--workers", "1"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "redis-server" in names and "gunicorn" in names and " worker " in names and " cron " in names
+        assert " simulator " in names
+        secrets = dict(line.split("=", 1) for line in (tmp_path / ".hookline/secrets.env").read_text().split())
+        assert list((tmp_path / ".hookline/redis").glob("appendonly*"))  # AOF on, data under ./.hookline/
+
+        body = (ROOT / "examples/shop-order.json").read_bytes()
+        headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+                   "X-Shopify-Webhook-Id": "up-1", **signing.shopify(secrets["SHOP_WEBHOOK_SECRET"], body)}
+        accepted = requests.post(f"{base}/hooks/shop", data=body, headers=headers, timeout=5)
+        assert accepted.status_code == 202
+        event_url = f"{base}/api/events/{accepted.json()['event_id']}"
+        auth = {"Authorization": f"Bearer {secrets['HOOKLINE_API_TOKEN']}"}
+        deadline = time.monotonic() + 30
+        while True:  # webhook → worker → simulator: the order confirmation goes out
+            event = requests.get(event_url, headers=auth, timeout=5).json()
+            if event["status"] == "processed" and [m["state"] for m in event["messages"]] == ["sent"]:
+                break
+            assert time.monotonic() < deadline, f"the message never went out: {event}"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=40)
+    assert proc.returncode == 0, output
+    assert "hookline: stopping" in output
+    assert "MESSAGES ARE SIMULATED" in output
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()
+
+
+def test_up_outside_the_checkout_says_where_the_rules_are_and_starts_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HOOKLINE_"))}
+    done = subprocess.run([sys.executable, "-m", "workers.entry.cli", "up", "--port", str(free_port())], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"no rules directory at {tmp_path / 'rules'}" in done.stdout
+    assert not (tmp_path / ".hookline").exists()  # no Redis started, no secrets written
+
+
+def test_rules_test_shows_matches_messages_and_the_clicksend_body() -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--header", "X-Shopify-Topic: orders/create", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    assert "+ order-confirmation: matched" in result.output
+    assert "- order-cancelled: no match: event type 'orders/create' does not match" in result.output
+    assert "body: Hi Ann, thanks for your order #1001 (A$25.00)." in result.output
+    assert "GSM-7, 1 segment(s)" in result.output
+    assert 'POST /v3/sms/send {"messages": [{"body": "Hi Ann' in result.output
+
+
+def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shop = tmp_path / "rules/shop.yaml"
+    shop.write_text(shop.read_text().replace("We'll text you", "We’ll text you"))
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/booking-created.json"), "--source",
+                                       "calendar", "--now", "2026-11-29T12:00:00Z", "--json",
+                                       "--dir", str(tmp_path / "rules")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    by_rule = {r["rule"]: r for r in report["rules"]}
+    assert by_rule["reminder-24h"]["messages"][0]["state"] == "suppressed"  # 24 h before is already past
+    # 10:30 in the booking's zone (Australia/Sydney, UTC+11), two hours earlier
+    assert by_rule["reminder-2h"]["messages"][0]["sends"] == "2026-11-29T21:30:00+00:00"
+    shop_order = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                           "--type", "orders/create", "--json", "--dir", str(tmp_path / "rules")])
+    [msg] = {r["rule"]: r for r in json.loads(shop_order.output)["rules"]}["order-confirmation"]["messages"]
+    assert (msg["encoding"], msg["non_gsm"]) == ("UCS-2", ["’"])
+    assert msg["clicksend_request"]["body"]["messages"][0]["custom_string"] == msg["id"]
+
+
+def test_rules_test_notes_an_event_it_cannot_order(tmp_path: Path) -> None:
+    booking = json.loads((ROOT / "examples/booking-created.json").read_text())
+    del booking["timestamp"]
+    (tmp_path / "booking.json").write_text(json.dumps(booking))
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "booking.json"), "--source", "calendar"])
+    assert result.exit_code == 0, result.output
+    assert "note: order: missing field (timestamp is missing); handled without ordering" in result.output
+
+
+def test_rules_test_reports_a_missing_event_type() -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 1
+    assert "event type not found" in result.output
+
+
+def test_trace_replay_and_optout_commands(runtime, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("REDIS_URL", runtime.settings.redis_url)
+    runner = CliRunner()
+    assert runner.invoke(main, ["optout", "add", "+61 411 111 111", "--note", "asked"]).exit_code == 0
+    listed = runner.invoke(main, ["optout", "list"])
+    assert "+6141•••••11  via operator  asked" in listed.output
+    assert runner.invoke(main, ["optout", "remove", "+61411111111"]).exit_code == 0
+    assert runner.invoke(main, ["optout", "remove", "+61411111111"]).exit_code == 1
+    assert runner.invoke(main, ["trace", "evt_missing"]).exit_code == 1
+    assert runner.invoke(main, ["replay"]).exit_code == 0
+
+
+def test_rules_test_shows_the_policy_decision_at_a_pretend_time(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--type", "orders/create", "--now", "2026-11-26T12:30:00Z",
+                                       "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    assert "policy default: defer until" in result.output  # 23:30 in Sydney: quiet hours
+    assert "because: quiet hours 21:00–08:00 at the recipient" in result.output
+    assert "facts: local time Australia/Adelaide Thu 23:00" in result.output

@@ -1,0 +1,181 @@
+"""Callbacks against a real local origin: retries with Retry-After, 410, exhaustion and replay, and
+refusal of private addresses."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES_DIR
+from tests.origin_server import Origin
+from workers.core.events import Event
+from workers.core.lifecycle import State
+from workers.flow import origin as origin_mod
+from workers.flow.origin import CallbackSender, callback_id_for, check_scheme, notify
+from workers.net.guard import DestinationRefused
+from workers.wiring.rulesdir import RulesDir
+from workers.wiring.runtime import Runtime
+
+
+def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> dict:
+    """A message (sent unless told) of a stored shop order event (the callback templates read the event)."""
+    payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
+    rt.store.ingest(Event(id="evt_cb", source="shop", type="orders/create", external_id="cb", received_at=time.time(),
+                          payload=payload), 3600, 3600)
+    doc = {"id": mid, "event_id": "evt_cb", "source": "shop", "rule": "r", "channel": "sms", "state": state,
+           "reasons": [], "to": "+61411111111", "body": "hi", "key": None, "send_at": None}
+    rt.store.create_messages([doc], time.time())
+    return doc
+
+
+def test_500_then_429_then_200_gives_exactly_one_delivery(e2e: Runtime, origin: Origin) -> None:
+    origin.script = [(500, {}), (429, {"Retry-After": "7"}), (200, {})]
+    msg = message(e2e)
+    assert notify(e2e, [msg], "sent", time.time()) == 1
+    assert notify(e2e, [msg], "sent", time.time()) == 0  # the same state never calls back twice
+    cid = callback_id_for(msg["id"], "sent")
+    sender = CallbackSender(e2e)
+    now = time.time()
+    assert sender.deliver(cid, now) == "pending"
+    assert sender.deliver(cid, now + 10) == "pending"
+    assert sender.deliver(cid, now + 20) == "delivered"
+    assert sender.deliver(cid, now + 30) == "delivered"  # a stray re-run sends nothing
+    assert [r["answered"] for r in origin.received] == [500, 429, 200]
+    assert len(origin.delivered()) == 1 and all(r["verified"] for r in origin.received)
+    # every retry carries the same webhook-id, so the origin can dedupe too
+    assert {r["headers"]["Webhook-Id"] for r in origin.received} == {cid}
+    attempts = e2e.store.get_callback(cid)["attempts"]
+    assert [a["status"] for a in attempts] == [500, 429, 200]
+
+
+def test_retry_after_schedules_the_next_attempt(e2e: Runtime, origin: Origin) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from workers.wiring import pipeline
+
+    origin.script = [(429, {"Retry-After": "30"})]
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    cid = callback_id_for(msg["id"], "sent")
+    CallbackSender(e2e).deliver(cid, time.time())
+    registry = ScheduledJobRegistry(queue=pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE))
+    [job_id] = registry.get_job_ids()
+    assert registry.get_scheduled_time(job_id).timestamp() == pytest.approx(time.time() + 30, abs=3)
+
+
+def test_410_stops_for_good_and_other_4xx_are_not_retried(e2e: Runtime, origin: Origin) -> None:
+    origin.script = [(410, {}), (422, {})]
+    a, b = message(e2e, "msg_a"), message(e2e, "msg_b")
+    notify(e2e, [a, b], "sent", time.time())
+    sender = CallbackSender(e2e)
+    assert sender.deliver(callback_id_for("msg_a", "sent"), time.time()) == "failed"
+    assert sender.deliver(callback_id_for("msg_b", "sent"), time.time()) == "failed"
+    assert len(origin.received) == 2
+
+
+def test_exhausted_callbacks_are_listed_and_can_be_replayed(e2e: Runtime, origin: Origin, work) -> None:  # noqa: ANN001
+    origin.script = [(500, {})] * 3
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    cid = callback_id_for(msg["id"], "sent")
+    sender = CallbackSender(e2e)
+    now = time.time()
+    statuses = [sender.deliver(cid, now + i * 1000) for i in range(3)]
+    assert statuses == ["pending", "pending", "exhausted"]  # max_attempts: 3
+    assert e2e.store.exhausted_callbacks() == [cid]
+    assert origin_mod.replay(e2e, [msg["id"]]) == [cid]
+    assert e2e.store.exhausted_callbacks() == []
+    work(("hookline-callbacks",))
+    assert e2e.store.get_callback(cid)["status"] == "delivered"
+    assert len(origin.delivered()) == 1
+
+
+def test_private_destination_is_refused_unless_allowed(e2e: Runtime, origin: Origin, tmp_path: Path) -> None:
+    rules = Path(e2e.settings.rules_dir)
+    sources = rules / "sources.yaml"
+    sources.write_text(sources.read_text().replace("allow_private: true", "allow_private: false"))
+    e2e.rules = RulesDir(rules, e2e.settings)
+    assert e2e.rules.reload()
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    cid = callback_id_for(msg["id"], "sent")
+    assert CallbackSender(e2e).deliver(cid, time.time()) == "failed"
+    assert origin.received == []
+    attempt = e2e.store.get_callback(cid)["attempts"][0]
+    assert "127.0.0.1 is a loopback address" in attempt["error"]
+
+
+def test_a_callback_url_that_is_not_http_is_refused() -> None:
+    with pytest.raises(DestinationRefused):
+        check_scheme("ftp://example.com/")
+
+
+def test_redirects_are_followed_after_checking_the_new_address(e2e: Runtime, origin: Origin) -> None:
+    origin.script = [(307, {"Location": f"{origin.url}/moved"}), (200, {})]
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    assert CallbackSender(e2e).deliver(callback_id_for(msg["id"], "sent"), time.time()) == "delivered"
+    assert [r["path"] for r in origin.received] == ["/orders/450789469/sms", "/moved"]
+
+
+def test_a_callback_whose_job_was_lost_is_swept_and_sent_once(e2e: Runtime, origin: Origin, work) -> None:  # noqa: ANN001
+    from workers.wiring import pipeline
+
+    msg = message(e2e)
+    assert notify(e2e, [msg], "sent", time.time()) == 1
+    pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE).empty()  # the worker died before running it
+    assert origin_mod.sweep(e2e, time.time()) == []  # not overdue yet
+    cid = callback_id_for(msg["id"], "sent")
+    assert origin_mod.sweep(e2e, time.time() + 200) == [cid]
+    assert origin_mod.sweep(e2e, time.time() + 200) == [cid]  # swept twice: two jobs…
+    work(("hookline-callbacks",))
+    assert len(origin.received) == 1  # …one delivery
+    assert origin_mod.sweep(e2e, time.time() + 200) == []  # delivered: no longer pending
+
+
+def test_a_concurrent_attempt_is_refused_by_the_lock(e2e: Runtime, origin: Origin) -> None:
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    cid = callback_id_for(msg["id"], "sent")
+    assert e2e.store.lock_callback(cid, 60)  # another job holds it
+    assert CallbackSender(e2e).deliver(cid, time.time()) == "busy"
+    assert origin.received == []
+
+
+def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2e: Runtime, origin: Origin,
+                                                                                 work) -> None:  # noqa: ANN001
+    msg = message(e2e, "msg_cb_died", "queued")
+    # What a worker killed between recording `sent` and calling origin.notify leaves behind:
+    assert e2e.store.transition(msg["id"], State.SENDING, time.time(), "claimed")[0]
+    assert e2e.store.transition(msg["id"], State.SENT, time.time(), "accepted", fields={"provider_id": "P1"})[0]
+    assert e2e.store.message_callback_ids(msg["id"]) == []
+    assert origin_mod.sweep_unreported(e2e, time.time()) == 0  # within the grace: its worker may still be at it
+    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 1
+    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0  # reported now
+    work(("hookline-callbacks",))
+    assert len(origin.delivered()) == 1
+    assert origin.received[0]["json"]["state"] == "sent"
+
+
+def test_a_change_reported_on_the_spot_leaves_nothing_for_the_sweep(e2e: Runtime, origin: Origin) -> None:
+    msg = message(e2e)  # created straight into `sent`: listed until notified
+    assert e2e.store.unreported(time.time() + 1) == [(msg["id"], "sent")]
+    notify(e2e, [msg], "sent", time.time())
+    assert e2e.store.unreported(time.time() + 1) == []
+    assert 0 < e2e.store.r.ttl(f"hl:msg:{msg['id']}:callbacks") <= 30 * 86400  # goes with its callbacks
+    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0
+
+
+def test_a_pending_callback_whose_record_expired_leaves_the_lists(e2e: Runtime, origin: Origin) -> None:
+    msg = message(e2e)
+    notify(e2e, [msg], "sent", time.time())
+    cid = callback_id_for(msg["id"], "sent")
+    e2e.store.r.delete(f"hl:cb:{cid}")  # what CALLBACK_TTL does to an old record
+    assert CallbackSender(e2e).deliver(cid, time.time()) == "missing"
+    assert origin_mod.sweep(e2e, time.time() + 200) == []  # not re-enqueued every minute for ever
+    e2e.store.r.zadd("hl:callbacks:exhausted", {"cb_old": 1.0})
+    assert e2e.store.trim_exhausted(time.time()) == 1
+    assert e2e.store.exhausted_callbacks() == []

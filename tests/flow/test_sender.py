@@ -1,0 +1,338 @@
+"""Sending against a real Redis and the simulator over HTTP: batching, 429s, unknown outcomes, dead workers.
+
+Time is passed in as `now`, so pauses and leases are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SECRETS, Simulator, use_policies
+from workers.core.lifecycle import State
+from workers.entry import jobs
+from workers.flow import processing
+from workers.flow.admission import admit, day_of
+from workers.flow.sender import RECONCILE_GRACE, SENDING_LEASE, Sender
+from workers.wiring.runtime import Runtime
+
+
+@pytest.fixture
+def rt(runtime: Runtime, simulator: Simulator) -> Runtime:
+    """The test runtime pointed at the simulator, with a generous rate limit."""
+    runtime.settings = runtime.settings.with_(clicksend_base_url=simulator.url, send_rate=1000.0)
+    runtime._client = None
+    return runtime
+
+
+def queue_messages(rt: Runtime, n: int, channel: str = "sms", numbers: list[str] | None = None,
+                   prefix: str = "", **extra: object) -> list[str]:
+    """Create `n` queued messages the way processing does, and return their ids."""
+    now = time.time()
+    docs = []
+    for i in range(n):
+        to = numbers[i % len(numbers)] if numbers else f"+614{i:08d}"
+        docs.append({"id": f"msg_{prefix}{channel}_{i:05d}", "event_id": "evt_test", "rule": "r", "channel": channel,
+                     "state": State.QUEUED, "reasons": ["test"], "to": to, "body": f"Message {i}", "from": None,
+                     "country": "AU", "key": None, "send_at": None, **extra})
+    assert all(rt.store.create_messages(docs, now))
+    return [d["id"] for d in docs]
+
+
+def states(rt: Runtime, ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for doc in rt.store.get_messages(ids):
+        assert doc is not None
+        out[doc["state"]] = out.get(doc["state"], 0) + 1
+    return out
+
+
+def sends(sim: Simulator) -> int:
+    return sim.state.ledger_view()["calls"].get("/v3/sms/send", 0)
+
+
+def drain(rt: Runtime, channel: str = "sms", start: float | None = None, step: float = 1.0,
+          rounds: int = 200) -> float:
+    """Flush until the outbox is empty, advancing the pretend clock over pauses; returns the final time."""
+    sender = Sender(rt, rt.client)
+    now = start or time.time()
+    for _ in range(rounds):
+        outcome = sender.flush(channel, now)
+        if outcome.wait:
+            now += outcome.wait + 0.01
+        elif not outcome.claimed and not rt.store.outbox_length(channel):
+            return now
+        now += step / 1000
+    raise AssertionError("outbox never drained")
+
+
+def test_2500_queued_messages_go_out_in_3_calls(rt: Runtime, simulator: Simulator) -> None:
+    ids = queue_messages(rt, 2500)
+    drain(rt)
+    assert sends(simulator) == 3
+    assert states(rt, ids) == {"sent": 2500}
+    ledger = simulator.state.ledger_view()
+    assert (ledger["unique"], ledger["duplicates"]) == (2500, {})
+    msg = rt.store.get_message(ids[0])
+    assert msg["provider_id"] and msg["price"] == "0.0792"
+    assert [t["to"] for t in msg["timeline"]] == ["planned", "queued", "sending", "sent"]
+
+
+def test_a_lone_message_goes_out_at_once_through_the_worker(rt: Runtime, simulator: Simulator, work) -> None:  # noqa: ANN001
+    [mid] = queue_messages(rt, 1)
+    assert rt.kick("sms")
+    assert not rt.kick("sms")  # at most one flush pending per outbox
+    work()
+    assert rt.store.message_state(mid) == "sent"
+    assert sends(simulator) == 1
+
+
+def test_429_storm_loses_nothing_sends_nothing_twice_and_spends_no_retries(rt: Runtime,
+                                                                            simulator: Simulator) -> None:
+    simulator.state.faults.rate_429 = 0.6
+    ids = queue_messages(rt, 1500)
+    rt.settings = rt.settings.with_(send_batch=100)
+    drain(rt)
+    assert states(rt, ids) == {"sent": 1500}
+    ledger = simulator.state.ledger_view()
+    assert (ledger["unique"], ledger["duplicates"]) == (1500, {})
+    assert all(not d.get("retries") for d in rt.store.get_messages(ids))
+    timeline = rt.store.get_message(ids[0])["timeline"]
+    assert all(t["to"] != "failed" for t in timeline)
+
+
+def test_429_pauses_the_outbox_for_retry_after(rt: Runtime, simulator: Simulator) -> None:
+    simulator.state.faults.rate_429 = 1.0
+    ids = queue_messages(rt, 3)
+    now = time.time()
+    first = Sender(rt, rt.client).flush("sms", now)
+    assert (first.requeued, first.wait) == (3, 1.0)
+    assert rt.store.paused("sms")["until"] == now + 1.0
+    assert Sender(rt, rt.client).flush("sms", now + 0.5).claimed == 0  # still paused: nothing is claimed
+    assert rt.store.r.lrange("hl:outbox:sms", 0, -1) == ids  # back in order, at the front
+
+
+def test_500_after_acceptance_is_reconciled_without_a_duplicate(rt: Runtime, simulator: Simulator) -> None:
+    simulator.state.faults.fail_after_accept = 1.0
+    ids = queue_messages(rt, 50)
+    now = time.time()
+    outcome = Sender(rt, rt.client).flush("sms", now)
+    assert outcome.unknown == 50
+    assert states(rt, ids) == {"unknown": 50}
+    simulator.state.faults.fail_after_accept = 0.0
+    result = Sender(rt, rt.client).reconcile("sms", ids, now + 5)
+    assert result == {"sent": 50, "requeued": 0, "waiting": 0}
+    assert states(rt, ids) == {"sent": 50}
+    assert simulator.state.ledger_view()["duplicates"] == {}
+    assert rt.store.get_message(ids[0])["timeline"][-1]["reason"] == "found in ClickSend history"
+
+
+def test_hanging_request_is_reconciled_without_a_duplicate(rt: Runtime, simulator: Simulator) -> None:
+    simulator.state.faults.hang_rate, simulator.state.faults.hang_seconds = 1.0, 1.5
+    ids = queue_messages(rt, 20)
+    rt._client = None
+    rt.settings = rt.settings.with_(clicksend_base_url=simulator.url)
+    rt.client.timeout = (2.0, 0.5)
+    now = time.time()
+    assert Sender(rt, rt.client).flush("sms", now).unknown == 20
+    simulator.state.faults.hang_rate = 0.0
+    Sender(rt, rt.client).reconcile("sms", ids, now + 5)
+    assert states(rt, ids) == {"sent": 20}
+    assert simulator.state.ledger_view()["duplicates"] == {}
+
+
+def test_unknown_outcome_that_never_arrived_is_sent_again_after_the_grace_period(rt: Runtime,
+                                                                                 simulator: Simulator) -> None:
+    simulator.state.faults.rate_500 = 1.0  # refused before accepting: nothing reached ClickSend
+    ids = queue_messages(rt, 10)
+    now = time.time()
+    assert Sender(rt, rt.client).flush("sms", now).unknown == 10
+    simulator.state.faults.rate_500 = 0.0
+    early = Sender(rt, rt.client).reconcile("sms", ids, now + 5)
+    assert early == {"sent": 0, "requeued": 0, "waiting": 10}  # history may lag: do not resend yet
+    late = Sender(rt, rt.client).reconcile("sms", ids, now + RECONCILE_GRACE + 1)
+    assert late["requeued"] == 10
+    drain(rt, start=now + RECONCILE_GRACE + 2)
+    assert states(rt, ids) == {"sent": 10}
+    assert simulator.state.ledger_view()["unique"] == 10
+    assert simulator.state.ledger_view()["duplicates"] == {}
+
+
+def test_per_message_outcomes(rt: Runtime, simulator: Simulator) -> None:
+    simulator.state.faults.invalid_numbers = ["+61400000001"]
+    simulator.state.faults.throttled_numbers = ["+61400000002"]
+    ids = queue_messages(rt, 3, numbers=["+61400000000", "+61400000001", "+61400000002"])
+    now = time.time()
+    outcome = Sender(rt, rt.client).flush("sms", now)
+    assert (outcome.sent, outcome.failed, outcome.retried) == (1, 1, 1)
+    ok, invalid, throttled = rt.store.get_messages(ids)
+    assert ok["state"] == "sent"
+    assert (invalid["state"], invalid["error"]) == ("failed", "INVALID_RECIPIENT")
+    assert throttled["state"] == "scheduled" and throttled["retries"] == 1
+    assert throttled["send_at"] > now
+
+
+def test_throttled_too_often_fails_with_the_reason(rt: Runtime, simulator: Simulator) -> None:
+    simulator.state.faults.throttled_numbers = ["+61400000000"]
+    [mid] = queue_messages(rt, 1, numbers=["+61400000000"])
+    now = time.time()
+    for _ in range(6):
+        Sender(rt, rt.client).flush("sms", now)
+        now += 1000
+        processing.fire(rt, mid, now)
+    msg = rt.store.get_message(mid)
+    assert msg["state"] == "failed"
+    assert msg["timeline"][-1]["reason"] == "THROTTLED after 5 retries"
+
+
+def test_insufficient_credit_pauses_the_outbox_and_raises_an_alert(rt: Runtime, simulator: Simulator) -> None:
+    simulator.state.faults.no_credit_numbers = ["+61400000001"]
+    ids = queue_messages(rt, 2, numbers=["+61400000000", "+61400000001"])
+    now = time.time()
+    outcome = Sender(rt, rt.client).flush("sms", now)
+    assert (outcome.sent, outcome.requeued) == (1, 1)
+    assert states(rt, ids) == {"sent": 1, "queued": 1}
+    assert "insufficient_credit" in rt.store.alerts()
+    assert Sender(rt, rt.client).flush("sms", now + 10).wait > 0  # paused instead of burning through the queue
+    assert sends(simulator) == 1
+
+
+def test_cancelled_messages_are_skipped_by_the_flush(rt: Runtime, simulator: Simulator) -> None:
+    ids = queue_messages(rt, 3)
+    rt.store.transition(ids[1], State.CANCELLED, time.time(), "cancelled by key")
+    drain(rt)
+    assert states(rt, ids) == {"sent": 2, "cancelled": 1}
+    assert ids[1] not in simulator.state.ledger
+
+
+def test_mms_is_grouped_by_media_file(rt: Runtime, simulator: Simulator) -> None:
+    a = queue_messages(rt, 2, channel="mms", subject="Ticket", media_file="https://x/a.jpg")
+    b = queue_messages(rt, 1, channel="mms", prefix="b", subject="Ticket", media_file="https://x/b.jpg")
+    outcome = Sender(rt, rt.client).flush("mms", time.time())  # one flush, one call per media file
+    assert (outcome.claimed, outcome.calls, outcome.sent) == (3, 2, 3)
+    assert states(rt, a + b) == {"sent": 3}
+    assert simulator.state.ledger_view()["calls"]["/v3/mms/send"] == 2
+
+
+def test_token_bucket_is_shared_and_refills(rt: Runtime) -> None:
+    now = 1000.0
+    assert rt.store.take_token(2.0, 2.0, now) == 0
+    assert rt.store.take_token(2.0, 2.0, now) == 0
+    assert rt.store.take_token(2.0, 2.0, now) == pytest.approx(0.5)
+    assert rt.store.take_token(2.0, 2.0, now + 0.5) == 0
+
+
+def test_worker_killed_mid_flush_every_message_is_sent_exactly_once(rt: Runtime, simulator: Simulator,
+                                                                     tmp_path: Path) -> None:
+    ids = queue_messages(rt, 400)
+    simulator.state.faults.hang_rate, simulator.state.faults.hang_seconds = 1.0, 30.0
+    assert rt.kick("sms")
+    env = {**os.environ, **SECRETS, "REDIS_URL": rt.settings.redis_url, "CLICKSEND_BASE_URL": simulator.url,
+           "HOOKLINE_RULES_DIR": str(ROOT / "rules"), "HOOKLINE_SEND_BATCH": "250"}
+    worker = subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", rt.settings.redis_url,
+                               "hookline-send"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while simulator.state.ledger_view()["accepted"] < 250:  # ClickSend has the first batch; the reply hangs
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    simulator.state.faults.hang_rate = 0.0
+    assert states(rt, ids) == {"sending": 250, "queued": 150}
+
+    later = time.time() + SENDING_LEASE + 1
+    Sender(rt, rt.client).recover(later)  # the cron job: lease expired → unknown → history → sent
+    drain(rt, start=later)
+    assert states(rt, ids) == {"sent": 400}
+    ledger = simulator.state.ledger_view()
+    assert (ledger["unique"], ledger["accepted"], ledger["duplicates"]) == (400, 400, {})
+
+
+def test_recovery_job_restarts_a_flush_whose_job_was_lost(rt: Runtime, simulator: Simulator, work) -> None:  # noqa: ANN001
+    ids = queue_messages(rt, 5)  # queued, but nobody kicked the outbox (a crash right after queueing)
+    jobs.recover_sending()
+    work()
+    assert states(rt, ids) == {"sent": 5}
+
+
+def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, simulator: Simulator) -> None:
+    # Admission already took the duplicate marker, the rate slot and the budget for this message; its retry
+    # must not take them again (it would be suppressed as a duplicate of itself and charged twice).
+
+    use_policies(rt, "policies:\n  default: {duplicate_window: 10m, max_per_recipient: {count: 1, per: 1h},"
+                     " daily_budget: 0.10}\n  paging: {}\n")
+    doc = {"id": "msg_thr", "event_id": "evt_t", "source": "shop", "rule": "r", "channel": "sms", "state": "planned",
+           "reasons": [], "to": "+61400000002", "body": "hi", "country": "AU", "segments": 1, "encoding": "GSM-7",
+           "key": None, "send_at": None, "policy": "default"}
+    outcome = admit(rt, doc, time.time())
+    assert outcome.state == "queued"
+    rt.store.create_messages([doc | {"state": "queued", "reserved": str(outcome.estimate)}], time.time())
+    simulator.state.faults.throttled_numbers = ["+61400000002"]
+    now = time.time()
+    assert Sender(rt, rt.client).flush("sms", now).retried == 1
+    simulator.state.faults.throttled_numbers = []
+    assert processing.fire(rt, "msg_thr", now + 700)
+    drain(rt, start=now + 701)
+    msg = rt.store.get_message("msg_thr")
+    assert msg["state"] == "sent"
+    assert simulator.state.ledger == {"msg_thr": 1}
+    assert rt.store.spent(day_of(rt, now)) == outcome.estimate  # reserved once, settled once at the real price
+
+
+def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, simulator: Simulator) -> None:
+    # Reserved before midnight, sent after: the real price replaces the estimate on the reservation's day, and a
+    # failed send gives the estimate back to that day too, so neither day is over- or under-counted.
+    ok, bad = queue_messages(rt, 2, reserved="0.50", reserved_day="2026-01-01")
+    rt.store.adjust_spend("2026-01-01", Decimal("1.00"))  # what admission reserved for the two that day
+    simulator.state.faults.invalid_numbers = [rt.store.get_message(bad)["to"]]
+    now = time.time()
+    out = Sender(rt, rt.client).flush("sms", now)
+    assert (out.sent, out.failed) == (1, 1)
+    price = Decimal(rt.store.get_message(ok)["price"])
+    assert rt.store.spent("2026-01-01") == price
+    assert rt.store.spent(day_of(rt, now)) == 0
+
+
+def test_a_request_refused_whole_is_narrowed_until_only_the_bad_message_fails(rt: Runtime,
+                                                                               simulator: Simulator) -> None:
+    ids = queue_messages(rt, 40)
+    simulator.state.faults.bad_request_numbers = [rt.store.get_message(ids[27])["to"]]
+    first = Sender(rt, rt.client).flush("sms", time.time())
+    assert (first.requeued, first.narrowed, first.failed) == (40, 20, 0)
+    drain(rt)
+    assert states(rt, ids) == {"sent": 39, "failed": 1}
+    failed = rt.store.get_message(ids[27])
+    assert failed["state"] == "failed"
+    assert "messages.0.to: The to field is invalid." in failed["timeline"][-1]["reason"]
+    assert len(simulator.state.ledger) == 39 and ids[27] not in simulator.state.ledger
+    # 40 refused, 0-19 sent, 20-39 / 20-29 refused, 20-24 sent, 25-29 refused, 25-26 sent, 27-28 / 27 refused
+    # (27 fails alone), then the other 12 in one call at full size again.
+    assert sends(simulator) == 10
+    assert rt.store.batch_limit("sms") is None
+
+
+def test_when_every_message_is_refused_each_fails_alone_with_the_reason(rt: Runtime, simulator: Simulator) -> None:
+    numbers = [f"+6140000{i:04d}" for i in range(6)]
+    ids = queue_messages(rt, 6, numbers=numbers)
+    simulator.state.faults.bad_request_numbers = numbers
+    drain(rt)
+    assert states(rt, ids) == {"failed": 6}
+    assert simulator.state.ledger == {}
+    assert all("The to field is invalid" in rt.store.get_message(i)["timeline"][-1]["reason"] for i in ids)
+
+
+def test_the_search_survives_a_rate_limit_that_allows_one_call_at_a_time(rt: Runtime, simulator: Simulator) -> None:
+    rt.settings = rt.settings.with_(send_rate=1.0)  # a bucket of one call: every flush is one request
+    ids = queue_messages(rt, 8)
+    simulator.state.faults.bad_request_numbers = [rt.store.get_message(ids[0])["to"]]
+    drain(rt)
+    assert states(rt, ids) == {"sent": 7, "failed": 1}
+    assert rt.store.message_state(ids[0]) == "failed"

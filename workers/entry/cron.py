@@ -1,0 +1,17 @@
+"""Periodic jobs for `rq cron` (Procfile `cron:`, and `hookline up`).
+
+RQ loads this module by path and reads the registrations; it holds no logic of its own.
+"""
+
+from rq import cron
+
+from workers.entry import jobs
+from workers.wiring import pipeline
+
+cron.register(jobs.sweep_pending_events, pipeline.EVENTS_QUEUE, interval=30, result_ttl=60)
+cron.register(jobs.fire_due_messages, pipeline.EVENTS_QUEUE, interval=15, result_ttl=60)
+cron.register(jobs.recover_sending, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
+cron.register(jobs.poll_feedback, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
+cron.register(jobs.expire_holds, pipeline.EVENTS_QUEUE, interval=60, result_ttl=60)
+cron.register(jobs.trim_indexes, pipeline.EVENTS_QUEUE, interval=3600, result_ttl=60)
+cron.register(jobs.sweep_callbacks, pipeline.CALLBACKS_QUEUE, interval=60, result_ttl=60)

@@ -1,0 +1,134 @@
+"""RQ entry points: thin shells that take ids or tokens, load, call the domain, save, enqueue the next step.
+
+Every job is safe to run twice: RQ re-runs the jobs of killed workers.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from workers.core.coerce import to_decimal
+from workers.flow import approvals, feedback, origin, processing
+from workers.flow.sender import Sender
+from workers.store.callbacks import CALLBACK_TTL
+from workers.wiring import pipeline
+from workers.wiring.runtime import Runtime, get_runtime
+
+
+def drain_events(token: str) -> dict[str, int]:
+    """Process one batch of pending events while holding the drain lease `token`; chain the next batch."""
+    rt = get_runtime()
+    ids = rt.store.pending_batch(rt.settings.event_batch)
+    if ids:
+        process_event_batch(ids)
+    more = rt.store.finish_batch(token, len(ids))
+    if more == 1:
+        pipeline.enqueue_drain(rt.rq_connection, token)
+    return {"events": len(ids), "more": more}
+
+
+def process_event_batch(event_ids: list[str]) -> None:
+    """Match, plan and store the messages of a batch of events (idempotent)."""
+    processing.process_events(get_runtime(), event_ids, time.time())
+
+
+def fire_message(message_id: str) -> bool:
+    """RQ's scheduler calls this at a scheduled message's time: queue it for sending."""
+    return processing.fire(get_runtime(), message_id, time.time())
+
+
+def fire_due_messages() -> int:
+    """Periodic safety net: fire scheduled messages whose RQ job was lost (e.g. a crash after creating them)."""
+    rt = get_runtime()
+    now = time.time()
+    return sum(processing.fire(rt, mid, now) for mid in rt.store.due_messages(now - 2))
+
+
+def sweep_pending_events() -> bool:
+    """Periodic safety net: start a drain when events wait and no drain holds the lease."""
+    rt = get_runtime()
+    token = rt.store.claim_drain()
+    if token:
+        pipeline.enqueue_drain(rt.rq_connection, token)
+    return token is not None
+
+
+def flush_outbox(channel: str, token: str) -> dict[str, Any]:
+    """Send one batch from `channel`'s outbox holding its flush lease; chain or reschedule the next flush."""
+    rt = get_runtime()
+    now = time.time()
+    outcome = Sender(rt, rt.client).flush(channel, now)
+    if outcome.wait > 0:
+        if rt.store.extend_flush(channel, token, outcome.wait):
+            pipeline.enqueue_flush(rt.rq_connection, channel, token,
+                                   at=datetime.fromtimestamp(now + outcome.wait, tz=UTC))
+    elif rt.store.finish_flush(channel, token) == 1:
+        pipeline.enqueue_flush(rt.rq_connection, channel, token)
+    return outcome.as_dict()
+
+
+def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
+    """Settle messages whose send outcome is unknown, through ClickSend's history."""
+    rt = get_runtime()
+    return Sender(rt, rt.client).reconcile(channel, message_ids, time.time())
+
+
+def recover_sending() -> dict[str, int]:
+    """Periodic: reconcile messages whose worker died mid-send; restart flushes whose job was lost."""
+    rt = get_runtime()
+    result = Sender(rt, rt.client).recover(time.time())
+    for channel in pipeline.CHANNELS:
+        if rt.store.outbox_length(channel):
+            rt.kick(channel)
+    return result
+
+
+def send_callback(callback_id: str) -> str:
+    """One attempt at a callback to the originating system; the next is scheduled, never slept for."""
+    rt = get_runtime()
+    return origin.CallbackSender(rt).deliver(callback_id, time.time())
+
+
+def poll_feedback() -> dict[str, Any]:
+    """Periodic: apply unread receipts and inbound replies, and refresh what we know of the account."""
+    rt = get_runtime()
+    now = time.time()
+    result: dict[str, Any] = {"receipts": feedback.poll_receipts(rt, rt.client, now),
+                              "inbound": feedback.poll_inbound(rt, rt.client, now)}
+    account = rt.client.account()
+    rt.store.remember_account(user_id=account.get("user_id"), balance=account.get("balance"), checked_at=now)
+    result["balance_low"] = _check_balance(rt, to_decimal(account.get("balance")), now)
+    return result
+
+
+def _check_balance(rt: Runtime, balance: Decimal | None, now: float) -> bool:
+    """Below the highest floor any policy sets: automatic approvals become holds, and an alert is raised."""
+    floors = [p.balance_floor for p in rt.rules.current().policies.values() if p.balance_floor is not None]
+    low = balance is not None and bool(floors) and balance < max(floors)
+    rt.store.set_balance_low(low)
+    if low:
+        rt.store.raise_alert("balance_low", f"ClickSend balance {balance} is below the floor {max(floors)}", now)
+    else:
+        rt.store.clear_alert("balance_low")
+    return low
+
+
+def expire_holds() -> list[str]:
+    """Periodic: holds nobody decided on within their policy's approval_expires become expired."""
+    return approvals.expire(get_runtime(), time.time())
+
+
+def trim_indexes() -> int:
+    """Periodic: forget index entries of messages and callbacks whose records have expired."""
+    rt, now = get_runtime(), time.time()
+    return rt.store.trim_state_indexes(now - rt.settings.message_ttl) + rt.store.trim_exhausted(now - CALLBACK_TTL)
+
+
+def sweep_callbacks() -> list[str]:
+    """Periodic: create callbacks a crash kept from being created, and restart those whose job was lost."""
+    rt, now = get_runtime(), time.time()
+    origin.sweep_unreported(rt, now)
+    return origin.sweep(rt, now)

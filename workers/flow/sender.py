@@ -1,0 +1,298 @@
+"""Sending: flush an outbox in batches, obey the shared rate limit and 429s, apply every message's outcome,
+and reconcile unknown outcomes through history before anything is sent again.
+
+The adapter between the store, the ClickSend client and `core.sending`; `jobs.py` holds the RQ shells.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from workers.clicksend.client import ClickSendClient
+from workers.core import payloads
+from workers.core.coerce import to_decimal
+from workers.core.lifecycle import State
+from workers.core.sending import Action, backoff, classify
+from workers.errors import (
+    AuthenticationFailed,
+    InsufficientCredit,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+)
+from workers.flow import origin
+from workers.flow.admission import day_of, release
+from workers.store.messages import Change
+from workers.wiring.runtime import Runtime
+
+log = logging.getLogger("hookline.sender")
+
+MAX_RETRIES = 5  # THROTTLED / provider-side errors per message before it fails
+PAUSE_ON_ACCOUNT_PROBLEM = 300.0  # no credit / bad credentials: look again in five minutes
+RECONCILE_AFTER = 5.0  # seconds before the first history lookup of an unknown outcome
+RECONCILE_GRACE = 30.0  # ClickSend's history may lag; resend only when still absent after this long
+SENDING_LEASE = 120.0  # a message `sending` longer than this belonged to a worker that died
+NARROW_FOR = 600.0  # seconds smaller batches last while the message that made a request refused is sought
+
+
+@dataclass
+class FlushOutcome:
+    """What one flush did (for the job's return value, logs and tests)."""
+
+    claimed: int = 0
+    calls: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    requeued: int = 0
+    unknown: int = 0
+    narrowed: int = 0  # the batch size the next flushes use after a refused request (0: unchanged)
+    wait: float = 0.0  # > 0: the flush stopped early and should run again after this long
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able counts."""
+        return dict(self.__dict__)
+
+
+class Sender:
+    """Flushes outboxes through one ClickSend client."""
+
+    def __init__(self, rt: Runtime, client: ClickSendClient, rand: random.Random | None = None):
+        self.rt = rt
+        self.store = rt.store
+        self.client = client
+        self.rand = rand or random.Random()
+
+    def flush(self, channel: str, now: float) -> FlushOutcome:
+        """Send one batch (up to `send_batch` messages, fewer while a refused request is narrowed down) from
+        `channel`'s outbox."""
+        out = FlushOutcome()
+        pause = self.store.paused(channel)
+        if pause and float(pause["until"]) > now:
+            out.wait = float(pause["until"]) - now
+            return out
+        settings = self.rt.settings
+        wait = self.store.take_token(settings.send_rate, max(1.0, settings.send_rate), now)
+        if wait > 0:
+            out.wait = wait
+            return out
+        size = min(settings.send_batch, self.store.batch_limit(channel) or settings.send_batch)
+        ids = self.store.claim_batch(channel, size, now)
+        out.claimed = len(ids)
+        if not ids:
+            return out
+        docs = [d for d in self.store.get_messages(ids) if d is not None]
+        groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+        for doc in docs:
+            groups[doc.get("media_file") if channel == "mms" else None].append(doc)
+        for index, group in enumerate(groups.values()):
+            if index and (wait := self.store.take_token(settings.send_rate, max(1.0, settings.send_rate), now)) > 0:
+                # Out of tokens for the next MMS group: put the rest back, in order.
+                rest = [d["id"] for g in list(groups.values())[index:] for d in g]
+                out.requeued += self.store.requeue(channel, rest, now, "rate limit: waiting for a token")
+                out.wait = wait
+                break
+            self._send_group(channel, group, now, out)
+            if out.wait:
+                rest = [d["id"] for g in list(groups.values())[index + 1:] for d in g]
+                out.requeued += self.store.requeue(channel, rest, now, "outbox paused")
+                break
+        return out
+
+    def _send_group(self, channel: str, docs: list[dict[str, Any]], now: float, out: FlushOutcome) -> None:
+        ids = [d["id"] for d in docs]
+        out.calls += 1
+        try:
+            reply = self.client.send(channel, payloads.request_body(channel, docs))
+        except RateLimited as exc:
+            strikes = self.store.strike(channel, "429")
+            delay = exc.retry_after if exc.retry_after is not None else backoff(strikes, 1.0, 60.0, self.rand)
+            self._put_back(channel, ids, now, delay, f"429 from ClickSend: retrying in {delay:.1f}s", out)
+            return
+        except (InsufficientCredit, AuthenticationFailed) as exc:
+            self._account_problem(channel, ids, now, exc, out)
+            return
+        except ProviderUnavailable as exc:
+            if exc.outcome_unknown:
+                self._unknown(channel, ids, now, f"outcome unknown: {exc.message}", out)
+            else:
+                delay = backoff(self.store.strike(channel, "error"), 2.0, 120.0, self.rand)
+                self._put_back(channel, ids, now, delay, f"ClickSend unreachable ({exc.message})", out)
+            return
+        except ProviderRejected as exc:
+            if len(docs) > 1:
+                # One bad message must not take the batch with it: put them back and send halves until it is
+                # alone. The narrowed size lives in Redis, so the search survives pauses, 429s and restarts.
+                out.narrowed = len(docs) // 2
+                self.store.limit_batch(channel, out.narrowed, NARROW_FOR)
+                out.requeued += self.store.requeue(channel, ids, now, f"ClickSend refused the request "
+                                                   f"({exc.message}): trying batches of {out.narrowed}")
+                return
+            self.store.clear_batch_limit(channel)  # found it: back to full batches
+            changes = [Change(i, State.FAILED, f"ClickSend rejected the request: {exc.message}") for i in ids]
+            applied = self.store.apply_many(changes, now)
+            out.failed += sum(applied)
+            self._settled(docs, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
+            return
+        self.store.clear_strikes(channel)
+        if any(r.status == "SUCCESS" for r in reply.messages):
+            # The account works again; _apply raises the alert anew if some message still lacked credit.
+            for name in ("insufficient_credit", "authentication_failed"):
+                self.store.clear_alert(name)
+        self._apply(channel, docs, reply.messages, now, out)
+
+    def _apply(self, channel: str, docs: list[dict[str, Any]], results: list[Any], now: float,
+               out: FlushOutcome) -> None:
+        by_id = {r.custom_string: r for r in results if r.custom_string}
+        changes: list[Change] = []
+        missing: list[str] = []
+        pause_ids: list[str] = []
+        for doc in docs:
+            result = by_id.get(doc["id"])
+            action = classify(result.status if result else None)
+            if action is Action.SENT:
+                assert result is not None
+                changes.append(Change(doc["id"], State.SENT, "accepted by ClickSend", {
+                    "provider_id": result.message_id, "price": str(result.price or Decimal(0)),
+                    "parts": result.parts, "sent_at": now}))
+                out.sent += 1
+            elif action is Action.RETRY:
+                assert result is not None
+                retries = int(doc.get("retries") or 0) + 1
+                if retries > MAX_RETRIES:
+                    changes.append(Change(doc["id"], State.FAILED, f"{result.status} after {MAX_RETRIES} retries"))
+                    out.failed += 1
+                else:
+                    delay = backoff(retries, 5.0, 600.0, self.rand)
+                    changes.append(Change(doc["id"], State.SCHEDULED, f"{result.status}: retry {retries} in "
+                                          f"{delay:.0f}s", {"retries": retries}, send_at=now + delay))
+                    out.retried += 1
+            elif action is Action.PAUSE:
+                pause_ids.append(doc["id"])
+            elif action is Action.RECONCILE:
+                missing.append(doc["id"])
+            else:
+                assert result is not None
+                changes.append(Change(doc["id"], State.FAILED, f"ClickSend: {result.status}",
+                                      {"provider_id": result.message_id, "error": result.status}))
+                out.failed += 1
+        applied = self.store.apply_many(changes, now)
+        done = [c for c, ok in zip(changes, applied, strict=True) if ok]
+        for change in done:
+            if change.target == State.SCHEDULED and change.send_at is not None:
+                self.rt.schedule_fire(change.id, change.send_at)
+        self._settled(docs, done, now)
+        if missing:
+            self._unknown(channel, missing, now, "not in ClickSend's reply", out)
+        if pause_ids:
+            self._account_problem(channel, pause_ids, now, InsufficientCredit("INSUFFICIENT_CREDIT"), out)
+
+    def _settled(self, docs: list[dict[str, Any]], done: list[Change], now: float) -> None:
+        """Settle the budget, remember provider ids and tell the origins about messages that became sent or
+        failed. Spend is settled on the day it was reserved, so each day's total stays that day's."""
+        by_id = {d["id"]: d for d in docs}
+        for change in done:
+            doc = by_id[change.id]
+            reserved = to_decimal(doc.get("reserved"))
+            if change.target == State.SENT and reserved is not None:  # the estimate against the real price
+                actual = to_decimal(change.fields.get("price"))
+                delta = (actual if actual is not None else reserved) - reserved
+                self.store.adjust_spend(doc.get("reserved_day") or day_of(self.rt, now), delta)
+        release(self.rt, [by_id[c.id] for c in done if c.target == State.FAILED], now)  # nothing was sent
+        self.store.index_provider_ids({c.fields["provider_id"]: c.id for c in done
+                                       if c.target == State.SENT and c.fields.get("provider_id")})
+        for state in (State.SENT, State.FAILED):
+            settled = [by_id[c.id] | {"state": state.value} | c.fields for c in done if c.target == state]
+            if settled:
+                origin.notify(self.rt, settled, state.value, now)
+
+    def _put_back(self, channel: str, ids: list[str], now: float, delay: float, reason: str,
+                  out: FlushOutcome) -> None:
+        out.requeued += self.store.requeue(channel, ids, now, reason)
+        self.store.pause(channel, now + delay, reason)
+        out.wait = max(out.wait, delay)
+        log.warning("%s outbox paused %.1fs: %s", channel, delay, reason)
+
+    def _account_problem(self, channel: str, ids: list[str], now: float, exc: ProviderError,
+                         out: FlushOutcome) -> None:
+        name = "insufficient_credit" if isinstance(exc, InsufficientCredit) else "authentication_failed"
+        message = ("ClickSend account has no credit: sending paused until topped up" if name == "insufficient_credit"
+                   else f"ClickSend refused the credentials: {exc.message}")
+        self.store.raise_alert(name, message, now)
+        log.error("ALERT %s: %s", name, message)
+        self._put_back(channel, ids, now, PAUSE_ON_ACCOUNT_PROBLEM, message, out)
+
+    def _unknown(self, channel: str, ids: list[str], now: float, reason: str, out: FlushOutcome) -> None:
+        changes = [Change(i, State.UNKNOWN, reason, expect=frozenset({State.SENDING})) for i in ids]
+        out.unknown += sum(self.store.apply_many(changes, now))
+        self.rt.schedule_reconcile(channel, ids, now + RECONCILE_AFTER)
+
+    # --- reconciliation ----------------------------------------------------------------------------
+
+    def reconcile(self, channel: str, ids: list[str], now: float) -> dict[str, int]:
+        """Look unknown messages up in history by custom_string: sent if found, resent if surely absent."""
+        docs = [d for d in self.store.get_messages(ids) if d and d.get("state") == State.UNKNOWN]
+        if not docs:
+            return {"sent": 0, "requeued": 0, "waiting": 0}
+        since = min(float(d.get("sending_since") or d.get("updated_at") or now) for d in docs)
+        try:
+            found = self._history_by_custom_string(channel, int(since) - 60, int(now) + 60)
+        except ProviderError as exc:
+            log.warning("reconcile %s: history unavailable (%s); trying again", channel, exc.message)
+            self.rt.schedule_reconcile(channel, [d["id"] for d in docs], now + backoff(2, 5.0, 120.0, self.rand))
+            return {"sent": 0, "requeued": 0, "waiting": len(docs)}
+        sent, absent, waiting = [], [], []
+        for doc in docs:
+            row = found.get(doc["id"])
+            if row is not None:
+                sent.append(Change(doc["id"], State.SENT, "found in ClickSend history", {
+                    "provider_id": row.get("message_id"), "price": str(row.get("message_price") or "0"),
+                    "sent_at": now}, expect=frozenset({State.UNKNOWN})))
+            elif now - float(doc.get("sending_since") or since) >= RECONCILE_GRACE:
+                absent.append(doc["id"])
+            else:
+                waiting.append(doc["id"])
+        applied = self.store.apply_many(sent, now)
+        self._settled(docs, [c for c, ok in zip(sent, applied, strict=True) if ok], now)
+        requeued = self.store.requeue(channel, absent, now, "not in ClickSend history: sending again",
+                                      from_state=State.UNKNOWN)
+        if requeued:
+            self.rt.kick(channel)
+        if waiting:
+            self.rt.schedule_reconcile(channel, waiting, now + 10.0)
+        return {"sent": len(sent), "requeued": requeued, "waiting": len(waiting)}
+
+    def _history_by_custom_string(self, channel: str, date_from: int, date_to: int) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            result = self.client.history(channel, date_from=date_from, date_to=date_to, page=page, limit=100)
+            for row in result.items:
+                if row.get("custom_string"):
+                    rows[str(row["custom_string"])] = row
+            if result.current_page >= result.last_page:
+                return rows
+            page += 1
+
+    def recover(self, now: float) -> dict[str, int]:
+        """Messages left `sending` by a dead worker become unknown and are reconciled; stale unknowns too."""
+        stuck = self.store.messages_in_state(State.SENDING, limit=1000, before=now - SENDING_LEASE)
+        stale = self.store.messages_in_state(State.UNKNOWN, limit=1000, before=now - 60)
+        by_channel: dict[str, list[str]] = defaultdict(list)
+        for doc in self.store.get_messages(stuck + stale):
+            if doc is not None:
+                by_channel[doc["channel"]].append(doc["id"])
+        changes = [Change(i, State.UNKNOWN, "worker lease expired while sending", expect=frozenset({State.SENDING}))
+                   for i in stuck]
+        self.store.apply_many(changes, now)
+        result = {"stuck": len(stuck), "stale": len(stale)}
+        for channel, ids in by_channel.items():
+            for key, value in self.reconcile(channel, ids, now).items():
+                result[key] = result.get(key, 0) + value
+        return result

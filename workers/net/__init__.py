@@ -1,0 +1,1 @@
+"""Outbound network connections: sessions that resolve, check and connect in one step (callbacks)."""

@@ -1,0 +1,156 @@
+"""`hookline rules test`: what an event would do, shown without sending or storing anything.
+
+Reads the event file and the rules directory; everything else is the pure core's planning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workers.core import payloads
+from workers.core.decisions import decide
+from workers.core.events import Event, body_digest, event_id_for
+from workers.core.lifecycle import State
+from workers.core.planning import plan_event
+from workers.errors import HooklineError
+from workers.flow.admission import describe, gather
+from workers.store import Store
+from workers.wiring.rulesdir import Config
+
+
+class PlaceholderEnviron(Mapping[str, str]):
+    """The environment, with a stand-in for every secret that is not set: a dry run verifies no signature."""
+
+    PLACEHOLDER = "whsec_ZHJ5LXJ1bi1wbGFjZWhvbGRlcg=="  # valid for every scheme, including standard-webhooks
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self.environ.get(name, self.PLACEHOLDER)
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.environ)
+
+    def __len__(self) -> int:
+        return len(self.environ)
+
+
+class DryRunError(HooklineError):
+    """The event or its source cannot be used for a dry run."""
+
+
+def build_event(config: Config, event_file: Path, source_name: str, event_type: str | None,
+                headers: Mapping[str, str], now: float) -> Event:
+    """The Event a webhook with this body and these headers would have become."""
+    source = config.sources.get(source_name)
+    if source is None:
+        raise DryRunError(f"no source named {source_name!r} (have: {', '.join(sorted(config.sources))})")
+    body = event_file.read_bytes()
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise DryRunError(f"{event_file}: not valid JSON: {exc}") from None
+    problems = source.payload_errors(payload)
+    if problems:
+        raise DryRunError(f"payload does not match the {source_name} schema: " + "; ".join(problems))
+    lower = {k.lower(): v for k, v in headers.items()}
+    folded = _Folded(lower)
+    event_type = event_type or source.event_type.read(folded, payload)
+    if not event_type:
+        raise DryRunError("event type not found: pass --type or the header the source reads it from")
+    external = (source.event_id.read(folded, payload) if source.event_id else None) or body_digest(body)
+    return Event(id=event_id_for(source_name, external), source=source_name, type=event_type,
+                 external_id=external, received_at=now, headers=lower, payload=payload)
+
+
+class _Folded(dict[str, str]):
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
+def report(config: Config, event: Event, now: float, zone: str, region: str,
+           store: Store | None = None) -> dict[str, Any]:
+    """Which rules matched and why the others did not, every message as it would be sent, and the policy
+    decision with the facts it used (read from `store` when given; nothing is written)."""
+    out_rules = []
+    for outcome in plan_event(event, list(config.rules), now, zone, region):
+        fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
+        entry: dict[str, Any] = {"rule": outcome.rule, "matched": outcome.matched, "reasons": outcome.reasons}
+        if outcome.cancel_key:
+            entry["cancels_key"] = outcome.cancel_key
+        messages = []
+        for msg in outcome.messages:
+            doc = msg.to_dict()
+            shown = {k: doc[k] for k in ("id", "channel", "to", "list_id", "from", "body", "subject", "media_file",
+                                         "encoding", "segments", "non_gsm", "key", "state", "reasons")
+                     if doc.get(k) not in (None, [], "")}
+            shown["sends"] = ("now" if msg.send_at is None else
+                              datetime.fromtimestamp(msg.send_at, tz=UTC).isoformat())
+            if msg.state == State.PLANNED:
+                policy = config.policy(msg.policy)
+                cost = (store.cached_price(msg.channel, msg.country or "XX", msg.encoding or "GSM-7",
+                                           msg.segments or 1) if store else None) or \
+                    policy.fallback_price(msg.channel, msg.country, msg.segments or 1)
+                at = msg.send_at or now
+                facts = gather(store, policy, doc, at, cost, fan_out, True, zone)
+                decision = decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical,
+                                  facts=facts)
+                shown["decision"] = decision.action
+                shown["policy"] = policy.name
+                shown["decision_reasons"] = list(decision.reasons)
+                shown["facts"] = describe(facts)
+                if decision.until:
+                    shown["deferred_until"] = datetime.fromtimestamp(decision.until, tz=UTC).isoformat()
+                shown["clicksend_request"] = {
+                    "endpoint": f"POST {payloads.ENDPOINTS[msg.channel]}",
+                    "body": payloads.request_body(msg.channel, [doc]),
+                }
+            messages.append(shown)
+        entry["messages"] = messages
+        out_rules.append(entry)
+    return {"event": event.to_dict(), "now": datetime.fromtimestamp(now, tz=UTC).isoformat(), "rules": out_rules}
+
+
+def as_text(result: dict[str, Any]) -> str:
+    """The report for a person."""
+    ev = result["event"]
+    lines = [f"event {ev['id']}  source={ev['source']}  type={ev['type']}  (as of {result['now']})", ""]
+    for rule in result["rules"]:
+        if not rule["matched"]:
+            lines.append(f"  - {rule['rule']}: no match: {'; '.join(rule['reasons'])}")
+            continue
+        lines.append(f"  + {rule['rule']}: matched")
+        lines.extend(f"      note: {reason}" for reason in rule["reasons"])
+        if "cancels_key" in rule:
+            lines.append(f"      cancels pending messages with key {rule['cancels_key']!r}")
+        for msg in rule["messages"]:
+            target = msg.get("to") or f"list {msg.get('list_id')}"
+            lines.append(f"      {msg['channel']} to {target}" + (f" from {msg['from']}" if msg.get("from") else ""))
+            if msg.get("body"):
+                lines.append(f"        body: {msg['body']}")
+                lines.append(f"        {msg.get('encoding')}, {msg.get('segments')} segment(s)" +
+                             (f"; non-GSM characters: {' '.join(msg['non_gsm'])}" if msg.get("non_gsm") else ""))
+            lines.append(f"        state: {msg['state']}; sends: {msg['sends']}")
+            for reason in msg.get("reasons", []):
+                lines.append(f"        why: {reason}")
+            if "decision" in msg:
+                lines.append(f"        policy {msg['policy']}: {msg['decision']}" +
+                             (f" until {msg['deferred_until']}" if msg.get("deferred_until") else ""))
+                for reason in msg["decision_reasons"]:
+                    lines.append(f"          because: {reason}")
+                facts = msg["facts"]
+                lines.append(f"          facts: local time {', '.join(facts['local_time']) or '?'}; "
+                             f"{facts['recent_sends']} recent sends; spent today {facts['spent_today']}; "
+                             f"estimate {facts['estimate']}")
+            if "clicksend_request" in msg:
+                req = msg["clicksend_request"]
+                lines.append(f"        {req['endpoint']} {json.dumps(req['body'], ensure_ascii=False)}")
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""`hookline up`: run Redis (if none is configured), web, workers and cron on one machine, and stop them all.
+
+Owns child processes and their shutdown order; what each child does is the Procfile's business.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from workers.core.envrefs import find_refs
+from workers.tools.localredis import free_port, start_redis
+from workers.wiring import pipeline
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Linux: a child gets SIGTERM if `hookline up` itself is killed, so nothing is left behind.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    """One process `hookline up` started."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+
+
+@dataclass
+class Supervisor:
+    """Starts the children in order and stops them in reverse order."""
+
+    home: Path
+    say: Callable[[str], None] = print
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: Mapping[str, str]) -> Child:
+        """Start `args` as child `name` in its own session (Ctrl-C reaches only the supervisor)."""
+        proc = subprocess.Popen(args, env=dict(env), stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent)
+        child = Child(name, proc)
+        self.children.append(child)
+        return child
+
+    def adopt(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        """Take charge of a process started elsewhere (the private Redis)."""
+        self.children.append(Child(name, proc))
+
+    def wait(self, stop: list[bool]) -> int:
+        """Block until asked to stop or until a child exits on its own; return the exit code to use."""
+        while not stop[0]:
+            for child in self.children:
+                code = child.proc.poll()
+                if code is not None:
+                    self.say(f"hookline: {child.name} exited with {code}; stopping everything")
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+    def stop_all(self, grace: float = 15.0) -> None:
+        """SIGTERM each child, newest first (web before workers before Redis); SIGKILL what lingers."""
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                _signal_group(child.proc, signal.SIGTERM)
+                try:
+                    child.proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    _signal_group(child.proc, signal.SIGKILL)
+                    child.proc.wait(5)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def dev_secrets(home: Path, rules_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Values for every `${VAR}` that sources.yaml needs but the environment lacks, plus an API token.
+
+    Generated once and kept in `.hookline/secrets.env` (mode 600) so they survive restarts.
+    """
+    path = home / "secrets.env"
+    saved: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not name.startswith("#"):
+                saved[name.strip()] = value.strip()
+    needed = {"HOOKLINE_API_TOKEN": False, "HOOKLINE_RECEIPT_TOKEN": False}
+    needed.update(_source_refs(rules_dir / "sources.yaml"))
+    out: dict[str, str] = {}
+    for name, whsec in needed.items():
+        if name in environ:
+            continue
+        if name not in saved:
+            saved[name] = ("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode() if whsec
+                           else secrets.token_urlsafe(24))
+        out[name] = saved[name]
+    if out:
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in saved.items()))
+        path.chmod(0o600)
+    return out
+
+
+def _source_refs(path: Path) -> dict[str, bool]:
+    """`${VAR}` names in sources.yaml, each with whether it is a Standard Webhooks (whsec_) secret."""
+    try:
+        data = yaml.safe_load(path.read_text()) if path.exists() else None
+    except yaml.YAMLError:
+        return {}  # reported properly when the web process loads the rules
+    refs: dict[str, bool] = {}
+    sources = data.get("sources") if isinstance(data, dict) else None
+    for body in (sources or {}).values():
+        verify = body.get("verify") if isinstance(body, dict) else None
+        whsec = isinstance(verify, dict) and verify.get("scheme") == "standard-webhooks"
+        for name in find_refs(body):
+            refs[name] = refs.get(name, False) or (whsec and name in set(find_refs(verify)))
+    return refs
+
+
+def _provider_mode(env: Mapping[str, str]) -> str:
+    if env.get("CLICKSEND_USERNAME") and env.get("CLICKSEND_API_KEY"):
+        return "direct"
+    return "maton" if env.get("MATON_API_KEY") else "simulated"
+
+
+def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Path,
+       say: Callable[[str], None] = print) -> int:
+    """Run the whole service until Ctrl-C (or SIGTERM); return the process exit code."""
+    env = dict(environ)
+    sup = Supervisor(home, say)
+    stop = [False]
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop[0] = True
+
+    rules_dir = Path(env.get("HOOKLINE_RULES_DIR", "rules"))
+    if not rules_dir.is_dir():
+        say(f"hookline: no rules directory at {rules_dir.resolve()}: run `hookline up` in the Hookline checkout "
+            "(its rules/ holds the shipped examples) or set HOOKLINE_RULES_DIR")
+        return 2
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        if not env.get("REDIS_URL"):
+            proc, url = start_redis(home / "redis")
+            sup.adopt("redis", proc)
+            env["REDIS_URL"] = url
+            say(f"hookline: started a private Redis at {url} (data and AOF in {home / 'redis'})")
+        generated = dev_secrets(home, rules_dir, env)
+        env.update(generated)
+        if generated:
+            say(f"hookline: generated {', '.join(sorted(generated))}; values in {home / 'secrets.env'}")
+        bin_dir = Path(sys.executable).parent
+        settings_mode = _provider_mode(env)
+        if settings_mode == "simulated" and not env.get("CLICKSEND_BASE_URL"):
+            sim_port = free_port()
+            sup.start("simulator", [sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port)],
+                      env)
+            env["CLICKSEND_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
+            banner = ["NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE",
+                      f"simulator at {env['CLICKSEND_BASE_URL']}  (ledger: /_sim/ledger)",
+                      "set CLICKSEND_USERNAME + CLICKSEND_API_KEY, or MATON_API_KEY, to send for real"]
+            width = max(len(line) for line in banner)
+            say("\n  " + "!" * (width + 8))
+            for line in banner:
+                say(f"  !!  {line.ljust(width)}  !!")
+            say("  " + "!" * (width + 8) + "\n")
+        elif settings_mode != "simulated":
+            say(f"hookline: sending for real through ClickSend ({settings_mode})")
+        sup.start("web", [str(bin_dir / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "3",
+                          "--worker-class", "gthread", "--threads", "4",
+                          "--log-level", "warning", "webhooks:create_app()"], env)
+        for i in range(workers):
+            sup.start(f"worker-{i + 1}", [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"],
+                                          "--with-scheduler", "--quiet", "--worker-class",
+                                          "workers.entry.worker.HooklineWorker", *pipeline.ALL_QUEUES], env)
+        sup.start("cron", [str(bin_dir / "rq"), "cron", "--url", env["REDIS_URL"], "workers.entry.cron",
+                           "--logging-level", "WARNING"], env)
+        say(f"hookline: listening on http://{host}:{port}  (POST /hooks/<source>, GET /readyz); Ctrl-C stops")
+        return sup.wait(stop)
+    finally:
+        say("hookline: stopping")
+        sup.stop_all()

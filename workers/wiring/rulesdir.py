@@ -1,0 +1,226 @@
+"""Reading the rules directory from disk, with hot reload that never replaces good config with bad.
+
+Owns file access, YAML parsing and line numbers; validation itself is the pure core's (`core.sources`…).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from workers.core.callbacks import CompiledCallback, compile_callback
+from workers.core.policies import DEFAULT_POLICY, POLICIES_FILE, Policy, parse_policies
+from workers.core.rules import Rule, check_unique_names, parse_rule_file
+from workers.core.sources import Source, parse_sources
+from workers.core.templates import environment
+from workers.errors import ConfigError, Problem
+from workers.wiring.settings import Settings
+
+log = logging.getLogger("hookline.rules")
+
+SOURCES_FILE = "sources.yaml"
+# How often (seconds) a running process looks at file modification times.
+CHECK_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One consistent, validated snapshot of the rules directory."""
+
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    callbacks: Mapping[str, CompiledCallback] = field(default_factory=dict)
+    policies: Mapping[str, Policy] = field(default_factory=lambda: {"default": DEFAULT_POLICY})
+
+    def policy(self, name: str) -> Policy:
+        """The named policy (rules naming a missing one are load errors, so this is for old messages)."""
+        return self.policies.get(name) or self.policies["default"]
+    fingerprint: tuple[tuple[str, float, int], ...] = ()
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 would read `on:` (callbacks) and `NO` (Norway) as booleans."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Parse a YAML file; return its data and the 1-based line of every mapping key path."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([Problem(path.name, "", "", f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                   line)]) from exc
+    lines: dict[tuple[str, ...], int] = {}
+    _index(node, (), lines)
+    return data, lines
+
+
+def _index(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = path + (str(key.value),)
+            out[sub] = key.start_mark.line + 1
+            _index(value, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            sub = path + (str(i),)
+            out[sub] = item.start_mark.line + 1
+            _index(item, sub, out)
+
+
+def load_config(directory: str | Path, environ: Mapping[str, str], zone: str = "UTC", region: str = "US") -> Config:
+    """Read and validate the whole rules directory; ConfigError lists every problem found."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError([Problem(str(root), "", "", "rules directory does not exist")])
+    # Taken before reading, so an edit made while reading is seen by the next check.
+    stamp = fingerprint(root)
+    problems: list[Problem] = []
+    sources: dict[str, Source] = {}
+    path = root / SOURCES_FILE
+    if not path.exists():
+        problems.append(Problem(SOURCES_FILE, "", "", "missing: no source may send events"))
+    else:
+        try:
+            data, lines = load_yaml(path)
+            sources = parse_sources(data, environ, SOURCES_FILE, lines)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    rules = _load_rules(root, zone, region, problems)
+    callbacks = _compile_callbacks(sources, environment(zone, region), problems)
+    policies = _load_policies(root, problems)
+    for rule in rules:
+        if rule.policy not in policies:
+            problems.append(Problem(rule.file, rule.name, "policy", f"no policy named {rule.policy!r} in "
+                                    f"{POLICIES_FILE} (have: {', '.join(sorted(policies))})"))
+    if problems:
+        raise ConfigError(problems)
+    for name, source in sources.items():
+        if source.verify.scheme == "none":
+            log.warning("source %s accepts unsigned events (verify: none)", name)
+    return Config(sources=sources, rules=tuple(rules), callbacks=callbacks, policies=policies, fingerprint=stamp)
+
+
+def _load_policies(root: Path, problems: list[Problem]) -> dict[str, Policy]:
+    path = root / POLICIES_FILE
+    if not path.exists():
+        return {"default": DEFAULT_POLICY}
+    try:
+        data, lines = load_yaml(path)
+        return parse_policies(data, POLICIES_FILE, lines)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return {"default": DEFAULT_POLICY}
+
+
+def _compile_callbacks(sources: Mapping[str, Source], env: SandboxedEnvironment,
+                       problems: list[Problem]) -> dict[str, CompiledCallback]:
+    out = {}
+    for name, source in sources.items():
+        if source.callback is None:
+            continue
+        try:
+            out[name] = compile_callback(env, source.callback)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(Problem(SOURCES_FILE, name, "callback", f"template syntax error: {exc.message}"))
+    return out
+
+
+def _load_rules(root: Path, zone: str, region: str, problems: list[Problem]) -> list[Rule]:
+    """Every rule file (each *.yaml but sources and policies), templates compiled; problems appended."""
+    env = environment(zone, region)
+
+    def read_template(name: str) -> str:
+        path = (root / name).resolve()
+        if root.resolve() not in path.parents:
+            raise ValueError(f"{name} is outside the rules directory")
+        return path.read_text(encoding="utf-8")
+
+    rules: list[Rule] = []
+    for path in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
+        if path.name in (SOURCES_FILE, POLICIES_FILE):
+            continue
+        try:
+            data, lines = load_yaml(path)
+            rules.extend(parse_rule_file(data, path.name, env, read_template, lines))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    problems.extend(check_unique_names(rules))
+    return rules
+
+
+def fingerprint(root: Path) -> tuple[tuple[str, float, int], ...]:
+    """Names, modification times and sizes of every config file: changes when any file does."""
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".yml", ".j2", ".txt", ".json"):
+            st = path.stat()
+            out.append((str(path.relative_to(root)), st.st_mtime, st.st_size))
+    return tuple(out)
+
+
+class RulesDir:
+    """The live configuration of one process: the last good snapshot, and the errors of a bad edit."""
+
+    def __init__(self, directory: str | Path, settings: Settings, environ: Mapping[str, str] | None = None):
+        self.directory = Path(directory)
+        self.settings = settings
+        self.environ = os.environ if environ is None else environ
+        self.config: Config | None = None
+        self.errors: list[str] = []
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """True once a good configuration has been loaded."""
+        return self.config is not None
+
+    def reload(self) -> bool:
+        """Load the directory now; on errors keep the previous snapshot. True when the new one took."""
+        try:
+            config = load_config(self.directory, self.environ, self.settings.timezone, self.settings.default_region)
+        except ConfigError as exc:
+            self.errors = [str(p) for p in exc.problems]
+            for line in self.errors:
+                log.error("rules not loaded: %s", line)
+            return False
+        with self._lock:
+            self.config = config
+            self.errors = []
+        return True
+
+    def current(self, now: float | None = None) -> Config:
+        """The snapshot to use now, after a cheap check (at most once a second) for edited files."""
+        now = time.monotonic() if now is None else now
+        if now - self._checked >= CHECK_INTERVAL:
+            self._checked = now
+            seen = fingerprint(self.directory) if self.directory.is_dir() else ()
+            if (self.config is None or seen != self.config.fingerprint) and not self.reload() and self.config:
+                # Keep the last good set, but remember the broken files so they are not re-read every second.
+                self.config = replace(self.config, fingerprint=seen)
+        if self.config is None:
+            raise ConfigError(self.errors or ["rules not loaded"])
+        return self.config
