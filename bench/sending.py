@@ -63,11 +63,11 @@ def hookline_run(store: Store, conn: redis.Redis, sim: str, n: int, tag: str) ->
     for i in range(n):  # the backlog: stored and pending, the drain not started yet
         event = Event(id=f"evt_{tag}_{i}", source="bench", type="order", external_id=f"{tag}-{i}", received_at=now,
                       payload={"n": f"{tag}-{i}", "phone": f"+6141{i:07d}"})
-        tokens.append(store.ingest(event, 3600, 3600).drain_token)
-    before_sent = store.state_counts().get("sent", 0)
+        tokens.append(store.events.ingest(event, 3600, 3600).drain_token)
+    before_sent = store.messages.state_counts().get("sent", 0)
     [token] = [t for t in tokens if t]
     pipeline.enqueue_drain(conn, token)
-    elapsed = wait_for(lambda: store.state_counts().get("sent", 0) >= before_sent + n, every=0.01)
+    elapsed = wait_for(lambda: store.messages.state_counts().get("sent", 0) >= before_sent + n, every=0.01)
     after = requests.get(f"{sim}/_sim/ledger", timeout=5).json()
     calls = after["calls"].get("/v3/sms/send", 0) - before["calls"].get("/v3/sms/send", 0)
     refused = after["calls"].get("429", 0) - before["calls"].get("429", 0)

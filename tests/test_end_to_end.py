@@ -84,7 +84,7 @@ def test_stop_then_start_from_a_number(e2e: Runtime, client, work, simulator: Si
     [msg] = event_view(client, first)["messages"]
     simulator.state.add_inbound("+61411111111", "Stop please", original_message_id=msg["provider_id"])
     assert jobs.poll_feedback()["inbound"] == {"opted_out": 1}
-    assert "+61411111111" in e2e.store.optouts()
+    assert "+61411111111" in e2e.store.optouts.optouts()
     work()
     replies = [r["json"] for r in origin.delivered() if r["json"]["state"] == "reply"]
     assert len(replies) == 1  # the source asked for replies to be forwarded

@@ -23,18 +23,19 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def get_event(event_id: str) -> ResponseReturnValue:
     """The stored event with its processing status and its messages, each with its timeline."""
     store = runtime().store
-    event = store.get_event(event_id)
+    event = store.events.get_event(event_id)
     if event is None:
         return error(404, "not_found", f"no event {event_id}")
     event["messages"] = [with_callbacks(m) for m in
-                         (store.get_message(mid) for mid in store.event_message_ids(event_id)) if m]
+                         (store.messages.get_message(mid) for mid in store.messages.event_message_ids(event_id)) if m]
     return jsonify(event)
 
 
 def with_callbacks(message: dict[str, Any]) -> dict[str, Any]:
     """The message with its callbacks and their attempts."""
     store = runtime().store
-    message["callbacks"] = [c for c in (store.get_callback(cid) for cid in store.message_callback_ids(message["id"]))
+    ids = store.callbacks.message_callback_ids(message["id"])
+    message["callbacks"] = [c for c in (store.callbacks.get_callback(cid) for cid in ids)
                             if c]
     return message
 
@@ -43,7 +44,7 @@ def with_callbacks(message: dict[str, Any]) -> dict[str, Any]:
 @require_token
 def get_message(message_id: str) -> ResponseReturnValue:
     """One message with its timeline."""
-    message = runtime().store.get_message(message_id)
+    message = runtime().store.messages.get_message(message_id)
     if message is None:
         return error(404, "not_found", f"no message {message_id}")
     return jsonify(with_callbacks(message))
@@ -63,15 +64,15 @@ def list_messages() -> ResponseReturnValue:
     except ValueError:
         return error(400, "bad_request", "limit must be a whole number")
     store = runtime().store
-    ids = store.messages_in_state(state, limit=limit)
-    return jsonify({"state": state.value, "messages": [m for m in store.get_messages(ids) if m]})
+    ids = store.messages.messages_in_state(state, limit=limit)
+    return jsonify({"state": state.value, "messages": [m for m in store.messages.get_messages(ids) if m]})
 
 
 @bp.get("/optouts")
 @require_token
 def list_optouts() -> ResponseReturnValue:
     """The suppression list."""
-    return jsonify(runtime().store.optouts())
+    return jsonify(runtime().store.optouts.optouts())
 
 
 @bp.post("/optouts")
@@ -82,7 +83,7 @@ def add_optout() -> ResponseReturnValue:
     number = normalise(str(body.get("number") or ""))
     if number is None:
         return error(422, "invalid_number", "number must be a valid phone number (E.164 preferred)")
-    runtime().store.opt_out(number, time.time(), via="operator", detail=str(body.get("note") or "")[:200])
+    runtime().store.optouts.opt_out(number, time.time(), via="operator", detail=str(body.get("note") or "")[:200])
     return jsonify({"number": number, "opted_out": True}), 201
 
 
@@ -91,7 +92,7 @@ def add_optout() -> ResponseReturnValue:
 def remove_optout(number: str) -> ResponseReturnValue:
     """Lift a suppression."""
     e164 = normalise(number)
-    if e164 is None or not runtime().store.opt_in(e164):
+    if e164 is None or not runtime().store.optouts.opt_in(e164):
         return error(404, "not_found", "that number is not on the suppression list")
     return jsonify({"number": e164, "opted_out": False})
 
@@ -117,7 +118,7 @@ def list_approvals() -> ResponseReturnValue:
     """Held messages waiting for a person (`?rule=` or `?event_id=` to narrow)."""
     rt = runtime()
     docs = approvals.held(rt, request.args.get("rule"), request.args.get("event_id"))
-    full = [rt.store.get_message(d["id"]) or d for d in docs]
+    full = [rt.store.messages.get_message(d["id"]) or d for d in docs]
     return jsonify({"approvals": [_approval_view(m) for m in full]})
 
 

@@ -39,14 +39,14 @@ def _guarded(apply: Callable[..., str], token: str | None) -> ResponseReturnValu
     data = _payload()
     if not data:
         return error(400, "bad_request", "expected a form-encoded or JSON body")
-    known = rt.store.account_facts().get("user_id")
+    known = rt.store.account.account_facts().get("user_id")
     if known is None:
         # The poller has not learned the account yet: ask ClickSend once, so no push skips this check.
         try:
             known = rt.client.account().get("user_id")
         except (ProviderError, ValueError):
             return error(503, "unavailable", "cannot check the account right now; ClickSend will retry")
-        rt.store.remember_account(user_id=known)
+        rt.store.account.remember_account(user_id=known)
     if to_int(data.get("user_id")) != to_int(known):
         log.warning("push refused: user_id does not match the account")
         return error(403, "forbidden", "user_id does not match this account")

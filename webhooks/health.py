@@ -29,8 +29,8 @@ def readyz() -> ResponseReturnValue:
     except ConfigError:
         sources = []
     rules_ok = rt.rules.loaded
-    alerts = rt.store.alerts() if redis_ok else {}
-    paused = {c: p for c in pipeline.CHANNELS if redis_ok and (p := rt.store.paused(c))}
+    alerts = rt.store.account.alerts() if redis_ok else {}
+    paused = {c: p for c in pipeline.CHANNELS if redis_ok and (p := rt.store.outbox.paused(c))}
     body = {
         "status": "ready" if redis_ok and rules_ok else "not_ready",
         "checks": {"redis": redis_ok, "rules_loaded": rules_ok},

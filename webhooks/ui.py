@@ -110,8 +110,8 @@ def dashboard() -> ResponseReturnValue:
     if not _signed_in():
         return _page("Sign in", _LOGIN, 401)
     store = runtime().store
-    counts = [(s, n) for s, n in store.state_counts().items() if n]
-    return _page("Dashboard", _DASHBOARD, counts=counts, alerts=store.alerts())
+    counts = [(s, n) for s, n in store.messages.state_counts().items() if n]
+    return _page("Dashboard", _DASHBOARD, counts=counts, alerts=store.account.alerts())
 
 
 @bp.get("/approvals")
@@ -122,7 +122,7 @@ def approvals_page() -> ResponseReturnValue:
     rt = runtime()
     rows = []
     for msg in approvals.held(rt):
-        full = rt.store.get_message(msg["id"]) or msg
+        full = rt.store.messages.get_message(msg["id"]) or msg
         why = [t.get("reason") for t in full.get("timeline", []) if t.get("to") == "held"]
         rows.append(full | {"to": mask(full.get("to")), "why": (why or ["held"])[-1]})
     return _page("Approvals", _APPROVALS, held=rows, csrf=session.get("csrf"))

@@ -26,9 +26,9 @@ def order_event(rt: Runtime, n: int, phone: str = "+61411111111", body_id: int |
     payload["customer"] = payload["customer"] | {"phone": phone}
     event = Event(id=f"evt_order_{n}", source="shop", type="orders/create", external_id=str(n),
                   received_at=time.time(), payload=payload)
-    rt.store.ingest(event, 3600, 3600)
+    rt.store.events.ingest(event, 3600, 3600)
     processing.process_events(rt, [event.id], time.time())
-    [mid] = rt.store.event_message_ids(event.id)
+    [mid] = rt.store.messages.event_message_ids(event.id)
     return mid
 
 
@@ -42,7 +42,7 @@ def manual(runtime: Runtime, simulator: Simulator) -> Runtime:
 
 def test_manual_policy_holds_with_its_reason(manual: Runtime) -> None:
     mid = order_event(manual, 1)
-    msg = manual.store.get_message(mid)
+    msg = manual.store.messages.get_message(mid)
     assert msg["state"] == "held"
     assert msg["timeline"][-1]["reason"] == "policy default: approval is manual"
     assert msg["estimate"] == "0.0792"
@@ -64,7 +64,7 @@ def test_approve_and_reject_through_the_api(manual: Runtime, client, simulator: 
     rejected = client.post(f"/api/approvals/{b}/reject", json={"note": "wrong number", "by": "ann"}, headers=AUTH)
     assert rejected.json == {"results": {b: "rejected"}}
     drain(manual)
-    msg_a, msg_b = manual.store.get_message(a), manual.store.get_message(b)
+    msg_a, msg_b = manual.store.messages.get_message(a), manual.store.messages.get_message(b)
     assert (msg_a["state"], msg_a["approved_by"], msg_a["approval_note"]) == ("sent", "ann", "looks fine")
     assert msg_b["state"] == "rejected" and msg_b["rejected_by"] == "ann"
     assert simulator.state.ledger == {a: 1}
@@ -99,7 +99,7 @@ def test_holds_expire_and_cannot_be_approved_after(manual: Runtime) -> None:
     mid = order_event(manual, 1)
     assert approvals.expire(manual, time.time() + 60) == []
     assert approvals.expire(manual, time.time() + 3601) == [mid]
-    assert manual.store.message_state(mid) == "expired"
+    assert manual.store.messages.message_state(mid) == "expired"
     assert approvals.approve(manual, [mid], "ann", "", time.time()) == {mid: "not held (expired)"}
 
 
@@ -117,10 +117,10 @@ def test_approval_pages_need_the_token_and_csrf(manual: Runtime, app) -> None:  
     csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
     assert browser.post(f"/ui/approvals/{mid}/approve", data={"note": "x"}).status_code == 403
     assert browser.post(f"/ui/approvals/{mid}/approve", data={"note": "x", "csrf": "forged"}).status_code == 403
-    assert manual.store.message_state(mid) == "held"
+    assert manual.store.messages.message_state(mid) == "held"
     done = browser.post(f"/ui/approvals/{mid}/approve", data={"note": "from the page", "csrf": csrf})
     assert done.status_code == 302
-    msg = manual.store.get_message(mid)
+    msg = manual.store.messages.get_message(mid)
     assert (msg["state"], msg["approved_by"], msg["approval_note"]) == ("queued", "Ann", "from the page")
     assert "approved" in browser.get("/ui/approvals").get_data(as_text=True)  # the flash message
     assert "queued" in browser.get("/ui/").get_data(as_text=True)
@@ -161,10 +161,10 @@ def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None
         t.join()
     assert outcomes.count("queued") == 6  # 6 × 0.0792 = 0.4752 ≤ 0.50 < 7 × 0.0792
     assert outcomes.count("held") == 14
-    assert runtime.store.spent(admission.day_of(runtime, time.time())) <= 0.5
+    assert runtime.store.reservations.spent(admission.day_of(runtime, time.time())) <= 0.5
     # A message that lost the budget race gave back the rate slot and the duplicate marker it had taken.
-    assert all(runtime.store.recent_sends(d["to"], time.time(), 3600) == [] for d in held_numbers)
-    assert not any(runtime.store.is_duplicate(admission.duplicate_digest(d)) for d in held_numbers)
+    assert all(runtime.store.reservations.recent_sends(d["to"], time.time(), 3600) == [] for d in held_numbers)
+    assert not any(runtime.store.reservations.is_duplicate(admission.duplicate_digest(d)) for d in held_numbers)
 
 
 def test_duplicate_and_rate_checks_through_processing(runtime: Runtime) -> None:
@@ -172,17 +172,17 @@ def test_duplicate_and_rate_checks_through_processing(runtime: Runtime) -> None:
                           "  paging: {}\n")
     first = order_event(runtime, 1, body_id=7)
     second = order_event(runtime, 2, body_id=7)  # another event, same recipient and text
-    assert runtime.store.message_state(first) == "queued"
-    assert runtime.store.message_state(second) == "suppressed"
+    assert runtime.store.messages.message_state(first) == "queued"
+    assert runtime.store.messages.message_state(second) == "suppressed"
     third = order_event(runtime, 3)
     fourth = order_event(runtime, 4)
-    assert runtime.store.message_state(third) == "queued"
-    msg = runtime.store.get_message(fourth)
+    assert runtime.store.messages.message_state(third) == "queued"
+    msg = runtime.store.messages.get_message(fourth)
     assert msg["state"] == "scheduled"  # the third message in an hour waits for the window
     assert "max_per_recipient 2 per 3600s reached" in msg["timeline"][-1]["reason"]
     # When the window allows, it goes: its own earlier attempt left no duplicate marker behind.
     assert processing.fire(runtime, fourth, float(msg["send_at"]) + 1)
-    assert runtime.store.message_state(fourth) == "queued"
+    assert runtime.store.messages.message_state(fourth) == "queued"
 
 
 def test_balance_floor_turns_approvals_into_holds(runtime: Runtime, simulator: Simulator) -> None:
@@ -192,12 +192,12 @@ def test_balance_floor_turns_approvals_into_holds(runtime: Runtime, simulator: S
     runtime._client = None
     use_policies(runtime, "policies:\n  default: {balance_floor: 5000}\n  paging: {}\n")
     assert jobs.poll_feedback()["balance_low"] is True
-    assert "balance_low" in runtime.store.alerts()
+    assert "balance_low" in runtime.store.account.alerts()
     mid = order_event(runtime, 1)
-    assert runtime.store.message_state(mid) == "held"
+    assert runtime.store.messages.message_state(mid) == "held"
     use_policies(runtime, "policies:\n  default: {balance_floor: 5}\n  paging: {}\n")
     assert jobs.poll_feedback()["balance_low"] is False
-    assert "balance_low" not in runtime.store.alerts()
+    assert "balance_low" not in runtime.store.account.alerts()
 
 
 def test_price_estimates_come_from_clicksend_and_are_cached(runtime: Runtime, simulator: Simulator) -> None:

@@ -13,13 +13,13 @@ from workers.wiring.runtime import Runtime
 def sent_message(rt: Runtime, mid: str = "msg_fb1", provider_id: str = "PROV-1", state: str = "sent") -> str:
     doc = {"id": mid, "event_id": "evt_fb", "source": "shop", "rule": "r", "channel": "sms", "state": "queued",
            "reasons": [], "to": "+61411111111", "body": "hi", "key": None, "send_at": None}
-    rt.store.create_messages([doc], time.time())
-    rt.store.claim_batch("sms", 10, time.time())
+    rt.store.messages.create_messages([doc], time.time())
+    rt.store.outbox.claim_batch("sms", 10, time.time())
     if state == "sent":
-        rt.store.apply_many([Change(mid, State.SENT, "accepted", {"provider_id": provider_id})], time.time())
-        rt.store.index_provider_ids({provider_id: mid})
+        rt.store.messages.apply_many([Change(mid, State.SENT, "accepted", {"provider_id": provider_id})], time.time())
+        rt.store.feedback.index_provider_ids({provider_id: mid})
     else:
-        rt.store.apply_many([Change(mid, State.UNKNOWN, "timeout")], time.time())
+        rt.store.messages.apply_many([Change(mid, State.UNKNOWN, "timeout")], time.time())
     return mid
 
 
@@ -31,7 +31,7 @@ def test_duplicate_receipts_apply_once(runtime: Runtime) -> None:
     mid = sent_message(runtime)
     assert feedback.apply_receipt(runtime, receipt(201), time.time(), "poll") == "delivered"
     assert feedback.apply_receipt(runtime, receipt(201), time.time(), "push") == "duplicate"
-    log = runtime.store.get_message(mid)["timeline"]
+    log = runtime.store.messages.get_message(mid)["timeline"]
     assert [e["to"] for e in log if e.get("to") == "delivered"] == ["delivered"]
 
 
@@ -40,15 +40,15 @@ def test_out_of_order_receipts_never_move_backwards(runtime: Runtime) -> None:
     assert feedback.apply_receipt(runtime, receipt(201), time.time(), "push") == "delivered"
     assert feedback.apply_receipt(runtime, receipt(200), time.time(), "poll") == "pending"  # a late "sent"
     assert feedback.apply_receipt(runtime, receipt(301), time.time(), "poll") == "duplicate"
-    assert runtime.store.message_state(mid) == "delivered"
+    assert runtime.store.messages.message_state(mid) == "delivered"
 
 
 def test_pending_then_final(runtime: Runtime) -> None:
     mid = sent_message(runtime)
     assert feedback.apply_receipt(runtime, receipt(200), time.time(), "poll") == "pending"
-    assert runtime.store.message_state(mid) == "sent"
+    assert runtime.store.messages.message_state(mid) == "sent"
     assert feedback.apply_receipt(runtime, receipt(301), time.time(), "poll") == "undelivered"
-    msg = runtime.store.get_message(mid)
+    msg = runtime.store.messages.get_message(mid)
     assert msg["state"] == "undelivered" and msg["receipt"]["status_code"] == 301
 
 
@@ -62,16 +62,16 @@ def test_custom_string_must_match_the_provider_id(runtime: Runtime) -> None:
     mid = sent_message(runtime)
     forged = receipt(301, mid, "SOMEONE-ELSES")
     assert feedback.apply_receipt(runtime, forged, time.time(), "push") == "unknown"
-    assert runtime.store.message_state(mid) == "sent"
+    assert runtime.store.messages.message_state(mid) == "sent"
 
 
 def test_receipt_for_a_message_whose_send_outcome_was_unknown_settles_it(runtime: Runtime) -> None:
     mid = sent_message(runtime, state="unknown")
     assert feedback.apply_receipt(runtime, receipt(201, mid, "PROV-9"), time.time(), "push") == "delivered"
-    msg = runtime.store.get_message(mid)
+    msg = runtime.store.messages.get_message(mid)
     assert (msg["state"], msg["provider_id"]) == ("delivered", "PROV-9")
-    assert runtime.store.unreported(time.time() + 1) == []  # both `sent` and `delivered` were reported
-    assert runtime.store.message_for_provider_id("PROV-9") == mid  # later receipts by ClickSend's id find it
+    assert runtime.store.messages.unreported(time.time() + 1) == []  # both `sent` and `delivered` were reported
+    assert runtime.store.feedback.message_for_provider_id("PROV-9") == mid  # later receipts by ClickSend's id find it
 
 
 def test_inbound_is_applied_once_and_linked_to_its_message(runtime: Runtime) -> None:
@@ -80,12 +80,12 @@ def test_inbound_is_applied_once_and_linked_to_its_message(runtime: Runtime) -> 
             "custom_string": mid, "timestamp": int(time.time())}
     assert feedback.apply_inbound(runtime, item, time.time(), "push") == "opted_out"
     assert feedback.apply_inbound(runtime, item, time.time(), "push") == "duplicate"
-    assert list(runtime.store.optouts()) == ["+61411111111"]
-    replies = [e for e in runtime.store.get_message(mid)["timeline"] if e.get("kind") == "reply"]
+    assert list(runtime.store.optouts.optouts()) == ["+61411111111"]
+    replies = [e for e in runtime.store.messages.get_message(mid)["timeline"] if e.get("kind") == "reply"]
     assert [r["keyword"] for r in replies] == ["stop"]
     start = item | {"message_id": "IN-2", "body": "start"}
     assert feedback.apply_inbound(runtime, start, time.time(), "poll") == "opted_in"
-    assert runtime.store.optouts() == {}
+    assert runtime.store.optouts.optouts() == {}
 
 
 def test_final_messages_expire_after_the_retention_and_leave_the_indexes(runtime: Runtime) -> None:
@@ -95,6 +95,6 @@ def test_final_messages_expire_after_the_retention_and_leave_the_indexes(runtime
     ttl = runtime.store.r.pttl(f"hl:msg:{mid}")
     assert 0 < ttl <= runtime.settings.message_ttl * 1000
     assert 0 < runtime.store.r.pttl(f"hl:msg:{mid}:log") <= runtime.settings.message_ttl * 1000
-    assert runtime.store.trim_state_indexes(time.time() - 60) == 0  # too recent
-    assert runtime.store.trim_state_indexes(time.time() + 1) == 1
-    assert runtime.store.messages_in_state(State.DELIVERED) == []
+    assert runtime.store.messages.trim_state_indexes(time.time() - 60) == 0  # too recent
+    assert runtime.store.messages.trim_state_indexes(time.time() + 1) == 1
+    assert runtime.store.messages.messages_in_state(State.DELIVERED) == []

@@ -23,11 +23,12 @@ from workers.wiring.runtime import Runtime
 def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> dict:
     """A message (sent unless told) of a stored shop order event (the callback templates read the event)."""
     payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
-    rt.store.ingest(Event(id="evt_cb", source="shop", type="orders/create", external_id="cb", received_at=time.time(),
+    rt.store.events.ingest(Event(id="evt_cb", source="shop", type="orders/create", external_id="cb",
+                                 received_at=time.time(),
                           payload=payload), 3600, 3600)
     doc = {"id": mid, "event_id": "evt_cb", "source": "shop", "rule": "r", "channel": "sms", "state": state,
            "reasons": [], "to": "+61411111111", "body": "hi", "key": None, "send_at": None}
-    rt.store.create_messages([doc], time.time())
+    rt.store.messages.create_messages([doc], time.time())
     return doc
 
 
@@ -47,7 +48,7 @@ def test_500_then_429_then_200_gives_exactly_one_delivery(e2e: Runtime, origin: 
     assert len(origin.delivered()) == 1 and all(r["verified"] for r in origin.received)
     # every retry carries the same webhook-id, so the origin can dedupe too
     assert {r["headers"]["Webhook-Id"] for r in origin.received} == {cid}
-    attempts = e2e.store.get_callback(cid)["attempts"]
+    attempts = e2e.store.callbacks.get_callback(cid)["attempts"]
     assert [a["status"] for a in attempts] == [500, 429, 200]
 
 
@@ -85,11 +86,11 @@ def test_exhausted_callbacks_are_listed_and_can_be_replayed(e2e: Runtime, origin
     now = time.time()
     statuses = [sender.deliver(cid, now + i * 1000) for i in range(3)]
     assert statuses == ["pending", "pending", "exhausted"]  # max_attempts: 3
-    assert e2e.store.exhausted_callbacks() == [cid]
+    assert e2e.store.callbacks.exhausted_callbacks() == [cid]
     assert origin_mod.replay(e2e, [msg["id"]]) == [cid]
-    assert e2e.store.exhausted_callbacks() == []
+    assert e2e.store.callbacks.exhausted_callbacks() == []
     work(("hookline-callbacks",))
-    assert e2e.store.get_callback(cid)["status"] == "delivered"
+    assert e2e.store.callbacks.get_callback(cid)["status"] == "delivered"
     assert len(origin.delivered()) == 1
 
 
@@ -104,7 +105,7 @@ def test_private_destination_is_refused_unless_allowed(e2e: Runtime, origin: Ori
     cid = callback_id_for(msg["id"], "sent")
     assert CallbackSender(e2e).deliver(cid, time.time()) == "failed"
     assert origin.received == []
-    attempt = e2e.store.get_callback(cid)["attempts"][0]
+    attempt = e2e.store.callbacks.get_callback(cid)["attempts"][0]
     assert "127.0.0.1 is a loopback address" in attempt["error"]
 
 
@@ -140,7 +141,7 @@ def test_a_concurrent_attempt_is_refused_by_the_lock(e2e: Runtime, origin: Origi
     msg = message(e2e)
     notify(e2e, [msg], "sent", time.time())
     cid = callback_id_for(msg["id"], "sent")
-    assert e2e.store.lock_callback(cid, 60)  # another job holds it
+    assert e2e.store.callbacks.lock_callback(cid, 60)  # another job holds it
     assert CallbackSender(e2e).deliver(cid, time.time()) == "busy"
     assert origin.received == []
 
@@ -149,9 +150,10 @@ def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2
                                                                                  work) -> None:  # noqa: ANN001
     msg = message(e2e, "msg_cb_died", "queued")
     # What a worker killed between recording `sent` and calling origin.notify leaves behind:
-    assert e2e.store.transition(msg["id"], State.SENDING, time.time(), "claimed")[0]
-    assert e2e.store.transition(msg["id"], State.SENT, time.time(), "accepted", fields={"provider_id": "P1"})[0]
-    assert e2e.store.message_callback_ids(msg["id"]) == []
+    assert e2e.store.messages.transition(msg["id"], State.SENDING, time.time(), "claimed")[0]
+    assert e2e.store.messages.transition(msg["id"], State.SENT, time.time(), "accepted",
+                                         fields={"provider_id": "P1"})[0]
+    assert e2e.store.callbacks.message_callback_ids(msg["id"]) == []
     assert origin_mod.sweep_unreported(e2e, time.time()) == 0  # within the grace: its worker may still be at it
     assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 1
     assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0  # reported now
@@ -162,9 +164,9 @@ def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2
 
 def test_a_change_reported_on_the_spot_leaves_nothing_for_the_sweep(e2e: Runtime, origin: Origin) -> None:
     msg = message(e2e)  # created straight into `sent`: listed until notified
-    assert e2e.store.unreported(time.time() + 1) == [(msg["id"], "sent")]
+    assert e2e.store.messages.unreported(time.time() + 1) == [(msg["id"], "sent")]
     notify(e2e, [msg], "sent", time.time())
-    assert e2e.store.unreported(time.time() + 1) == []
+    assert e2e.store.messages.unreported(time.time() + 1) == []
     assert 0 < e2e.store.r.ttl(f"hl:msg:{msg['id']}:callbacks") <= 30 * 86400  # goes with its callbacks
     assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0
 
@@ -177,5 +179,5 @@ def test_a_pending_callback_whose_record_expired_leaves_the_lists(e2e: Runtime, 
     assert CallbackSender(e2e).deliver(cid, time.time()) == "missing"
     assert origin_mod.sweep(e2e, time.time() + 200) == []  # not re-enqueued every minute for ever
     e2e.store.r.zadd("hl:callbacks:exhausted", {"cb_old": 1.0})
-    assert e2e.store.trim_exhausted(time.time()) == 1
-    assert e2e.store.exhausted_callbacks() == []
+    assert e2e.store.callbacks.trim_exhausted(time.time()) == 1
+    assert e2e.store.callbacks.exhausted_callbacks() == []

@@ -28,12 +28,12 @@ def ingest(rt: Runtime, source: str, payload: dict, type_: str, external_id: str
     """Store an event the way the web edge would, and return its id."""
     event = Event(id=f"evt_{source}_{external_id}", source=source, type=type_, external_id=external_id,
                   received_at=received_at or time.time(), payload=payload)
-    assert rt.store.ingest(event, 3600, 3600).created
+    assert rt.store.events.ingest(event, 3600, 3600).created
     return event.id
 
 
 def messages_of(rt: Runtime, event_id: str) -> list[dict]:
-    return [rt.store.get_message(m) for m in rt.store.event_message_ids(event_id)]
+    return [rt.store.messages.get_message(m) for m in rt.store.messages.event_message_ids(event_id)]
 
 
 def example(name: str) -> dict:
@@ -61,7 +61,7 @@ def test_shop_order_becomes_one_queued_sms(runtime: Runtime) -> None:
     assert (msg["state"], msg["encoding"], msg["segments"], msg["key"]) == ("queued", "GSM-7", 1, "order-450789469")
     assert [t["to"] for t in msg["timeline"]] == ["planned", "queued"]
     assert "approved automatically" in msg["timeline"][1]["reason"]
-    assert runtime.store.get_event(eid)["rules"] == ["order-confirmation"]
+    assert runtime.store.events.get_event(eid)["rules"] == ["order-confirmation"]
     assert runtime.store.r.lrange(keys.outbox_key("sms"), 0, -1) == [msg["id"]]
 
 
@@ -70,7 +70,7 @@ def test_unpaid_order_matches_nothing(runtime: Runtime) -> None:
     eid = ingest(runtime, "shop", payload, "orders/create", "o2")
     processing.process_events(runtime, [eid], time.time())
     assert messages_of(runtime, eid) == []
-    assert runtime.store.get_event(eid)["status"] == "processed"
+    assert runtime.store.events.get_event(eid)["status"] == "processed"
 
 
 def test_alertmanager_critical_pages_by_sms_and_voice(runtime: Runtime) -> None:
@@ -109,7 +109,7 @@ def test_booking_reminders_are_scheduled_24h_and_2h_before(runtime: Runtime) -> 
     msgs = messages_of(runtime, eid)
     assert sorted(m["send_at"] - start for m in msgs) == [-86400, -7200]
     assert {m["state"] for m in msgs} == {"scheduled"}
-    assert runtime.store.due_messages(start) and len(runtime.store.due_messages(start)) == 2
+    assert runtime.store.messages.due_messages(start) and len(runtime.store.messages.due_messages(start)) == 2
 
 
 def test_rescheduled_booking_replaces_the_pending_reminders(runtime: Runtime) -> None:
@@ -123,7 +123,7 @@ def test_rescheduled_booking_replaces_the_pending_reminders(runtime: Runtime) ->
     assert {m["state"] for m in messages_of(runtime, moved)} == {"scheduled"}
     old = messages_of(runtime, first)[0]
     assert old["timeline"][-1]["reason"] == f"replaced by event {moved}"
-    assert sorted(runtime.store.due_messages(time.time() + 10 * 86400)) == sorted(
+    assert sorted(runtime.store.messages.due_messages(time.time() + 10 * 86400)) == sorted(
         m["id"] for m in messages_of(runtime, moved))
 
 
@@ -135,7 +135,7 @@ def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
     counts = processing.process_events(runtime, [cancelled], time.time())
     assert counts["cancelled"] == 2
     assert {m["state"] for m in messages_of(runtime, created)} == {"cancelled"}
-    assert runtime.store.due_messages(time.time() + 10 * 86400) == []
+    assert runtime.store.messages.due_messages(time.time() + 10 * 86400) == []
     # A cancelled message can no longer fire.
     assert not any(processing.fire(runtime, m["id"], time.time() + 10 * 86400) for m in messages_of(runtime, created))
 
@@ -165,7 +165,7 @@ def test_a_reschedule_retried_after_the_cancellation_sends_no_reminders(runtime:
     processing.process_events(runtime, [late], time.time())
     assert {m["state"] for m in messages_of(runtime, created)} == {"cancelled"}
     assert {m["state"] for m in messages_of(runtime, late)} == {"cancelled"}
-    assert runtime.store.due_messages(time.time() + 10 * 86400) == []  # nothing will fire
+    assert runtime.store.messages.due_messages(time.time() + 10 * 86400) == []  # nothing will fire
 
 
 def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Runtime) -> None:
@@ -176,7 +176,7 @@ def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Ru
     reminder = next(m for m in messages_of(runtime, created) if m["rule"] == "reminder-2h")
     now = time.time() + 2
     assert processing.fire(runtime, reminder["id"], now)  # due: admitted and queued, budget reserved
-    queued = runtime.store.get_message(reminder["id"])
+    queued = runtime.store.messages.get_message(reminder["id"])
     day = queued["reserved_day"]
     r = runtime.store.r
     assert Decimal(r.get(keys.spend_key(day))) == Decimal(queued["reserved"]) > 0
@@ -186,7 +186,7 @@ def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Ru
     cancelled = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600), "booking.cancelled"),
                        "booking.cancelled", "c10")
     assert processing.process_events(runtime, [cancelled], now)["cancelled"] == 1  # the 24 h one was past
-    assert runtime.store.message_state(reminder["id"]) == "cancelled"
+    assert runtime.store.messages.message_state(reminder["id"]) == "cancelled"
     assert Decimal(r.get(keys.spend_key(day))) == 0  # never sent: nothing spent
     assert not r.exists(keys.duplicate_key(admission.duplicate_digest(queued)))  # a new booking may say it again
     assert r.zscore(keys.recipient_rate_key(queued["to"]), reminder["id"]) is None
@@ -196,9 +196,9 @@ def test_a_message_already_sending_is_not_cancelled(runtime: Runtime) -> None:
     eid = ingest(runtime, "shop", example("shop-order.json"), "orders/create", "o9")
     processing.process_events(runtime, [eid], time.time())
     [msg] = messages_of(runtime, eid)
-    assert runtime.store.transition(msg["id"], "sending", time.time(), "flush")[0]
-    assert runtime.store.cancel_by_key("order-450789469", time.time(), "too late") == []
-    assert runtime.store.message_state(msg["id"]) == "sending"
+    assert runtime.store.messages.transition(msg["id"], "sending", time.time(), "flush")[0]
+    assert runtime.store.messages.cancel_by_key("order-450789469", time.time(), "too late") == []
+    assert runtime.store.messages.message_state(msg["id"]) == "sending"
 
 
 def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtime: Runtime, work) -> None:  # noqa: ANN001
@@ -213,7 +213,7 @@ def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtim
     reminder = next(m for m in messages_of(runtime, eid) if m["rule"] == "reminder-2h")
     assert reminder["state"] == "queued"
     assert reminder["timeline"][-1]["reason"].startswith("scheduled time reached; policy default: approved")
-    assert runtime.store.due_messages(time.time() + 86400) == []
+    assert runtime.store.messages.due_messages(time.time() + 86400) == []
 
 
 def test_due_sweep_fires_messages_whose_job_was_lost(runtime: Runtime) -> None:

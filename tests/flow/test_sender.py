@@ -42,13 +42,13 @@ def queue_messages(rt: Runtime, n: int, channel: str = "sms", numbers: list[str]
         docs.append({"id": f"msg_{prefix}{channel}_{i:05d}", "event_id": "evt_test", "rule": "r", "channel": channel,
                      "state": State.QUEUED, "reasons": ["test"], "to": to, "body": f"Message {i}", "from": None,
                      "country": "AU", "key": None, "send_at": None, **extra})
-    assert all(rt.store.create_messages(docs, now))
+    assert all(rt.store.messages.create_messages(docs, now))
     return [d["id"] for d in docs]
 
 
 def states(rt: Runtime, ids: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for doc in rt.store.get_messages(ids):
+    for doc in rt.store.messages.get_messages(ids):
         assert doc is not None
         out[doc["state"]] = out.get(doc["state"], 0) + 1
     return out
@@ -67,7 +67,7 @@ def drain(rt: Runtime, channel: str = "sms", start: float | None = None, step: f
         outcome = sender.flush(channel, now)
         if outcome.wait:
             now += outcome.wait + 0.01
-        elif not outcome.claimed and not rt.store.outbox_length(channel):
+        elif not outcome.claimed and not rt.store.outbox.outbox_length(channel):
             return now
         now += step / 1000
     raise AssertionError("outbox never drained")
@@ -80,7 +80,7 @@ def test_2500_queued_messages_go_out_in_3_calls(rt: Runtime, simulator: Simulato
     assert states(rt, ids) == {"sent": 2500}
     ledger = simulator.state.ledger_view()
     assert (ledger["unique"], ledger["duplicates"]) == (2500, {})
-    msg = rt.store.get_message(ids[0])
+    msg = rt.store.messages.get_message(ids[0])
     assert msg["provider_id"] and msg["price"] == "0.0792"
     assert [t["to"] for t in msg["timeline"]] == ["planned", "queued", "sending", "sent"]
 
@@ -90,7 +90,7 @@ def test_a_lone_message_goes_out_at_once_through_the_worker(rt: Runtime, simulat
     assert rt.kick("sms")
     assert not rt.kick("sms")  # at most one flush pending per outbox
     work()
-    assert rt.store.message_state(mid) == "sent"
+    assert rt.store.messages.message_state(mid) == "sent"
     assert sends(simulator) == 1
 
 
@@ -103,8 +103,8 @@ def test_429_storm_loses_nothing_sends_nothing_twice_and_spends_no_retries(rt: R
     assert states(rt, ids) == {"sent": 1500}
     ledger = simulator.state.ledger_view()
     assert (ledger["unique"], ledger["duplicates"]) == (1500, {})
-    assert all(not d.get("retries") for d in rt.store.get_messages(ids))
-    timeline = rt.store.get_message(ids[0])["timeline"]
+    assert all(not d.get("retries") for d in rt.store.messages.get_messages(ids))
+    timeline = rt.store.messages.get_message(ids[0])["timeline"]
     assert all(t["to"] != "failed" for t in timeline)
 
 
@@ -114,7 +114,7 @@ def test_429_pauses_the_outbox_for_retry_after(rt: Runtime, simulator: Simulator
     now = time.time()
     first = Sender(rt, rt.client).flush("sms", now)
     assert (first.requeued, first.wait) == (3, 1.0)
-    assert rt.store.paused("sms")["until"] == now + 1.0
+    assert rt.store.outbox.paused("sms")["until"] == now + 1.0
     assert Sender(rt, rt.client).flush("sms", now + 0.5).claimed == 0  # still paused: nothing is claimed
     assert rt.store.r.lrange("hl:outbox:sms", 0, -1) == ids  # back in order, at the front
 
@@ -131,7 +131,7 @@ def test_500_after_acceptance_is_reconciled_without_a_duplicate(rt: Runtime, sim
     assert result == {"sent": 50, "requeued": 0, "waiting": 0}
     assert states(rt, ids) == {"sent": 50}
     assert simulator.state.ledger_view()["duplicates"] == {}
-    assert rt.store.get_message(ids[0])["timeline"][-1]["reason"] == "found in ClickSend history"
+    assert rt.store.messages.get_message(ids[0])["timeline"][-1]["reason"] == "found in ClickSend history"
 
 
 def test_hanging_request_is_reconciled_without_a_duplicate(rt: Runtime, simulator: Simulator) -> None:
@@ -172,7 +172,7 @@ def test_per_message_outcomes(rt: Runtime, simulator: Simulator) -> None:
     now = time.time()
     outcome = Sender(rt, rt.client).flush("sms", now)
     assert (outcome.sent, outcome.failed, outcome.retried) == (1, 1, 1)
-    ok, invalid, throttled = rt.store.get_messages(ids)
+    ok, invalid, throttled = rt.store.messages.get_messages(ids)
     assert ok["state"] == "sent"
     assert (invalid["state"], invalid["error"]) == ("failed", "INVALID_RECIPIENT")
     assert throttled["state"] == "scheduled" and throttled["retries"] == 1
@@ -187,7 +187,7 @@ def test_throttled_too_often_fails_with_the_reason(rt: Runtime, simulator: Simul
         Sender(rt, rt.client).flush("sms", now)
         now += 1000
         processing.fire(rt, mid, now)
-    msg = rt.store.get_message(mid)
+    msg = rt.store.messages.get_message(mid)
     assert msg["state"] == "failed"
     assert msg["timeline"][-1]["reason"] == "THROTTLED after 5 retries"
 
@@ -199,14 +199,14 @@ def test_insufficient_credit_pauses_the_outbox_and_raises_an_alert(rt: Runtime, 
     outcome = Sender(rt, rt.client).flush("sms", now)
     assert (outcome.sent, outcome.requeued) == (1, 1)
     assert states(rt, ids) == {"sent": 1, "queued": 1}
-    assert "insufficient_credit" in rt.store.alerts()
+    assert "insufficient_credit" in rt.store.account.alerts()
     assert Sender(rt, rt.client).flush("sms", now + 10).wait > 0  # paused instead of burning through the queue
     assert sends(simulator) == 1
 
 
 def test_cancelled_messages_are_skipped_by_the_flush(rt: Runtime, simulator: Simulator) -> None:
     ids = queue_messages(rt, 3)
-    rt.store.transition(ids[1], State.CANCELLED, time.time(), "cancelled by key")
+    rt.store.messages.transition(ids[1], State.CANCELLED, time.time(), "cancelled by key")
     drain(rt)
     assert states(rt, ids) == {"sent": 2, "cancelled": 1}
     assert ids[1] not in simulator.state.ledger
@@ -223,10 +223,10 @@ def test_mms_is_grouped_by_media_file(rt: Runtime, simulator: Simulator) -> None
 
 def test_token_bucket_is_shared_and_refills(rt: Runtime) -> None:
     now = 1000.0
-    assert rt.store.take_token(2.0, 2.0, now) == 0
-    assert rt.store.take_token(2.0, 2.0, now) == 0
-    assert rt.store.take_token(2.0, 2.0, now) == pytest.approx(0.5)
-    assert rt.store.take_token(2.0, 2.0, now + 0.5) == 0
+    assert rt.store.outbox.take_token(2.0, 2.0, now) == 0
+    assert rt.store.outbox.take_token(2.0, 2.0, now) == 0
+    assert rt.store.outbox.take_token(2.0, 2.0, now) == pytest.approx(0.5)
+    assert rt.store.outbox.take_token(2.0, 2.0, now + 0.5) == 0
 
 
 def test_worker_killed_mid_flush_every_message_is_sent_exactly_once(rt: Runtime, simulator: Simulator,
@@ -274,49 +274,50 @@ def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, 
            "key": None, "send_at": None, "policy": "default"}
     outcome = admit(rt, doc, time.time())
     assert outcome.state == "queued"
-    rt.store.create_messages([doc | {"state": "queued", "reserved": str(outcome.estimate)}], time.time())
+    rt.store.messages.create_messages([doc | {"state": "queued", "reserved": str(outcome.estimate)}], time.time())
     simulator.state.faults.throttled_numbers = ["+61400000002"]
     now = time.time()
     assert Sender(rt, rt.client).flush("sms", now).retried == 1
     simulator.state.faults.throttled_numbers = []
     assert processing.fire(rt, "msg_thr", now + 700)
     drain(rt, start=now + 701)
-    msg = rt.store.get_message("msg_thr")
+    msg = rt.store.messages.get_message("msg_thr")
     assert msg["state"] == "sent"
     assert simulator.state.ledger == {"msg_thr": 1}
-    assert rt.store.spent(day_of(rt, now)) == outcome.estimate  # reserved once, settled once at the real price
+    # reserved once, settled once at the real price
+    assert rt.store.reservations.spent(day_of(rt, now)) == outcome.estimate
 
 
 def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, simulator: Simulator) -> None:
     # Reserved before midnight, sent after: the real price replaces the estimate on the reservation's day, and a
     # failed send gives the estimate back to that day too, so neither day is over- or under-counted.
     ok, bad = queue_messages(rt, 2, reserved="0.50", reserved_day="2026-01-01")
-    rt.store.adjust_spend("2026-01-01", Decimal("1.00"))  # what admission reserved for the two that day
-    simulator.state.faults.invalid_numbers = [rt.store.get_message(bad)["to"]]
+    rt.store.reservations.adjust_spend("2026-01-01", Decimal("1.00"))  # what admission reserved for the two that day
+    simulator.state.faults.invalid_numbers = [rt.store.messages.get_message(bad)["to"]]
     now = time.time()
     out = Sender(rt, rt.client).flush("sms", now)
     assert (out.sent, out.failed) == (1, 1)
-    price = Decimal(rt.store.get_message(ok)["price"])
-    assert rt.store.spent("2026-01-01") == price
-    assert rt.store.spent(day_of(rt, now)) == 0
+    price = Decimal(rt.store.messages.get_message(ok)["price"])
+    assert rt.store.reservations.spent("2026-01-01") == price
+    assert rt.store.reservations.spent(day_of(rt, now)) == 0
 
 
 def test_a_request_refused_whole_is_narrowed_until_only_the_bad_message_fails(rt: Runtime,
                                                                                simulator: Simulator) -> None:
     ids = queue_messages(rt, 40)
-    simulator.state.faults.bad_request_numbers = [rt.store.get_message(ids[27])["to"]]
+    simulator.state.faults.bad_request_numbers = [rt.store.messages.get_message(ids[27])["to"]]
     first = Sender(rt, rt.client).flush("sms", time.time())
     assert (first.requeued, first.narrowed, first.failed) == (40, 20, 0)
     drain(rt)
     assert states(rt, ids) == {"sent": 39, "failed": 1}
-    failed = rt.store.get_message(ids[27])
+    failed = rt.store.messages.get_message(ids[27])
     assert failed["state"] == "failed"
     assert "messages.0.to: The to field is invalid." in failed["timeline"][-1]["reason"]
     assert len(simulator.state.ledger) == 39 and ids[27] not in simulator.state.ledger
     # 40 refused, 0-19 sent, 20-39 / 20-29 refused, 20-24 sent, 25-29 refused, 25-26 sent, 27-28 / 27 refused
     # (27 fails alone), then the other 12 in one call at full size again.
     assert sends(simulator) == 10
-    assert rt.store.batch_limit("sms") is None
+    assert rt.store.outbox.batch_limit("sms") is None
 
 
 def test_when_every_message_is_refused_each_fails_alone_with_the_reason(rt: Runtime, simulator: Simulator) -> None:
@@ -326,13 +327,13 @@ def test_when_every_message_is_refused_each_fails_alone_with_the_reason(rt: Runt
     drain(rt)
     assert states(rt, ids) == {"failed": 6}
     assert simulator.state.ledger == {}
-    assert all("The to field is invalid" in rt.store.get_message(i)["timeline"][-1]["reason"] for i in ids)
+    assert all("The to field is invalid" in rt.store.messages.get_message(i)["timeline"][-1]["reason"] for i in ids)
 
 
 def test_the_search_survives_a_rate_limit_that_allows_one_call_at_a_time(rt: Runtime, simulator: Simulator) -> None:
     rt.settings = rt.settings.with_(send_rate=1.0)  # a bucket of one call: every flush is one request
     ids = queue_messages(rt, 8)
-    simulator.state.faults.bad_request_numbers = [rt.store.get_message(ids[0])["to"]]
+    simulator.state.faults.bad_request_numbers = [rt.store.messages.get_message(ids[0])["to"]]
     drain(rt)
     assert states(rt, ids) == {"sent": 7, "failed": 1}
-    assert rt.store.message_state(ids[0]) == "failed"
+    assert rt.store.messages.message_state(ids[0]) == "failed"

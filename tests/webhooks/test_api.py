@@ -11,7 +11,8 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def make_queued(rt: Runtime, mid: str) -> None:
-    rt.store.create_messages([{"id": mid, "event_id": "evt_api", "source": "shop", "rule": "r", "channel": "sms",
+    rt.store.messages.create_messages([{"id": mid, "event_id": "evt_api", "source": "shop", "rule": "r",
+                                        "channel": "sms",
                                "state": "queued", "reasons": ["x"], "to": "+61411111111", "body": "hi", "key": None,
                                "send_at": None}], time.time())
 
@@ -40,7 +41,7 @@ def test_optouts_through_the_api(client, runtime: Runtime) -> None:  # noqa: ANN
 
 def test_metrics_expose_states_outboxes_and_alerts(client, runtime: Runtime) -> None:  # noqa: ANN001
     make_queued(runtime, "msg_m1")
-    runtime.store.raise_alert("insufficient_credit", "no credit", time.time())
+    runtime.store.account.raise_alert("insufficient_credit", "no credit", time.time())
     assert client.get("/metrics").status_code == 401
     text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert 'hookline_messages{state="queued"} 1' in text

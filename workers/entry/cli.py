@@ -168,10 +168,10 @@ def trace_cmd(event_id: str) -> None:
 def replay_cmd(ids: tuple[str, ...], all_exhausted: bool) -> None:
     """Send exhausted or failed callbacks again (callback ids, or message ids for all of theirs)."""
     rt = _runtime()
-    targets = list(ids) + (rt.store.exhausted_callbacks(1000) if all_exhausted else [])
+    targets = list(ids) + (rt.store.callbacks.exhausted_callbacks(1000) if all_exhausted else [])
     if not targets:
-        for cid in rt.store.exhausted_callbacks():
-            cb = rt.store.get_callback(cid) or {}
+        for cid in rt.store.callbacks.exhausted_callbacks():
+            cb = rt.store.callbacks.get_callback(cid) or {}
             click.echo(f"{cid}  {cb.get('state')}  message {cb.get('message_id')}  {cb.get('status')}")
         return
     done = origin.replay(rt, targets)
@@ -244,7 +244,7 @@ def optout() -> None:
 @optout.command("list")
 def optout_list() -> None:
     """Every suppressed number (masked), since when and why."""
-    for number, info in sorted(_runtime().store.optouts().items()):
+    for number, info in sorted(_runtime().store.optouts.optouts().items()):
         click.echo(f"{trace.mask(number)}  via {info.get('via')}  {info.get('detail', '')}")
 
 
@@ -255,7 +255,7 @@ def optout_add(number: str, note: str) -> None:
     """Suppress NUMBER."""
     rt = _runtime()
     e164 = _e164(number, rt.settings.default_region)
-    rt.store.opt_out(e164, time.time(), via="operator", detail=note)
+    rt.store.optouts.opt_out(e164, time.time(), via="operator", detail=note)
     click.echo(f"suppressed {trace.mask(e164)}")
 
 
@@ -265,7 +265,7 @@ def optout_remove(number: str) -> None:
     """Lift the suppression of NUMBER."""
     rt = _runtime()
     e164 = _e164(number, rt.settings.default_region)
-    if not rt.store.opt_in(e164):
+    if not rt.store.optouts.opt_in(e164):
         click.echo(f"{trace.mask(e164)} was not suppressed", err=True)
         sys.exit(RET_FAILED)
     click.echo(f"lifted {trace.mask(e164)}")

@@ -21,10 +21,10 @@ from workers.wiring.runtime import Runtime, get_runtime
 def drain_events(token: str) -> dict[str, int]:
     """Process one batch of pending events while holding the drain lease `token`; chain the next batch."""
     rt = get_runtime()
-    ids = rt.store.pending_batch(rt.settings.event_batch)
+    ids = rt.store.events.pending_batch(rt.settings.event_batch)
     if ids:
         process_event_batch(ids)
-    more = rt.store.finish_batch(token, len(ids))
+    more = rt.store.events.finish_batch(token, len(ids))
     if more == 1:
         pipeline.enqueue_drain(rt.rq_connection, token)
     return {"events": len(ids), "more": more}
@@ -44,13 +44,13 @@ def fire_due_messages() -> int:
     """Periodic safety net: fire scheduled messages whose RQ job was lost (e.g. a crash after creating them)."""
     rt = get_runtime()
     now = time.time()
-    return sum(processing.fire(rt, mid, now) for mid in rt.store.due_messages(now - 2))
+    return sum(processing.fire(rt, mid, now) for mid in rt.store.messages.due_messages(now - 2))
 
 
 def sweep_pending_events() -> bool:
     """Periodic safety net: start a drain when events wait and no drain holds the lease."""
     rt = get_runtime()
-    token = rt.store.claim_drain()
+    token = rt.store.events.claim_drain()
     if token:
         pipeline.enqueue_drain(rt.rq_connection, token)
     return token is not None
@@ -62,10 +62,10 @@ def flush_outbox(channel: str, token: str) -> dict[str, Any]:
     now = time.time()
     outcome = Sender(rt, rt.client).flush(channel, now)
     if outcome.wait > 0:
-        if rt.store.extend_flush(channel, token, outcome.wait):
+        if rt.store.outbox.extend_flush(channel, token, outcome.wait):
             pipeline.enqueue_flush(rt.rq_connection, channel, token,
                                    at=datetime.fromtimestamp(now + outcome.wait, tz=UTC))
-    elif rt.store.finish_flush(channel, token) == 1:
+    elif rt.store.outbox.finish_flush(channel, token) == 1:
         pipeline.enqueue_flush(rt.rq_connection, channel, token)
     return outcome.as_dict()
 
@@ -81,7 +81,7 @@ def recover_sending() -> dict[str, int]:
     rt = get_runtime()
     result = Sender(rt, rt.client).recover(time.time())
     for channel in pipeline.CHANNELS:
-        if rt.store.outbox_length(channel):
+        if rt.store.outbox.outbox_length(channel):
             rt.kick(channel)
     return result
 
@@ -99,7 +99,7 @@ def poll_feedback() -> dict[str, Any]:
     result: dict[str, Any] = {"receipts": feedback.poll_receipts(rt, rt.client, now),
                               "inbound": feedback.poll_inbound(rt, rt.client, now)}
     account = rt.client.account()
-    rt.store.remember_account(user_id=account.get("user_id"), balance=account.get("balance"), checked_at=now)
+    rt.store.account.remember_account(user_id=account.get("user_id"), balance=account.get("balance"), checked_at=now)
     result["balance_low"] = _check_balance(rt, to_decimal(account.get("balance")), now)
     return result
 
@@ -108,11 +108,12 @@ def _check_balance(rt: Runtime, balance: Decimal | None, now: float) -> bool:
     """Below the highest floor any policy sets: automatic approvals become holds, and an alert is raised."""
     floors = [p.balance_floor for p in rt.rules.current().policies.values() if p.balance_floor is not None]
     low = balance is not None and bool(floors) and balance < max(floors)
-    rt.store.set_balance_low(low)
+    rt.store.account.set_balance_low(low)
     if low:
-        rt.store.raise_alert("balance_low", f"ClickSend balance {balance} is below the floor {max(floors)}", now)
+        rt.store.account.raise_alert("balance_low", f"ClickSend balance {balance} is below the floor {max(floors)}",
+                                     now)
     else:
-        rt.store.clear_alert("balance_low")
+        rt.store.account.clear_alert("balance_low")
     return low
 
 
@@ -124,7 +125,8 @@ def expire_holds() -> list[str]:
 def trim_indexes() -> int:
     """Periodic: forget index entries of messages and callbacks whose records have expired."""
     rt, now = get_runtime(), time.time()
-    return rt.store.trim_state_indexes(now - rt.settings.message_ttl) + rt.store.trim_exhausted(now - CALLBACK_TTL)
+    return (rt.store.messages.trim_state_indexes(now - rt.settings.message_ttl)
+            + rt.store.callbacks.trim_exhausted(now - CALLBACK_TTL))
 
 
 def sweep_callbacks() -> list[str]:

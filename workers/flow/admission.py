@@ -69,7 +69,7 @@ def estimate(rt: Runtime, policy: Policy, msg: dict[str, Any]) -> Decimal:
     """The message's cost: ClickSend's price for its country, encoding and parts (cached), else the table."""
     channel, country = msg["channel"], msg.get("country") or "XX"
     encoding, parts = msg.get("encoding") or "GSM-7", int(msg.get("segments") or 1)
-    cached = rt.store.cached_price(channel, country, encoding, parts)
+    cached = rt.store.reservations.cached_price(channel, country, encoding, parts)
     if cached is not None:
         return cached
     try:
@@ -80,7 +80,7 @@ def estimate(rt: Runtime, policy: Policy, msg: dict[str, Any]) -> Decimal:
         price = None
     if price is None:
         return policy.fallback_price(channel, msg.get("country"), parts)
-    rt.store.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
+    rt.store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
     return price
 
 
@@ -92,15 +92,16 @@ def gather(store: Store | None, policy: Policy, msg: dict[str, Any], now: float,
     day = datetime.fromtimestamp(now, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
     return Facts(
         now=now,
-        opted_out=bool(store and to and to in store.opted_out([to])),
+        opted_out=bool(store and to and to in store.optouts.opted_out([to])),
         duplicate=bool(store and at_send_time and policy.duplicate_window and
-                       store.is_duplicate(duplicate_digest(msg))),
-        recent_times=tuple(store.recent_sends(to, now, rate.per)) if store and at_send_time and rate and to else (),
-        spent_today=store.spent(day) if store and policy.daily_budget is not None else Decimal(0),
+                       store.reservations.is_duplicate(duplicate_digest(msg))),
+        recent_times=(tuple(store.reservations.recent_sends(to, now, rate.per))
+                      if store and at_send_time and rate and to else ()),
+        spent_today=store.reservations.spent(day) if store and policy.daily_budget is not None else Decimal(0),
         estimate=cost,
         fan_out=fan_out,
         zones=zones_for(msg) if at_send_time else (),
-        balance_low=bool(store and store.balance_low()),
+        balance_low=bool(store and store.account.balance_low()),
         approved_by=msg.get("approved_by"),
     )
 
@@ -146,10 +147,10 @@ def release(rt: Runtime, msgs: list[dict[str, Any]], now: float) -> None:
         reserved = to_decimal(msg.get("reserved"))
         if reserved is None:
             continue  # never admitted for sending: nothing was taken
-        rt.store.adjust_spend(msg.get("reserved_day") or day_of(rt, now), -reserved)
+        rt.store.reservations.adjust_spend(msg.get("reserved_day") or day_of(rt, now), -reserved)
         if msg.get("to"):
-            rt.store.release_rate_slot(msg["to"], msg["id"])
-        rt.store.release_duplicate(duplicate_digest(msg), msg["id"])
+            rt.store.reservations.release_rate_slot(msg["to"], msg["id"])
+        rt.store.reservations.release_duplicate(duplicate_digest(msg), msg["id"])
 
 
 def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decision, cost: Decimal,
@@ -159,22 +160,22 @@ def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decisio
     to = msg.get("to")
     digest = duplicate_digest(msg)
     marked = bool(policy.duplicate_window)
-    if marked and not rt.store.claim_duplicate(digest, policy.duplicate_window or 0, msg["id"]):
+    if marked and not rt.store.reservations.claim_duplicate(digest, policy.duplicate_window or 0, msg["id"]):
         return Decision("suppress", ("same body to the same recipient within duplicate_window (concurrent)",))
     rate = policy.max_per_recipient
     if rate and to:
-        opens = rt.store.take_rate_slot(to, msg["id"], now, rate.per, rate.count)
+        opens = rt.store.reservations.take_rate_slot(to, msg["id"], now, rate.per, rate.count)
         if opens is not None:
             if marked:
-                rt.store.release_duplicate(digest, msg["id"])
+                rt.store.reservations.release_duplicate(digest, msg["id"])
             why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached"
             return Decision("suppress", (why,)) if rate.action == "suppress" else Decision("defer", (why,), opens)
     budget = policy.daily_budget if msg.get("approved_by") is None else None
-    if not rt.store.reserve_spend(day_of(rt, now), cost, budget):
+    if not rt.store.reservations.reserve_spend(day_of(rt, now), cost, budget):
         if rate and to:
-            rt.store.release_rate_slot(to, msg["id"])
+            rt.store.reservations.release_rate_slot(to, msg["id"])
         if marked:
-            rt.store.release_duplicate(digest, msg["id"])
+            rt.store.reservations.release_duplicate(digest, msg["id"])
         return Decision("hold", (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
     return decision
 

@@ -14,7 +14,8 @@ from workers.wiring.runtime import Runtime
 
 def held(rt: Runtime, rule: str | None = None, event_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     """Held messages, oldest first, optionally only one rule's or one event's."""
-    docs = [d for d in rt.store.get_messages(rt.store.messages_in_state(State.HELD, limit=limit)) if d]
+    ids = rt.store.messages.messages_in_state(State.HELD, limit=limit)
+    docs = [d for d in rt.store.messages.get_messages(ids) if d]
     return [d for d in docs if (rule is None or d.get("rule") == rule) and (event_id is None or
                                                                             d.get("event_id") == event_id)]
 
@@ -23,13 +24,13 @@ def approve(rt: Runtime, ids: list[str], by: str, note: str, now: float) -> dict
     """Approve held messages; each is checked again by its policy (quiet hours, rate) and then sent."""
     results = {}
     for mid in ids:
-        msg = rt.store.get_message(mid, with_log=False)
+        msg = rt.store.messages.get_message(mid, with_log=False)
         if msg is None:
             results[mid] = "missing"
             continue
         send_at = max(now, float(msg.get("send_at") or 0))
         fields = {"approved_by": by, "approved_at": now, "approval_note": note}
-        moved, previous = rt.store.transition(mid, State.SCHEDULED, now, f"approved by {by}" +
+        moved, previous = rt.store.messages.transition(mid, State.SCHEDULED, now, f"approved by {by}" +
                                               (f": {note}" if note else ""), expect={State.HELD}, fields=fields,
                                               send_at=send_at)
         if not moved:
@@ -47,12 +48,12 @@ def reject(rt: Runtime, ids: list[str], by: str, note: str, now: float) -> dict[
     """Reject held messages: they are never sent."""
     results = {}
     for mid in ids:
-        moved, previous = rt.store.transition(mid, State.REJECTED, now, f"rejected by {by}" +
+        moved, previous = rt.store.messages.transition(mid, State.REJECTED, now, f"rejected by {by}" +
                                               (f": {note}" if note else ""), expect={State.HELD},
                                               fields={"rejected_by": by, "rejected_at": now, "approval_note": note})
         results[mid] = "rejected" if moved else f"not held ({previous or 'missing'})"
         if moved:
-            msg = rt.store.get_message(mid, with_log=False)
+            msg = rt.store.messages.get_message(mid, with_log=False)
             if msg:
                 origin.notify(rt, [msg], State.REJECTED.value, now)
     return results
@@ -66,7 +67,7 @@ def expire(rt: Runtime, now: float) -> list[str]:
         policy = config.policy(msg.get("policy") or "default")
         if now - float(msg.get("updated_at") or now) < policy.approval_expires:
             continue
-        moved, _ = rt.store.transition(msg["id"], State.EXPIRED, now,
+        moved, _ = rt.store.messages.transition(msg["id"], State.EXPIRED, now,
                                        f"no decision within approval_expires ({policy.approval_expires:.0f}s)",
                                        expect={State.HELD})
         if moved:

@@ -30,10 +30,10 @@ def find_message(rt: Runtime, custom_string: str | None, provider_id: str | None
     """
     msg = None
     if custom_string and custom_string.startswith("msg_"):
-        msg = rt.store.get_message(custom_string, with_log=False)
+        msg = rt.store.messages.get_message(custom_string, with_log=False)
     if msg is None and provider_id:
-        mid = rt.store.message_for_provider_id(provider_id)
-        msg = rt.store.get_message(mid, with_log=False) if mid else None
+        mid = rt.store.feedback.message_for_provider_id(provider_id)
+        msg = rt.store.messages.get_message(mid, with_log=False) if mid else None
     if msg is not None and provider_id and msg.get("provider_id") and msg["provider_id"] != provider_id:
         return None
     return msg
@@ -44,12 +44,12 @@ def apply_receipt(rt: Runtime, receipt: dict[str, Any], now: float, via: str) ->
     verdict = judge(receipt)
     msg = find_message(rt, receipt.get("custom_string"), receipt.get("message_id"))
     if msg is None:
-        count = rt.store.count_unknown_receipt()
+        count = rt.store.feedback.count_unknown_receipt()
         log.info("receipt for an unknown message (%s so far)", count)
         return "unknown"
     summary = {k: receipt.get(k) for k in ("status_code", "status_text", "error_code", "error_text", "timestamp")}
     if not verdict.final:
-        rt.store.note(msg["id"], {"at": now, "kind": "receipt", "via": via, "result": "pending",
+        rt.store.messages.note(msg["id"], {"at": now, "kind": "receipt", "via": via, "result": "pending",
                                   "reason": verdict.reason})
         return "pending"
     target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
@@ -57,11 +57,11 @@ def apply_receipt(rt: Runtime, receipt: dict[str, Any], now: float, via: str) ->
         # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
         proved = Change(msg["id"], State.SENT, "delivery receipt proves it was accepted",
                         {"provider_id": receipt.get("message_id")})
-        if rt.store.apply_many([proved], now)[0]:
+        if rt.store.messages.apply_many([proved], now)[0]:
             if receipt.get("message_id"):
-                rt.store.index_provider_ids({str(receipt["message_id"]): msg["id"]})
+                rt.store.feedback.index_provider_ids({str(receipt["message_id"]): msg["id"]})
             origin.notify(rt, [msg | {"state": State.SENT.value} | proved.fields], State.SENT.value, now)
-    moved = rt.store.apply_many([Change(msg["id"], target, f"receipt ({via}): {verdict.reason}",
+    moved = rt.store.messages.apply_many([Change(msg["id"], target, f"receipt ({via}): {verdict.reason}",
                                         {"receipt": summary}, expect=frozenset({State.SENT}))], now)[0]
     if not moved:
         return "duplicate"  # already final: a repeat, or a late receipt after a final one
@@ -77,26 +77,26 @@ def apply_inbound(rt: Runtime, item: dict[str, Any], now: float, via: str) -> st
     applied again (opting out twice changes nothing, the callback id is per reply), never a STOP skipped.
     """
     inbound_id = str(item.get("message_id") or "")
-    if inbound_id and rt.store.inbound_seen(inbound_id):
+    if inbound_id and rt.store.feedback.inbound_seen(inbound_id):
         return "duplicate"
     sender = e164(str(item.get("from") or item.get("sms") or ""), rt.settings.default_region, strict=False)
     body = str(item.get("body") or item.get("message") or "")
     keyword = reply_keyword(body)
     result = "reply"
     if sender and keyword == "stop":
-        rt.store.opt_out(sender, now, via="reply", detail=body[:40])
+        rt.store.optouts.opt_out(sender, now, via="reply", detail=body[:40])
         result = "opted_out"
     elif sender and keyword == "start":
-        rt.store.opt_in(sender)
+        rt.store.optouts.opt_in(sender)
         result = "opted_in"
     msg = find_message(rt, item.get("custom_string") or None, item.get("original_message_id") or None)
     if msg is not None:
         reply = {"id": inbound_id, "body": body, "timestamp": to_int(item.get("timestamp")), "keyword": keyword}
-        rt.store.note(msg["id"], {"at": now, "kind": "reply", "via": via, "reason": f"reply: {body[:160]}",
+        rt.store.messages.note(msg["id"], {"at": now, "kind": "reply", "via": via, "reason": f"reply: {body[:160]}",
                                   "keyword": keyword})
         origin.notify(rt, [msg], "reply", now, {"reply": reply, "id": inbound_id})
     if inbound_id:
-        rt.store.mark_inbound_seen(inbound_id)
+        rt.store.feedback.mark_inbound_seen(inbound_id)
     return result
 
 

@@ -58,21 +58,21 @@ def notify(rt: Runtime, messages: Iterable[dict[str, Any]], state: str, now: flo
         cid = callback_id_for(msg["id"], state if state != "reply" else f"reply:{(extra or {}).get('id')}")
         record = {"message_id": msg["id"], "event_id": msg.get("event_id"), "source": msg["source"], "state": state,
                   "created_at": now, **(extra or {})}
-        if rt.store.create_callback(cid, record, now):
+        if rt.store.callbacks.create_callback(cid, record, now):
             pipeline.enqueue_callback(rt.rq_connection, cid)
             started += 1
     if state != "reply":
-        rt.store.reported([(msg["id"], state) for msg in messages])
+        rt.store.messages.reported([(msg["id"], state) for msg in messages])
     return started
 
 
 def sweep_unreported(rt: Runtime, now: float, grace: float = 60.0) -> int:
     """Create the callbacks of state changes made more than `grace` ago whose worker died before telling
     anyone; callback ids are per message and state, so one that was created after all is not created twice."""
-    entries = rt.store.unreported(now - grace)
-    for (mid, state), msg in zip(entries, rt.store.get_messages([mid for mid, _ in entries]), strict=True):
+    entries = rt.store.messages.unreported(now - grace)
+    for (mid, state), msg in zip(entries, rt.store.messages.get_messages([mid for mid, _ in entries]), strict=True):
         if msg is None:  # expired since: nothing left to report
-            rt.store.reported([(mid, state)])
+            rt.store.messages.reported([(mid, state)])
             continue
         extra = {"receipt": msg["receipt"]} if msg.get("receipt") and state in ("delivered", "undelivered") else None
         notify(rt, [msg | {"state": state}], state, now, extra)
@@ -99,26 +99,27 @@ class CallbackSender:
     def deliver(self, callback_id: str, now: float) -> str:
         """One attempt; records it, then schedules the next or stops. Returns the callback's new status."""
         store = self.rt.store
-        record = store.get_callback(callback_id)
+        record = store.callbacks.get_callback(callback_id)
         if record is None:
-            store.forget_callback(callback_id)  # expired: the sweep must not keep re-enqueueing it
+            store.callbacks.forget_callback(callback_id)  # expired: the sweep must not keep re-enqueueing it
             return "missing"
         if record["status"] != "pending":
             return record["status"]
         cb = self.rt.rules.current().callbacks.get(record["source"])
         lock = (cb.spec.timeout + 5) * (MAX_REDIRECTS + 1) + 30 if cb else 60  # outlives any one attempt
-        if not store.lock_callback(callback_id, lock):
+        if not store.callbacks.lock_callback(callback_id, lock):
             return "busy"  # another job is attempting it right now
         try:
             return self._attempt(callback_id, record, now)
         finally:
-            store.unlock_callback(callback_id)
+            store.callbacks.unlock_callback(callback_id)
 
     def _attempt(self, callback_id: str, record: dict[str, Any], now: float) -> str:
         store = self.rt.store
         cb = self.rt.rules.current().callbacks.get(record["source"])
         if cb is None:
-            store.record_attempt(callback_id, {"at": now, "error": "source has no callback any more"}, "failed", now)
+            store.callbacks.record_attempt(callback_id, {"at": now, "error": "source has no callback any more"},
+                                           "failed", now)
             return "failed"
         attempt_no = len(record["attempts"]) + 1
         started = time.monotonic()
@@ -130,8 +131,9 @@ class CallbackSender:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
         except (RenderError, DestinationRefused) as exc:
             error = str(exc)
-            store.record_attempt(callback_id, {"at": now, "attempt": attempt_no, "error": error}, "failed", now)
-            store.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
+            store.callbacks.record_attempt(callback_id, {"at": now, "attempt": attempt_no, "error": error},
+                                           "failed", now)
+            store.messages.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
                                               "result": "failed", "reason": error})
             log.warning("callback %s refused: %s", callback_id, error)
             return "failed"
@@ -141,8 +143,8 @@ class CallbackSender:
         attempt = {"at": now, "attempt": attempt_no, "status": status, "error": error,
                    "ms": round((time.monotonic() - started) * 1000), "next": step.status}
         final = "pending" if step.status == "retry" else step.status
-        store.record_attempt(callback_id, attempt, final, now, next_at=now + step.delay)
-        store.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
+        store.callbacks.record_attempt(callback_id, attempt, final, now, next_at=now + step.delay)
+        store.messages.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
                                           "result": step.status, "reason": step.reason})
         if step.status == "retry":
             pipeline.enqueue_callback(self.rt.rq_connection, callback_id,
@@ -151,8 +153,8 @@ class CallbackSender:
 
     def _context(self, record: dict[str, Any]) -> dict[str, Any]:
         store = self.rt.store
-        message = store.get_message(record["message_id"], with_log=False) or {"id": record["message_id"]}
-        event = store.get_event(record.get("event_id") or "") or {}
+        message = store.messages.get_message(record["message_id"], with_log=False) or {"id": record["message_id"]}
+        event = store.events.get_event(record.get("event_id") or "") or {}
         return {"event": event, "payload": event.get("payload"), "message": message, "state": record["state"],
                 "receipt": record.get("receipt"), "reply": record.get("reply")}
 
@@ -183,10 +185,10 @@ def replay(rt: Runtime, ids: list[str]) -> list[str]:
     """Re-open exhausted or failed callbacks (by callback id, or all of a message's) and send them again."""
     replayed = []
     for item in ids:
-        targets = rt.store.message_callback_ids(item) if item.startswith("msg_") else [item]
+        targets = rt.store.callbacks.message_callback_ids(item) if item.startswith("msg_") else [item]
         for cid in targets:
-            record = rt.store.get_callback(cid)
-            if record and record["status"] in ("exhausted", "failed") and rt.store.reopen_callback(cid):
+            record = rt.store.callbacks.get_callback(cid)
+            if record and record["status"] in ("exhausted", "failed") and rt.store.callbacks.reopen_callback(cid):
                 pipeline.enqueue_callback(rt.rq_connection, cid)
                 replayed.append(cid)
     return replayed
@@ -195,7 +197,7 @@ def replay(rt: Runtime, ids: list[str]) -> list[str]:
 def sweep(rt: Runtime, now: float, grace: float = 120.0) -> list[str]:
     """Re-enqueue pending callbacks whose attempt is overdue by `grace` (their job died with a worker or was
     never enqueued); the per-callback lock keeps a duplicate job from sending twice."""
-    overdue = rt.store.overdue_callbacks(now - grace)
+    overdue = rt.store.callbacks.overdue_callbacks(now - grace)
     for cid in overdue:
         pipeline.enqueue_callback(rt.rq_connection, cid)
     return overdue

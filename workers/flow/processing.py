@@ -29,7 +29,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
     pending: list[Planned] = []
 
     def write() -> None:
-        created = rt.store.create_messages([m.to_dict() for m in pending], now)
+        created = rt.store.messages.create_messages([m.to_dict() for m in pending], now)
         for msg, new in zip(pending, created, strict=True):
             if not new:
                 continue  # re-processing: it exists already, and so does its schedule
@@ -44,7 +44,7 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
 
     processed: list[tuple[str, dict[str, object]]] = []
     failed: list[tuple[str, dict[str, object]]] = []
-    for event in rt.store.load_events(event_ids):
+    for event in rt.store.events.load_events(event_ids):
         try:
             outcomes = plan_event(event, list(config.rules), now, rt.settings.timezone, rt.settings.default_region)
         except Exception as exc:  # noqa: BLE001 - one poison event must not block every event behind it
@@ -70,8 +70,8 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
         processed.append((event.id, {"rules": matched, "messages": planned}))
         log.debug("event %s: rules %s, %d message(s)", event.id, matched or "none", planned)
     write()
-    rt.store.mark_processed(processed, now)
-    rt.store.mark_processed(failed, now, status="failed")
+    rt.store.events.mark_processed(processed, now)
+    rt.store.events.mark_processed(failed, now, status="failed")
     for channel in channels:
         rt.kick(channel)
     return counts
@@ -79,8 +79,8 @@ def process_events(rt: Runtime, event_ids: list[str], now: float) -> Counter[str
 
 def _cancel(rt: Runtime, key: str, now: float, reason: str, except_event: str | None = None) -> int:
     """Cancel `key`'s pending messages and give back what admission took for them; how many were cancelled."""
-    done = rt.store.cancel_by_key(key, now, reason, except_event=except_event)
-    release(rt, [m for m in rt.store.get_messages(done) if m], now)
+    done = rt.store.messages.cancel_by_key(key, now, reason, except_event=except_event)
+    release(rt, [m for m in rt.store.messages.get_messages(done) if m], now)
     return len(done)
 
 
@@ -93,7 +93,7 @@ def _drop_stale(rt: Runtime, outcome: RuleOutcome) -> int:
 
     def is_newest(key: str) -> bool:
         if key not in newest:
-            newest[key] = rt.store.newest_for_key(key, outcome.order)
+            newest[key] = rt.store.messages.newest_for_key(key, outcome.order)
         return newest[key]
 
     dropped = 0
@@ -128,7 +128,7 @@ def fire(rt: Runtime, message_id: str, now: float) -> bool:
 
     A no-op when it was cancelled, already fired, or deferred again since this job was scheduled.
     """
-    current = rt.store.get_message(message_id, with_log=False)
+    current = rt.store.messages.get_message(message_id, with_log=False)
     if current is None or current["state"] != State.SCHEDULED:
         return False
     if float(current.get("send_at") or 0) > now + 1:
@@ -136,7 +136,7 @@ def fire(rt: Runtime, message_id: str, now: float) -> bool:
     if current.get("reserved") is not None:
         # A retry (THROTTLED, provider error): admission already approved it and took its duplicate marker,
         # rate slot and budget; checking again would find its own marker and charge it twice.
-        moved, _ = rt.store.transition(message_id, State.QUEUED, now, "retry time reached",
+        moved, _ = rt.store.messages.transition(message_id, State.QUEUED, now, "retry time reached",
                                        expect={State.SCHEDULED})
         if moved:
             rt.kick(current["channel"])
@@ -145,14 +145,14 @@ def fire(rt: Runtime, message_id: str, now: float) -> bool:
     reasons = "; ".join(result.decision.reasons)
     fields: dict[str, object] = {"estimate": str(result.estimate), "facts": result.facts}
     if result.state == State.QUEUED:
-        moved, _ = rt.store.transition(message_id, State.QUEUED, now, f"scheduled time reached; {reasons}",
+        moved, _ = rt.store.messages.transition(message_id, State.QUEUED, now, f"scheduled time reached; {reasons}",
                                        expect={State.SCHEDULED}, fields=fields | (result.reservation or {}))
         if moved:
             rt.kick(current["channel"])
         return moved
     target = State(result.state)
     send_at = result.send_at if target == State.SCHEDULED else None
-    moved, _ = rt.store.transition(message_id, target, now, reasons, expect={State.SCHEDULED}, fields=fields,
+    moved, _ = rt.store.messages.transition(message_id, target, now, reasons, expect={State.SCHEDULED}, fields=fields,
                                    send_at=send_at)
     if moved and send_at is not None:
         rt.schedule_fire(message_id, send_at)

@@ -73,35 +73,36 @@ class Sender:
         """Send one batch (up to `send_batch` messages, fewer while a refused request is narrowed down) from
         `channel`'s outbox."""
         out = FlushOutcome()
-        pause = self.store.paused(channel)
+        pause = self.store.outbox.paused(channel)
         if pause and float(pause["until"]) > now:
             out.wait = float(pause["until"]) - now
             return out
         settings = self.rt.settings
-        wait = self.store.take_token(settings.send_rate, max(1.0, settings.send_rate), now)
+        wait = self.store.outbox.take_token(settings.send_rate, max(1.0, settings.send_rate), now)
         if wait > 0:
             out.wait = wait
             return out
-        size = min(settings.send_batch, self.store.batch_limit(channel) or settings.send_batch)
-        ids = self.store.claim_batch(channel, size, now)
+        size = min(settings.send_batch, self.store.outbox.batch_limit(channel) or settings.send_batch)
+        ids = self.store.outbox.claim_batch(channel, size, now)
         out.claimed = len(ids)
         if not ids:
             return out
-        docs = [d for d in self.store.get_messages(ids) if d is not None]
+        docs = [d for d in self.store.messages.get_messages(ids) if d is not None]
         groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
         for doc in docs:
             groups[doc.get("media_file") if channel == "mms" else None].append(doc)
         for index, group in enumerate(groups.values()):
-            if index and (wait := self.store.take_token(settings.send_rate, max(1.0, settings.send_rate), now)) > 0:
+            wait = self.store.outbox.take_token(settings.send_rate, max(1.0, settings.send_rate), now) if index else 0
+            if wait > 0:
                 # Out of tokens for the next MMS group: put the rest back, in order.
                 rest = [d["id"] for g in list(groups.values())[index:] for d in g]
-                out.requeued += self.store.requeue(channel, rest, now, "rate limit: waiting for a token")
+                out.requeued += self.store.outbox.requeue(rest, now, "rate limit: waiting for a token")
                 out.wait = wait
                 break
             self._send_group(channel, group, now, out)
             if out.wait:
                 rest = [d["id"] for g in list(groups.values())[index + 1:] for d in g]
-                out.requeued += self.store.requeue(channel, rest, now, "outbox paused")
+                out.requeued += self.store.outbox.requeue(rest, now, "outbox paused")
                 break
         return out
 
@@ -111,7 +112,7 @@ class Sender:
         try:
             reply = self.client.send(channel, payloads.request_body(channel, docs))
         except RateLimited as exc:
-            strikes = self.store.strike(channel, "429")
+            strikes = self.store.outbox.strike(channel, "429")
             delay = exc.retry_after if exc.retry_after is not None else backoff(strikes, 1.0, 60.0, self.rand)
             self._put_back(channel, ids, now, delay, f"429 from ClickSend: retrying in {delay:.1f}s", out)
             return
@@ -122,7 +123,7 @@ class Sender:
             if exc.outcome_unknown:
                 self._unknown(channel, ids, now, f"outcome unknown: {exc.message}", out)
             else:
-                delay = backoff(self.store.strike(channel, "error"), 2.0, 120.0, self.rand)
+                delay = backoff(self.store.outbox.strike(channel, "error"), 2.0, 120.0, self.rand)
                 self._put_back(channel, ids, now, delay, f"ClickSend unreachable ({exc.message})", out)
             return
         except ProviderRejected as exc:
@@ -130,21 +131,21 @@ class Sender:
                 # One bad message must not take the batch with it: put them back and send halves until it is
                 # alone. The narrowed size lives in Redis, so the search survives pauses, 429s and restarts.
                 out.narrowed = len(docs) // 2
-                self.store.limit_batch(channel, out.narrowed, NARROW_FOR)
-                out.requeued += self.store.requeue(channel, ids, now, f"ClickSend refused the request "
+                self.store.outbox.limit_batch(channel, out.narrowed, NARROW_FOR)
+                out.requeued += self.store.outbox.requeue(ids, now, f"ClickSend refused the request "
                                                    f"({exc.message}): trying batches of {out.narrowed}")
                 return
-            self.store.clear_batch_limit(channel)  # found it: back to full batches
+            self.store.outbox.clear_batch_limit(channel)  # found it: back to full batches
             changes = [Change(i, State.FAILED, f"ClickSend rejected the request: {exc.message}") for i in ids]
-            applied = self.store.apply_many(changes, now)
+            applied = self.store.messages.apply_many(changes, now)
             out.failed += sum(applied)
             self._settled(docs, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
             return
-        self.store.clear_strikes(channel)
+        self.store.outbox.clear_strikes(channel)
         if any(r.status == "SUCCESS" for r in reply.messages):
             # The account works again; _apply raises the alert anew if some message still lacked credit.
             for name in ("insufficient_credit", "authentication_failed"):
-                self.store.clear_alert(name)
+                self.store.account.clear_alert(name)
         self._apply(channel, docs, reply.messages, now, out)
 
     def _apply(self, channel: str, docs: list[dict[str, Any]], results: list[Any], now: float,
@@ -182,7 +183,7 @@ class Sender:
                 changes.append(Change(doc["id"], State.FAILED, f"ClickSend: {result.status}",
                                       {"provider_id": result.message_id, "error": result.status}))
                 out.failed += 1
-        applied = self.store.apply_many(changes, now)
+        applied = self.store.messages.apply_many(changes, now)
         done = [c for c, ok in zip(changes, applied, strict=True) if ok]
         for change in done:
             if change.target == State.SCHEDULED and change.send_at is not None:
@@ -203,9 +204,9 @@ class Sender:
             if change.target == State.SENT and reserved is not None:  # the estimate against the real price
                 actual = to_decimal(change.fields.get("price"))
                 delta = (actual if actual is not None else reserved) - reserved
-                self.store.adjust_spend(doc.get("reserved_day") or day_of(self.rt, now), delta)
+                self.store.reservations.adjust_spend(doc.get("reserved_day") or day_of(self.rt, now), delta)
         release(self.rt, [by_id[c.id] for c in done if c.target == State.FAILED], now)  # nothing was sent
-        self.store.index_provider_ids({c.fields["provider_id"]: c.id for c in done
+        self.store.feedback.index_provider_ids({c.fields["provider_id"]: c.id for c in done
                                        if c.target == State.SENT and c.fields.get("provider_id")})
         for state in (State.SENT, State.FAILED):
             settled = [by_id[c.id] | {"state": state.value} | c.fields for c in done if c.target == state]
@@ -214,8 +215,8 @@ class Sender:
 
     def _put_back(self, channel: str, ids: list[str], now: float, delay: float, reason: str,
                   out: FlushOutcome) -> None:
-        out.requeued += self.store.requeue(channel, ids, now, reason)
-        self.store.pause(channel, now + delay, reason)
+        out.requeued += self.store.outbox.requeue(ids, now, reason)
+        self.store.outbox.pause(channel, now + delay, reason)
         out.wait = max(out.wait, delay)
         log.warning("%s outbox paused %.1fs: %s", channel, delay, reason)
 
@@ -224,20 +225,20 @@ class Sender:
         name = "insufficient_credit" if isinstance(exc, InsufficientCredit) else "authentication_failed"
         message = ("ClickSend account has no credit: sending paused until topped up" if name == "insufficient_credit"
                    else f"ClickSend refused the credentials: {exc.message}")
-        self.store.raise_alert(name, message, now)
+        self.store.account.raise_alert(name, message, now)
         log.error("ALERT %s: %s", name, message)
         self._put_back(channel, ids, now, PAUSE_ON_ACCOUNT_PROBLEM, message, out)
 
     def _unknown(self, channel: str, ids: list[str], now: float, reason: str, out: FlushOutcome) -> None:
         changes = [Change(i, State.UNKNOWN, reason, expect=frozenset({State.SENDING})) for i in ids]
-        out.unknown += sum(self.store.apply_many(changes, now))
+        out.unknown += sum(self.store.messages.apply_many(changes, now))
         self.rt.schedule_reconcile(channel, ids, now + RECONCILE_AFTER)
 
     # --- reconciliation ----------------------------------------------------------------------------
 
     def reconcile(self, channel: str, ids: list[str], now: float) -> dict[str, int]:
         """Look unknown messages up in history by custom_string: sent if found, resent if surely absent."""
-        docs = [d for d in self.store.get_messages(ids) if d and d.get("state") == State.UNKNOWN]
+        docs = [d for d in self.store.messages.get_messages(ids) if d and d.get("state") == State.UNKNOWN]
         if not docs:
             return {"sent": 0, "requeued": 0, "waiting": 0}
         since = min(float(d.get("sending_since") or d.get("updated_at") or now) for d in docs)
@@ -258,9 +259,9 @@ class Sender:
                 absent.append(doc["id"])
             else:
                 waiting.append(doc["id"])
-        applied = self.store.apply_many(sent, now)
+        applied = self.store.messages.apply_many(sent, now)
         self._settled(docs, [c for c, ok in zip(sent, applied, strict=True) if ok], now)
-        requeued = self.store.requeue(channel, absent, now, "not in ClickSend history: sending again",
+        requeued = self.store.outbox.requeue(absent, now, "not in ClickSend history: sending again",
                                       from_state=State.UNKNOWN)
         if requeued:
             self.rt.kick(channel)
@@ -282,15 +283,15 @@ class Sender:
 
     def recover(self, now: float) -> dict[str, int]:
         """Messages left `sending` by a dead worker become unknown and are reconciled; stale unknowns too."""
-        stuck = self.store.messages_in_state(State.SENDING, limit=1000, before=now - SENDING_LEASE)
-        stale = self.store.messages_in_state(State.UNKNOWN, limit=1000, before=now - 60)
+        stuck = self.store.messages.messages_in_state(State.SENDING, limit=1000, before=now - SENDING_LEASE)
+        stale = self.store.messages.messages_in_state(State.UNKNOWN, limit=1000, before=now - 60)
         by_channel: dict[str, list[str]] = defaultdict(list)
-        for doc in self.store.get_messages(stuck + stale):
+        for doc in self.store.messages.get_messages(stuck + stale):
             if doc is not None:
                 by_channel[doc["channel"]].append(doc["id"])
         changes = [Change(i, State.UNKNOWN, "worker lease expired while sending", expect=frozenset({State.SENDING}))
                    for i in stuck]
-        self.store.apply_many(changes, now)
+        self.store.messages.apply_many(changes, now)
         result = {"stuck": len(stuck), "stale": len(stale)}
         for channel, ids in by_channel.items():
             for key, value in self.reconcile(channel, ids, now).items():

@@ -1,39 +1,45 @@
-"""Hookline's records in Redis and the atomic steps on them; `keys.py` is the only place key names live.
+"""Hookline's records in Redis, one repository per aggregate, and the atomic steps on them; `keys.py` is the
+only place key names live and `transitions.py` the only code that changes a message's state.
 
-Knows nothing of HTTP or of RQ job functions.
+Knows nothing of HTTP, of RQ job functions or of the flow steps that use it.
 """
 
 from __future__ import annotations
 
 import redis
 
+from workers.store.account import AccountRecords
 from workers.store.callbacks import CallbackRecords
 from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
 from workers.store.feedback import FeedbackRecords
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
+from workers.store.optouts import OptoutRecords
 from workers.store.outbox import OutboxRecords
-from workers.store.reservations import PolicyRecords
+from workers.store.reservations import ReservationRecords
 
 __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
 
 
-class Store(EventRecords, MessageRecords, OutboxRecords, FeedbackRecords, CallbackRecords, PolicyRecords):
-    """Hookline's records in one Redis database."""
+class Store:
+    """The repositories on one Redis database; flow steps are handed the ones they use."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, message_ttl: float = 90 * 86400):
         self.r = client
-        self._init_events()
-        self._init_messages()
-        self._init_outbox()
-        self._init_policy()
-        self._init_callbacks()
+        self.events = EventRecords(client)
+        self.messages = MessageRecords(client, message_ttl)
+        self.outbox = OutboxRecords(client, message_ttl)
+        self.feedback = FeedbackRecords(client)
+        self.optouts = OptoutRecords(client)
+        self.account = AccountRecords(client)
+        self.reservations = ReservationRecords(client)
+        self.callbacks = CallbackRecords(client)
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
+    def from_url(cls, url: str, message_ttl: float = 90 * 86400) -> Store:
         """A store on its own connection pool (strings decoded)."""
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
-                                        socket_timeout=5, socket_connect_timeout=5))
+                                        socket_timeout=5, socket_connect_timeout=5), message_ttl)
 
     def ping(self) -> bool:
         """True when Redis answers."""

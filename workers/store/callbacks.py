@@ -32,12 +32,11 @@ return 1
 
 
 class CallbackRecords:
-    """Callback records (mixed into Store)."""
+    """Callback records."""
 
-    r: redis.Redis
-
-    def _init_callbacks(self) -> None:
-        self._create_cb = self.r.register_script(_CREATE)
+    def __init__(self, r: redis.Redis):
+        self.r = r
+        self._create_cb = r.register_script(_CREATE)
 
     def create_callback(self, callback_id: str, record: dict[str, Any], now: float) -> bool:
         """Create the record unless it exists (the same message and state never calls back twice), and list

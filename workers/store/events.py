@@ -59,15 +59,14 @@ class IngestResult:
 
 
 class EventRecords:
-    """Event records and the pending list (mixed into Store)."""
+    """Event records and the pending list."""
 
-    r: redis.Redis
-
-    def _init_events(self) -> None:
-        self._ingest = self.r.register_script(_INGEST)
-        self._drain_done = self.r.register_script(FINISH_ROUND)
-        self._drain_claim = self.r.register_script(_DRAIN_CLAIM)
-        self._hset_existing = self.r.register_script(_HSET_EXISTING)
+    def __init__(self, r: redis.Redis):
+        self.r = r
+        self._ingest = r.register_script(_INGEST)
+        self._drain_done = r.register_script(FINISH_ROUND)
+        self._drain_claim = r.register_script(_DRAIN_CLAIM)
+        self._hset_existing = r.register_script(_HSET_EXISTING)
 
     def ingest(self, event: Event, dedupe_window: float, ttl: float) -> IngestResult:
         """Store `event` and queue it for the workers unless its id was seen within `dedupe_window`."""

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from workers.core.lifecycle import CANCELLABLE, REPORTED, TRANSITIONS, State, sources_of
+from workers.core.lifecycle import CANCELLABLE, TRANSITIONS, State
 from workers.store.keys import (
     DUE,
     UNREPORTED,
@@ -24,100 +23,40 @@ from workers.store.keys import (
     maybe_json,
     message_key,
     message_log_key,
-    outbox_key,
     state_index_key,
 )
+from workers.store.transitions import LIBRARY, TRANSITION, Change, transition_args
 
-_STATE_IDX = state_index_key("")
+__all__ = ["Change", "MessageRecords"]
 
-# Lua shared by both scripts: a set grouping messages (an event's, a correlation key's) expires `ttl` ms after
-# its last member became final, and never while a member can still change (a reminder may be months away);
-# members whose records have expired are dropped on the way, so a long-lived key's set stays small.
-_FINAL = ", ".join(f"['{state}'] = true" for state in State if not TRANSITIONS[state])
-_SETTLE = f"""
-local FINAL = {{{_FINAL}}}
-local function settle(set, ttl)
-  for _, id in ipairs(redis.call('SMEMBERS', set)) do
-    local st = redis.call('HGET', '{message_key("")}' .. id, 'state')
-    if not st then
-      redis.call('SREM', set, id)  -- its record expired: keep the set to the messages that exist
-    elseif not FINAL[st] then
-      redis.call('PERSIST', set)
-      return
-    end
-  end
-  redis.call('PEXPIRE', set, ttl)
-end
-"""
-
-# KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), state index prefix,
-# correlation key or '', outbox key or '', send_at or '', due key, event id, retention ms (final states) or '',
-# unreported key or '' (created straight into a reported state), group retention ms.
-_CREATE = _SETTLE + """
+# KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), correlation key or '',
+# send_at or '', event id, channel, group retention ms.
+_CREATE = LIBRARY + """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local groups = {KEYS[3]}
-if ARGV[7] ~= '' then table.insert(groups, ARGV[7]) end
-redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'updated_at', ARGV[4], 'event_id', ARGV[11],
-           'groups', cjson.encode(groups))
+if ARGV[6] ~= '' then table.insert(groups, ARGV[6]) end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'updated_at', ARGV[4], 'event_id', ARGV[8],
+           'channel', ARGV[9], 'groups', cjson.encode(groups))
 for _, entry in ipairs(cjson.decode(ARGV[5])) do
   redis.call('RPUSH', KEYS[2], cjson.encode(entry))
 end
 redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('ZADD', ARGV[6] .. ARGV[3], ARGV[4], ARGV[1])
-if ARGV[7] ~= '' then redis.call('SADD', ARGV[7], ARGV[1]) end
-if ARGV[8] ~= '' then redis.call('RPUSH', ARGV[8], ARGV[1]) end
-if ARGV[9] ~= '' then
-  redis.call('HSET', KEYS[1], 'send_at', ARGV[9])
-  redis.call('ZADD', ARGV[10], ARGV[9], ARGV[1])
+redis.call('ZADD', P_IDX .. ARGV[3], ARGV[4], ARGV[1])
+if ARGV[6] ~= '' then redis.call('SADD', ARGV[6], ARGV[1]) end
+if ARGV[3] == 'queued' then redis.call('RPUSH', P_OUTBOX .. ARGV[9], ARGV[1]) end
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'send_at', ARGV[7])
+  redis.call('ZADD', DUE, ARGV[7], ARGV[1])
 end
-if ARGV[12] ~= '' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[12])
-  redis.call('PEXPIRE', KEYS[2], ARGV[12])
+if FINAL[ARGV[3]] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[10])
+  redis.call('PEXPIRE', KEYS[2], ARGV[10])
 end
-if ARGV[13] ~= '' then redis.call('ZADD', ARGV[13], ARGV[4], ARGV[1] .. ' ' .. ARGV[3]) end
-for _, set in ipairs(groups) do settle(set, ARGV[14]) end
+if REPORTED[ARGV[3]] then redis.call('ZADD', UNREPORTED, ARGV[4], ARGV[1] .. ' ' .. ARGV[3]) end
+for _, set in ipairs(groups) do settle(set, ARGV[10]) end
 return 1
-"""
-
-# KEYS: msg, log. ARGV: id, target, now, reason, allowed sources (comma list), fields (JSON object of
-# strings), outbox key or '', state index prefix, send_at or '', due key, retention ms (final states) or '',
-# unreported key or '' (target is a reported state).
-# Returns {1, previous} on success, {0, current} when the state did not allow it, {-1, ''} when missing.
-_TRANSITION = _SETTLE + """
-local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then
-  return {-1, ''}
-end
-local ok = false
-for s in string.gmatch(ARGV[5], '[^,]+') do
-  if s == cur then ok = true end
-end
-if not ok then
-  return {0, cur}
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[3])
-for k, v in pairs(cjson.decode(ARGV[6])) do
-  redis.call('HSET', KEYS[1], k, v)
-end
-redis.call('RPUSH', KEYS[2], cjson.encode({at = tonumber(ARGV[3]), from = cur, to = ARGV[2], reason = ARGV[4]}))
-redis.call('ZREM', ARGV[8] .. cur, ARGV[1])
-redis.call('ZADD', ARGV[8] .. ARGV[2], ARGV[3], ARGV[1])
-if ARGV[7] ~= '' then redis.call('RPUSH', ARGV[7], ARGV[1]) end
-if ARGV[9] ~= '' then
-  redis.call('HSET', KEYS[1], 'send_at', ARGV[9])
-  redis.call('ZADD', ARGV[10], ARGV[9], ARGV[1])
-else
-  redis.call('ZREM', ARGV[10], ARGV[1])
-end
-if ARGV[11] ~= '' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[11])
-  redis.call('PEXPIRE', KEYS[2], ARGV[11])
-  for _, set in ipairs(cjson.decode(redis.call('HGET', KEYS[1], 'groups') or '[]')) do settle(set, ARGV[11]) end
-end
-if ARGV[12] ~= '' then redis.call('ZADD', ARGV[12], ARGV[3], ARGV[1] .. ' ' .. ARGV[2]) end
-return {1, cur}
 """
 
 
@@ -132,38 +71,20 @@ return 1
 """
 
 
-@dataclass(frozen=True)
-class Change:
-    """One transition for `apply_many`."""
-
-    id: str
-    target: State
-    reason: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    send_at: float | None = None
-    expect: frozenset[State] | None = None
-
-
 class MessageRecords:
-    """Message records (mixed into Store)."""
+    """Message records: creation, transitions (through `store.transitions`), timelines and the indexes."""
 
-    r: redis.Redis
+    def __init__(self, r: redis.Redis, message_ttl: float = 90 * 86400):
+        self.r = r
+        self.message_ttl = message_ttl
+        self._create = r.register_script(_CREATE)
+        self._transition = r.register_script(TRANSITION)
+        self._newest = r.register_script(_NEWEST)
 
-    message_ttl: float = 90 * 86400
-
-    def _init_messages(self) -> None:
-        self._create = self.r.register_script(_CREATE)
-        self._transition = self.r.register_script(_TRANSITION)
-        self._newest = self.r.register_script(_NEWEST)
-
-    def _retention(self, state: str) -> str:
-        """How long (ms) a message that reached `state` is kept: '' while it can still change."""
-        return str(int(self.message_ttl * 1000)) if not TRANSITIONS[State(state)] else ""
-
-    @staticmethod
-    def _unreported(state: str) -> str:
-        """The key a change into `state` is listed under until its callbacks exist: '' if nobody is told."""
-        return UNREPORTED if state in REPORTED else ""
+    @property
+    def _ttl_ms(self) -> int:
+        """How long (ms) a message that reached a final state is kept, with its timeline."""
+        return int(self.message_ttl * 1000)
 
     def trim_state_indexes(self, before: float) -> int:
         """Drop ids that reached a final state before `before` from the state indexes (their records expire)."""
@@ -190,10 +111,8 @@ class MessageRecords:
             self._create(
                 keys=[message_key(msg["id"]), message_log_key(msg["id"]), event_messages_key(msg["event_id"])],
                 args=[msg["id"], json.dumps(msg, separators=(",", ":")), msg["state"], now, json.dumps(entries),
-                      _STATE_IDX, correlation_key(msg["key"]) if msg.get("key") else "",
-                      outbox_key(msg["channel"]) if msg["state"] == State.QUEUED else "",
-                      repr(msg["send_at"]) if scheduled else "", DUE, msg["event_id"], self._retention(msg["state"]),
-                      self._unreported(msg["state"]), int(self.message_ttl * 1000)],
+                      correlation_key(msg["key"]) if msg.get("key") else "",
+                      repr(msg["send_at"]) if scheduled else "", msg["event_id"], msg["channel"], self._ttl_ms],
                 client=pipe,
             )
         with available():
@@ -206,40 +125,17 @@ class MessageRecords:
 
         Returns (moved, state before). Entering `queued` appends it to its channel's outbox atomically.
         """
-        allowed = sources_of(target)
-        if expect is not None:
-            allowed = allowed & frozenset(expect)
-        outbox = ""
-        if target == State.QUEUED:
-            with available():
-                doc = self.r.hget(message_key(message_id), "doc")
-            if doc is None:
-                return False, None
-            outbox = outbox_key(json.loads(doc)["channel"])
-        encoded = {k: json.dumps(v) for k, v in (fields or {}).items()}
+        change = Change(message_id, target, reason, fields or {}, send_at,
+                        frozenset(expect) if expect is not None else None)
         with available():
-            moved, previous = self._transition(
-                keys=[message_key(message_id), message_log_key(message_id)],
-                args=[message_id, target, now, reason, ",".join(allowed) or "-", json.dumps(encoded), outbox,
-                      _STATE_IDX, repr(send_at) if send_at is not None else "", DUE, self._retention(target),
-                      self._unreported(target)],
-            )
+            moved, previous = self._transition(args=transition_args(change, now, self._ttl_ms))
         return moved == 1, previous or None
 
     def apply_many(self, changes: Iterable[Change], now: float) -> list[bool]:
-        """Several transitions in one round trip (none of them into `queued`: use `requeue` for that)."""
+        """Several transitions in one round trip; True where the message moved."""
         pipe = self.r.pipeline(transaction=False)
-        for ch in changes:
-            assert ch.target != State.QUEUED, "queued needs its outbox: use requeue"
-            allowed = sources_of(ch.target) & frozenset(ch.expect) if ch.expect else sources_of(ch.target)
-            encoded = {k: json.dumps(v) for k, v in ch.fields.items()}
-            self._transition(
-                keys=[message_key(ch.id), message_log_key(ch.id)],
-                args=[ch.id, ch.target, now, ch.reason, ",".join(allowed) or "-", json.dumps(encoded), "",
-                      _STATE_IDX, repr(ch.send_at) if ch.send_at is not None else "", DUE, self._retention(ch.target),
-                      self._unreported(ch.target)],
-                client=pipe,
-            )
+        for change in changes:
+            self._transition(args=transition_args(change, now, self._ttl_ms), client=pipe)
         with available():
             return [r[0] == 1 for r in pipe.execute()]
 
@@ -256,6 +152,11 @@ class MessageRecords:
         if members:
             with available():
                 self.r.zrem(UNREPORTED, *members)
+
+    def note(self, message_id: str, entry: dict[str, Any]) -> None:
+        """Add a timeline entry that does not change the state (a receipt, a reply, a callback attempt)."""
+        with available():
+            self.r.rpush(message_log_key(message_id), json.dumps(entry, separators=(",", ":")))
 
     def get_messages(self, message_ids: list[str]) -> list[dict[str, Any] | None]:
         """Several messages (without timelines) in one round trip."""
@@ -315,7 +216,7 @@ class MessageRecords:
         """Record `order` as correlation `key`'s newest unless a newer one was seen; False then (the event
         is stale: it happened before one already processed). Equal orders are not stale (re-processing)."""
         with available():
-            return bool(self._newest(keys=[key_order_key(key)], args=[repr(order), int(self.message_ttl * 1000)]))
+            return bool(self._newest(keys=[key_order_key(key)], args=[repr(order), self._ttl_ms]))
 
     def cancel_by_key(self, key: str, now: float, reason: str, except_event: str | None = None) -> list[str]:
         """Cancel every not-yet-sending message with correlation `key` (except those of `except_event`)."""
@@ -337,5 +238,6 @@ def _parse(raw: dict[str, str]) -> dict[str, Any] | None:
         return None
     doc = json.loads(raw.pop("doc"))
     raw.pop("groups", None)  # Redis key names, for the scripts only
+    raw.pop("channel", None)  # a copy of the document's, for the scripts
     doc.update({k: maybe_json(v) for k, v in raw.items()})
     return doc

@@ -1,5 +1,5 @@
-"""The send side in Redis: outboxes, claiming a batch for sending, putting messages back, pauses,
-the shared token bucket and operator alerts. Every step that moves messages is one Lua script.
+"""The send side in Redis: outboxes, claiming a batch for sending, putting messages back, pauses and the
+shared token bucket. Claims and requeues move messages through `store.transitions`' one primitive.
 """
 
 from __future__ import annotations
@@ -11,60 +11,19 @@ from typing import Any
 
 import redis
 
+from workers.core.lifecycle import State
 from workers.store.keys import (
-    ALERTS,
     BUCKET,
-    PREFIX,
     available,
     outbox_flush_key,
     outbox_key,
     outbox_limit_key,
     outbox_pause_key,
-    state_index_key,
 )
 from workers.store.lease import FINISH_ROUND
+from workers.store.transitions import CLAIM, REQUEUE
 
 FLUSH_LEASE_MS = 120_000
-
-# Pop up to ARGV[1] ids; each still `queued` moves to `sending` (others were cancelled: dropped).
-# KEYS: outbox. ARGV: n, now, msg key prefix, state index prefix.
-_CLAIM = """
-local out = {}
-while #out < tonumber(ARGV[1]) do
-  local id = redis.call('LPOP', KEYS[1])
-  if not id then break end
-  local key = ARGV[3] .. id
-  if redis.call('HGET', key, 'state') == 'queued' then
-    redis.call('HSET', key, 'state', 'sending', 'updated_at', ARGV[2], 'sending_since', ARGV[2])
-    redis.call('RPUSH', key .. ':log', cjson.encode({at = tonumber(ARGV[2]), from = 'queued', to = 'sending',
-                                                     reason = 'claimed by a flush'}))
-    redis.call('ZREM', ARGV[4] .. 'queued', id)
-    redis.call('ZADD', ARGV[4] .. 'sending', ARGV[2], id)
-    table.insert(out, id)
-  end
-end
-return out
-"""
-
-# Put messages back at the front of the outbox, in order, without spending their retry budget.
-# KEYS: outbox. ARGV: now, reason, msg key prefix, state index prefix, from state, ids...
-_REQUEUE = """
-local moved = 0
-for i = #ARGV, 6, -1 do
-  local id = ARGV[i]
-  local key = ARGV[3] .. id
-  if redis.call('HGET', key, 'state') == ARGV[5] then
-    redis.call('HSET', key, 'state', 'queued', 'updated_at', ARGV[1])
-    redis.call('RPUSH', key .. ':log', cjson.encode({at = tonumber(ARGV[1]), from = ARGV[5], to = 'queued',
-                                                     reason = ARGV[2]}))
-    redis.call('ZREM', ARGV[4] .. ARGV[5], id)
-    redis.call('ZADD', ARGV[4] .. 'queued', ARGV[1], id)
-    redis.call('LPUSH', KEYS[1], id)
-    moved = moved + 1
-  end
-end
-return moved
-"""
 
 # Take one token from the shared bucket (rate ARGV[1]/s, burst ARGV[2]); return 0, or seconds to wait.
 _TOKEN = """
@@ -84,15 +43,15 @@ return tostring(wait)
 """
 
 class OutboxRecords:
-    """Outboxes and sending state (mixed into Store)."""
+    """Outboxes and their flush leases, pauses, narrowed batch sizes and strikes, and the token bucket."""
 
-    r: redis.Redis
-
-    def _init_outbox(self) -> None:
-        self._claim = self.r.register_script(_CLAIM)
-        self._requeue = self.r.register_script(_REQUEUE)
-        self._token = self.r.register_script(_TOKEN)
-        self._flush_done = self.r.register_script(FINISH_ROUND)
+    def __init__(self, r: redis.Redis, message_ttl: float = 90 * 86400):
+        self.r = r
+        self.message_ttl = message_ttl
+        self._claim = r.register_script(CLAIM)
+        self._requeue = r.register_script(REQUEUE)
+        self._token = r.register_script(_TOKEN)
+        self._flush_done = r.register_script(FINISH_ROUND)
 
     def outbox_length(self, channel: str) -> int:
         """Messages waiting in `channel`'s outbox (cancelled ones included until a flush drops them)."""
@@ -123,17 +82,15 @@ class OutboxRecords:
     def claim_batch(self, channel: str, size: int, now: float) -> list[str]:
         """Move up to `size` queued messages from the outbox to `sending`, atomically."""
         with available():
-            return list(self._claim(keys=[outbox_key(channel)],
-                                    args=[size, now, f"{PREFIX}:msg:", state_index_key("")]))
+            return list(self._claim(keys=[outbox_key(channel)], args=[size, now, int(self.message_ttl * 1000)]))
 
-    def requeue(self, channel: str, ids: Iterable[str], now: float, reason: str, from_state: str = "sending") -> int:
-        """Put messages back at the front of the outbox in their order (429, outage, pause, reconcile)."""
+    def requeue(self, ids: Iterable[str], now: float, reason: str, from_state: State = State.SENDING) -> int:
+        """Put messages back at the front of their outbox in their order (429, outage, pause, reconcile)."""
         ids = list(ids)
         if not ids:
             return 0
         with available():
-            return int(self._requeue(keys=[outbox_key(channel)],
-                                     args=[now, reason, f"{PREFIX}:msg:", state_index_key(""), from_state, *ids]))
+            return int(self._requeue(args=[now, reason, str(from_state), int(self.message_ttl * 1000), *ids]))
 
     def take_token(self, rate: float, burst: float, now: float) -> float:
         """One provider call's worth from the shared bucket: 0 when granted, else seconds to wait."""
@@ -182,18 +139,3 @@ class OutboxRecords:
         """A call went through: backoff starts from the beginning next time."""
         with available():
             self.r.delete(f"{outbox_key(channel)}:strikes:429", f"{outbox_key(channel)}:strikes:error")
-
-    def raise_alert(self, name: str, message: str, now: float) -> None:
-        """Record an operator alert (shown by /readyz and the metrics) unless already raised."""
-        with available():
-            self.r.hsetnx(ALERTS, name, json.dumps({"since": now, "message": message}))
-
-    def clear_alert(self, name: str) -> None:
-        """Remove an alert."""
-        with available():
-            self.r.hdel(ALERTS, name)
-
-    def alerts(self) -> dict[str, Any]:
-        """Every raised alert."""
-        with available():
-            return {k: json.loads(v) for k, v in self.r.hgetall(ALERTS).items()}

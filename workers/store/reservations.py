@@ -8,7 +8,6 @@ from decimal import Decimal
 import redis
 
 from workers.store.keys import (
-    BALANCE_LOW,
     available,
     duplicate_key,
     price_key,
@@ -52,15 +51,14 @@ return 0
 """
 
 
-class PolicyRecords:
-    """Spend, rates, duplicates and prices (mixed into Store)."""
+class ReservationRecords:
+    """Spend, rates, duplicates and prices."""
 
-    r: redis.Redis
-
-    def _init_policy(self) -> None:
-        self._reserve = self.r.register_script(_RESERVE)
-        self._rate = self.r.register_script(_RATE)
-        self._release_dup = self.r.register_script(_RELEASE_IF_OWNER)
+    def __init__(self, r: redis.Redis):
+        self.r = r
+        self._reserve = r.register_script(_RESERVE)
+        self._rate = r.register_script(_RATE)
+        self._release_dup = r.register_script(_RELEASE_IF_OWNER)
 
     def spent(self, day: str) -> Decimal:
         """What `day` has committed so far."""
@@ -120,16 +118,3 @@ class PolicyRecords:
         """Keep an estimate for `ttl` seconds."""
         with available():
             self.r.set(price_key(channel, country, encoding, parts), str(price), ex=max(1, int(ttl)))
-
-    def set_balance_low(self, low: bool) -> None:
-        """Record whether the balance is under the floor."""
-        with available():
-            if low:
-                self.r.set(BALANCE_LOW, 1)
-            else:
-                self.r.delete(BALANCE_LOW)
-
-    def balance_low(self) -> bool:
-        """Whether automatic approvals must become holds."""
-        with available():
-            return bool(self.r.exists(BALANCE_LOW))

@@ -96,7 +96,7 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
                               datetime.fromtimestamp(msg.send_at, tz=UTC).isoformat())
             if msg.state == State.PLANNED:
                 policy = config.policy(msg.policy)
-                cost = (store.cached_price(msg.channel, msg.country or "XX", msg.encoding or "GSM-7",
+                cost = (store.reservations.cached_price(msg.channel, msg.country or "XX", msg.encoding or "GSM-7",
                                            msg.segments or 1) if store else None) or \
                     policy.fallback_price(msg.channel, msg.country, msg.segments or 1)
                 at = msg.send_at or now

@@ -24,15 +24,15 @@ def mask(number: str | None) -> str:
 
 def trace(store: Store, event_id: str) -> str | None:
     """The trace of `event_id`, or None when there is no such event."""
-    event = store.get_event(event_id)
+    event = store.events.get_event(event_id)
     if event is None:
         return None
     lines = [f"event {event['id']}  source={event['source']}  type={event['type']}  "
              f"received {_when(event['received_at'])}  status={event.get('status')}"]
     if event.get("rules") is not None:
         lines.append(f"  rules matched: {', '.join(event['rules']) or 'none'}")
-    for mid in store.event_message_ids(event_id):
-        msg = store.get_message(mid)
+    for mid in store.messages.event_message_ids(event_id):
+        msg = store.messages.get_message(mid)
         if msg is None:
             continue
         target = mask(msg.get("to")) if msg.get("to") else f"list {msg.get('list_id')}"
@@ -41,8 +41,8 @@ def trace(store: Store, event_id: str) -> str | None:
             kind = entry.get("kind")
             arrow = kind if kind else f"{entry.get('from') or '·'} → {entry.get('to')}"
             lines.append(f"    {_when(entry.get('at'))}  {arrow}: {entry.get('reason', '')}")
-        for cid in store.message_callback_ids(mid):
-            cb = store.get_callback(cid)
+        for cid in store.callbacks.message_callback_ids(mid):
+            cb = store.callbacks.get_callback(cid)
             if cb:
                 tries = ", ".join(str(a.get("status") or a.get("error")) for a in cb["attempts"]) or "none yet"
                 lines.append(f"    callback {cid} ({cb['state']}): {cb['status']}; attempts: {tries}")

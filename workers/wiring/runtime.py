@@ -40,7 +40,7 @@ class Runtime:
 
     def kick(self, channel: str) -> bool:
         """Start a flush of `channel`'s outbox unless one is already pending or running."""
-        token = self.store.claim_flush(channel)
+        token = self.store.outbox.claim_flush(channel)
         if token:
             pipeline.enqueue_flush(self.rq_connection, channel, token)
         return token is not None
@@ -62,8 +62,7 @@ class Runtime:
         if not logging.getLogger().handlers:
             logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("hookline").setLevel(settings.log_level)
-        store = Store.from_url(settings.redis_url)
-        store.message_ttl = settings.message_ttl
+        store = Store.from_url(settings.redis_url, settings.message_ttl)
         rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
         rules = RulesDir(settings.rules_dir, settings, environ)
         rules.reload()
