@@ -66,7 +66,7 @@ def hookline_run(store: Store, conn: redis.Redis, sim: str, n: int, tag: str) ->
         tokens.append(store.events.ingest(event, 3600, 3600).drain_token)
     before_sent = store.messages.state_counts().get("sent", 0)
     [token] = [t for t in tokens if t]
-    pipeline.enqueue_drain(conn, token)
+    pipeline.Enqueuer(conn, store.outbox).drain(token)
     elapsed = wait_for(lambda: store.messages.state_counts().get("sent", 0) >= before_sent + n, every=0.01)
     after = requests.get(f"{sim}/_sim/ledger", timeout=5).json()
     calls = after["calls"].get("/v3/sms/send", 0) - before["calls"].get("/v3/sms/send", 0)

@@ -19,10 +19,10 @@ from tests.origin_server import Origin
 from webhooks import create_app
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
+from workers.entry.runtime import Runtime, set_runtime
 from workers.tools.localredis import redis_answers, start_redis
 from workers.wiring import pipeline
 from workers.wiring.rulesdir import RulesDir
-from workers.wiring.runtime import Runtime, set_runtime
 from workers.wiring.settings import Settings
 
 API_TOKEN = "test-api-token"

@@ -1,18 +1,19 @@
-"""Hookline's HTTP edge: the Flask app factory. Imports `workers`; is never imported by it."""
+"""Hookline's HTTP edge: the Flask app factory. Imports `workers` (never a flow step); is never imported by it."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from webhooks import api, clicksend_push, errors, health, ingest, metrics, ui
-from workers.wiring.runtime import Runtime, get_runtime
+from webhooks.context import Parts, WebContext
 from workers.wiring.settings import Settings
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
-    """Build the web app. With no arguments, settings come from the environment (gunicorn, `hookline up`)."""
+def create_app(settings: Settings | None = None, runtime: Parts | None = None) -> Flask:
+    """Build the web app. With no arguments, settings come from the environment (gunicorn, `hookline up`);
+    tests may pass the parts (a workers runtime) so web and in-process workers share one set."""
     if runtime is None:
-        runtime = Runtime.build(settings) if settings is not None else get_runtime()
+        runtime = WebContext.build(settings if settings is not None else Settings.from_env())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
     app.extensions["hookline"] = runtime

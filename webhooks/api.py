@@ -12,8 +12,8 @@ from webhooks.auth import require_token
 from webhooks.context import error, json_object, runtime
 from workers.core.lifecycle import State
 from workers.core.phones import e164
-from workers.flow import approvals
 from workers.tools.trace import mask
+from workers.wiring.handover import Verdict, decide
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -117,7 +117,7 @@ def _approval_view(msg: dict[str, Any]) -> dict[str, Any]:
 def list_approvals() -> ResponseReturnValue:
     """Held messages waiting for a person (`?rule=` or `?event_id=` to narrow)."""
     rt = runtime()
-    docs = approvals.held(rt, request.args.get("rule"), request.args.get("event_id"))
+    docs = rt.store.messages.held(request.args.get("rule"), request.args.get("event_id"))
     full = [rt.store.messages.get_message(d["id"]) or d for d in docs]
     return jsonify({"approvals": [_approval_view(m) for m in full]})
 
@@ -139,8 +139,7 @@ def decide_bulk(action: str) -> ResponseReturnValue:
     given = body.get("ids") or []
     if not isinstance(given, list) or not all(isinstance(i, str) for i in given):
         return error(400, "bad_request", "ids must be a list of message ids")
-    ids = list(given) or [m["id"] for m in approvals.held(runtime(), body.get("rule"),
-                                                                          body.get("event_id"))]
+    ids = list(given) or [m["id"] for m in runtime().store.messages.held(body.get("rule"), body.get("event_id"))]
     return _decide(ids, action)
 
 
@@ -150,7 +149,7 @@ def _decide(ids: list[str], action: str) -> ResponseReturnValue:
     body = json_object()
     by = str(body.get("by") or request.headers.get("X-Hookline-User") or "api")[:80]
     note = str(body.get("note") or "")[:500]
-    decide = approvals.approve if action == "approve" else approvals.reject
-    results = decide(runtime(), ids, by, note, time.time())
+    rt = runtime()
+    results = decide(rt.store, rt.enqueuer, ids, Verdict(action), by, note, time.time())
     ok = all(r in ("approved", "rejected") for r in results.values())
     return jsonify({"results": results}), 200 if ok or len(ids) > 1 else 409

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -17,8 +15,6 @@ from flask.typing import ResponseReturnValue
 
 from webhooks.context import error, json_object, runtime
 from workers.core.coerce import to_int
-from workers.errors import ProviderError
-from workers.flow import feedback
 
 bp = Blueprint("clicksend_push", __name__, url_prefix="/clicksend")
 log = logging.getLogger("hookline.push")
@@ -30,7 +26,7 @@ def _payload() -> dict[str, Any]:
     return request.form.to_dict() or request.args.to_dict()
 
 
-def _guarded(apply: Callable[..., str], token: str | None) -> ResponseReturnValue:
+def _guarded(kind: str, token: str | None) -> ResponseReturnValue:
     rt = runtime()
     expected = rt.settings.receipt_token
     given = token or request.args.get("token") or ""
@@ -41,27 +37,24 @@ def _guarded(apply: Callable[..., str], token: str | None) -> ResponseReturnValu
         return error(400, "bad_request", "expected a form-encoded or JSON body")
     known = rt.store.account.account_facts().get("user_id")
     if known is None:
-        # The poller has not learned the account yet: ask ClickSend once, so no push skips this check.
-        try:
-            known = rt.client.account().get("user_id")
-        except (ProviderError, ValueError):
-            return error(503, "unavailable", "cannot check the account right now; ClickSend will retry")
-        rt.store.account.remember_account(user_id=known)
+        # The workers' poller has not learned the account yet; ClickSend retries a push that is not a 2xx.
+        return error(503, "unavailable", "the account is not known yet; try again shortly")
     if to_int(data.get("user_id")) != to_int(known):
         log.warning("push refused: user_id does not match the account")
         return error(403, "forbidden", "user_id does not match this account")
-    return jsonify({"ok": True, "result": apply(rt, data, time.time(), "push")})
+    rt.enqueuer.apply_push(kind, {str(k): v for k, v in data.items()})
+    return jsonify({"ok": True, "queued": True})
 
 
 @bp.post("/receipts")
 @bp.post("/receipts/<token>")
 def receipts(token: str | None = None) -> ResponseReturnValue:
     """A pushed delivery receipt, applied through the same code as polling."""
-    return _guarded(feedback.apply_receipt, token)
+    return _guarded("receipt", token)
 
 
 @bp.post("/inbound")
 @bp.post("/inbound/<token>")
 def inbound(token: str | None = None) -> ResponseReturnValue:
     """A pushed inbound reply (STOP/START handling and the link to the message it answers)."""
-    return _guarded(feedback.apply_inbound, token)
+    return _guarded("inbound", token)

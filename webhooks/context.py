@@ -1,19 +1,64 @@
-"""Access to the process runtime from inside a request, and the JSON error reply."""
+"""What a request can reach: the web context (settings, store, rules, enqueuer), and the JSON error reply.
+
+The web edge verifies, stores and hands over; it holds no ClickSend client and runs no flow step.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import redis
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from workers.core.events import decode_json
-from workers.wiring.runtime import Runtime
+from workers.store import Store
+from workers.wiring import logs
+from workers.wiring.pipeline import Enqueuer
+from workers.wiring.rulesdir import RulesDir
+from workers.wiring.settings import Settings
 
 
-def runtime() -> Runtime:
-    """The runtime this app was built with."""
-    return current_app.extensions["hookline"]
+class Parts(Protocol):
+    """What the web app is built on: its own `WebContext`, or a workers runtime in tests."""
+
+    settings: Settings
+    store: Store
+    rules: RulesDir
+
+    @property
+    def enqueuer(self) -> Enqueuer: ...
+
+
+@dataclass
+class WebContext:
+    """The web process's collaborators, built once by `create_app`."""
+
+    settings: Settings
+    store: Store
+    rules: RulesDir
+    rq_connection: redis.Redis
+
+    @property
+    def enqueuer(self) -> Enqueuer:
+        """The one way the edge hands work over."""
+        return Enqueuer(self.rq_connection, self.store.outbox)
+
+    @classmethod
+    def build(cls, settings: Settings) -> WebContext:
+        """Connect to Redis and load the rules directory (a bad directory is reported, not fatal)."""
+        logs.configure(settings)
+        rules = RulesDir(settings.rules_dir, settings)
+        rules.reload()
+        return cls(settings, Store.from_url(settings.redis_url, settings.message_ttl),
+                   rules, redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
+
+
+def runtime() -> Parts:
+    """The parts this app was built with."""
+    parts: Parts = current_app.extensions["hookline"]
+    return parts
 
 
 def error(status: int, code: str, message: str, **extra: object) -> ResponseReturnValue:

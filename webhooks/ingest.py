@@ -17,7 +17,6 @@ from webhooks.context import error, runtime
 from workers.core.events import Event, body_digest, decode_json, event_id_for, kept_headers
 from workers.core.sources import Extract, Source
 from workers.errors import ConfigError, IngestError, PayloadInvalid
-from workers.wiring import pipeline
 
 bp = Blueprint("ingest", __name__)
 log = logging.getLogger("hookline.ingest")
@@ -69,7 +68,7 @@ def receive(source_name: str) -> ResponseReturnValue:
         return jsonify({"event_id": event.id, "duplicate": True}), 200
     if result.drain_token:
         try:
-            pipeline.enqueue_drain(rt.rq_connection, result.drain_token)
+            rt.enqueuer.drain(result.drain_token)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # The event is stored and queued; the periodic sweep starts the drain this enqueue missed.
             log.warning("event %s stored, drain not started (%s); the sweep will start it", event.id, exc)

@@ -15,8 +15,8 @@ from markupsafe import Markup
 
 from webhooks.auth import token_ok
 from webhooks.context import runtime
-from workers.flow import approvals
 from workers.tools.trace import mask
+from workers.wiring import handover
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 
@@ -121,7 +121,7 @@ def approvals_page() -> ResponseReturnValue:
         return _page("Sign in", _LOGIN, 401)
     rt = runtime()
     rows = []
-    for msg in approvals.held(rt):
+    for msg in rt.store.messages.held():
         full = rt.store.messages.get_message(msg["id"]) or msg
         why = [t.get("reason") for t in full.get("timeline", []) if t.get("to") == "held"]
         rows.append(full | {"to": mask(full.get("to")), "why": (why or ["held"])[-1]})
@@ -137,8 +137,8 @@ def decide(message_id: str, action: str) -> ResponseReturnValue:
         return _page("Approvals", "<p>The form expired; reload the page and try again.</p>", 403)
     if action not in ("approve", "reject"):
         return _page("Approvals", "<p>Unknown action.</p>", 404)
-    decide_fn = approvals.approve if action == "approve" else approvals.reject
-    result = decide_fn(runtime(), [message_id], session["user"], (request.form.get("note") or "")[:500],
-                       time.time())
+    rt = runtime()
+    result = handover.decide(rt.store, rt.enqueuer, [message_id], handover.Verdict(action), session["user"],
+                             (request.form.get("note") or "")[:500], time.time())
     session["flash"] = f"{message_id}: {result[message_id]}"
     return redirect(url_for("ui.approvals_page"))

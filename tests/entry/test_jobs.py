@@ -7,8 +7,8 @@ import redis
 from tests.webhooks.test_ingest import post_shop
 from workers import store
 from workers.entry import jobs
+from workers.entry.runtime import Runtime
 from workers.wiring import pipeline
-from workers.wiring.runtime import Runtime
 
 
 def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client, work,  # noqa: ANN001

@@ -14,8 +14,9 @@ from tests.conftest import API_TOKEN, EXAMPLES_DIR, Simulator, use_policies
 from tests.flow.test_sender import drain
 from workers.core.events import Event
 from workers.entry.cli import main
-from workers.flow import admission, approvals, processing
-from workers.wiring.runtime import Runtime
+from workers.entry.runtime import Runtime
+from workers.flow import admission
+from workers.wiring.handover import Verdict, decide
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -27,7 +28,7 @@ def order_event(rt: Runtime, n: int, phone: str = "+61411111111", body_id: int |
     event = Event(id=f"evt_order_{n}", source="shop", type="orders/create", external_id=str(n),
                   received_at=time.time(), payload=payload)
     rt.store.events.ingest(event, 3600, 3600)
-    processing.process_events(rt, [event.id], time.time())
+    rt.processing.process_events([event.id], time.time())
     [mid] = rt.store.messages.event_message_ids(event.id)
     return mid
 
@@ -48,7 +49,7 @@ def test_manual_policy_holds_with_its_reason(manual: Runtime) -> None:
     assert msg["estimate"] == "0.0792"
 
 
-def test_approve_and_reject_through_the_api(manual: Runtime, client, simulator: Simulator) -> None:  # noqa: ANN001
+def test_approve_and_reject_through_the_api(manual: Runtime, client, work, simulator: Simulator) -> None:  # noqa: ANN001
     a, b = order_event(manual, 1), order_event(manual, 2, "+61422222222")
     listed = client.get("/api/approvals", headers=AUTH).json["approvals"]
     assert {x["id"] for x in listed} == {a, b}
@@ -60,9 +61,11 @@ def test_approve_and_reject_through_the_api(manual: Runtime, client, simulator: 
     approved = client.post(f"/api/approvals/{a}/approve", json={"note": "looks fine", "by": "ann"}, headers=AUTH)
     assert approved.json == {"results": {a: "approved"}}
     again = client.post(f"/api/approvals/{a}/approve", json={"by": "bob"}, headers=AUTH)
-    assert again.status_code == 409 and again.json["results"][a] == "not held (queued)"
+    # The web edge records the decision and hands over: the workers fire it.
+    assert again.status_code == 409 and again.json["results"][a] == "not held (scheduled)"
     rejected = client.post(f"/api/approvals/{b}/reject", json={"note": "wrong number", "by": "ann"}, headers=AUTH)
     assert rejected.json == {"results": {b: "rejected"}}
+    work()
     drain(manual)
     msg_a, msg_b = manual.store.messages.get_message(a), manual.store.messages.get_message(b)
     assert (msg_a["state"], msg_a["approved_by"], msg_a["approval_note"]) == ("sent", "ann", "looks fine")
@@ -76,14 +79,14 @@ def test_bulk_approval_by_rule(manual: Runtime, client) -> None:  # noqa: ANN001
     assert result.json["results"] == dict.fromkeys(ids, "approved")
 
 
-def test_two_simultaneous_approvals_send_once(manual: Runtime, simulator: Simulator) -> None:
+def test_two_simultaneous_approvals_send_once(manual: Runtime, work, simulator: Simulator) -> None:  # noqa: ANN001
     mid = order_event(manual, 1)
     barrier = threading.Barrier(8)
     results: list[str] = []
 
     def approve() -> None:
         barrier.wait()
-        results.append(approvals.approve(manual, [mid], "someone", "", time.time())[mid])
+        results.append(decide(manual.store, manual.enqueuer, [mid], Verdict.APPROVE, "someone", "", time.time())[mid])
 
     threads = [threading.Thread(target=approve) for _ in range(8)]
     for t in threads:
@@ -91,19 +94,21 @@ def test_two_simultaneous_approvals_send_once(manual: Runtime, simulator: Simula
     for t in threads:
         t.join()
     assert results.count("approved") == 1
+    work()
     drain(manual)
     assert simulator.state.ledger == {mid: 1}
 
 
 def test_holds_expire_and_cannot_be_approved_after(manual: Runtime) -> None:
     mid = order_event(manual, 1)
-    assert approvals.expire(manual, time.time() + 60) == []
-    assert approvals.expire(manual, time.time() + 3601) == [mid]
+    assert manual.approvals.expire(time.time() + 60) == []
+    assert manual.approvals.expire(time.time() + 3601) == [mid]
     assert manual.store.messages.message_state(mid) == "expired"
-    assert approvals.approve(manual, [mid], "ann", "", time.time()) == {mid: "not held (expired)"}
+    result = decide(manual.store, manual.enqueuer, [mid], Verdict.APPROVE, "ann", "", time.time())
+    assert result == {mid: "not held (expired)"}
 
 
-def test_approval_pages_need_the_token_and_csrf(manual: Runtime, app) -> None:  # noqa: ANN001
+def test_approval_pages_need_the_token_and_csrf(manual: Runtime, app, work) -> None:  # noqa: ANN001
     mid = order_event(manual, 1)
     browser = app.test_client()
     assert browser.get("/ui/approvals").status_code == 401
@@ -120,6 +125,8 @@ def test_approval_pages_need_the_token_and_csrf(manual: Runtime, app) -> None:  
     assert manual.store.messages.message_state(mid) == "held"
     done = browser.post(f"/ui/approvals/{mid}/approve", data={"note": "from the page", "csrf": csrf})
     assert done.status_code == 302
+    assert manual.store.messages.message_state(mid) == "scheduled"  # recorded; the workers fire it
+    work(queues=("hookline-events",))
     msg = manual.store.messages.get_message(mid)
     assert (msg["state"], msg["approved_by"], msg["approval_note"]) == ("queued", "Ann", "from the page")
     assert "approved" in browser.get("/ui/approvals").get_data(as_text=True)  # the flash message
@@ -149,7 +156,7 @@ def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None
 
     def go(doc: dict) -> None:
         barrier.wait()
-        state = admission.admit(runtime, doc, time.time()).state
+        state = runtime.admission.admit(doc, time.time()).state
         outcomes.append(state)
         if state == "held":
             held_numbers.append(doc)
@@ -161,7 +168,7 @@ def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None
         t.join()
     assert outcomes.count("queued") == 6  # 6 × 0.0792 = 0.4752 ≤ 0.50 < 7 × 0.0792
     assert outcomes.count("held") == 14
-    assert runtime.store.reservations.spent(admission.day_of(runtime, time.time())) <= 0.5
+    assert runtime.store.reservations.spent(admission.day_of(runtime.settings.timezone, time.time())) <= 0.5
     # A message that lost the budget race gave back the rate slot and the duplicate marker it had taken.
     assert all(runtime.store.reservations.recent_sends(d["to"], time.time(), 3600) == [] for d in held_numbers)
     assert not any(runtime.store.reservations.is_duplicate(admission.duplicate_digest(d)) for d in held_numbers)
@@ -181,7 +188,7 @@ def test_duplicate_and_rate_checks_through_processing(runtime: Runtime) -> None:
     assert msg["state"] == "scheduled"  # the third message in an hour waits for the window
     assert "max_per_recipient 2 per 3600s reached" in msg["timeline"][-1]["reason"]
     # When the window allows, it goes: its own earlier attempt left no duplicate marker behind.
-    assert processing.fire(runtime, fourth, float(msg["send_at"]) + 1)
+    assert runtime.processing.fire(fourth, float(msg["send_at"]) + 1)
     assert runtime.store.messages.message_state(fourth) == "queued"
 
 
@@ -206,10 +213,11 @@ def test_price_estimates_come_from_clicksend_and_are_cached(runtime: Runtime, si
     policy = runtime.rules.current().policy("default")
     doc = {"id": "msg_p", "channel": "sms", "to": "+61411111111", "body": "’" * 80, "country": "AU",
            "segments": 2, "encoding": "UCS-2"}
-    assert admission.estimate(runtime, policy, doc) == 2 * admission.Decimal("0.0792")
-    assert admission.estimate(runtime, policy, doc) == 2 * admission.Decimal("0.0792")
+    assert admission.estimate(runtime.store, lambda: runtime.client, policy, doc) == 2 * admission.Decimal("0.0792")
+    assert admission.estimate(runtime.store, lambda: runtime.client, policy, doc) == 2 * admission.Decimal("0.0792")
     assert simulator.state.ledger_view()["calls"] == {"/v3/sms/price": 1}
     simulator.state.faults.rate_500 = 1.0  # unreachable: the price table answers instead
     other = doc | {"country": "US", "to": "+14155550100"}
-    assert admission.estimate(runtime, policy, other) == policy.fallback_price("sms", "US", 2)
+    fallback = policy.fallback_price("sms", "US", 2)
+    assert admission.estimate(runtime.store, lambda: runtime.client, policy, other) == fallback
 

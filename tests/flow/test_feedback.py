@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 from workers.core.lifecycle import State
-from workers.flow import feedback
+from workers.entry.runtime import Runtime
 from workers.store.messages import Change
-from workers.wiring.runtime import Runtime
 
 
 def sent_message(rt: Runtime, mid: str = "msg_fb1", provider_id: str = "PROV-1", state: str = "sent") -> str:
@@ -29,45 +28,45 @@ def receipt(code: int, mid: str = "msg_fb1", provider_id: str = "PROV-1") -> dic
 
 def test_duplicate_receipts_apply_once(runtime: Runtime) -> None:
     mid = sent_message(runtime)
-    assert feedback.apply_receipt(runtime, receipt(201), time.time(), "poll") == "delivered"
-    assert feedback.apply_receipt(runtime, receipt(201), time.time(), "push") == "duplicate"
+    assert runtime.feedback.apply_receipt(receipt(201), time.time(), "poll") == "delivered"
+    assert runtime.feedback.apply_receipt(receipt(201), time.time(), "push") == "duplicate"
     log = runtime.store.messages.get_message(mid)["timeline"]
     assert [e["to"] for e in log if e.get("to") == "delivered"] == ["delivered"]
 
 
 def test_out_of_order_receipts_never_move_backwards(runtime: Runtime) -> None:
     mid = sent_message(runtime)
-    assert feedback.apply_receipt(runtime, receipt(201), time.time(), "push") == "delivered"
-    assert feedback.apply_receipt(runtime, receipt(200), time.time(), "poll") == "pending"  # a late "sent"
-    assert feedback.apply_receipt(runtime, receipt(301), time.time(), "poll") == "duplicate"
+    assert runtime.feedback.apply_receipt(receipt(201), time.time(), "push") == "delivered"
+    assert runtime.feedback.apply_receipt(receipt(200), time.time(), "poll") == "pending"  # a late "sent"
+    assert runtime.feedback.apply_receipt(receipt(301), time.time(), "poll") == "duplicate"
     assert runtime.store.messages.message_state(mid) == "delivered"
 
 
 def test_pending_then_final(runtime: Runtime) -> None:
     mid = sent_message(runtime)
-    assert feedback.apply_receipt(runtime, receipt(200), time.time(), "poll") == "pending"
+    assert runtime.feedback.apply_receipt(receipt(200), time.time(), "poll") == "pending"
     assert runtime.store.messages.message_state(mid) == "sent"
-    assert feedback.apply_receipt(runtime, receipt(301), time.time(), "poll") == "undelivered"
+    assert runtime.feedback.apply_receipt(receipt(301), time.time(), "poll") == "undelivered"
     msg = runtime.store.messages.get_message(mid)
     assert msg["state"] == "undelivered" and msg["receipt"]["status_code"] == 301
 
 
 def test_unknown_message_ids_are_counted_not_errors(runtime: Runtime) -> None:
-    assert feedback.apply_receipt(runtime, receipt(201, "msg_nope", "PROV-X"), time.time(), "poll") == "unknown"
-    assert feedback.apply_receipt(runtime, {"status_code": 201}, time.time(), "poll") == "unknown"
+    assert runtime.feedback.apply_receipt(receipt(201, "msg_nope", "PROV-X"), time.time(), "poll") == "unknown"
+    assert runtime.feedback.apply_receipt({"status_code": 201}, time.time(), "poll") == "unknown"
     assert runtime.store.r.get("hl:stats:receipts_unknown") == "2"
 
 
 def test_custom_string_must_match_the_provider_id(runtime: Runtime) -> None:
     mid = sent_message(runtime)
     forged = receipt(301, mid, "SOMEONE-ELSES")
-    assert feedback.apply_receipt(runtime, forged, time.time(), "push") == "unknown"
+    assert runtime.feedback.apply_receipt(forged, time.time(), "push") == "unknown"
     assert runtime.store.messages.message_state(mid) == "sent"
 
 
 def test_receipt_for_a_message_whose_send_outcome_was_unknown_settles_it(runtime: Runtime) -> None:
     mid = sent_message(runtime, state="unknown")
-    assert feedback.apply_receipt(runtime, receipt(201, mid, "PROV-9"), time.time(), "push") == "delivered"
+    assert runtime.feedback.apply_receipt(receipt(201, mid, "PROV-9"), time.time(), "push") == "delivered"
     msg = runtime.store.messages.get_message(mid)
     assert (msg["state"], msg["provider_id"]) == ("delivered", "PROV-9")
     assert runtime.store.messages.unreported(time.time() + 1) == []  # both `sent` and `delivered` were reported
@@ -78,20 +77,20 @@ def test_inbound_is_applied_once_and_linked_to_its_message(runtime: Runtime) -> 
     mid = sent_message(runtime)
     item = {"message_id": "IN-1", "from": "+61411111111", "body": "STOP", "original_message_id": "PROV-1",
             "custom_string": mid, "timestamp": int(time.time())}
-    assert feedback.apply_inbound(runtime, item, time.time(), "push") == "opted_out"
-    assert feedback.apply_inbound(runtime, item, time.time(), "push") == "duplicate"
+    assert runtime.feedback.apply_inbound(item, time.time(), "push") == "opted_out"
+    assert runtime.feedback.apply_inbound(item, time.time(), "push") == "duplicate"
     assert list(runtime.store.optouts.optouts()) == ["+61411111111"]
     replies = [e for e in runtime.store.messages.get_message(mid)["timeline"] if e.get("kind") == "reply"]
     assert [r["keyword"] for r in replies] == ["stop"]
     start = item | {"message_id": "IN-2", "body": "start"}
-    assert feedback.apply_inbound(runtime, start, time.time(), "poll") == "opted_in"
+    assert runtime.feedback.apply_inbound(start, time.time(), "poll") == "opted_in"
     assert runtime.store.optouts.optouts() == {}
 
 
 def test_final_messages_expire_after_the_retention_and_leave_the_indexes(runtime: Runtime) -> None:
     mid = sent_message(runtime)
     assert runtime.store.r.pttl(f"hl:msg:{mid}") == -1  # still changing: kept
-    feedback.apply_receipt(runtime, receipt(201), time.time(), "poll")
+    runtime.feedback.apply_receipt(receipt(201), time.time(), "poll")
     ttl = runtime.store.r.pttl(f"hl:msg:{mid}")
     assert 0 < ttl <= runtime.settings.message_ttl * 1000
     assert 0 < runtime.store.r.pttl(f"hl:msg:{mid}:log") <= runtime.settings.message_ttl * 1000

@@ -13,11 +13,11 @@ from tests.conftest import EXAMPLES_DIR
 from tests.origin_server import Origin
 from workers.core.events import Event
 from workers.core.lifecycle import State
+from workers.entry.runtime import Runtime
 from workers.flow import origin as origin_mod
-from workers.flow.origin import CallbackSender, callback_id_for, check_scheme, notify
+from workers.flow.origin import callback_id_for, check_scheme
 from workers.net.guard import DestinationRefused
 from workers.wiring.rulesdir import RulesDir
-from workers.wiring.runtime import Runtime
 
 
 def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> dict:
@@ -35,10 +35,10 @@ def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> dict:
 def test_500_then_429_then_200_gives_exactly_one_delivery(e2e: Runtime, origin: Origin) -> None:
     origin.script = [(500, {}), (429, {"Retry-After": "7"}), (200, {})]
     msg = message(e2e)
-    assert notify(e2e, [msg], "sent", time.time()) == 1
-    assert notify(e2e, [msg], "sent", time.time()) == 0  # the same state never calls back twice
+    assert e2e.notifier.notify([msg], "sent", time.time()) == 1
+    assert e2e.notifier.notify([msg], "sent", time.time()) == 0  # the same state never calls back twice
     cid = callback_id_for(msg["id"], "sent")
-    sender = CallbackSender(e2e)
+    sender = e2e.callback_sender()
     now = time.time()
     assert sender.deliver(cid, now) == "pending"
     assert sender.deliver(cid, now + 10) == "pending"
@@ -59,9 +59,9 @@ def test_retry_after_schedules_the_next_attempt(e2e: Runtime, origin: Origin) ->
 
     origin.script = [(429, {"Retry-After": "30"})]
     msg = message(e2e)
-    notify(e2e, [msg], "sent", time.time())
+    e2e.notifier.notify([msg], "sent", time.time())
     cid = callback_id_for(msg["id"], "sent")
-    CallbackSender(e2e).deliver(cid, time.time())
+    e2e.callback_sender().deliver(cid, time.time())
     registry = ScheduledJobRegistry(queue=pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE))
     [job_id] = registry.get_job_ids()
     assert registry.get_scheduled_time(job_id).timestamp() == pytest.approx(time.time() + 30, abs=3)
@@ -70,8 +70,8 @@ def test_retry_after_schedules_the_next_attempt(e2e: Runtime, origin: Origin) ->
 def test_410_stops_for_good_and_other_4xx_are_not_retried(e2e: Runtime, origin: Origin) -> None:
     origin.script = [(410, {}), (422, {})]
     a, b = message(e2e, "msg_a"), message(e2e, "msg_b")
-    notify(e2e, [a, b], "sent", time.time())
-    sender = CallbackSender(e2e)
+    e2e.notifier.notify([a, b], "sent", time.time())
+    sender = e2e.callback_sender()
     assert sender.deliver(callback_id_for("msg_a", "sent"), time.time()) == "failed"
     assert sender.deliver(callback_id_for("msg_b", "sent"), time.time()) == "failed"
     assert len(origin.received) == 2
@@ -80,14 +80,14 @@ def test_410_stops_for_good_and_other_4xx_are_not_retried(e2e: Runtime, origin: 
 def test_exhausted_callbacks_are_listed_and_can_be_replayed(e2e: Runtime, origin: Origin, work) -> None:  # noqa: ANN001
     origin.script = [(500, {})] * 3
     msg = message(e2e)
-    notify(e2e, [msg], "sent", time.time())
+    e2e.notifier.notify([msg], "sent", time.time())
     cid = callback_id_for(msg["id"], "sent")
-    sender = CallbackSender(e2e)
+    sender = e2e.callback_sender()
     now = time.time()
     statuses = [sender.deliver(cid, now + i * 1000) for i in range(3)]
     assert statuses == ["pending", "pending", "exhausted"]  # max_attempts: 3
     assert e2e.store.callbacks.exhausted_callbacks() == [cid]
-    assert origin_mod.replay(e2e, [msg["id"]]) == [cid]
+    assert origin_mod.replay(e2e.store, e2e.enqueuer, [msg["id"]]) == [cid]
     assert e2e.store.callbacks.exhausted_callbacks() == []
     work(("hookline-callbacks",))
     assert e2e.store.callbacks.get_callback(cid)["status"] == "delivered"
@@ -101,9 +101,9 @@ def test_private_destination_is_refused_unless_allowed(e2e: Runtime, origin: Ori
     e2e.rules = RulesDir(rules, e2e.settings)
     assert e2e.rules.reload()
     msg = message(e2e)
-    notify(e2e, [msg], "sent", time.time())
+    e2e.notifier.notify([msg], "sent", time.time())
     cid = callback_id_for(msg["id"], "sent")
-    assert CallbackSender(e2e).deliver(cid, time.time()) == "failed"
+    assert e2e.callback_sender().deliver(cid, time.time()) == "failed"
     assert origin.received == []
     attempt = e2e.store.callbacks.get_callback(cid)["attempts"][0]
     assert "127.0.0.1 is a loopback address" in attempt["error"]
@@ -117,8 +117,8 @@ def test_a_callback_url_that_is_not_http_is_refused() -> None:
 def test_redirects_are_followed_after_checking_the_new_address(e2e: Runtime, origin: Origin) -> None:
     origin.script = [(307, {"Location": f"{origin.url}/moved"}), (200, {})]
     msg = message(e2e)
-    notify(e2e, [msg], "sent", time.time())
-    assert CallbackSender(e2e).deliver(callback_id_for(msg["id"], "sent"), time.time()) == "delivered"
+    e2e.notifier.notify([msg], "sent", time.time())
+    assert e2e.callback_sender().deliver(callback_id_for(msg["id"], "sent"), time.time()) == "delivered"
     assert [r["path"] for r in origin.received] == ["/orders/450789469/sms", "/moved"]
 
 
@@ -126,23 +126,23 @@ def test_a_callback_whose_job_was_lost_is_swept_and_sent_once(e2e: Runtime, orig
     from workers.wiring import pipeline
 
     msg = message(e2e)
-    assert notify(e2e, [msg], "sent", time.time()) == 1
+    assert e2e.notifier.notify([msg], "sent", time.time()) == 1
     pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE).empty()  # the worker died before running it
-    assert origin_mod.sweep(e2e, time.time()) == []  # not overdue yet
+    assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time()) == []  # not overdue yet
     cid = callback_id_for(msg["id"], "sent")
-    assert origin_mod.sweep(e2e, time.time() + 200) == [cid]
-    assert origin_mod.sweep(e2e, time.time() + 200) == [cid]  # swept twice: two jobs…
+    assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time() + 200) == [cid]
+    assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time() + 200) == [cid]  # swept twice: two jobs…
     work(("hookline-callbacks",))
     assert len(origin.received) == 1  # …one delivery
-    assert origin_mod.sweep(e2e, time.time() + 200) == []  # delivered: no longer pending
+    assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time() + 200) == []  # delivered: no longer pending
 
 
 def test_a_concurrent_attempt_is_refused_by_the_lock(e2e: Runtime, origin: Origin) -> None:
     msg = message(e2e)
-    notify(e2e, [msg], "sent", time.time())
+    e2e.notifier.notify([msg], "sent", time.time())
     cid = callback_id_for(msg["id"], "sent")
     assert e2e.store.callbacks.lock_callback(cid, 60)  # another job holds it
-    assert CallbackSender(e2e).deliver(cid, time.time()) == "busy"
+    assert e2e.callback_sender().deliver(cid, time.time()) == "busy"
     assert origin.received == []
 
 
@@ -154,9 +154,9 @@ def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2
     assert e2e.store.messages.transition(msg["id"], State.SENT, time.time(), "accepted",
                                          fields={"provider_id": "P1"})[0]
     assert e2e.store.callbacks.message_callback_ids(msg["id"]) == []
-    assert origin_mod.sweep_unreported(e2e, time.time()) == 0  # within the grace: its worker may still be at it
-    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 1
-    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0  # reported now
+    assert e2e.notifier.sweep_unreported(time.time()) == 0  # within the grace: its worker may still be at it
+    assert e2e.notifier.sweep_unreported(time.time() + 120) == 1
+    assert e2e.notifier.sweep_unreported(time.time() + 120) == 0  # reported now
     work(("hookline-callbacks",))
     assert len(origin.delivered()) == 1
     assert origin.received[0]["json"]["state"] == "sent"
@@ -165,19 +165,19 @@ def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2
 def test_a_change_reported_on_the_spot_leaves_nothing_for_the_sweep(e2e: Runtime, origin: Origin) -> None:
     msg = message(e2e)  # created straight into `sent`: listed until notified
     assert e2e.store.messages.unreported(time.time() + 1) == [(msg["id"], "sent")]
-    notify(e2e, [msg], "sent", time.time())
+    e2e.notifier.notify([msg], "sent", time.time())
     assert e2e.store.messages.unreported(time.time() + 1) == []
     assert 0 < e2e.store.r.ttl(f"hl:msg:{msg['id']}:callbacks") <= 30 * 86400  # goes with its callbacks
-    assert origin_mod.sweep_unreported(e2e, time.time() + 120) == 0
+    assert e2e.notifier.sweep_unreported(time.time() + 120) == 0
 
 
 def test_a_pending_callback_whose_record_expired_leaves_the_lists(e2e: Runtime, origin: Origin) -> None:
     msg = message(e2e)
-    notify(e2e, [msg], "sent", time.time())
+    e2e.notifier.notify([msg], "sent", time.time())
     cid = callback_id_for(msg["id"], "sent")
     e2e.store.r.delete(f"hl:cb:{cid}")  # what CALLBACK_TTL does to an old record
-    assert CallbackSender(e2e).deliver(cid, time.time()) == "missing"
-    assert origin_mod.sweep(e2e, time.time() + 200) == []  # not re-enqueued every minute for ever
+    assert e2e.callback_sender().deliver(cid, time.time()) == "missing"
+    assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time() + 200) == []  # not re-enqueued every minute for ever
     e2e.store.r.zadd("hl:callbacks:exhausted", {"cb_old": 1.0})
     assert e2e.store.callbacks.trim_exhausted(time.time()) == 1
     assert e2e.store.callbacks.exhausted_callbacks() == []

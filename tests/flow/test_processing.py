@@ -15,10 +15,10 @@ from tests import signing
 from tests.conftest import ROOT, use_policies
 from workers.core.events import Event
 from workers.entry import jobs
-from workers.flow import admission, processing
+from workers.entry.runtime import Runtime
+from workers.flow import admission
 from workers.store import keys
 from workers.wiring import pipeline
-from workers.wiring.runtime import Runtime
 
 EXAMPLES = ROOT / "examples"
 
@@ -53,7 +53,7 @@ def iso_in(seconds: float) -> str:
 
 def test_shop_order_becomes_one_queued_sms(runtime: Runtime) -> None:
     eid = ingest(runtime, "shop", example("shop-order.json"), "orders/create", "o1")
-    counts = processing.process_events(runtime, [eid], time.time())
+    counts = runtime.processing.process_events([eid], time.time())
     assert counts == {"queued": 1}
     [msg] = messages_of(runtime, eid)
     assert msg["to"] == "+61411111111"
@@ -68,14 +68,14 @@ def test_shop_order_becomes_one_queued_sms(runtime: Runtime) -> None:
 def test_unpaid_order_matches_nothing(runtime: Runtime) -> None:
     payload = example("shop-order.json") | {"financial_status": "voided"}
     eid = ingest(runtime, "shop", payload, "orders/create", "o2")
-    processing.process_events(runtime, [eid], time.time())
+    runtime.processing.process_events([eid], time.time())
     assert messages_of(runtime, eid) == []
     assert runtime.store.events.get_event(eid)["status"] == "processed"
 
 
 def test_alertmanager_critical_pages_by_sms_and_voice(runtime: Runtime) -> None:
     eid = ingest(runtime, "alerts", example("alertmanager-firing.json"), "firing", "a1")
-    processing.process_events(runtime, [eid], time.time())
+    runtime.processing.process_events([eid], time.time())
     msgs = messages_of(runtime, eid)
     assert sorted((m["channel"], m["to"]) for m in msgs) == [
         ("sms", "+61411111111"), ("sms", "+61422222222"), ("voice", "+61411111111"), ("voice", "+61422222222")]
@@ -87,14 +87,14 @@ def test_alertmanager_critical_pages_by_sms_and_voice(runtime: Runtime) -> None:
 def test_alertmanager_resolved_sends_a_short_sms(runtime: Runtime) -> None:
     payload = example("alertmanager-firing.json") | {"status": "resolved"}
     eid = ingest(runtime, "alerts", payload, "resolved", "a2")
-    processing.process_events(runtime, [eid], time.time())
+    runtime.processing.process_events([eid], time.time())
     assert {m["body"] for m in messages_of(runtime, eid)} == {"[RESOLVED] DiskFull"}
 
 
 def test_processing_the_same_event_twice_creates_nothing_new(runtime: Runtime) -> None:
     eid = ingest(runtime, "alerts", example("alertmanager-firing.json"), "firing", "a3")
-    first = processing.process_events(runtime, [eid], time.time())
-    second = processing.process_events(runtime, [eid], time.time())
+    first = runtime.processing.process_events([eid], time.time())
+    second = runtime.processing.process_events([eid], time.time())
     assert sum(first.values()) == 4
     assert second == {}
     assert runtime.store.r.llen(keys.outbox_key("sms")) == 2
@@ -105,7 +105,7 @@ def test_booking_reminders_are_scheduled_24h_and_2h_before(runtime: Runtime) -> 
     start = int(time.time()) + 3 * 86400
     eid = ingest(runtime, "calendar", booking("b1", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))),
                  "booking.created", "c1")
-    processing.process_events(runtime, [eid], time.time())
+    runtime.processing.process_events([eid], time.time())
     msgs = messages_of(runtime, eid)
     assert sorted(m["send_at"] - start for m in msgs) == [-86400, -7200]
     assert {m["state"] for m in msgs} == {"scheduled"}
@@ -114,10 +114,10 @@ def test_booking_reminders_are_scheduled_24h_and_2h_before(runtime: Runtime) -> 
 
 def test_rescheduled_booking_replaces_the_pending_reminders(runtime: Runtime) -> None:
     first = ingest(runtime, "calendar", booking("b2", iso_in(3 * 86400)), "booking.created", "c2")
-    processing.process_events(runtime, [first], time.time())
+    runtime.processing.process_events([first], time.time())
     moved = ingest(runtime, "calendar", booking("b2", iso_in(5 * 86400), "booking.rescheduled"),
                    "booking.rescheduled", "c3")
-    counts = processing.process_events(runtime, [moved], time.time())
+    counts = runtime.processing.process_events([moved], time.time())
     assert counts["replaced"] == 2
     assert {m["state"] for m in messages_of(runtime, first)} == {"cancelled"}
     assert {m["state"] for m in messages_of(runtime, moved)} == {"scheduled"}
@@ -129,24 +129,24 @@ def test_rescheduled_booking_replaces_the_pending_reminders(runtime: Runtime) ->
 
 def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
     created = ingest(runtime, "calendar", booking("b3", iso_in(3 * 86400)), "booking.created", "c4")
-    processing.process_events(runtime, [created], time.time())
+    runtime.processing.process_events([created], time.time())
     cancelled = ingest(runtime, "calendar", booking("b3", iso_in(3 * 86400), "booking.cancelled"),
                        "booking.cancelled", "c5")
-    counts = processing.process_events(runtime, [cancelled], time.time())
+    counts = runtime.processing.process_events([cancelled], time.time())
     assert counts["cancelled"] == 2
     assert {m["state"] for m in messages_of(runtime, created)} == {"cancelled"}
     assert runtime.store.messages.due_messages(time.time() + 10 * 86400) == []
     # A cancelled message can no longer fire.
-    assert not any(processing.fire(runtime, m["id"], time.time() + 10 * 86400) for m in messages_of(runtime, created))
+    assert not any(runtime.processing.fire(m["id"], time.time() + 10 * 86400) for m in messages_of(runtime, created))
 
 
 def test_a_created_event_that_arrives_after_its_reschedule_plans_nothing(runtime: Runtime) -> None:
     moved = booking("b10", iso_in(5 * 86400), "booking.rescheduled") | {"timestamp": "2026-11-26T10:00:00Z"}
     late = booking("b10", iso_in(3 * 86400)) | {"timestamp": "2026-11-26T09:00:00Z"}  # happened first
     newer = ingest(runtime, "calendar", moved, "booking.rescheduled", "c11")
-    processing.process_events(runtime, [newer], time.time())
+    runtime.processing.process_events([newer], time.time())
     older = ingest(runtime, "calendar", late, "booking.created", "c12")
-    counts = processing.process_events(runtime, [older], time.time())
+    counts = runtime.processing.process_events([older], time.time())
     assert counts["stale"] == 2 and counts["replaced"] == 0
     assert {m["state"] for m in messages_of(runtime, newer)} == {"scheduled"}  # the reschedule stands
     stale = messages_of(runtime, older)
@@ -159,10 +159,10 @@ def test_a_reschedule_retried_after_the_cancellation_sends_no_reminders(runtime:
                      "booking.created", "c13")
     cancel = booking("b11", iso_in(3 * 86400), "booking.cancelled") | {"timestamp": "2026-11-26T11:00:00Z"}
     moved = booking("b11", iso_in(4 * 86400), "booking.rescheduled") | {"timestamp": "2026-11-26T10:00:00Z"}
-    processing.process_events(runtime, [created], time.time())
-    processing.process_events(runtime, [ingest(runtime, "calendar", cancel, "booking.cancelled", "c14")], time.time())
+    runtime.processing.process_events([created], time.time())
+    runtime.processing.process_events([ingest(runtime, "calendar", cancel, "booking.cancelled", "c14")], time.time())
     late = ingest(runtime, "calendar", moved, "booking.rescheduled", "c15")  # a retry, delivered last
-    processing.process_events(runtime, [late], time.time())
+    runtime.processing.process_events([late], time.time())
     assert {m["state"] for m in messages_of(runtime, created)} == {"cancelled"}
     assert {m["state"] for m in messages_of(runtime, late)} == {"cancelled"}
     assert runtime.store.messages.due_messages(time.time() + 10 * 86400) == []  # nothing will fire
@@ -172,10 +172,10 @@ def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Ru
     use_policies(runtime, "policies:\n  default: {daily_budget: 10, duplicate_window: 1h,"
                           " max_per_recipient: {count: 3, per: 1h}}\n  paging: {}\n")
     created = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600 + 1)), "booking.created", "c9")
-    processing.process_events(runtime, [created], time.time())
+    runtime.processing.process_events([created], time.time())
     reminder = next(m for m in messages_of(runtime, created) if m["rule"] == "reminder-2h")
     now = time.time() + 2
-    assert processing.fire(runtime, reminder["id"], now)  # due: admitted and queued, budget reserved
+    assert runtime.processing.fire(reminder["id"], now)  # due: admitted and queued, budget reserved
     queued = runtime.store.messages.get_message(reminder["id"])
     day = queued["reserved_day"]
     r = runtime.store.r
@@ -185,7 +185,7 @@ def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Ru
 
     cancelled = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600), "booking.cancelled"),
                        "booking.cancelled", "c10")
-    assert processing.process_events(runtime, [cancelled], now)["cancelled"] == 1  # the 24 h one was past
+    assert runtime.processing.process_events([cancelled], now)["cancelled"] == 1  # the 24 h one was past
     assert runtime.store.messages.message_state(reminder["id"]) == "cancelled"
     assert Decimal(r.get(keys.spend_key(day))) == 0  # never sent: nothing spent
     assert not r.exists(keys.duplicate_key(admission.duplicate_digest(queued)))  # a new booking may say it again
@@ -194,7 +194,7 @@ def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Ru
 
 def test_a_message_already_sending_is_not_cancelled(runtime: Runtime) -> None:
     eid = ingest(runtime, "shop", example("shop-order.json"), "orders/create", "o9")
-    processing.process_events(runtime, [eid], time.time())
+    runtime.processing.process_events([eid], time.time())
     [msg] = messages_of(runtime, eid)
     assert runtime.store.messages.transition(msg["id"], "sending", time.time(), "flush")[0]
     assert runtime.store.messages.cancel_by_key("order-450789469", time.time(), "too late") == []
@@ -204,7 +204,7 @@ def test_a_message_already_sending_is_not_cancelled(runtime: Runtime) -> None:
 def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtime: Runtime, work) -> None:  # noqa: ANN001
     payload = booking("b4", iso_in(2 * 3600 + 2))  # the 2 h reminder is due in 2 s; the 24 h one is past
     eid = ingest(runtime, "calendar", payload, "booking.created", "c6")
-    processing.process_events(runtime, [eid], time.time())
+    runtime.processing.process_events([eid], time.time())
     states = {m["rule"]: m["state"] for m in messages_of(runtime, eid)}
     assert states == {"reminder-24h": "suppressed", "reminder-2h": "scheduled"}
     assert scheduled_registry(runtime).count == 1
@@ -219,7 +219,7 @@ def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtim
 def test_due_sweep_fires_messages_whose_job_was_lost(runtime: Runtime) -> None:
     payload = booking("b5", iso_in(2 * 3600 + 1))
     eid = ingest(runtime, "calendar", payload, "booking.created", "c7")
-    processing.process_events(runtime, [eid], time.time())
+    runtime.processing.process_events([eid], time.time())
     registry = scheduled_registry(runtime)
     for job_id in registry.get_job_ids():
         registry.remove(job_id)
@@ -261,7 +261,7 @@ def test_hot_reload_survives_a_broken_edit(runtime: Runtime, broken_rules: Path,
     shop = broken_rules / "shop.yaml"
     shop.write_text(shop.read_text().replace("channel: sms", "channel: fax", 1))
     eid = ingest(runtime, "shop", example("shop-order.json"), "orders/create", "o3")
-    processing.process_events(runtime, [eid], time.time() + 5)
+    runtime.processing.process_events([eid], time.time() + 5)
     rd.current(now=time.monotonic() + 5)
     assert any("shop.yaml" in e and "send.channel" in e for e in rd.errors)
     assert len(messages_of(runtime, eid)) == 1  # the last good rules kept working

@@ -18,10 +18,9 @@ import pytest
 from tests.conftest import ROOT, SECRETS, Simulator, use_policies
 from workers.core.lifecycle import State
 from workers.entry import jobs
-from workers.flow import processing
-from workers.flow.admission import admit, day_of
-from workers.flow.sender import RECONCILE_GRACE, SENDING_LEASE, Sender
-from workers.wiring.runtime import Runtime
+from workers.entry.runtime import Runtime
+from workers.flow.admission import day_of
+from workers.flow.sender import RECONCILE_GRACE, SENDING_LEASE
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ def sends(sim: Simulator) -> int:
 def drain(rt: Runtime, channel: str = "sms", start: float | None = None, step: float = 1.0,
           rounds: int = 200) -> float:
     """Flush until the outbox is empty, advancing the pretend clock over pauses; returns the final time."""
-    sender = Sender(rt, rt.client)
+    sender = rt.sender()
     now = start or time.time()
     for _ in range(rounds):
         outcome = sender.flush(channel, now)
@@ -87,8 +86,8 @@ def test_2500_queued_messages_go_out_in_3_calls(rt: Runtime, simulator: Simulato
 
 def test_a_lone_message_goes_out_at_once_through_the_worker(rt: Runtime, simulator: Simulator, work) -> None:  # noqa: ANN001
     [mid] = queue_messages(rt, 1)
-    assert rt.kick("sms")
-    assert not rt.kick("sms")  # at most one flush pending per outbox
+    assert rt.enqueuer.kick("sms")
+    assert not rt.enqueuer.kick("sms")  # at most one flush pending per outbox
     work()
     assert rt.store.messages.message_state(mid) == "sent"
     assert sends(simulator) == 1
@@ -112,10 +111,10 @@ def test_429_pauses_the_outbox_for_retry_after(rt: Runtime, simulator: Simulator
     simulator.state.faults.rate_429 = 1.0
     ids = queue_messages(rt, 3)
     now = time.time()
-    first = Sender(rt, rt.client).flush("sms", now)
+    first = rt.sender().flush("sms", now)
     assert (first.requeued, first.wait) == (3, 1.0)
     assert rt.store.outbox.paused("sms")["until"] == now + 1.0
-    assert Sender(rt, rt.client).flush("sms", now + 0.5).claimed == 0  # still paused: nothing is claimed
+    assert rt.sender().flush("sms", now + 0.5).claimed == 0  # still paused: nothing is claimed
     assert rt.store.r.lrange("hl:outbox:sms", 0, -1) == ids  # back in order, at the front
 
 
@@ -123,11 +122,11 @@ def test_500_after_acceptance_is_reconciled_without_a_duplicate(rt: Runtime, sim
     simulator.state.faults.fail_after_accept = 1.0
     ids = queue_messages(rt, 50)
     now = time.time()
-    outcome = Sender(rt, rt.client).flush("sms", now)
+    outcome = rt.sender().flush("sms", now)
     assert outcome.unknown == 50
     assert states(rt, ids) == {"unknown": 50}
     simulator.state.faults.fail_after_accept = 0.0
-    result = Sender(rt, rt.client).reconcile("sms", ids, now + 5)
+    result = rt.sender().reconcile("sms", ids, now + 5)
     assert result == {"sent": 50, "requeued": 0, "waiting": 0}
     assert states(rt, ids) == {"sent": 50}
     assert simulator.state.ledger_view()["duplicates"] == {}
@@ -141,9 +140,9 @@ def test_hanging_request_is_reconciled_without_a_duplicate(rt: Runtime, simulato
     rt.settings = rt.settings.with_(clicksend_base_url=simulator.url)
     rt.client.timeout = (2.0, 0.5)
     now = time.time()
-    assert Sender(rt, rt.client).flush("sms", now).unknown == 20
+    assert rt.sender().flush("sms", now).unknown == 20
     simulator.state.faults.hang_rate = 0.0
-    Sender(rt, rt.client).reconcile("sms", ids, now + 5)
+    rt.sender().reconcile("sms", ids, now + 5)
     assert states(rt, ids) == {"sent": 20}
     assert simulator.state.ledger_view()["duplicates"] == {}
 
@@ -153,11 +152,11 @@ def test_unknown_outcome_that_never_arrived_is_sent_again_after_the_grace_period
     simulator.state.faults.rate_500 = 1.0  # refused before accepting: nothing reached ClickSend
     ids = queue_messages(rt, 10)
     now = time.time()
-    assert Sender(rt, rt.client).flush("sms", now).unknown == 10
+    assert rt.sender().flush("sms", now).unknown == 10
     simulator.state.faults.rate_500 = 0.0
-    early = Sender(rt, rt.client).reconcile("sms", ids, now + 5)
+    early = rt.sender().reconcile("sms", ids, now + 5)
     assert early == {"sent": 0, "requeued": 0, "waiting": 10}  # history may lag: do not resend yet
-    late = Sender(rt, rt.client).reconcile("sms", ids, now + RECONCILE_GRACE + 1)
+    late = rt.sender().reconcile("sms", ids, now + RECONCILE_GRACE + 1)
     assert late["requeued"] == 10
     drain(rt, start=now + RECONCILE_GRACE + 2)
     assert states(rt, ids) == {"sent": 10}
@@ -170,7 +169,7 @@ def test_per_message_outcomes(rt: Runtime, simulator: Simulator) -> None:
     simulator.state.faults.throttled_numbers = ["+61400000002"]
     ids = queue_messages(rt, 3, numbers=["+61400000000", "+61400000001", "+61400000002"])
     now = time.time()
-    outcome = Sender(rt, rt.client).flush("sms", now)
+    outcome = rt.sender().flush("sms", now)
     assert (outcome.sent, outcome.failed, outcome.retried) == (1, 1, 1)
     ok, invalid, throttled = rt.store.messages.get_messages(ids)
     assert ok["state"] == "sent"
@@ -184,9 +183,9 @@ def test_throttled_too_often_fails_with_the_reason(rt: Runtime, simulator: Simul
     [mid] = queue_messages(rt, 1, numbers=["+61400000000"])
     now = time.time()
     for _ in range(6):
-        Sender(rt, rt.client).flush("sms", now)
+        rt.sender().flush("sms", now)
         now += 1000
-        processing.fire(rt, mid, now)
+        rt.processing.fire(mid, now)
     msg = rt.store.messages.get_message(mid)
     assert msg["state"] == "failed"
     assert msg["timeline"][-1]["reason"] == "THROTTLED after 5 retries"
@@ -196,11 +195,11 @@ def test_insufficient_credit_pauses_the_outbox_and_raises_an_alert(rt: Runtime, 
     simulator.state.faults.no_credit_numbers = ["+61400000001"]
     ids = queue_messages(rt, 2, numbers=["+61400000000", "+61400000001"])
     now = time.time()
-    outcome = Sender(rt, rt.client).flush("sms", now)
+    outcome = rt.sender().flush("sms", now)
     assert (outcome.sent, outcome.requeued) == (1, 1)
     assert states(rt, ids) == {"sent": 1, "queued": 1}
     assert "insufficient_credit" in rt.store.account.alerts()
-    assert Sender(rt, rt.client).flush("sms", now + 10).wait > 0  # paused instead of burning through the queue
+    assert rt.sender().flush("sms", now + 10).wait > 0  # paused instead of burning through the queue
     assert sends(simulator) == 1
 
 
@@ -215,7 +214,7 @@ def test_cancelled_messages_are_skipped_by_the_flush(rt: Runtime, simulator: Sim
 def test_mms_is_grouped_by_media_file(rt: Runtime, simulator: Simulator) -> None:
     a = queue_messages(rt, 2, channel="mms", subject="Ticket", media_file="https://x/a.jpg")
     b = queue_messages(rt, 1, channel="mms", prefix="b", subject="Ticket", media_file="https://x/b.jpg")
-    outcome = Sender(rt, rt.client).flush("mms", time.time())  # one flush, one call per media file
+    outcome = rt.sender().flush("mms", time.time())  # one flush, one call per media file
     assert (outcome.claimed, outcome.calls, outcome.sent) == (3, 2, 3)
     assert states(rt, a + b) == {"sent": 3}
     assert simulator.state.ledger_view()["calls"]["/v3/mms/send"] == 2
@@ -233,7 +232,7 @@ def test_worker_killed_mid_flush_every_message_is_sent_exactly_once(rt: Runtime,
                                                                      tmp_path: Path) -> None:
     ids = queue_messages(rt, 400)
     simulator.state.faults.hang_rate, simulator.state.faults.hang_seconds = 1.0, 30.0
-    assert rt.kick("sms")
+    assert rt.enqueuer.kick("sms")
     env = {**os.environ, **SECRETS, "REDIS_URL": rt.settings.redis_url, "CLICKSEND_BASE_URL": simulator.url,
            "HOOKLINE_RULES_DIR": str(ROOT / "rules"), "HOOKLINE_SEND_BATCH": "250"}
     worker = subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", rt.settings.redis_url,
@@ -249,7 +248,7 @@ def test_worker_killed_mid_flush_every_message_is_sent_exactly_once(rt: Runtime,
     assert states(rt, ids) == {"sending": 250, "queued": 150}
 
     later = time.time() + SENDING_LEASE + 1
-    Sender(rt, rt.client).recover(later)  # the cron job: lease expired → unknown → history → sent
+    rt.sender().recover(later)  # the cron job: lease expired → unknown → history → sent
     drain(rt, start=later)
     assert states(rt, ids) == {"sent": 400}
     ledger = simulator.state.ledger_view()
@@ -272,20 +271,20 @@ def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, 
     doc = {"id": "msg_thr", "event_id": "evt_t", "source": "shop", "rule": "r", "channel": "sms", "state": "planned",
            "reasons": [], "to": "+61400000002", "body": "hi", "country": "AU", "segments": 1, "encoding": "GSM-7",
            "key": None, "send_at": None, "policy": "default"}
-    outcome = admit(rt, doc, time.time())
+    outcome = rt.admission.admit(doc, time.time())
     assert outcome.state == "queued"
     rt.store.messages.create_messages([doc | {"state": "queued", "reserved": str(outcome.estimate)}], time.time())
     simulator.state.faults.throttled_numbers = ["+61400000002"]
     now = time.time()
-    assert Sender(rt, rt.client).flush("sms", now).retried == 1
+    assert rt.sender().flush("sms", now).retried == 1
     simulator.state.faults.throttled_numbers = []
-    assert processing.fire(rt, "msg_thr", now + 700)
+    assert rt.processing.fire("msg_thr", now + 700)
     drain(rt, start=now + 701)
     msg = rt.store.messages.get_message("msg_thr")
     assert msg["state"] == "sent"
     assert simulator.state.ledger == {"msg_thr": 1}
     # reserved once, settled once at the real price
-    assert rt.store.reservations.spent(day_of(rt, now)) == outcome.estimate
+    assert rt.store.reservations.spent(day_of(rt.settings.timezone, now)) == outcome.estimate
 
 
 def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, simulator: Simulator) -> None:
@@ -295,18 +294,18 @@ def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, s
     rt.store.reservations.adjust_spend("2026-01-01", Decimal("1.00"))  # what admission reserved for the two that day
     simulator.state.faults.invalid_numbers = [rt.store.messages.get_message(bad)["to"]]
     now = time.time()
-    out = Sender(rt, rt.client).flush("sms", now)
+    out = rt.sender().flush("sms", now)
     assert (out.sent, out.failed) == (1, 1)
     price = Decimal(rt.store.messages.get_message(ok)["price"])
     assert rt.store.reservations.spent("2026-01-01") == price
-    assert rt.store.reservations.spent(day_of(rt, now)) == 0
+    assert rt.store.reservations.spent(day_of(rt.settings.timezone, now)) == 0
 
 
 def test_a_request_refused_whole_is_narrowed_until_only_the_bad_message_fails(rt: Runtime,
                                                                                simulator: Simulator) -> None:
     ids = queue_messages(rt, 40)
     simulator.state.faults.bad_request_numbers = [rt.store.messages.get_message(ids[27])["to"]]
-    first = Sender(rt, rt.client).flush("sms", time.time())
+    first = rt.sender().flush("sms", time.time())
     assert (first.requeued, first.narrowed, first.failed) == (40, 20, 0)
     drain(rt)
     assert states(rt, ids) == {"sent": 39, "failed": 1}

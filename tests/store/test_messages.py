@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from workers.core.lifecycle import State
+from workers.entry.runtime import Runtime
 from workers.store.keys import correlation_key, event_messages_key
-from workers.wiring.runtime import Runtime
 
 
 def doc(mid: str, state: str, event_id: str = "evt_g", key: str | None = "booking-1") -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.wiring.runtime import Runtime
+from workers.entry.runtime import Runtime
 
 
 def test_a_duplicate_marker_is_lifted_only_by_the_message_that_holds_it(runtime: Runtime) -> None:

@@ -6,9 +6,9 @@ import time
 
 from tests.store.test_messages import doc
 from workers.core.lifecycle import State
+from workers.entry.runtime import Runtime
 from workers.store.keys import outbox_key
 from workers.store.transitions import Change
-from workers.wiring.runtime import Runtime
 
 
 def test_a_requeue_the_lifecycle_forbids_moves_nothing(runtime: Runtime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.conftest import API_TOKEN
-from workers.wiring.runtime import Runtime
+from workers.entry.runtime import Runtime
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 

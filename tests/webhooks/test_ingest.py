@@ -15,9 +15,9 @@ from tests import signing
 from tests.conftest import API_TOKEN, SECRETS
 from webhooks import create_app
 from workers import store
+from workers.entry.runtime import Runtime, set_runtime
 from workers.tools.localredis import free_port, start_redis
 from workers.wiring import pipeline
-from workers.wiring.runtime import Runtime, set_runtime
 from workers.wiring.settings import Settings
 
 ORDER = {"id": 450789469, "name": "#1001", "total_price": "25.00", "customer": {"phone": "+61411111111"}}

@@ -16,13 +16,14 @@ from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.core.phones import e164
 from workers.core.templates import parse_time
+from workers.entry.runtime import Runtime
 from workers.errors import ConfigError
-from workers.flow import approvals, origin
+from workers.flow import origin
 from workers.store import Store
 from workers.tools import dryrun, supervisor, trace
 from workers.tools.localredis import redis_answers
+from workers.wiring import handover
 from workers.wiring.rulesdir import load_config
-from workers.wiring.runtime import Runtime
 from workers.wiring.settings import Settings
 
 RET_OK, RET_FAILED, RET_CONFIG = 0, 1, 2
@@ -174,7 +175,7 @@ def replay_cmd(ids: tuple[str, ...], all_exhausted: bool) -> None:
             cb = rt.store.callbacks.get_callback(cid) or {}
             click.echo(f"{cid}  {cb.get('state')}  message {cb.get('message_id')}  {cb.get('status')}")
         return
-    done = origin.replay(rt, targets)
+    done = origin.replay(rt.store, rt.enqueuer, targets)
     click.echo(f"replaying {len(done)} callback(s)" + (": " + " ".join(done) if done else ""))
 
 
@@ -189,18 +190,17 @@ def approvals_group() -> None:
 def approvals_list(rule: str | None, event_id: str | None) -> None:
     """Held messages: id, rule, masked recipient, estimate and body."""
     rt = _runtime()
-    for msg in approvals.held(rt, rule, event_id):
+    for msg in rt.store.messages.held(rule, event_id):
         click.echo(f"{msg['id']}  {msg.get('rule')}  {trace.mask(msg.get('to'))}  est {msg.get('estimate')}  "
                    f"{(msg.get('body') or '')[:60]!r}")
 
 
 def _decide(action: str, ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
     rt = _runtime()
-    targets = list(ids) or ([m["id"] for m in approvals.held(rt, rule, event_id)] if rule or event_id else [])
+    targets = list(ids) or ([m["id"] for m in rt.store.messages.held(rule, event_id)] if rule or event_id else [])
     if not targets:
         raise click.UsageError("give message ids, or --rule / --event")
-    decide = approvals.approve if action == "approve" else approvals.reject
-    results = decide(rt, targets, by, note, time.time())
+    results = handover.decide(rt.store, rt.enqueuer, targets, handover.Verdict(action), by, note, time.time())
     for mid, result in results.items():
         click.echo(f"{mid}: {result}")
     if not all(r in ("approved", "rejected") for r in results.values()):

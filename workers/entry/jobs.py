@@ -6,16 +6,14 @@ Every job is safe to run twice: RQ re-runs the jobs of killed workers.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from workers.core.coerce import to_decimal
-from workers.flow import approvals, feedback, origin, processing
-from workers.flow.sender import Sender
+from workers.entry.runtime import Runtime, get_runtime
+from workers.flow import origin
 from workers.store.callbacks import CALLBACK_TTL
 from workers.wiring import pipeline
-from workers.wiring.runtime import Runtime, get_runtime
 
 
 def drain_events(token: str) -> dict[str, int]:
@@ -26,25 +24,26 @@ def drain_events(token: str) -> dict[str, int]:
         process_event_batch(ids)
     more = rt.store.events.finish_batch(token, len(ids))
     if more == 1:
-        pipeline.enqueue_drain(rt.rq_connection, token)
+        rt.enqueuer.drain(token)
     return {"events": len(ids), "more": more}
 
 
 def process_event_batch(event_ids: list[str]) -> None:
     """Match, plan and store the messages of a batch of events (idempotent)."""
-    processing.process_events(get_runtime(), event_ids, time.time())
+    get_runtime().processing.process_events(event_ids, time.time())
 
 
 def fire_message(message_id: str) -> bool:
     """RQ's scheduler calls this at a scheduled message's time: queue it for sending."""
-    return processing.fire(get_runtime(), message_id, time.time())
+    return get_runtime().processing.fire(message_id, time.time())
 
 
 def fire_due_messages() -> int:
     """Periodic safety net: fire scheduled messages whose RQ job was lost (e.g. a crash after creating them)."""
     rt = get_runtime()
     now = time.time()
-    return sum(processing.fire(rt, mid, now) for mid in rt.store.messages.due_messages(now - 2))
+    processing = rt.processing
+    return sum(processing.fire(mid, now) for mid in rt.store.messages.due_messages(now - 2))
 
 
 def sweep_pending_events() -> bool:
@@ -52,7 +51,7 @@ def sweep_pending_events() -> bool:
     rt = get_runtime()
     token = rt.store.events.claim_drain()
     if token:
-        pipeline.enqueue_drain(rt.rq_connection, token)
+        rt.enqueuer.drain(token)
     return token is not None
 
 
@@ -60,44 +59,43 @@ def flush_outbox(channel: str, token: str) -> dict[str, Any]:
     """Send one batch from `channel`'s outbox holding its flush lease; chain or reschedule the next flush."""
     rt = get_runtime()
     now = time.time()
-    outcome = Sender(rt, rt.client).flush(channel, now)
+    outcome = rt.sender().flush(channel, now)
     if outcome.wait > 0:
         if rt.store.outbox.extend_flush(channel, token, outcome.wait):
-            pipeline.enqueue_flush(rt.rq_connection, channel, token,
-                                   at=datetime.fromtimestamp(now + outcome.wait, tz=UTC))
+            rt.enqueuer.flush(channel, token, at=now + outcome.wait)
     elif rt.store.outbox.finish_flush(channel, token) == 1:
-        pipeline.enqueue_flush(rt.rq_connection, channel, token)
+        rt.enqueuer.flush(channel, token)
     return outcome.as_dict()
 
 
 def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
     """Settle messages whose send outcome is unknown, through ClickSend's history."""
     rt = get_runtime()
-    return Sender(rt, rt.client).reconcile(channel, message_ids, time.time())
+    return rt.sender().reconcile(channel, message_ids, time.time())
 
 
 def recover_sending() -> dict[str, int]:
     """Periodic: reconcile messages whose worker died mid-send; restart flushes whose job was lost."""
     rt = get_runtime()
-    result = Sender(rt, rt.client).recover(time.time())
+    result = rt.sender().recover(time.time())
     for channel in pipeline.CHANNELS:
         if rt.store.outbox.outbox_length(channel):
-            rt.kick(channel)
+            rt.enqueuer.kick(channel)
     return result
 
 
 def send_callback(callback_id: str) -> str:
     """One attempt at a callback to the originating system; the next is scheduled, never slept for."""
     rt = get_runtime()
-    return origin.CallbackSender(rt).deliver(callback_id, time.time())
+    return rt.callback_sender().deliver(callback_id, time.time())
 
 
 def poll_feedback() -> dict[str, Any]:
     """Periodic: apply unread receipts and inbound replies, and refresh what we know of the account."""
     rt = get_runtime()
     now = time.time()
-    result: dict[str, Any] = {"receipts": feedback.poll_receipts(rt, rt.client, now),
-                              "inbound": feedback.poll_inbound(rt, rt.client, now)}
+    feedback = rt.feedback
+    result: dict[str, Any] = {"receipts": feedback.poll_receipts(now), "inbound": feedback.poll_inbound(now)}
     account = rt.client.account()
     rt.store.account.remember_account(user_id=account.get("user_id"), balance=account.get("balance"), checked_at=now)
     result["balance_low"] = _check_balance(rt, to_decimal(account.get("balance")), now)
@@ -119,7 +117,7 @@ def _check_balance(rt: Runtime, balance: Decimal | None, now: float) -> bool:
 
 def expire_holds() -> list[str]:
     """Periodic: holds nobody decided on within their policy's approval_expires become expired."""
-    return approvals.expire(get_runtime(), time.time())
+    return get_runtime().approvals.expire(time.time())
 
 
 def trim_indexes() -> int:
@@ -132,5 +130,21 @@ def trim_indexes() -> int:
 def sweep_callbacks() -> list[str]:
     """Periodic: create callbacks a crash kept from being created, and restart those whose job was lost."""
     rt, now = get_runtime(), time.time()
-    origin.sweep_unreported(rt, now)
-    return origin.sweep(rt, now)
+    rt.notifier.sweep_unreported(now)
+    return origin.sweep(rt.store, rt.enqueuer, now)
+
+
+def report_change(message_id: str, state: str) -> int:
+    """Create the callbacks for a change the web edge or the CLI made (an approval's rejection)."""
+    rt = get_runtime()
+    msg = rt.store.messages.get_message(message_id, with_log=False)
+    if msg is None or msg["state"] != state:
+        return 0  # expired, or it moved on and that later change reports itself
+    return rt.notifier.notify([msg], state, time.time())
+
+
+def apply_push(kind: str, data: dict[str, Any]) -> str:
+    """Apply a receipt (`kind` receipt) or reply (`inbound`) that ClickSend pushed to the web edge."""
+    feedback = get_runtime().feedback
+    apply = feedback.apply_receipt if kind == "receipt" else feedback.apply_inbound
+    return apply(data, time.time(), "push")

@@ -7,7 +7,7 @@ from typing import Any
 
 from rq import Worker
 
-from workers.wiring.runtime import get_runtime
+from workers.entry.runtime import get_runtime
 
 
 class HooklineWorker(Worker):

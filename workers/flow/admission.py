@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,13 +18,15 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import timezone as number_zones
 
+from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
 from workers.core.coerce import to_decimal
 from workers.core.decisions import Decision, Facts, decide
 from workers.core.policies import Policy
 from workers.errors import HooklineError, ProviderError
 from workers.store import Store
-from workers.wiring.runtime import Runtime
+from workers.wiring.rulesdir import RulesDir
+from workers.wiring.settings import Settings
 
 log = logging.getLogger("hookline.admission")
 
@@ -60,27 +63,27 @@ def duplicate_digest(msg: dict[str, Any]) -> str:
     return hashlib.sha256(f"{msg.get('to') or msg.get('list_id')}\0{msg.get('body')}".encode()).hexdigest()[:32]
 
 
-def day_of(rt: Runtime, when: float) -> str:
-    """The budget day of `when` in the configured zone."""
-    return datetime.fromtimestamp(when, tz=ZoneInfo(rt.settings.timezone)).strftime("%Y-%m-%d")
+def day_of(zone: str, when: float) -> str:
+    """The budget day of `when` in `zone` (the configured HOOKLINE_TIMEZONE)."""
+    return datetime.fromtimestamp(when, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
 
 
-def estimate(rt: Runtime, policy: Policy, msg: dict[str, Any]) -> Decimal:
+def estimate(store: Store, client: Callable[[], ClickSendClient], policy: Policy, msg: dict[str, Any]) -> Decimal:
     """The message's cost: ClickSend's price for its country, encoding and parts (cached), else the table."""
     channel, country = msg["channel"], msg.get("country") or "XX"
     encoding, parts = msg.get("encoding") or "GSM-7", int(msg.get("segments") or 1)
-    cached = rt.store.reservations.cached_price(channel, country, encoding, parts)
+    cached = store.reservations.cached_price(channel, country, encoding, parts)
     if cached is not None:
         return cached
     try:
-        reply = rt.client.price(channel, payloads.request_body(channel, [msg]))
+        reply = client().price(channel, payloads.request_body(channel, [msg]))
         price = reply.total_price if reply.total_price is not None else None
     except (ProviderError, ValueError) as exc:
         log.info("price endpoint unavailable (%s); using the price table", exc)
         price = None
     if price is None:
         return policy.fallback_price(channel, msg.get("country"), parts)
-    rt.store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
+    store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
     return price
 
 
@@ -116,68 +119,77 @@ def describe(facts: Facts) -> dict[str, Any]:
             "duplicate": facts.duplicate, "balance_low": facts.balance_low}
 
 
-def admit(rt: Runtime, msg: dict[str, Any], now: float, fan_out: int = 1, at_send_time: bool = True) -> Outcome:
-    """Decide one message and, when it may go, reserve what going consumes.
+@dataclass(frozen=True)
+class Admission:
+    """The gate, with what it reads and reserves: the store, the policies, the settings (budget zone) and the
+    ClickSend client for prices (a factory: built only when a price is not cached)."""
 
-    `at_send_time` false (a message planned for later) skips the checks that depend on the moment of
-    sending (quiet hours, rate, duplicates); they run again when it is due.
-    """
-    try:
-        policy = rt.rules.current().policy(msg.get("policy") or "default")
-    except HooklineError:
-        policy = rt.rules.config.policy("default") if rt.rules.config else Policy("default")
-    cost = estimate(rt, policy, msg)
-    facts = gather(rt.store, policy, msg, now, cost, fan_out, at_send_time, rt.settings.timezone)
-    decision = decide(policy, country=msg.get("country"), segments=msg.get("segments"),
-                      critical=bool(msg.get("critical")), facts=facts)
-    reservation = None
-    if decision.action == "send" and at_send_time:
-        decision = _reserve(rt, policy, msg, decision, cost, now)
-        if decision.action == "send":
-            reservation = {"reserved": str(cost), "reserved_day": day_of(rt, now)}
-    return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now), cost,
-                   describe(facts), reservation)
+    store: Store
+    rules: RulesDir
+    settings: Settings
+    client: Callable[[], ClickSendClient]
 
+    def admit(self, msg: dict[str, Any], now: float, fan_out: int = 1, at_send_time: bool = True) -> Outcome:
+        """Decide one message and, when it may go, reserve what going consumes.
 
-def release(rt: Runtime, msgs: list[dict[str, Any]], now: float) -> None:
-    """Give back what admission took for messages that will never be sent now (cancelled, failed): the
-    budget on the day it was reserved (today's for a message reserved before days were recorded), the
-    recipient's rate slot and the duplicate marker, if they hold it."""
-    for msg in msgs:
-        reserved = to_decimal(msg.get("reserved"))
-        if reserved is None:
-            continue  # never admitted for sending: nothing was taken
-        rt.store.reservations.adjust_spend(msg.get("reserved_day") or day_of(rt, now), -reserved)
-        if msg.get("to"):
-            rt.store.reservations.release_rate_slot(msg["to"], msg["id"])
-        rt.store.reservations.release_duplicate(duplicate_digest(msg), msg["id"])
+        `at_send_time` false (a message planned for later) skips the checks that depend on the moment of
+        sending (quiet hours, rate, duplicates); they run again when it is due.
+        """
+        try:
+            policy = self.rules.current().policy(msg.get("policy") or "default")
+        except HooklineError:
+            policy = self.rules.config.policy("default") if self.rules.config else Policy("default")
+        cost = estimate(self.store, self.client, policy, msg)
+        facts = gather(self.store, policy, msg, now, cost, fan_out, at_send_time, self.settings.timezone)
+        decision = decide(policy, country=msg.get("country"), segments=msg.get("segments"),
+                          critical=bool(msg.get("critical")), facts=facts)
+        reservation = None
+        if decision.action == "send" and at_send_time:
+            decision = self._reserve(policy, msg, decision, cost, now)
+            if decision.action == "send":
+                reservation = {"reserved": str(cost), "reserved_day": day_of(self.settings.timezone, now)}
+        return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now), cost,
+                       describe(facts), reservation)
 
+    def release(self, msgs: list[dict[str, Any]], now: float) -> None:
+        """Give back what admission took for messages that will never be sent now (cancelled, failed): the
+        budget on the day it was reserved (today's for a message reserved before days were recorded), the
+        recipient's rate slot and the duplicate marker, if they hold it."""
+        for msg in msgs:
+            reserved = to_decimal(msg.get("reserved"))
+            if reserved is None:
+                continue  # never admitted for sending: nothing was taken
+            day = msg.get("reserved_day") or day_of(self.settings.timezone, now)
+            self.store.reservations.adjust_spend(day, -reserved)
+            if msg.get("to"):
+                self.store.reservations.release_rate_slot(msg["to"], msg["id"])
+            self.store.reservations.release_duplicate(duplicate_digest(msg), msg["id"])
 
-def _reserve(rt: Runtime, policy: Policy, msg: dict[str, Any], decision: Decision, cost: Decimal,
-             now: float) -> Decision:
-    """Take the duplicate marker, the rate slot and the budget; a lost race gives back what was taken and
-    turns into the matching outcome (a marker or slot left behind would block this message's own retry)."""
-    to = msg.get("to")
-    digest = duplicate_digest(msg)
-    marked = bool(policy.duplicate_window)
-    if marked and not rt.store.reservations.claim_duplicate(digest, policy.duplicate_window or 0, msg["id"]):
-        return Decision("suppress", ("same body to the same recipient within duplicate_window (concurrent)",))
-    rate = policy.max_per_recipient
-    if rate and to:
-        opens = rt.store.reservations.take_rate_slot(to, msg["id"], now, rate.per, rate.count)
-        if opens is not None:
-            if marked:
-                rt.store.reservations.release_duplicate(digest, msg["id"])
-            why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached"
-            return Decision("suppress", (why,)) if rate.action == "suppress" else Decision("defer", (why,), opens)
-    budget = policy.daily_budget if msg.get("approved_by") is None else None
-    if not rt.store.reservations.reserve_spend(day_of(rt, now), cost, budget):
+    def _reserve(self, policy: Policy, msg: dict[str, Any], decision: Decision, cost: Decimal,
+                 now: float) -> Decision:
+        """Take the duplicate marker, the rate slot and the budget; a lost race gives back what was taken and
+        turns into the matching outcome (a marker or slot left behind would block this message's own retry)."""
+        to = msg.get("to")
+        digest = duplicate_digest(msg)
+        marked = bool(policy.duplicate_window)
+        if marked and not self.store.reservations.claim_duplicate(digest, policy.duplicate_window or 0, msg["id"]):
+            return Decision("suppress", ("same body to the same recipient within duplicate_window (concurrent)",))
+        rate = policy.max_per_recipient
         if rate and to:
-            rt.store.reservations.release_rate_slot(to, msg["id"])
-        if marked:
-            rt.store.reservations.release_duplicate(digest, msg["id"])
-        return Decision("hold", (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
-    return decision
+            opens = self.store.reservations.take_rate_slot(to, msg["id"], now, rate.per, rate.count)
+            if opens is not None:
+                if marked:
+                    self.store.reservations.release_duplicate(digest, msg["id"])
+                why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached"
+                return Decision("suppress", (why,)) if rate.action == "suppress" else Decision("defer", (why,), opens)
+        budget = policy.daily_budget if msg.get("approved_by") is None else None
+        if not self.store.reservations.reserve_spend(day_of(self.settings.timezone, now), cost, budget):
+            if rate and to:
+                self.store.reservations.release_rate_slot(to, msg["id"])
+            if marked:
+                self.store.reservations.release_duplicate(digest, msg["id"])
+            return Decision("hold", (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
+        return decision
 
 
 def _state_for(decision: Decision, msg: dict[str, Any], now: float, at_send_time: bool) -> str:

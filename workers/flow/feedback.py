@@ -5,6 +5,8 @@ through the same code either way. Applying is idempotent and never moves a messa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from workers.clicksend.client import ClickSendClient
@@ -12,9 +14,10 @@ from workers.core.coerce import to_int
 from workers.core.lifecycle import State
 from workers.core.phones import e164
 from workers.core.receipts import judge, reply_keyword
-from workers.flow import origin
+from workers.flow.origin import Notifier
+from workers.store import Store
 from workers.store.messages import Change
-from workers.wiring.runtime import Runtime
+from workers.wiring.settings import Settings
 
 log = logging.getLogger("hookline.feedback")
 RECEIPT_CHANNELS = ("sms", "voice")
@@ -23,117 +26,126 @@ RECEIPT_CHANNELS = ("sms", "voice")
 READ_MARGIN = 60
 
 
-def find_message(rt: Runtime, custom_string: str | None, provider_id: str | None) -> dict[str, Any] | None:
-    """Our message for a receipt or reply: by custom_string (our id), else by ClickSend's message_id.
+@dataclass(frozen=True)
+class Feedback:
+    """Applies receipts and replies (pushed or polled) to the message records and tells the origins."""
 
-    When both are given they must agree, so a forged custom_string cannot touch another message.
-    """
-    msg = None
-    if custom_string and custom_string.startswith("msg_"):
-        msg = rt.store.messages.get_message(custom_string, with_log=False)
-    if msg is None and provider_id:
-        mid = rt.store.feedback.message_for_provider_id(provider_id)
-        msg = rt.store.messages.get_message(mid, with_log=False) if mid else None
-    if msg is not None and provider_id and msg.get("provider_id") and msg["provider_id"] != provider_id:
-        return None
-    return msg
+    store: Store
+    client: Callable[[], ClickSendClient]  # built only when polling
+    settings: Settings
+    notifier: Notifier
 
+    def find_message(self, custom_string: str | None, provider_id: str | None) -> dict[str, Any] | None:
+        """Our message for a receipt or reply: by custom_string (our id), else by ClickSend's message_id.
 
-def apply_receipt(rt: Runtime, receipt: dict[str, Any], now: float, via: str) -> str:
-    """Apply one receipt. Returns what happened: delivered, undelivered, pending, duplicate or unknown."""
-    verdict = judge(receipt)
-    msg = find_message(rt, receipt.get("custom_string"), receipt.get("message_id"))
-    if msg is None:
-        count = rt.store.feedback.count_unknown_receipt()
-        log.info("receipt for an unknown message (%s so far)", count)
-        return "unknown"
-    summary = {k: receipt.get(k) for k in ("status_code", "status_text", "error_code", "error_text", "timestamp")}
-    if not verdict.final:
-        rt.store.messages.note(msg["id"], {"at": now, "kind": "receipt", "via": via, "result": "pending",
-                                  "reason": verdict.reason})
-        return "pending"
-    target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
-    if msg["state"] in (State.SENDING, State.UNKNOWN):
-        # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
-        proved = Change(msg["id"], State.SENT, "delivery receipt proves it was accepted",
-                        {"provider_id": receipt.get("message_id")})
-        if rt.store.messages.apply_many([proved], now)[0]:
-            if receipt.get("message_id"):
-                rt.store.feedback.index_provider_ids({str(receipt["message_id"]): msg["id"]})
-            origin.notify(rt, [msg | {"state": State.SENT.value} | proved.fields], State.SENT.value, now)
-    moved = rt.store.messages.apply_many([Change(msg["id"], target, f"receipt ({via}): {verdict.reason}",
-                                        {"receipt": summary}, expect=frozenset({State.SENT}))], now)[0]
-    if not moved:
-        return "duplicate"  # already final: a repeat, or a late receipt after a final one
-    msg["state"] = target.value
-    origin.notify(rt, [msg], target.value, now, {"receipt": summary})
-    return verdict.outcome
+        When both are given they must agree, so a forged custom_string cannot touch another message.
+        """
+        msg = None
+        if custom_string and custom_string.startswith("msg_"):
+            msg = self.store.messages.get_message(custom_string, with_log=False)
+        if msg is None and provider_id:
+            mid = self.store.feedback.message_for_provider_id(provider_id)
+            msg = self.store.messages.get_message(mid, with_log=False) if mid else None
+        if msg is not None and provider_id and msg.get("provider_id") and msg["provider_id"] != provider_id:
+            return None
+        return msg
 
 
-def apply_inbound(rt: Runtime, item: dict[str, Any], now: float, via: str) -> str:
-    """Apply one inbound reply: opt-out keywords, then link it to the message it answers.
+    def apply_receipt(self, receipt: dict[str, Any], now: float, via: str) -> str:
+        """Apply one receipt. Returns what happened: delivered, undelivered, pending, duplicate or unknown."""
+        verdict = judge(receipt)
+        msg = self.find_message(receipt.get("custom_string"), receipt.get("message_id"))
+        if msg is None:
+            count = self.store.feedback.count_unknown_receipt()
+            log.info("receipt for an unknown message (%s so far)", count)
+            return "unknown"
+        summary = {k: receipt.get(k) for k in ("status_code", "status_text", "error_code", "error_text", "timestamp")}
+        if not verdict.final:
+            self.store.messages.note(msg["id"], {"at": now, "kind": "receipt", "via": via, "result": "pending",
+                                      "reason": verdict.reason})
+            return "pending"
+        target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
+        if msg["state"] in (State.SENDING, State.UNKNOWN):
+            # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
+            proved = Change(msg["id"], State.SENT, "delivery receipt proves it was accepted",
+                            {"provider_id": receipt.get("message_id")})
+            if self.store.messages.apply_many([proved], now)[0]:
+                if receipt.get("message_id"):
+                    self.store.feedback.index_provider_ids({str(receipt["message_id"]): msg["id"]})
+                self.notifier.notify([msg | {"state": State.SENT.value} | proved.fields], State.SENT.value, now)
+        moved = self.store.messages.apply_many([Change(msg["id"], target, f"receipt ({via}): {verdict.reason}",
+                                            {"receipt": summary}, expect=frozenset({State.SENT}))], now)[0]
+        if not moved:
+            return "duplicate"  # already final: a repeat, or a late receipt after a final one
+        msg["state"] = target.value
+        self.notifier.notify([msg], target.value, now, {"receipt": summary})
+        return verdict.outcome
 
-    The reply is marked seen only after its effects are recorded: a worker killed half-way leaves it to be
-    applied again (opting out twice changes nothing, the callback id is per reply), never a STOP skipped.
-    """
-    inbound_id = str(item.get("message_id") or "")
-    if inbound_id and rt.store.feedback.inbound_seen(inbound_id):
-        return "duplicate"
-    sender = e164(str(item.get("from") or item.get("sms") or ""), rt.settings.default_region, strict=False)
-    body = str(item.get("body") or item.get("message") or "")
-    keyword = reply_keyword(body)
-    result = "reply"
-    if sender and keyword == "stop":
-        rt.store.optouts.opt_out(sender, now, via="reply", detail=body[:40])
-        result = "opted_out"
-    elif sender and keyword == "start":
-        rt.store.optouts.opt_in(sender)
-        result = "opted_in"
-    msg = find_message(rt, item.get("custom_string") or None, item.get("original_message_id") or None)
-    if msg is not None:
-        reply = {"id": inbound_id, "body": body, "timestamp": to_int(item.get("timestamp")), "keyword": keyword}
-        rt.store.messages.note(msg["id"], {"at": now, "kind": "reply", "via": via, "reason": f"reply: {body[:160]}",
-                                  "keyword": keyword})
-        origin.notify(rt, [msg], "reply", now, {"reply": reply, "id": inbound_id})
-    if inbound_id:
-        rt.store.feedback.mark_inbound_seen(inbound_id)
-    return result
+
+    def apply_inbound(self, item: dict[str, Any], now: float, via: str) -> str:
+        """Apply one inbound reply: opt-out keywords, then link it to the message it answers.
+
+        The reply is marked seen only after its effects are recorded: a worker killed half-way leaves it to be
+        applied again (opting out twice changes nothing, the callback id is per reply), never a STOP skipped.
+        """
+        inbound_id = str(item.get("message_id") or "")
+        if inbound_id and self.store.feedback.inbound_seen(inbound_id):
+            return "duplicate"
+        sender = e164(str(item.get("from") or item.get("sms") or ""), self.settings.default_region, strict=False)
+        body = str(item.get("body") or item.get("message") or "")
+        keyword = reply_keyword(body)
+        result = "reply"
+        if sender and keyword == "stop":
+            self.store.optouts.opt_out(sender, now, via="reply", detail=body[:40])
+            result = "opted_out"
+        elif sender and keyword == "start":
+            self.store.optouts.opt_in(sender)
+            result = "opted_in"
+        msg = self.find_message(item.get("custom_string") or None, item.get("original_message_id") or None)
+        if msg is not None:
+            reply = {"id": inbound_id, "body": body, "timestamp": to_int(item.get("timestamp")), "keyword": keyword}
+            self.store.messages.note(msg["id"], {"at": now, "kind": "reply", "via": via,
+                                                 "reason": f"reply: {body[:160]}", "keyword": keyword})
+            self.notifier.notify([msg], "reply", now, {"reply": reply, "id": inbound_id})
+        if inbound_id:
+            self.store.feedback.mark_inbound_seen(inbound_id)
+        return result
 
 
-def poll_receipts(rt: Runtime, client: ClickSendClient, now: float) -> dict[str, int]:
-    """Read every page of unread receipts (largest pages), apply them, then mark read those up to the newest
-    applied but no later than a minute before this pass began."""
-    counts: dict[str, int] = {}
-    for channel in RECEIPT_CHANNELS:
+    def poll_receipts(self, now: float) -> dict[str, int]:
+        """Read every page of unread receipts (largest pages), apply them, then mark read those up to the newest
+        applied but no later than a minute before this pass began."""
+        counts: dict[str, int] = {}
+        for channel in RECEIPT_CHANNELS:
+            newest, page = None, 1
+            while True:
+                result = self.client().receipts(channel, page=page, limit=100)
+                for receipt in result.items:
+                    outcome = self.apply_receipt(receipt, now, "poll")
+                    counts[outcome] = counts.get(outcome, 0) + 1
+                    stamp = to_int(receipt.get("timestamp"))
+                    newest = max(newest or 0, stamp or 0)
+                if result.current_page >= result.last_page:
+                    break
+                page += 1
+            if newest:
+                self.client().mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
+        return counts
+
+
+    def poll_inbound(self, now: float) -> dict[str, int]:
+        """Read every page of unread inbound SMS, apply them, then mark read as `poll_receipts` does."""
+        counts: dict[str, int] = {}
         newest, page = None, 1
         while True:
-            result = client.receipts(channel, page=page, limit=100)
-            for receipt in result.items:
-                outcome = apply_receipt(rt, receipt, now, "poll")
+            result = self.client().inbound(page=page, limit=100)
+            for item in result.items:
+                outcome = self.apply_inbound(item, now, "poll")
                 counts[outcome] = counts.get(outcome, 0) + 1
-                stamp = to_int(receipt.get("timestamp"))
-                newest = max(newest or 0, stamp or 0)
+                newest = max(newest or 0, to_int(item.get("timestamp")) or 0)
             if result.current_page >= result.last_page:
                 break
             page += 1
         if newest:
-            client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
-    return counts
-
-
-def poll_inbound(rt: Runtime, client: ClickSendClient, now: float) -> dict[str, int]:
-    """Read every page of unread inbound SMS, apply them, then mark read as `poll_receipts` does."""
-    counts: dict[str, int] = {}
-    newest, page = None, 1
-    while True:
-        result = client.inbound(page=page, limit=100)
-        for item in result.items:
-            outcome = apply_inbound(rt, item, now, "poll")
-            counts[outcome] = counts.get(outcome, 0) + 1
-            newest = max(newest or 0, to_int(item.get("timestamp")) or 0)
-        if result.current_page >= result.last_page:
-            break
-        page += 1
-    if newest:
-        client.mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
-    return counts
+            self.client().mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
+        return counts

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -24,8 +25,9 @@ from workers.core.coerce import parse_retry_after
 from workers.core.sources import Callback
 from workers.errors import HooklineError, RenderError
 from workers.net.guard import DestinationRefused, session
-from workers.wiring import pipeline
-from workers.wiring.runtime import Runtime
+from workers.store import Store
+from workers.wiring.pipeline import Enqueuer
+from workers.wiring.rulesdir import RulesDir
 
 log = logging.getLogger("hookline.origin")
 MAX_REDIRECTS = 3
@@ -36,47 +38,57 @@ def callback_id_for(message_id: str, state: str) -> str:
     return "cb_" + hashlib.sha256(f"{message_id}\0{state}".encode()).hexdigest()[:32]
 
 
-def notify(rt: Runtime, messages: Iterable[dict[str, Any]], state: str, now: float,
-           extra: dict[str, Any] | None = None) -> int:
-    """Create and enqueue a callback for each message whose source wants to hear about `state`.
+@dataclass(frozen=True)
+class Notifier:
+    """Decides who hears about which state and creates their callbacks (delivered by `CallbackSender`)."""
 
-    Then the changes are marked reported; until then they stay listed (the store lists them with the change
-    itself), so a worker that dies before this completes leaves them to `sweep_unreported`.
-    """
-    try:
-        callbacks = rt.rules.current().callbacks
-    except HooklineError:
-        return 0
-    messages = list(messages)
-    started = 0
-    for msg in messages:
-        cb = callbacks.get(msg.get("source") or "")
-        if cb is None or state not in cb.spec.on:
-            continue
-        if state == "reply" and not cb.spec.forward_replies and "reply" not in cb.spec.on:
-            continue
-        cid = callback_id_for(msg["id"], state if state != "reply" else f"reply:{(extra or {}).get('id')}")
-        record = {"message_id": msg["id"], "event_id": msg.get("event_id"), "source": msg["source"], "state": state,
-                  "created_at": now, **(extra or {})}
-        if rt.store.callbacks.create_callback(cid, record, now):
-            pipeline.enqueue_callback(rt.rq_connection, cid)
-            started += 1
-    if state != "reply":
-        rt.store.messages.reported([(msg["id"], state) for msg in messages])
-    return started
+    store: Store
+    rules: RulesDir
+    enqueuer: Enqueuer
+
+    def notify(self, messages: Iterable[dict[str, Any]], state: str, now: float,
+               extra: dict[str, Any] | None = None) -> int:
+        """Create and enqueue a callback for each message whose source wants to hear about `state`.
+
+        Then the changes are marked reported; until then they stay listed (the store lists them with the change
+        itself), so a worker that dies before this completes leaves them to `sweep_unreported`.
+        """
+        try:
+            callbacks = self.rules.current().callbacks
+        except HooklineError:
+            return 0
+        messages = list(messages)
+        started = 0
+        for msg in messages:
+            cb = callbacks.get(msg.get("source") or "")
+            if cb is None or state not in cb.spec.on:
+                continue
+            if state == "reply" and not cb.spec.forward_replies and "reply" not in cb.spec.on:
+                continue
+            cid = callback_id_for(msg["id"], state if state != "reply" else f"reply:{(extra or {}).get('id')}")
+            record = {"message_id": msg["id"], "event_id": msg.get("event_id"), "source": msg["source"], "state": state,
+                      "created_at": now, **(extra or {})}
+            if self.store.callbacks.create_callback(cid, record, now):
+                self.enqueuer.callback(cid)
+                started += 1
+        if state != "reply":
+            self.store.messages.reported([(msg["id"], state) for msg in messages])
+        return started
 
 
-def sweep_unreported(rt: Runtime, now: float, grace: float = 60.0) -> int:
-    """Create the callbacks of state changes made more than `grace` ago whose worker died before telling
-    anyone; callback ids are per message and state, so one that was created after all is not created twice."""
-    entries = rt.store.messages.unreported(now - grace)
-    for (mid, state), msg in zip(entries, rt.store.messages.get_messages([mid for mid, _ in entries]), strict=True):
-        if msg is None:  # expired since: nothing left to report
-            rt.store.messages.reported([(mid, state)])
-            continue
-        extra = {"receipt": msg["receipt"]} if msg.get("receipt") and state in ("delivered", "undelivered") else None
-        notify(rt, [msg | {"state": state}], state, now, extra)
-    return len(entries)
+    def sweep_unreported(self, now: float, grace: float = 60.0) -> int:
+        """Create the callbacks of state changes made more than `grace` ago whose worker died before telling
+        anyone; callback ids are per message and state, so one that was created after all is not created twice."""
+        entries = self.store.messages.unreported(now - grace)
+        found = self.store.messages.get_messages([mid for mid, _ in entries])
+        for (mid, state), msg in zip(entries, found, strict=True):
+            if msg is None:  # expired since: nothing left to report
+                self.store.messages.reported([(mid, state)])
+                continue
+            receipt = msg.get("receipt") if state in ("delivered", "undelivered") else None
+            extra = {"receipt": receipt} if receipt else None
+            self.notify([msg | {"state": state}], state, now, extra)
+        return len(entries)
 
 
 def check_scheme(url: str) -> None:
@@ -89,8 +101,8 @@ def check_scheme(url: str) -> None:
 class CallbackSender:
     """Delivers callbacks over sessions that resolve and check each destination as they connect."""
 
-    def __init__(self, rt: Runtime):
-        self.rt = rt
+    def __init__(self, store: Store, rules: RulesDir, enqueuer: Enqueuer):
+        self.store, self.rules, self.enqueuer = store, rules, enqueuer
         # Sources with `allow_private` (an origin on the same network) get a session that skips the check.
         self.sessions = {allow: session(allow_private=allow) for allow in (False, True)}
         for s in self.sessions.values():
@@ -98,14 +110,14 @@ class CallbackSender:
 
     def deliver(self, callback_id: str, now: float) -> str:
         """One attempt; records it, then schedules the next or stops. Returns the callback's new status."""
-        store = self.rt.store
+        store = self.store
         record = store.callbacks.get_callback(callback_id)
         if record is None:
             store.callbacks.forget_callback(callback_id)  # expired: the sweep must not keep re-enqueueing it
             return "missing"
         if record["status"] != "pending":
             return record["status"]
-        cb = self.rt.rules.current().callbacks.get(record["source"])
+        cb = self.rules.current().callbacks.get(record["source"])
         lock = (cb.spec.timeout + 5) * (MAX_REDIRECTS + 1) + 30 if cb else 60  # outlives any one attempt
         if not store.callbacks.lock_callback(callback_id, lock):
             return "busy"  # another job is attempting it right now
@@ -115,8 +127,8 @@ class CallbackSender:
             store.callbacks.unlock_callback(callback_id)
 
     def _attempt(self, callback_id: str, record: dict[str, Any], now: float) -> str:
-        store = self.rt.store
-        cb = self.rt.rules.current().callbacks.get(record["source"])
+        store = self.store
+        cb = self.rules.current().callbacks.get(record["source"])
         if cb is None:
             store.callbacks.record_attempt(callback_id, {"at": now, "error": "source has no callback any more"},
                                            "failed", now)
@@ -147,12 +159,11 @@ class CallbackSender:
         store.messages.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
                                           "result": step.status, "reason": step.reason})
         if step.status == "retry":
-            pipeline.enqueue_callback(self.rt.rq_connection, callback_id,
-                                      at=datetime.fromtimestamp(now + step.delay, tz=UTC))
+            self.enqueuer.callback(callback_id, at=now + step.delay)
         return final
 
     def _context(self, record: dict[str, Any]) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.store
         message = store.messages.get_message(record["message_id"], with_log=False) or {"id": record["message_id"]}
         event = store.events.get_event(record.get("event_id") or "") or {}
         return {"event": event, "payload": event.get("payload"), "message": message, "state": record["state"],
@@ -181,23 +192,23 @@ class CallbackSender:
         raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects")
 
 
-def replay(rt: Runtime, ids: list[str]) -> list[str]:
+def replay(store: Store, enqueuer: Enqueuer, ids: list[str]) -> list[str]:
     """Re-open exhausted or failed callbacks (by callback id, or all of a message's) and send them again."""
     replayed = []
     for item in ids:
-        targets = rt.store.callbacks.message_callback_ids(item) if item.startswith("msg_") else [item]
+        targets = store.callbacks.message_callback_ids(item) if item.startswith("msg_") else [item]
         for cid in targets:
-            record = rt.store.callbacks.get_callback(cid)
-            if record and record["status"] in ("exhausted", "failed") and rt.store.callbacks.reopen_callback(cid):
-                pipeline.enqueue_callback(rt.rq_connection, cid)
+            record = store.callbacks.get_callback(cid)
+            if record and record["status"] in ("exhausted", "failed") and store.callbacks.reopen_callback(cid):
+                enqueuer.callback(cid)
                 replayed.append(cid)
     return replayed
 
 
-def sweep(rt: Runtime, now: float, grace: float = 120.0) -> list[str]:
+def sweep(store: Store, enqueuer: Enqueuer, now: float, grace: float = 120.0) -> list[str]:
     """Re-enqueue pending callbacks whose attempt is overdue by `grace` (their job died with a worker or was
     never enqueued); the per-callback lock keeps a duplicate job from sending twice."""
-    overdue = rt.store.callbacks.overdue_callbacks(now - grace)
+    overdue = store.callbacks.overdue_callbacks(now - grace)
     for cid in overdue:
-        pipeline.enqueue_callback(rt.rq_connection, cid)
+        enqueuer.callback(cid)
     return overdue

@@ -26,10 +26,12 @@ from workers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from workers.flow import origin
-from workers.flow.admission import day_of, release
+from workers.flow.admission import Admission, day_of
+from workers.flow.origin import Notifier
+from workers.store import Store
 from workers.store.messages import Change
-from workers.wiring.runtime import Runtime
+from workers.wiring.pipeline import Enqueuer
+from workers.wiring.settings import Settings
 
 log = logging.getLogger("hookline.sender")
 
@@ -63,10 +65,10 @@ class FlushOutcome:
 class Sender:
     """Flushes outboxes through one ClickSend client."""
 
-    def __init__(self, rt: Runtime, client: ClickSendClient, rand: random.Random | None = None):
-        self.rt = rt
-        self.store = rt.store
-        self.client = client
+    def __init__(self, store: Store, client: ClickSendClient, settings: Settings, enqueuer: Enqueuer,
+                 admission: Admission, notifier: Notifier, rand: random.Random | None = None):
+        self.store, self.client, self.settings, self.enqueuer = store, client, settings, enqueuer
+        self.admission, self.notifier = admission, notifier
         self.rand = rand or random.Random()
 
     def flush(self, channel: str, now: float) -> FlushOutcome:
@@ -77,7 +79,7 @@ class Sender:
         if pause and float(pause["until"]) > now:
             out.wait = float(pause["until"]) - now
             return out
-        settings = self.rt.settings
+        settings = self.settings
         wait = self.store.outbox.take_token(settings.send_rate, max(1.0, settings.send_rate), now)
         if wait > 0:
             out.wait = wait
@@ -187,7 +189,7 @@ class Sender:
         done = [c for c, ok in zip(changes, applied, strict=True) if ok]
         for change in done:
             if change.target == State.SCHEDULED and change.send_at is not None:
-                self.rt.schedule_fire(change.id, change.send_at)
+                self.enqueuer.fire(change.id, change.send_at)
         self._settled(docs, done, now)
         if missing:
             self._unknown(channel, missing, now, "not in ClickSend's reply", out)
@@ -204,14 +206,15 @@ class Sender:
             if change.target == State.SENT and reserved is not None:  # the estimate against the real price
                 actual = to_decimal(change.fields.get("price"))
                 delta = (actual if actual is not None else reserved) - reserved
-                self.store.reservations.adjust_spend(doc.get("reserved_day") or day_of(self.rt, now), delta)
-        release(self.rt, [by_id[c.id] for c in done if c.target == State.FAILED], now)  # nothing was sent
+                day = doc.get("reserved_day") or day_of(self.settings.timezone, now)
+                self.store.reservations.adjust_spend(day, delta)
+        self.admission.release([by_id[c.id] for c in done if c.target == State.FAILED], now)  # nothing was sent
         self.store.feedback.index_provider_ids({c.fields["provider_id"]: c.id for c in done
                                        if c.target == State.SENT and c.fields.get("provider_id")})
         for state in (State.SENT, State.FAILED):
             settled = [by_id[c.id] | {"state": state.value} | c.fields for c in done if c.target == state]
             if settled:
-                origin.notify(self.rt, settled, state.value, now)
+                self.notifier.notify(settled, state.value, now)
 
     def _put_back(self, channel: str, ids: list[str], now: float, delay: float, reason: str,
                   out: FlushOutcome) -> None:
@@ -232,7 +235,7 @@ class Sender:
     def _unknown(self, channel: str, ids: list[str], now: float, reason: str, out: FlushOutcome) -> None:
         changes = [Change(i, State.UNKNOWN, reason, expect=frozenset({State.SENDING})) for i in ids]
         out.unknown += sum(self.store.messages.apply_many(changes, now))
-        self.rt.schedule_reconcile(channel, ids, now + RECONCILE_AFTER)
+        self.enqueuer.reconcile(channel, ids, now + RECONCILE_AFTER)
 
     # --- reconciliation ----------------------------------------------------------------------------
 
@@ -246,7 +249,7 @@ class Sender:
             found = self._history_by_custom_string(channel, int(since) - 60, int(now) + 60)
         except ProviderError as exc:
             log.warning("reconcile %s: history unavailable (%s); trying again", channel, exc.message)
-            self.rt.schedule_reconcile(channel, [d["id"] for d in docs], now + backoff(2, 5.0, 120.0, self.rand))
+            self.enqueuer.reconcile(channel, [d["id"] for d in docs], now + backoff(2, 5.0, 120.0, self.rand))
             return {"sent": 0, "requeued": 0, "waiting": len(docs)}
         sent, absent, waiting = [], [], []
         for doc in docs:
@@ -264,9 +267,9 @@ class Sender:
         requeued = self.store.outbox.requeue(absent, now, "not in ClickSend history: sending again",
                                       from_state=State.UNKNOWN)
         if requeued:
-            self.rt.kick(channel)
+            self.enqueuer.kick(channel)
         if waiting:
-            self.rt.schedule_reconcile(channel, waiting, now + 10.0)
+            self.enqueuer.reconcile(channel, waiting, now + 10.0)
         return {"sent": len(sent), "requeued": requeued, "waiting": len(waiting)}
 
     def _history_by_custom_string(self, channel: str, date_from: int, date_to: int) -> dict[str, dict[str, Any]]:

@@ -179,6 +179,12 @@ class MessageRecords:
             doc["timeline"] = [json.loads(entry) for entry in log]
         return doc
 
+    def held(self, rule: str | None = None, event_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Held messages (without timelines), oldest first, optionally only one rule's or one event's."""
+        docs = [d for d in self.get_messages(self.messages_in_state(State.HELD, limit=limit)) if d]
+        return [d for d in docs if (rule is None or d.get("rule") == rule)
+                and (event_id is None or d.get("event_id") == event_id)]
+
     def message_state(self, message_id: str) -> str | None:
         """Just the current state."""
         with available():

@@ -1,14 +1,16 @@
-"""Which job runs on which queue, and the helpers that enqueue them.
+"""Which job runs on which queue, and the one enqueuer every part of Hookline starts jobs through.
 
 Job functions are named by dotted path (strings), so the web edge can enqueue without importing the jobs.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis
 from rq import Queue, Retry
+
+from workers.store.outbox import OutboxRecords
 
 EVENTS_QUEUE = "hookline-events"
 SEND_QUEUE = "hookline-send"
@@ -20,6 +22,8 @@ FIRE_MESSAGE = "workers.entry.jobs.fire_message"
 FLUSH_OUTBOX = "workers.entry.jobs.flush_outbox"
 RECONCILE = "workers.entry.jobs.reconcile_messages"
 SEND_CALLBACK = "workers.entry.jobs.send_callback"
+REPORT_CHANGE = "workers.entry.jobs.report_change"
+APPLY_PUSH = "workers.entry.jobs.apply_push"
 CHANNELS = ("sms", "mms", "voice")
 # Shorter than the sending lease, so a flush is never still running when recovery takes its messages.
 FLUSH_TIMEOUT = 90
@@ -27,6 +31,7 @@ DRAIN_TIMEOUT = 240
 
 # A drain job killed with its worker is retried; its work is idempotent and its lease guards the list.
 _DRAIN_RETRY = Retry(max=5, interval=[1, 5, 15, 60, 120])
+_WEEK = 7 * 86400
 
 
 def queue(connection: redis.Redis, name: str) -> Queue:
@@ -34,40 +39,68 @@ def queue(connection: redis.Redis, name: str) -> Queue:
     return Queue(name, connection=connection)
 
 
-def enqueue_drain(connection: redis.Redis, token: str) -> None:
-    """Start a drain of the pending events holding lease `token`."""
-    queue(connection, EVENTS_QUEUE).enqueue(
-        DRAIN_EVENTS, token, retry=_DRAIN_RETRY,
-        result_ttl=60, failure_ttl=7 * 24 * 3600, job_timeout=DRAIN_TIMEOUT,
-    )
+def _when(at: float) -> datetime:
+    return datetime.fromtimestamp(at, tz=UTC)
 
 
-def schedule_fire(connection: redis.Redis, message_id: str, at: datetime) -> None:
-    """Have RQ's scheduler fire a scheduled message at `at` (the due sweep is the safety net)."""
-    queue(connection, EVENTS_QUEUE).enqueue_at(at, FIRE_MESSAGE, message_id, result_ttl=60, failure_ttl=7 * 86400)
+class Enqueuer:
+    """The one way anything in Hookline starts a job: every enqueue names its job, queue and limits here."""
 
+    def __init__(self, connection: redis.Redis, outbox: OutboxRecords):
+        self.connection = connection
+        self.outbox = outbox
 
-def enqueue_flush(connection: redis.Redis, channel: str, token: str, at: datetime | None = None) -> None:
-    """Flush `channel`'s outbox holding lease `token`, now or at `at` (never sleeps inside a job)."""
-    q = queue(connection, SEND_QUEUE)
-    kwargs = {"result_ttl": 60, "failure_ttl": 7 * 86400, "job_timeout": FLUSH_TIMEOUT}
-    if at is None:
-        q.enqueue(FLUSH_OUTBOX, channel, token, **kwargs)
-    else:
-        q.enqueue_at(at, FLUSH_OUTBOX, channel, token, **kwargs)
+    def _queue(self, name: str) -> Queue:
+        return queue(self.connection, name)
 
+    def drain(self, token: str) -> None:
+        """Start a drain of the pending events holding lease `token`."""
+        self._queue(EVENTS_QUEUE).enqueue(DRAIN_EVENTS, token, retry=_DRAIN_RETRY, result_ttl=60,
+                                          failure_ttl=_WEEK, job_timeout=DRAIN_TIMEOUT)
 
-def enqueue_reconcile(connection: redis.Redis, channel: str, message_ids: list[str], at: datetime) -> None:
-    """Look messages with an unknown outcome up in ClickSend's history at `at`."""
-    queue(connection, SEND_QUEUE).enqueue_at(at, RECONCILE, channel, message_ids, result_ttl=60,
-                                             failure_ttl=7 * 86400, job_timeout=FLUSH_TIMEOUT)
+    def fire(self, message_id: str, at: float | None = None) -> None:
+        """Fire a message (scheduled, or approved) now or at Unix time `at` (the due sweep is the safety net)."""
+        q, kwargs = self._queue(EVENTS_QUEUE), {"result_ttl": 60, "failure_ttl": _WEEK}
+        if at is None:
+            q.enqueue(FIRE_MESSAGE, message_id, **kwargs)
+        else:
+            q.enqueue_at(_when(at), FIRE_MESSAGE, message_id, **kwargs)
 
+    def kick(self, channel: str) -> bool:
+        """Start a flush of `channel`'s outbox unless one is already pending or running."""
+        token = self.outbox.claim_flush(channel)
+        if token:
+            self.flush(channel, token)
+        return token is not None
 
-def enqueue_callback(connection: redis.Redis, callback_id: str, at: datetime | None = None) -> None:
-    """Deliver a callback on its own queue (a slow origin never slows sending), now or at `at`."""
-    q = queue(connection, CALLBACKS_QUEUE)
-    kwargs = {"result_ttl": 60, "failure_ttl": 7 * 86400, "job_timeout": 120}
-    if at is None:
-        q.enqueue(SEND_CALLBACK, callback_id, **kwargs)
-    else:
-        q.enqueue_at(at, SEND_CALLBACK, callback_id, **kwargs)
+    def flush(self, channel: str, token: str, at: float | None = None) -> None:
+        """Flush `channel`'s outbox holding lease `token`, now or at `at` (never sleeps inside a job)."""
+        q = self._queue(SEND_QUEUE)
+        kwargs = {"result_ttl": 60, "failure_ttl": _WEEK, "job_timeout": FLUSH_TIMEOUT}
+        if at is None:
+            q.enqueue(FLUSH_OUTBOX, channel, token, **kwargs)
+        else:
+            q.enqueue_at(_when(at), FLUSH_OUTBOX, channel, token, **kwargs)
+
+    def reconcile(self, channel: str, message_ids: list[str], at: float) -> None:
+        """Look messages with an unknown outcome up in ClickSend's history at `at`."""
+        self._queue(SEND_QUEUE).enqueue_at(_when(at), RECONCILE, channel, message_ids, result_ttl=60,
+                                           failure_ttl=_WEEK, job_timeout=FLUSH_TIMEOUT)
+
+    def callback(self, callback_id: str, at: float | None = None) -> None:
+        """Deliver a callback on its own queue (a slow origin never slows sending), now or at `at`."""
+        q, kwargs = self._queue(CALLBACKS_QUEUE), {"result_ttl": 60, "failure_ttl": _WEEK, "job_timeout": 120}
+        if at is None:
+            q.enqueue(SEND_CALLBACK, callback_id, **kwargs)
+        else:
+            q.enqueue_at(_when(at), SEND_CALLBACK, callback_id, **kwargs)
+
+    def report(self, message_id: str, state: str) -> None:
+        """Create the callbacks for a change the web edge or the CLI made (the sweep is the safety net)."""
+        self._queue(CALLBACKS_QUEUE).enqueue(REPORT_CHANGE, message_id, state, result_ttl=60, failure_ttl=_WEEK,
+                                             retry=_DRAIN_RETRY)
+
+    def apply_push(self, kind: str, data: dict[str, str]) -> None:
+        """Apply a receipt or reply ClickSend pushed (`kind` receipt|inbound); retried if a worker dies."""
+        self._queue(SEND_QUEUE).enqueue(APPLY_PUSH, kind, data, result_ttl=60, failure_ttl=_WEEK,
+                                        retry=_DRAIN_RETRY)

@@ -1,0 +1,117 @@
+"""The workers' composition root: builds, once per process, the settings, Redis clients, the loaded rules and
+the ClickSend client, and hands each flow step the collaborators it uses.
+
+Only entry points (RQ job shells, cron, the worker class, the CLI) import this; the web edge builds its own
+smaller context (`webhooks.context`) and never sees a ClickSend client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import redis
+
+from workers.clicksend.client import ClickSendClient
+from workers.flow.admission import Admission
+from workers.flow.approvals import Approvals
+from workers.flow.feedback import Feedback
+from workers.flow.origin import CallbackSender, Notifier
+from workers.flow.processing import Processing
+from workers.flow.sender import Sender
+from workers.store import Store
+from workers.wiring import logs
+from workers.wiring.pipeline import Enqueuer
+from workers.wiring.rulesdir import RulesDir
+from workers.wiring.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Everything a process shares: settings, the store, RQ's connection and the rules directory."""
+
+    settings: Settings
+    store: Store
+    rq_connection: redis.Redis
+    rules: RulesDir
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("hookline"))
+    _client: ClickSendClient | None = None
+
+    @property
+    def client(self) -> ClickSendClient:
+        """The ClickSend client the settings describe (built on first use: web processes never need it)."""
+        if self._client is None:
+            self._client = ClickSendClient.from_settings(self.settings)
+        return self._client
+
+    @property
+    def enqueuer(self) -> Enqueuer:
+        """The one way jobs are started."""
+        return Enqueuer(self.rq_connection, self.store.outbox)
+
+    # The flow steps, built from the current parts on each use (cheap), so a runtime whose rules or settings
+    # change (a test, a reload) never hands out a step holding the old ones.
+
+    @property
+    def notifier(self) -> Notifier:
+        return Notifier(self.store, self.rules, self.enqueuer)
+
+    @property
+    def admission(self) -> Admission:
+        return Admission(self.store, self.rules, self.settings, lambda: self.client)
+
+    @property
+    def processing(self) -> Processing:
+        return Processing(self.store, self.rules, self.settings, self.enqueuer, self.admission, self.notifier)
+
+    @property
+    def approvals(self) -> Approvals:
+        return Approvals(self.store, self.rules, self.notifier)
+
+    @property
+    def feedback(self) -> Feedback:
+        return Feedback(self.store, lambda: self.client, self.settings, self.notifier)
+
+    def sender(self, client: ClickSendClient | None = None) -> Sender:
+        """The sender, on this runtime's ClickSend client unless another is given (tests, benchmarks)."""
+        return Sender(self.store, client or self.client, self.settings, self.enqueuer, self.admission,
+                      self.notifier)
+
+    def callback_sender(self) -> CallbackSender:
+        """A callback sender with its own HTTP sessions."""
+        return CallbackSender(self.store, self.rules, self.enqueuer)
+
+    @classmethod
+    def build(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> Runtime:
+        """Connect to Redis and load the rules directory (a bad directory is reported, not fatal).
+
+        `environ` resolves `${VAR}` references in the rules directory (default `os.environ`).
+        """
+        logs.configure(settings)
+        store = Store.from_url(settings.redis_url, settings.message_ttl)
+        rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        rules = RulesDir(settings.rules_dir, settings, environ)
+        rules.reload()
+        return cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built from the environment on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime.build(Settings.from_env())
+        return _current
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install (or clear) this process's runtime: for tests and in-process workers."""
+    global _current
+    with _lock:
+        _current = runtime
