@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from webhooks.auth import require_token
 from webhooks.context import error, json_object, runtime
 from workers.core.lifecycle import State
+from workers.core.messages import Message
 from workers.core.phones import e164
 from workers.tools.trace import mask
 from workers.wiring.handover import Verdict, decide
@@ -26,18 +27,16 @@ def get_event(event_id: str) -> ResponseReturnValue:
     event = store.events.get_event(event_id)
     if event is None:
         return error(404, "not_found", f"no event {event_id}")
-    event["messages"] = [with_callbacks(m) for m in
-                         (store.messages.get_message(mid) for mid in store.messages.event_message_ids(event_id)) if m]
+    found = (store.messages.get_message(mid) for mid in store.messages.event_message_ids(event_id))
+    event["messages"] = [with_callbacks(m) for m in found if m]
     return jsonify(event)
 
 
-def with_callbacks(message: dict[str, Any]) -> dict[str, Any]:
-    """The message with its callbacks and their attempts."""
+def with_callbacks(message: Message) -> dict[str, Any]:
+    """The message as JSON with its callbacks and their attempts."""
     store = runtime().store
-    ids = store.callbacks.message_callback_ids(message["id"])
-    message["callbacks"] = [c for c in (store.callbacks.get_callback(cid) for cid in ids)
-                            if c]
-    return message
+    ids = store.callbacks.message_callback_ids(message.id)
+    return message.to_json() | {"callbacks": [c for c in (store.callbacks.get_callback(cid) for cid in ids) if c]}
 
 
 @bp.get("/messages/<message_id>")
@@ -65,7 +64,7 @@ def list_messages() -> ResponseReturnValue:
         return error(400, "bad_request", "limit must be a whole number")
     store = runtime().store
     ids = store.messages.messages_in_state(state, limit=limit)
-    return jsonify({"state": state.value, "messages": [m for m in store.messages.get_messages(ids) if m]})
+    return jsonify({"state": state.value, "messages": [m.to_json() for m in store.messages.get_messages(ids) if m]})
 
 
 @bp.get("/optouts")
@@ -102,14 +101,13 @@ def normalise(number: str) -> str | None:
     return e164(number, runtime().settings.default_region)
 
 
-def _approval_view(msg: dict[str, Any]) -> dict[str, Any]:
+def _approval_view(msg: Message) -> dict[str, Any]:
     """What a person needs to decide: the rendered body, a masked recipient, cost, and why it was held."""
-    held_reasons = [t.get("reason") for t in msg.get("timeline", []) if t.get("to") == "held"]
-    return {"id": msg["id"], "event_id": msg.get("event_id"), "rule": msg.get("rule"), "channel": msg.get("channel"),
-            "to": mask(msg.get("to")), "body": msg.get("body"), "segments": msg.get("segments"),
-            "encoding": msg.get("encoding"), "estimate": msg.get("estimate"), "send_at": msg.get("send_at"),
-            "held_at": msg.get("updated_at"), "reasons": held_reasons[-1:] or msg.get("reasons", []),
-            "facts": msg.get("facts")}
+    held_reasons = [t.get("reason") for t in msg.timeline if t.get("to") == "held"]
+    return {"id": msg.id, "event_id": msg.event_id, "rule": msg.rule, "channel": msg.channel, "to": mask(msg.to),
+            "body": msg.body, "segments": msg.segments, "encoding": msg.encoding,
+            "estimate": str(msg.estimate) if msg.estimate is not None else None, "send_at": msg.send_at,
+            "held_at": msg.updated_at, "reasons": held_reasons[-1:] or list(msg.reasons), "facts": dict(msg.facts)}
 
 
 @bp.get("/approvals")
@@ -118,7 +116,7 @@ def list_approvals() -> ResponseReturnValue:
     """Held messages waiting for a person (`?rule=` or `?event_id=` to narrow)."""
     rt = runtime()
     docs = rt.store.messages.held(request.args.get("rule"), request.args.get("event_id"))
-    full = [rt.store.messages.get_message(d["id"]) or d for d in docs]
+    full = [rt.store.messages.get_message(d.id) or d for d in docs]
     return jsonify({"approvals": [_approval_view(m) for m in full]})
 
 
@@ -139,7 +137,7 @@ def decide_bulk(action: str) -> ResponseReturnValue:
     given = body.get("ids") or []
     if not isinstance(given, list) or not all(isinstance(i, str) for i in given):
         return error(400, "bad_request", "ids must be a list of message ids")
-    ids = list(given) or [m["id"] for m in runtime().store.messages.held(body.get("rule"), body.get("event_id"))]
+    ids = list(given) or [m.id for m in runtime().store.messages.held(body.get("rule"), body.get("event_id"))]
     return _decide(ids, action)
 
 

@@ -122,9 +122,9 @@ def approvals_page() -> ResponseReturnValue:
     rt = runtime()
     rows = []
     for msg in rt.store.messages.held():
-        full = rt.store.messages.get_message(msg["id"]) or msg
-        why = [t.get("reason") for t in full.get("timeline", []) if t.get("to") == "held"]
-        rows.append(full | {"to": mask(full.get("to")), "why": (why or ["held"])[-1]})
+        full = rt.store.messages.get_message(msg.id) or msg
+        why = [t.get("reason") for t in full.timeline if t.get("to") == "held"]
+        rows.append(full.to_json() | {"to": mask(full.to), "why": (why or ["held"])[-1]})
     return _page("Approvals", _APPROVALS, held=rows, csrf=session.get("csrf"))
 
 

@@ -9,10 +9,12 @@ import pytest
 import requests
 
 from tests.conftest import Simulator, serve
+from tests.messages import message
 from workers.clicksend.client import ClickSendClient, parse_retry_after
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
 from workers.core.coerce import to_decimal, to_int
+from workers.core.messages import Message
 from workers.errors import AuthenticationFailed, ProviderRejected, ProviderUnavailable, RateLimited
 
 
@@ -20,8 +22,8 @@ def client(sim: Simulator, **kw) -> ClickSendClient:  # noqa: ANN003
     return ClickSendClient(sim.url, username="user", api_key="key", **kw)
 
 
-def sms(msg_id: str, to: str = "+61411111111", body: str = "Hello") -> dict:
-    return {"id": msg_id, "to": to, "body": body, "channel": "sms"}
+def sms(msg_id: str, to: str = "+61411111111", body: str = "Hello") -> Message:
+    return message(id=msg_id, to=to, body=body, channel="sms")
 
 
 def test_account_and_balance(simulator: Simulator) -> None:
@@ -163,11 +165,11 @@ def test_inbound_injected_then_listed_and_marked_read(simulator: Simulator) -> N
 
 def test_mms_and_voice_send(simulator: Simulator) -> None:
     c = client(simulator)
-    mms = {"id": "mm1", "to": "+61411111111", "body": "Ticket", "channel": "mms", "subject": "Your ticket",
-           "media_file": "https://cdn.example.com/t.jpg"}
+    mms = message(id="mm1", to="+61411111111", body="Ticket", channel="mms", subject="Your ticket",
+                  media_file="https://cdn.example.com/t.jpg")
     assert c.send("mms", payloads.request_body("mms", [mms])).messages[0].status == "SUCCESS"
-    voice = {"id": "v1", "to": "+61411111111", "body": "Alert", "channel": "voice", "voice": "female",
-             "lang": "en-au", "country": "AU"}
+    voice = message(id="v1", to="+61411111111", body="Alert", channel="voice", voice="female", lang="en-au",
+                    country="AU")
     assert c.send("voice", payloads.request_body("voice", [voice])).messages[0].status == "SUCCESS"
     assert c.voice_languages()
     assert c.lists().items[0]["list_name"] == "Opt-Out List"

@@ -60,7 +60,7 @@ def test_missing_field_fails_the_message_with_the_field() -> None:
     [outcome] = plan(sms(), {"to": "+61411111111"})
     [msg] = outcome.messages
     assert msg.state == "failed"
-    assert msg.reasons == ["send.body: missing field (name is missing)"]
+    assert msg.reasons == ("send.body: missing field (name is missing)",)
 
 
 def test_message_ids_are_deterministic_per_event_rule_and_recipient() -> None:
@@ -73,7 +73,7 @@ def test_message_ids_are_deterministic_per_event_rule_and_recipient() -> None:
 def test_ucs2_is_visible_in_the_reasons() -> None:
     [outcome] = plan(sms(body="It’s ready"), {"to": "+61411111111"})
     [msg] = outcome.messages
-    assert (msg.encoding, msg.segments, msg.non_gsm) == ("UCS-2", 1, ["’"])
+    assert (msg.encoding, msg.segments, msg.non_gsm) == ("UCS-2", 1, ("’",))
     assert "UCS-2 because of '’'" in msg.reasons[0]
 
 
@@ -161,6 +161,6 @@ def test_a_naive_appointment_time_is_read_in_the_zone_the_rule_names() -> None:
     [bad] = plan(sms(extra=extra), {"to": "0411111111", "name": "A", "start": "2026-11-30T10:30:00",
                                     "tz": "Mars/Base"})
     assert bad.messages[0].state == "failed"
-    assert bad.messages[0].reasons == ["schedule.zone: unknown time zone 'Mars/Base'"]
+    assert bad.messages[0].reasons == ("schedule.zone: unknown time zone 'Mars/Base'",)
     [far] = plan(sms(extra=extra), {"to": "0411111111", "name": "A", "start": "9" * 400, "tz": "UTC"})
     assert far.messages[0].state == "failed" and "not a date/time" in far.messages[0].reasons[0]

@@ -6,13 +6,16 @@ import json
 import re
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
 
 from tests.conftest import API_TOKEN, EXAMPLES_DIR, Simulator, use_policies
 from tests.flow.test_sender import drain
+from tests.messages import message
 from workers.core.events import Event
+from workers.core.messages import Message
 from workers.entry.cli import main
 from workers.entry.runtime import Runtime
 from workers.flow import admission
@@ -44,9 +47,9 @@ def manual(runtime: Runtime, simulator: Simulator) -> Runtime:
 def test_manual_policy_holds_with_its_reason(manual: Runtime) -> None:
     mid = order_event(manual, 1)
     msg = manual.store.messages.get_message(mid)
-    assert msg["state"] == "held"
-    assert msg["timeline"][-1]["reason"] == "policy default: approval is manual"
-    assert msg["estimate"] == "0.0792"
+    assert msg.state == "held"
+    assert msg.timeline[-1]["reason"] == "policy default: approval is manual"
+    assert msg.estimate == Decimal("0.0792")
 
 
 def test_approve_and_reject_through_the_api(manual: Runtime, client, work, simulator: Simulator) -> None:  # noqa: ANN001
@@ -68,8 +71,8 @@ def test_approve_and_reject_through_the_api(manual: Runtime, client, work, simul
     work()
     drain(manual)
     msg_a, msg_b = manual.store.messages.get_message(a), manual.store.messages.get_message(b)
-    assert (msg_a["state"], msg_a["approved_by"], msg_a["approval_note"]) == ("sent", "ann", "looks fine")
-    assert msg_b["state"] == "rejected" and msg_b["rejected_by"] == "ann"
+    assert (msg_a.state, msg_a.approved_by, msg_a.approval_note) == ("sent", "ann", "looks fine")
+    assert msg_b.state == "rejected" and msg_b.rejected_by == "ann"
     assert simulator.state.ledger == {a: 1}
 
 
@@ -128,7 +131,7 @@ def test_approval_pages_need_the_token_and_csrf(manual: Runtime, app, work) -> N
     assert manual.store.messages.message_state(mid) == "scheduled"  # recorded; the workers fire it
     work(queues=("hookline-events",))
     msg = manual.store.messages.get_message(mid)
-    assert (msg["state"], msg["approved_by"], msg["approval_note"]) == ("queued", "Ann", "from the page")
+    assert (msg.state, msg.approved_by, msg.approval_note) == ("queued", "Ann", "from the page")
     assert "approved" in browser.get("/ui/approvals").get_data(as_text=True)  # the flash message
     assert "queued" in browser.get("/ui/").get_data(as_text=True)
 
@@ -148,13 +151,13 @@ def test_approvals_cli(manual: Runtime, monkeypatch) -> None:  # noqa: ANN001
 def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None:
     use_policies(runtime, "policies:\n  default: {daily_budget: 0.50, max_per_recipient: {count: 5, per: 1h},"
                           " duplicate_window: 10m}\n  paging: {}\n")
-    docs = [{"id": f"msg_b{i}", "channel": "sms", "to": f"+614111111{i:02d}", "body": "x", "country": "AU",
-             "segments": 1, "encoding": "GSM-7", "policy": "default"} for i in range(20)]
+    docs = [message(id=f"msg_b{i}", channel="sms", to=f"+614111111{i:02d}", body="x", country="AU", segments=1,
+                    encoding="GSM-7", policy="default") for i in range(20)]
     outcomes: list[str] = []
-    held_numbers: list[dict] = []
+    held_numbers: list[Message] = []
     barrier = threading.Barrier(len(docs))
 
-    def go(doc: dict) -> None:
+    def go(doc: Message) -> None:
         barrier.wait()
         state = runtime.admission.admit(doc, time.time()).state
         outcomes.append(state)
@@ -170,7 +173,7 @@ def test_budget_holds_are_exact_under_concurrent_sends(runtime: Runtime) -> None
     assert outcomes.count("held") == 14
     assert runtime.store.reservations.spent(admission.day_of(runtime.settings.timezone, time.time())) <= 0.5
     # A message that lost the budget race gave back the rate slot and the duplicate marker it had taken.
-    assert all(runtime.store.reservations.recent_sends(d["to"], time.time(), 3600) == [] for d in held_numbers)
+    assert all(runtime.store.reservations.recent_sends(d.to, time.time(), 3600) == [] for d in held_numbers)
     assert not any(runtime.store.reservations.is_duplicate(admission.duplicate_digest(d)) for d in held_numbers)
 
 
@@ -185,10 +188,10 @@ def test_duplicate_and_rate_checks_through_processing(runtime: Runtime) -> None:
     fourth = order_event(runtime, 4)
     assert runtime.store.messages.message_state(third) == "queued"
     msg = runtime.store.messages.get_message(fourth)
-    assert msg["state"] == "scheduled"  # the third message in an hour waits for the window
-    assert "max_per_recipient 2 per 3600s reached" in msg["timeline"][-1]["reason"]
+    assert msg.state == "scheduled"  # the third message in an hour waits for the window
+    assert "max_per_recipient 2 per 3600s reached" in msg.timeline[-1]["reason"]
     # When the window allows, it goes: its own earlier attempt left no duplicate marker behind.
-    assert runtime.processing.fire(fourth, float(msg["send_at"]) + 1)
+    assert runtime.processing.fire(fourth, float(msg.send_at) + 1)
     assert runtime.store.messages.message_state(fourth) == "queued"
 
 
@@ -211,13 +214,13 @@ def test_price_estimates_come_from_clicksend_and_are_cached(runtime: Runtime, si
     runtime.settings = runtime.settings.with_(clicksend_base_url=simulator.url)
     runtime._client = None
     policy = runtime.rules.current().policy("default")
-    doc = {"id": "msg_p", "channel": "sms", "to": "+61411111111", "body": "’" * 80, "country": "AU",
-           "segments": 2, "encoding": "UCS-2"}
+    doc = message(id="msg_p", channel="sms", to="+61411111111", body="’" * 80, country="AU", segments=2,
+                  encoding="UCS-2")
     assert admission.estimate(runtime.store, lambda: runtime.client, policy, doc) == 2 * admission.Decimal("0.0792")
     assert admission.estimate(runtime.store, lambda: runtime.client, policy, doc) == 2 * admission.Decimal("0.0792")
     assert simulator.state.ledger_view()["calls"] == {"/v3/sms/price": 1}
     simulator.state.faults.rate_500 = 1.0  # unreachable: the price table answers instead
-    other = doc | {"country": "US", "to": "+14155550100"}
+    other = doc.but(country="US", to="+14155550100")
     fallback = policy.fallback_price("sms", "US", 2)
     assert admission.estimate(runtime.store, lambda: runtime.client, policy, other) == fallback
 

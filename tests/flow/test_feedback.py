@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 
+from tests.messages import message
 from workers.core.lifecycle import State
 from workers.entry.runtime import Runtime
 from workers.store.messages import Change
 
 
 def sent_message(rt: Runtime, mid: str = "msg_fb1", provider_id: str = "PROV-1", state: str = "sent") -> str:
-    doc = {"id": mid, "event_id": "evt_fb", "source": "shop", "rule": "r", "channel": "sms", "state": "queued",
-           "reasons": [], "to": "+61411111111", "body": "hi", "key": None, "send_at": None}
+    doc = message(id=mid, event_id="evt_fb", state="queued", to="+61411111111", body="hi")
     rt.store.messages.create_messages([doc], time.time())
     rt.store.outbox.claim_batch("sms", 10, time.time())
     if state == "sent":
@@ -30,7 +30,7 @@ def test_duplicate_receipts_apply_once(runtime: Runtime) -> None:
     mid = sent_message(runtime)
     assert runtime.feedback.apply_receipt(receipt(201), time.time(), "poll") == "delivered"
     assert runtime.feedback.apply_receipt(receipt(201), time.time(), "push") == "duplicate"
-    log = runtime.store.messages.get_message(mid)["timeline"]
+    log = runtime.store.messages.get_message(mid).timeline
     assert [e["to"] for e in log if e.get("to") == "delivered"] == ["delivered"]
 
 
@@ -48,7 +48,7 @@ def test_pending_then_final(runtime: Runtime) -> None:
     assert runtime.store.messages.message_state(mid) == "sent"
     assert runtime.feedback.apply_receipt(receipt(301), time.time(), "poll") == "undelivered"
     msg = runtime.store.messages.get_message(mid)
-    assert msg["state"] == "undelivered" and msg["receipt"]["status_code"] == 301
+    assert msg.state == "undelivered" and msg.receipt["status_code"] == 301
 
 
 def test_unknown_message_ids_are_counted_not_errors(runtime: Runtime) -> None:
@@ -68,7 +68,7 @@ def test_receipt_for_a_message_whose_send_outcome_was_unknown_settles_it(runtime
     mid = sent_message(runtime, state="unknown")
     assert runtime.feedback.apply_receipt(receipt(201, mid, "PROV-9"), time.time(), "push") == "delivered"
     msg = runtime.store.messages.get_message(mid)
-    assert (msg["state"], msg["provider_id"]) == ("delivered", "PROV-9")
+    assert (msg.state, msg.provider_id) == ("delivered", "PROV-9")
     assert runtime.store.messages.unreported(time.time() + 1) == []  # both `sent` and `delivered` were reported
     assert runtime.store.feedback.message_for_provider_id("PROV-9") == mid  # later receipts by ClickSend's id find it
 
@@ -80,7 +80,7 @@ def test_inbound_is_applied_once_and_linked_to_its_message(runtime: Runtime) -> 
     assert runtime.feedback.apply_inbound(item, time.time(), "push") == "opted_out"
     assert runtime.feedback.apply_inbound(item, time.time(), "push") == "duplicate"
     assert list(runtime.store.optouts.optouts()) == ["+61411111111"]
-    replies = [e for e in runtime.store.messages.get_message(mid)["timeline"] if e.get("kind") == "reply"]
+    replies = [e for e in runtime.store.messages.get_message(mid).timeline if e.get("kind") == "reply"]
     assert [r["keyword"] for r in replies] == ["stop"]
     start = item | {"message_id": "IN-2", "body": "start"}
     assert runtime.feedback.apply_inbound(start, time.time(), "poll") == "opted_in"

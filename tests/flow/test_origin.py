@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES_DIR
+from tests.messages import message as make_message
 from tests.origin_server import Origin
 from workers.core.events import Event
 from workers.core.lifecycle import State
+from workers.core.messages import Message
 from workers.entry.runtime import Runtime
 from workers.flow import origin as origin_mod
 from workers.flow.origin import callback_id_for, check_scheme
@@ -20,14 +22,13 @@ from workers.net.guard import DestinationRefused
 from workers.wiring.rulesdir import RulesDir
 
 
-def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> dict:
+def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> Message:
     """A message (sent unless told) of a stored shop order event (the callback templates read the event)."""
     payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
     rt.store.events.ingest(Event(id="evt_cb", source="shop", type="orders/create", external_id="cb",
                                  received_at=time.time(),
                           payload=payload), 3600, 3600)
-    doc = {"id": mid, "event_id": "evt_cb", "source": "shop", "rule": "r", "channel": "sms", "state": state,
-           "reasons": [], "to": "+61411111111", "body": "hi", "key": None, "send_at": None}
+    doc = make_message(id=mid, event_id="evt_cb", state=state, to="+61411111111", body="hi")
     rt.store.messages.create_messages([doc], time.time())
     return doc
 
@@ -37,7 +38,7 @@ def test_500_then_429_then_200_gives_exactly_one_delivery(e2e: Runtime, origin: 
     msg = message(e2e)
     assert e2e.notifier.notify([msg], "sent", time.time()) == 1
     assert e2e.notifier.notify([msg], "sent", time.time()) == 0  # the same state never calls back twice
-    cid = callback_id_for(msg["id"], "sent")
+    cid = callback_id_for(msg.id, "sent")
     sender = e2e.callback_sender()
     now = time.time()
     assert sender.deliver(cid, now) == "pending"
@@ -60,7 +61,7 @@ def test_retry_after_schedules_the_next_attempt(e2e: Runtime, origin: Origin) ->
     origin.script = [(429, {"Retry-After": "30"})]
     msg = message(e2e)
     e2e.notifier.notify([msg], "sent", time.time())
-    cid = callback_id_for(msg["id"], "sent")
+    cid = callback_id_for(msg.id, "sent")
     e2e.callback_sender().deliver(cid, time.time())
     registry = ScheduledJobRegistry(queue=pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE))
     [job_id] = registry.get_job_ids()
@@ -81,13 +82,13 @@ def test_exhausted_callbacks_are_listed_and_can_be_replayed(e2e: Runtime, origin
     origin.script = [(500, {})] * 3
     msg = message(e2e)
     e2e.notifier.notify([msg], "sent", time.time())
-    cid = callback_id_for(msg["id"], "sent")
+    cid = callback_id_for(msg.id, "sent")
     sender = e2e.callback_sender()
     now = time.time()
     statuses = [sender.deliver(cid, now + i * 1000) for i in range(3)]
     assert statuses == ["pending", "pending", "exhausted"]  # max_attempts: 3
     assert e2e.store.callbacks.exhausted_callbacks() == [cid]
-    assert origin_mod.replay(e2e.store, e2e.enqueuer, [msg["id"]]) == [cid]
+    assert origin_mod.replay(e2e.store, e2e.enqueuer, [msg.id]) == [cid]
     assert e2e.store.callbacks.exhausted_callbacks() == []
     work(("hookline-callbacks",))
     assert e2e.store.callbacks.get_callback(cid)["status"] == "delivered"
@@ -102,7 +103,7 @@ def test_private_destination_is_refused_unless_allowed(e2e: Runtime, origin: Ori
     assert e2e.rules.reload()
     msg = message(e2e)
     e2e.notifier.notify([msg], "sent", time.time())
-    cid = callback_id_for(msg["id"], "sent")
+    cid = callback_id_for(msg.id, "sent")
     assert e2e.callback_sender().deliver(cid, time.time()) == "failed"
     assert origin.received == []
     attempt = e2e.store.callbacks.get_callback(cid)["attempts"][0]
@@ -118,7 +119,7 @@ def test_redirects_are_followed_after_checking_the_new_address(e2e: Runtime, ori
     origin.script = [(307, {"Location": f"{origin.url}/moved"}), (200, {})]
     msg = message(e2e)
     e2e.notifier.notify([msg], "sent", time.time())
-    assert e2e.callback_sender().deliver(callback_id_for(msg["id"], "sent"), time.time()) == "delivered"
+    assert e2e.callback_sender().deliver(callback_id_for(msg.id, "sent"), time.time()) == "delivered"
     assert [r["path"] for r in origin.received] == ["/orders/450789469/sms", "/moved"]
 
 
@@ -129,7 +130,7 @@ def test_a_callback_whose_job_was_lost_is_swept_and_sent_once(e2e: Runtime, orig
     assert e2e.notifier.notify([msg], "sent", time.time()) == 1
     pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE).empty()  # the worker died before running it
     assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time()) == []  # not overdue yet
-    cid = callback_id_for(msg["id"], "sent")
+    cid = callback_id_for(msg.id, "sent")
     assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time() + 200) == [cid]
     assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time() + 200) == [cid]  # swept twice: two jobs…
     work(("hookline-callbacks",))
@@ -140,7 +141,7 @@ def test_a_callback_whose_job_was_lost_is_swept_and_sent_once(e2e: Runtime, orig
 def test_a_concurrent_attempt_is_refused_by_the_lock(e2e: Runtime, origin: Origin) -> None:
     msg = message(e2e)
     e2e.notifier.notify([msg], "sent", time.time())
-    cid = callback_id_for(msg["id"], "sent")
+    cid = callback_id_for(msg.id, "sent")
     assert e2e.store.callbacks.lock_callback(cid, 60)  # another job holds it
     assert e2e.callback_sender().deliver(cid, time.time()) == "busy"
     assert origin.received == []
@@ -150,10 +151,10 @@ def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2
                                                                                  work) -> None:  # noqa: ANN001
     msg = message(e2e, "msg_cb_died", "queued")
     # What a worker killed between recording `sent` and calling origin.notify leaves behind:
-    assert e2e.store.messages.transition(msg["id"], State.SENDING, time.time(), "claimed")[0]
-    assert e2e.store.messages.transition(msg["id"], State.SENT, time.time(), "accepted",
+    assert e2e.store.messages.transition(msg.id, State.SENDING, time.time(), "claimed")[0]
+    assert e2e.store.messages.transition(msg.id, State.SENT, time.time(), "accepted",
                                          fields={"provider_id": "P1"})[0]
-    assert e2e.store.callbacks.message_callback_ids(msg["id"]) == []
+    assert e2e.store.callbacks.message_callback_ids(msg.id) == []
     assert e2e.notifier.sweep_unreported(time.time()) == 0  # within the grace: its worker may still be at it
     assert e2e.notifier.sweep_unreported(time.time() + 120) == 1
     assert e2e.notifier.sweep_unreported(time.time() + 120) == 0  # reported now
@@ -164,17 +165,17 @@ def test_a_change_whose_worker_died_before_notifying_is_reported_by_the_sweep(e2
 
 def test_a_change_reported_on_the_spot_leaves_nothing_for_the_sweep(e2e: Runtime, origin: Origin) -> None:
     msg = message(e2e)  # created straight into `sent`: listed until notified
-    assert e2e.store.messages.unreported(time.time() + 1) == [(msg["id"], "sent")]
+    assert e2e.store.messages.unreported(time.time() + 1) == [(msg.id, "sent")]
     e2e.notifier.notify([msg], "sent", time.time())
     assert e2e.store.messages.unreported(time.time() + 1) == []
-    assert 0 < e2e.store.r.ttl(f"hl:msg:{msg['id']}:callbacks") <= 30 * 86400  # goes with its callbacks
+    assert 0 < e2e.store.r.ttl(f"hl:msg:{msg.id}:callbacks") <= 30 * 86400  # goes with its callbacks
     assert e2e.notifier.sweep_unreported(time.time() + 120) == 0
 
 
 def test_a_pending_callback_whose_record_expired_leaves_the_lists(e2e: Runtime, origin: Origin) -> None:
     msg = message(e2e)
     e2e.notifier.notify([msg], "sent", time.time())
-    cid = callback_id_for(msg["id"], "sent")
+    cid = callback_id_for(msg.id, "sent")
     e2e.store.r.delete(f"hl:cb:{cid}")  # what CALLBACK_TTL does to an old record
     assert e2e.callback_sender().deliver(cid, time.time()) == "missing"
     assert origin_mod.sweep(e2e.store, e2e.enqueuer, time.time() + 200) == []  # not re-enqueued every minute for ever

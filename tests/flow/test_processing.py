@@ -56,13 +56,13 @@ def test_shop_order_becomes_one_queued_sms(runtime: Runtime) -> None:
     counts = runtime.processing.process_events([eid], time.time())
     assert counts == {"queued": 1}
     [msg] = messages_of(runtime, eid)
-    assert msg["to"] == "+61411111111"
-    assert msg["body"] == "Hi Ann, thanks for your order #1001 (A$25.00). We'll text you when it ships."
-    assert (msg["state"], msg["encoding"], msg["segments"], msg["key"]) == ("queued", "GSM-7", 1, "order-450789469")
-    assert [t["to"] for t in msg["timeline"]] == ["planned", "queued"]
-    assert "approved automatically" in msg["timeline"][1]["reason"]
+    assert msg.to == "+61411111111"
+    assert msg.body == "Hi Ann, thanks for your order #1001 (A$25.00). We'll text you when it ships."
+    assert (msg.state, msg.encoding, msg.segments, msg.key) == ("queued", "GSM-7", 1, "order-450789469")
+    assert [t["to"] for t in msg.timeline] == ["planned", "queued"]
+    assert "approved automatically" in msg.timeline[1]["reason"]
     assert runtime.store.events.get_event(eid)["rules"] == ["order-confirmation"]
-    assert runtime.store.r.lrange(keys.outbox_key("sms"), 0, -1) == [msg["id"]]
+    assert runtime.store.r.lrange(keys.outbox_key("sms"), 0, -1) == [msg.id]
 
 
 def test_unpaid_order_matches_nothing(runtime: Runtime) -> None:
@@ -77,18 +77,18 @@ def test_alertmanager_critical_pages_by_sms_and_voice(runtime: Runtime) -> None:
     eid = ingest(runtime, "alerts", example("alertmanager-firing.json"), "firing", "a1")
     runtime.processing.process_events([eid], time.time())
     msgs = messages_of(runtime, eid)
-    assert sorted((m["channel"], m["to"]) for m in msgs) == [
+    assert sorted((m.channel, m.to) for m in msgs) == [
         ("sms", "+61411111111"), ("sms", "+61422222222"), ("voice", "+61411111111"), ("voice", "+61422222222")]
-    assert all(m["critical"] for m in msgs)
-    sms = next(m for m in msgs if m["channel"] == "sms")
-    assert sms["body"] == "[FIRING:1] DiskFull critical: Disk on db-1 is 97% full"
+    assert all(m.critical for m in msgs)
+    sms = next(m for m in msgs if m.channel == "sms")
+    assert sms.body == "[FIRING:1] DiskFull critical: Disk on db-1 is 97% full"
 
 
 def test_alertmanager_resolved_sends_a_short_sms(runtime: Runtime) -> None:
     payload = example("alertmanager-firing.json") | {"status": "resolved"}
     eid = ingest(runtime, "alerts", payload, "resolved", "a2")
     runtime.processing.process_events([eid], time.time())
-    assert {m["body"] for m in messages_of(runtime, eid)} == {"[RESOLVED] DiskFull"}
+    assert {m.body for m in messages_of(runtime, eid)} == {"[RESOLVED] DiskFull"}
 
 
 def test_processing_the_same_event_twice_creates_nothing_new(runtime: Runtime) -> None:
@@ -107,8 +107,8 @@ def test_booking_reminders_are_scheduled_24h_and_2h_before(runtime: Runtime) -> 
                  "booking.created", "c1")
     runtime.processing.process_events([eid], time.time())
     msgs = messages_of(runtime, eid)
-    assert sorted(m["send_at"] - start for m in msgs) == [-86400, -7200]
-    assert {m["state"] for m in msgs} == {"scheduled"}
+    assert sorted(m.send_at - start for m in msgs) == [-86400, -7200]
+    assert {m.state for m in msgs} == {"scheduled"}
     assert runtime.store.messages.due_messages(start) and len(runtime.store.messages.due_messages(start)) == 2
 
 
@@ -119,12 +119,12 @@ def test_rescheduled_booking_replaces_the_pending_reminders(runtime: Runtime) ->
                    "booking.rescheduled", "c3")
     counts = runtime.processing.process_events([moved], time.time())
     assert counts["replaced"] == 2
-    assert {m["state"] for m in messages_of(runtime, first)} == {"cancelled"}
-    assert {m["state"] for m in messages_of(runtime, moved)} == {"scheduled"}
+    assert {m.state for m in messages_of(runtime, first)} == {"cancelled"}
+    assert {m.state for m in messages_of(runtime, moved)} == {"scheduled"}
     old = messages_of(runtime, first)[0]
-    assert old["timeline"][-1]["reason"] == f"replaced by event {moved}"
+    assert old.timeline[-1]["reason"] == f"replaced by event {moved}"
     assert sorted(runtime.store.messages.due_messages(time.time() + 10 * 86400)) == sorted(
-        m["id"] for m in messages_of(runtime, moved))
+        m.id for m in messages_of(runtime, moved))
 
 
 def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
@@ -134,10 +134,10 @@ def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
                        "booking.cancelled", "c5")
     counts = runtime.processing.process_events([cancelled], time.time())
     assert counts["cancelled"] == 2
-    assert {m["state"] for m in messages_of(runtime, created)} == {"cancelled"}
+    assert {m.state for m in messages_of(runtime, created)} == {"cancelled"}
     assert runtime.store.messages.due_messages(time.time() + 10 * 86400) == []
     # A cancelled message can no longer fire.
-    assert not any(runtime.processing.fire(m["id"], time.time() + 10 * 86400) for m in messages_of(runtime, created))
+    assert not any(runtime.processing.fire(m.id, time.time() + 10 * 86400) for m in messages_of(runtime, created))
 
 
 def test_a_created_event_that_arrives_after_its_reschedule_plans_nothing(runtime: Runtime) -> None:
@@ -148,10 +148,10 @@ def test_a_created_event_that_arrives_after_its_reschedule_plans_nothing(runtime
     older = ingest(runtime, "calendar", late, "booking.created", "c12")
     counts = runtime.processing.process_events([older], time.time())
     assert counts["stale"] == 2 and counts["replaced"] == 0
-    assert {m["state"] for m in messages_of(runtime, newer)} == {"scheduled"}  # the reschedule stands
+    assert {m.state for m in messages_of(runtime, newer)} == {"scheduled"}  # the reschedule stands
     stale = messages_of(runtime, older)
-    assert {m["state"] for m in stale} == {"cancelled"}
-    assert all("superseded: a newer event for key booking-b10" in m["timeline"][-1]["reason"] for m in stale)
+    assert {m.state for m in stale} == {"cancelled"}
+    assert all("superseded: a newer event for key booking-b10" in m.timeline[-1]["reason"] for m in stale)
 
 
 def test_a_reschedule_retried_after_the_cancellation_sends_no_reminders(runtime: Runtime) -> None:
@@ -163,8 +163,8 @@ def test_a_reschedule_retried_after_the_cancellation_sends_no_reminders(runtime:
     runtime.processing.process_events([ingest(runtime, "calendar", cancel, "booking.cancelled", "c14")], time.time())
     late = ingest(runtime, "calendar", moved, "booking.rescheduled", "c15")  # a retry, delivered last
     runtime.processing.process_events([late], time.time())
-    assert {m["state"] for m in messages_of(runtime, created)} == {"cancelled"}
-    assert {m["state"] for m in messages_of(runtime, late)} == {"cancelled"}
+    assert {m.state for m in messages_of(runtime, created)} == {"cancelled"}
+    assert {m.state for m in messages_of(runtime, late)} == {"cancelled"}
     assert runtime.store.messages.due_messages(time.time() + 10 * 86400) == []  # nothing will fire
 
 
@@ -173,46 +173,46 @@ def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Ru
                           " max_per_recipient: {count: 3, per: 1h}}\n  paging: {}\n")
     created = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600 + 1)), "booking.created", "c9")
     runtime.processing.process_events([created], time.time())
-    reminder = next(m for m in messages_of(runtime, created) if m["rule"] == "reminder-2h")
+    reminder = next(m for m in messages_of(runtime, created) if m.rule == "reminder-2h")
     now = time.time() + 2
-    assert runtime.processing.fire(reminder["id"], now)  # due: admitted and queued, budget reserved
-    queued = runtime.store.messages.get_message(reminder["id"])
-    day = queued["reserved_day"]
+    assert runtime.processing.fire(reminder.id, now)  # due: admitted and queued, budget reserved
+    queued = runtime.store.messages.get_message(reminder.id)
+    day = queued.reserved_day
     r = runtime.store.r
-    assert Decimal(r.get(keys.spend_key(day))) == Decimal(queued["reserved"]) > 0
-    assert r.get(keys.duplicate_key(admission.duplicate_digest(queued))) == reminder["id"]
-    assert r.zscore(keys.recipient_rate_key(queued["to"]), reminder["id"]) is not None
+    assert Decimal(r.get(keys.spend_key(day))) == queued.reserved > 0
+    assert r.get(keys.duplicate_key(admission.duplicate_digest(queued))) == reminder.id
+    assert r.zscore(keys.recipient_rate_key(queued.to), reminder.id) is not None
 
     cancelled = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600), "booking.cancelled"),
                        "booking.cancelled", "c10")
     assert runtime.processing.process_events([cancelled], now)["cancelled"] == 1  # the 24 h one was past
-    assert runtime.store.messages.message_state(reminder["id"]) == "cancelled"
+    assert runtime.store.messages.message_state(reminder.id) == "cancelled"
     assert Decimal(r.get(keys.spend_key(day))) == 0  # never sent: nothing spent
     assert not r.exists(keys.duplicate_key(admission.duplicate_digest(queued)))  # a new booking may say it again
-    assert r.zscore(keys.recipient_rate_key(queued["to"]), reminder["id"]) is None
+    assert r.zscore(keys.recipient_rate_key(queued.to), reminder.id) is None
 
 
 def test_a_message_already_sending_is_not_cancelled(runtime: Runtime) -> None:
     eid = ingest(runtime, "shop", example("shop-order.json"), "orders/create", "o9")
     runtime.processing.process_events([eid], time.time())
     [msg] = messages_of(runtime, eid)
-    assert runtime.store.messages.transition(msg["id"], "sending", time.time(), "flush")[0]
+    assert runtime.store.messages.transition(msg.id, "sending", time.time(), "flush")[0]
     assert runtime.store.messages.cancel_by_key("order-450789469", time.time(), "too late") == []
-    assert runtime.store.messages.message_state(msg["id"]) == "sending"
+    assert runtime.store.messages.message_state(msg.id) == "sending"
 
 
 def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtime: Runtime, work) -> None:  # noqa: ANN001
     payload = booking("b4", iso_in(2 * 3600 + 2))  # the 2 h reminder is due in 2 s; the 24 h one is past
     eid = ingest(runtime, "calendar", payload, "booking.created", "c6")
     runtime.processing.process_events([eid], time.time())
-    states = {m["rule"]: m["state"] for m in messages_of(runtime, eid)}
+    states = {m.rule: m.state for m in messages_of(runtime, eid)}
     assert states == {"reminder-24h": "suppressed", "reminder-2h": "scheduled"}
     assert scheduled_registry(runtime).count == 1
     time.sleep(2.5)
     work(with_scheduler=True)  # the worker's scheduler moves due jobs to the queue, then runs them
-    reminder = next(m for m in messages_of(runtime, eid) if m["rule"] == "reminder-2h")
-    assert reminder["state"] == "queued"
-    assert reminder["timeline"][-1]["reason"].startswith("scheduled time reached; policy default: approved")
+    reminder = next(m for m in messages_of(runtime, eid) if m.rule == "reminder-2h")
+    assert reminder.state == "queued"
+    assert reminder.timeline[-1]["reason"].startswith("scheduled time reached; policy default: approved")
     assert runtime.store.messages.due_messages(time.time() + 86400) == []
 
 
@@ -241,7 +241,7 @@ def test_webhook_to_queued_message_through_the_worker(client, work, runtime: Run
     eid = client.post("/hooks/shop", data=body, headers=headers).json["event_id"]
     work()
     [msg] = messages_of(runtime, eid)
-    assert msg["state"] == "queued"
+    assert msg.state == "queued"
 
 
 @pytest.fixture

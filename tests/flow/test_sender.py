@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import ROOT, SECRETS, Simulator, use_policies
 from workers.core.lifecycle import State
+from workers.core.messages import Message
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.flow.admission import day_of
@@ -38,18 +39,19 @@ def queue_messages(rt: Runtime, n: int, channel: str = "sms", numbers: list[str]
     docs = []
     for i in range(n):
         to = numbers[i % len(numbers)] if numbers else f"+614{i:08d}"
-        docs.append({"id": f"msg_{prefix}{channel}_{i:05d}", "event_id": "evt_test", "rule": "r", "channel": channel,
-                     "state": State.QUEUED, "reasons": ["test"], "to": to, "body": f"Message {i}", "from": None,
-                     "country": "AU", "key": None, "send_at": None, **extra})
+        docs.append(Message.from_json({
+            "id": f"msg_{prefix}{channel}_{i:05d}", "event_id": "evt_test", "source": "shop", "rule": "r",
+            "channel": channel, "state": State.QUEUED, "reasons": ["test"], "to": to, "body": f"Message {i}",
+            "from": None, "country": "AU", "key": None, "send_at": None, **extra}))
     assert all(rt.store.messages.create_messages(docs, now))
-    return [d["id"] for d in docs]
+    return [d.id for d in docs]
 
 
 def states(rt: Runtime, ids: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for doc in rt.store.messages.get_messages(ids):
         assert doc is not None
-        out[doc["state"]] = out.get(doc["state"], 0) + 1
+        out[doc.state] = out.get(doc.state, 0) + 1
     return out
 
 
@@ -80,8 +82,8 @@ def test_2500_queued_messages_go_out_in_3_calls(rt: Runtime, simulator: Simulato
     ledger = simulator.state.ledger_view()
     assert (ledger["unique"], ledger["duplicates"]) == (2500, {})
     msg = rt.store.messages.get_message(ids[0])
-    assert msg["provider_id"] and msg["price"] == "0.0792"
-    assert [t["to"] for t in msg["timeline"]] == ["planned", "queued", "sending", "sent"]
+    assert msg.provider_id and msg.price == Decimal("0.0792")
+    assert [t["to"] for t in msg.timeline] == ["planned", "queued", "sending", "sent"]
 
 
 def test_a_lone_message_goes_out_at_once_through_the_worker(rt: Runtime, simulator: Simulator, work) -> None:  # noqa: ANN001
@@ -102,8 +104,8 @@ def test_429_storm_loses_nothing_sends_nothing_twice_and_spends_no_retries(rt: R
     assert states(rt, ids) == {"sent": 1500}
     ledger = simulator.state.ledger_view()
     assert (ledger["unique"], ledger["duplicates"]) == (1500, {})
-    assert all(not d.get("retries") for d in rt.store.messages.get_messages(ids))
-    timeline = rt.store.messages.get_message(ids[0])["timeline"]
+    assert all(not d.retries for d in rt.store.messages.get_messages(ids))
+    timeline = rt.store.messages.get_message(ids[0]).timeline
     assert all(t["to"] != "failed" for t in timeline)
 
 
@@ -130,7 +132,7 @@ def test_500_after_acceptance_is_reconciled_without_a_duplicate(rt: Runtime, sim
     assert result == {"sent": 50, "requeued": 0, "waiting": 0}
     assert states(rt, ids) == {"sent": 50}
     assert simulator.state.ledger_view()["duplicates"] == {}
-    assert rt.store.messages.get_message(ids[0])["timeline"][-1]["reason"] == "found in ClickSend history"
+    assert rt.store.messages.get_message(ids[0]).timeline[-1]["reason"] == "found in ClickSend history"
 
 
 def test_hanging_request_is_reconciled_without_a_duplicate(rt: Runtime, simulator: Simulator) -> None:
@@ -172,10 +174,10 @@ def test_per_message_outcomes(rt: Runtime, simulator: Simulator) -> None:
     outcome = rt.sender().flush("sms", now)
     assert (outcome.sent, outcome.failed, outcome.retried) == (1, 1, 1)
     ok, invalid, throttled = rt.store.messages.get_messages(ids)
-    assert ok["state"] == "sent"
-    assert (invalid["state"], invalid["error"]) == ("failed", "INVALID_RECIPIENT")
-    assert throttled["state"] == "scheduled" and throttled["retries"] == 1
-    assert throttled["send_at"] > now
+    assert ok.state == "sent"
+    assert (invalid.state, invalid.error) == ("failed", "INVALID_RECIPIENT")
+    assert throttled.state == "scheduled" and throttled.retries == 1
+    assert throttled.send_at > now
 
 
 def test_throttled_too_often_fails_with_the_reason(rt: Runtime, simulator: Simulator) -> None:
@@ -187,8 +189,8 @@ def test_throttled_too_often_fails_with_the_reason(rt: Runtime, simulator: Simul
         now += 1000
         rt.processing.fire(mid, now)
     msg = rt.store.messages.get_message(mid)
-    assert msg["state"] == "failed"
-    assert msg["timeline"][-1]["reason"] == "THROTTLED after 5 retries"
+    assert msg.state == "failed"
+    assert msg.timeline[-1]["reason"] == "THROTTLED after 5 retries"
 
 
 def test_insufficient_credit_pauses_the_outbox_and_raises_an_alert(rt: Runtime, simulator: Simulator) -> None:
@@ -268,12 +270,13 @@ def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, 
 
     use_policies(rt, "policies:\n  default: {duplicate_window: 10m, max_per_recipient: {count: 1, per: 1h},"
                      " daily_budget: 0.10}\n  paging: {}\n")
-    doc = {"id": "msg_thr", "event_id": "evt_t", "source": "shop", "rule": "r", "channel": "sms", "state": "planned",
-           "reasons": [], "to": "+61400000002", "body": "hi", "country": "AU", "segments": 1, "encoding": "GSM-7",
-           "key": None, "send_at": None, "policy": "default"}
+    doc = Message.from_json({
+        "id": "msg_thr", "event_id": "evt_t", "source": "shop", "rule": "r", "channel": "sms", "state": "planned",
+        "reasons": [], "to": "+61400000002", "body": "hi", "country": "AU", "segments": 1, "encoding": "GSM-7",
+        "key": None, "send_at": None, "policy": "default"})
     outcome = rt.admission.admit(doc, time.time())
     assert outcome.state == "queued"
-    rt.store.messages.create_messages([doc | {"state": "queued", "reserved": str(outcome.estimate)}], time.time())
+    rt.store.messages.create_messages([doc.but(state=State.QUEUED, reserved=outcome.estimate)], time.time())
     simulator.state.faults.throttled_numbers = ["+61400000002"]
     now = time.time()
     assert rt.sender().flush("sms", now).retried == 1
@@ -281,7 +284,7 @@ def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, 
     assert rt.processing.fire("msg_thr", now + 700)
     drain(rt, start=now + 701)
     msg = rt.store.messages.get_message("msg_thr")
-    assert msg["state"] == "sent"
+    assert msg.state == "sent"
     assert simulator.state.ledger == {"msg_thr": 1}
     # reserved once, settled once at the real price
     assert rt.store.reservations.spent(day_of(rt.settings.timezone, now)) == outcome.estimate
@@ -292,11 +295,11 @@ def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, s
     # failed send gives the estimate back to that day too, so neither day is over- or under-counted.
     ok, bad = queue_messages(rt, 2, reserved="0.50", reserved_day="2026-01-01")
     rt.store.reservations.adjust_spend("2026-01-01", Decimal("1.00"))  # what admission reserved for the two that day
-    simulator.state.faults.invalid_numbers = [rt.store.messages.get_message(bad)["to"]]
+    simulator.state.faults.invalid_numbers = [rt.store.messages.get_message(bad).to]
     now = time.time()
     out = rt.sender().flush("sms", now)
     assert (out.sent, out.failed) == (1, 1)
-    price = Decimal(rt.store.messages.get_message(ok)["price"])
+    price = rt.store.messages.get_message(ok).price
     assert rt.store.reservations.spent("2026-01-01") == price
     assert rt.store.reservations.spent(day_of(rt.settings.timezone, now)) == 0
 
@@ -304,14 +307,14 @@ def test_spend_is_settled_and_refunded_on_the_day_it_was_reserved(rt: Runtime, s
 def test_a_request_refused_whole_is_narrowed_until_only_the_bad_message_fails(rt: Runtime,
                                                                                simulator: Simulator) -> None:
     ids = queue_messages(rt, 40)
-    simulator.state.faults.bad_request_numbers = [rt.store.messages.get_message(ids[27])["to"]]
+    simulator.state.faults.bad_request_numbers = [rt.store.messages.get_message(ids[27]).to]
     first = rt.sender().flush("sms", time.time())
     assert (first.requeued, first.narrowed, first.failed) == (40, 20, 0)
     drain(rt)
     assert states(rt, ids) == {"sent": 39, "failed": 1}
     failed = rt.store.messages.get_message(ids[27])
-    assert failed["state"] == "failed"
-    assert "messages.0.to: The to field is invalid." in failed["timeline"][-1]["reason"]
+    assert failed.state == "failed"
+    assert "messages.0.to: The to field is invalid." in failed.timeline[-1]["reason"]
     assert len(simulator.state.ledger) == 39 and ids[27] not in simulator.state.ledger
     # 40 refused, 0-19 sent, 20-39 / 20-29 refused, 20-24 sent, 25-29 refused, 25-26 sent, 27-28 / 27 refused
     # (27 fails alone), then the other 12 in one call at full size again.
@@ -326,13 +329,13 @@ def test_when_every_message_is_refused_each_fails_alone_with_the_reason(rt: Runt
     drain(rt)
     assert states(rt, ids) == {"failed": 6}
     assert simulator.state.ledger == {}
-    assert all("The to field is invalid" in rt.store.messages.get_message(i)["timeline"][-1]["reason"] for i in ids)
+    assert all("The to field is invalid" in rt.store.messages.get_message(i).timeline[-1]["reason"] for i in ids)
 
 
 def test_the_search_survives_a_rate_limit_that_allows_one_call_at_a_time(rt: Runtime, simulator: Simulator) -> None:
     rt.settings = rt.settings.with_(send_rate=1.0)  # a bucket of one call: every flush is one request
     ids = queue_messages(rt, 8)
-    simulator.state.faults.bad_request_numbers = [rt.store.messages.get_message(ids[0])["to"]]
+    simulator.state.faults.bad_request_numbers = [rt.store.messages.get_message(ids[0]).to]
     drain(rt)
     assert states(rt, ids) == {"sent": 7, "failed": 1}
     assert rt.store.messages.message_state(ids[0]) == "failed"

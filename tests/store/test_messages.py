@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 
+from tests.messages import message
 from workers.core.lifecycle import State
+from workers.core.messages import Message
 from workers.entry.runtime import Runtime
 from workers.store.keys import correlation_key, event_messages_key
 
 
-def doc(mid: str, state: str, event_id: str = "evt_g", key: str | None = "booking-1") -> dict:
-    return {"id": mid, "event_id": event_id, "source": "calendar", "rule": "r", "channel": "sms", "state": state,
-            "reasons": [], "to": "+61411111111", "body": "hi", "key": key,
-            "send_at": time.time() + 86400 if state == "scheduled" else None}
+def doc(mid: str, state: str, event_id: str = "evt_g", key: str | None = "booking-1") -> Message:
+    return message(id=mid, event_id=event_id, source="calendar", state=state, to="+61411111111", body="hi", key=key,
+                   send_at=time.time() + 86400 if state == "scheduled" else None)
 
 
 def test_group_sets_expire_only_once_every_member_is_final(runtime: Runtime) -> None:
@@ -20,7 +21,8 @@ def test_group_sets_expire_only_once_every_member_is_final(runtime: Runtime) -> 
     runtime.store.messages.create_messages([doc("msg_g1", "scheduled"), doc("msg_g2", "scheduled")], now)
     sets = [event_messages_key("evt_g"), correlation_key("booking-1")]
     assert [r.pttl(s) for s in sets] == [-1, -1]
-    assert "groups" not in runtime.store.messages.get_message("msg_g1")  # Redis key names stay inside the store
+    # Redis key names stay inside the store
+    assert "groups" not in runtime.store.messages.get_message("msg_g1").to_json()
     runtime.store.messages.transition("msg_g1", State.CANCELLED, now, "booking moved")
     assert [r.pttl(s) for s in sets] == [-1, -1]  # msg_g2 can still change: both sets kept
     runtime.store.messages.transition("msg_g2", State.CANCELLED, now, "booking cancelled")

@@ -31,10 +31,10 @@ def test_claim_and_requeue_keep_the_timeline_index_and_outbox_in_step(runtime: R
     assert outbox.requeue(["msg_t2", "msg_t4"], now + 1, "429") == 2
     assert runtime.store.r.lrange(outbox_key("sms"), 0, -1) == ["msg_t2", "msg_t4"]
     assert messages.messages_in_state(State.QUEUED) == ["msg_t2", "msg_t4"]
-    timeline = messages.get_message("msg_t2")["timeline"]
+    timeline = messages.get_message("msg_t2").timeline
     assert [(t["from"], t["to"], t["reason"]) for t in timeline[-2:]] == [
         ("queued", "sending", "claimed by a flush"), ("sending", "queued", "429")]
-    assert messages.get_message("msg_t2")["sending_since"] == now
+    assert messages.get_message("msg_t2").sending_since == now
 
 
 def test_a_change_into_queued_is_appended_to_its_channels_outbox(runtime: Runtime) -> None:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 
 from tests.conftest import API_TOKEN
+from tests.messages import message
 from workers.entry.runtime import Runtime
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def make_queued(rt: Runtime, mid: str) -> None:
-    rt.store.messages.create_messages([{"id": mid, "event_id": "evt_api", "source": "shop", "rule": "r",
-                                        "channel": "sms",
-                               "state": "queued", "reasons": ["x"], "to": "+61411111111", "body": "hi", "key": None,
-                               "send_at": None}], time.time())
+    rt.store.messages.create_messages([message(id=mid, event_id="evt_api", state="queued", reasons=["x"],
+                                               to="+61411111111", body="hi")], time.time())
 
 
 def test_messages_by_state_and_one_message(client, runtime: Runtime) -> None:  # noqa: ANN001

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
+from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from workers.core.policies import Policy, QuietHours
@@ -30,11 +31,20 @@ class Facts:
     approved_by: str | None = None  # a person approved it already: no more holds
 
 
+class Action(StrEnum):
+    """What a policy decided, from weakest to strongest: suppress > defer > hold > send."""
+
+    SEND = "send"
+    HOLD = "hold"  # a person decides
+    DEFER = "defer"  # until `Decision.until`
+    SUPPRESS = "suppress"
+
+
 @dataclass(frozen=True)
 class Decision:
-    """`send`, `hold` (a person decides), `defer` (until `until`) or `suppress`; with every reason."""
+    """The action, with every reason behind it and, for `defer`, until when."""
 
-    action: str
+    action: Action
     reasons: tuple[str, ...] = field(default_factory=tuple)
     until: float | None = None
 
@@ -86,12 +96,12 @@ def decide(policy: Policy, *, country: str | None, segments: int | None, critica
         if facts.balance_low:
             hold.append("account balance is below the floor: automatic approvals are held")
     if suppress:
-        return Decision("suppress", tuple(suppress))
+        return Decision(Action.SUPPRESS, tuple(suppress))
     if defer:
         until = max(u for u, _ in defer)
-        return Decision("defer", tuple(w for _, w in defer), until)
+        return Decision(Action.DEFER, tuple(w for _, w in defer), until)
     if hold:
-        return Decision("hold", tuple(hold))
+        return Decision(Action.HOLD, tuple(hold))
     reasons = [f"policy {p.name}: approved" + (f" by {facts.approved_by}" if facts.approved_by else
                                                " automatically")]
     if p.quiet_hours is not None and critical and facts.zones and quiet_until(p.quiet_hours, facts.zones,
@@ -99,7 +109,7 @@ def decide(policy: Policy, *, country: str | None, segments: int | None, critica
         reasons.append("critical rule: sent through quiet hours")
     if facts.estimate:
         reasons.append(f"estimated cost {facts.estimate}")
-    return Decision("send", tuple(reasons))
+    return Decision(Action.SEND, tuple(reasons))
 
 
 def in_window(local: clock_time, start: clock_time, end: clock_time) -> bool:

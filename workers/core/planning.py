@@ -17,6 +17,7 @@ import phonenumbers
 from workers.core import segments
 from workers.core.events import Event
 from workers.core.lifecycle import State
+from workers.core.messages import Channel, Message
 from workers.core.rules import Rule, Send
 from workers.core.templates import parse_time, render
 from workers.errors import RenderError
@@ -31,7 +32,7 @@ def message_id_for(event_id: str, rule: str, recipient: str) -> str:
 
 @dataclass
 class Planned:
-    """One message as planned: what to send, when, in which state it starts, and why."""
+    """One message while it is being planned (filled in step by step); `message()` is the value it becomes."""
 
     id: str
     event_id: str
@@ -59,18 +60,15 @@ class Planned:
     non_gsm: list[str] = field(default_factory=list)
     policy: str = "default"
     timezone: str | None = None
-    estimate: str | None = None  # cost estimate at admission
-    reserved: str | None = None  # what admission took from the day's budget (settled by the real price)
-    reserved_day: str | None = None  # the budget day it was taken from (settled and refunded on that day)
-    facts: dict[str, Any] = field(default_factory=dict)  # what the policy decision looked at
     critical: bool = False
     created_at: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """The stored document (`from` spelled as ClickSend spells it)."""
-        doc = {k: v for k, v in self.__dict__.items() if k != "from_"}
-        doc["from"] = self.from_
-        return doc
+    def message(self) -> Message:
+        """The planned message as a value."""
+        fields = dict(self.__dict__)
+        fields.update(channel=Channel(self.channel), state=State(self.state), reasons=tuple(self.reasons),
+                      non_gsm=tuple(self.non_gsm))
+        return Message(**fields)
 
 
 @dataclass
@@ -80,7 +78,7 @@ class RuleOutcome:
     rule: str
     matched: bool
     reasons: list[str] = field(default_factory=list)
-    messages: list[Planned] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     cancel_key: str | None = None
     order: float | None = None  # the rule's `order`, as seconds or a number: older than its key's newest = stale
 
@@ -114,7 +112,7 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
             except RenderError as exc:
                 outcome.reasons.append(f"cannot cancel: {exc}")
         elif rule.send is not None:
-            outcome.messages = _plan_sends(event, rule, rule.send, context, now, zone, region)
+            outcome.messages = [p.message() for p in _plan_sends(event, rule, rule.send, context, now, zone, region)]
         outcomes.append(outcome)
     return outcomes
 

@@ -9,7 +9,7 @@ import random
 from enum import StrEnum
 
 
-class Action(StrEnum):
+class Step(StrEnum):
     """What happens to a message after a send attempt."""
 
     SENT = "sent"  # accepted by ClickSend; delivery receipts follow
@@ -24,18 +24,18 @@ _RETRY = {"THROTTLED", "INTERNAL_ERROR", "SOMETHING_IS_WRONG"}
 _PAUSE = {"INSUFFICIENT_CREDIT", "INVALID_CREDENTIALS", "MISSING_CREDENTIALS", "ACCOUNT_NOT_ACTIVATED"}
 
 
-def classify(status: str | None) -> Action:
+def classify(status: str | None) -> Step:
     """The action for one message's status in a send reply (None: the reply did not mention it)."""
     if status is None:
-        return Action.RECONCILE
+        return Step.RECONCILE
     status = status.upper()
     if status == "SUCCESS":
-        return Action.SENT
+        return Step.SENT
     if status in _RETRY:
-        return Action.RETRY
+        return Step.RETRY
     if status in _PAUSE:
-        return Action.PAUSE
-    return Action.FAIL
+        return Step.PAUSE
+    return Step.FAIL
 
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0, rand: random.Random | None = None) -> float:

@@ -191,13 +191,12 @@ def approvals_list(rule: str | None, event_id: str | None) -> None:
     """Held messages: id, rule, masked recipient, estimate and body."""
     rt = _runtime()
     for msg in rt.store.messages.held(rule, event_id):
-        click.echo(f"{msg['id']}  {msg.get('rule')}  {trace.mask(msg.get('to'))}  est {msg.get('estimate')}  "
-                   f"{(msg.get('body') or '')[:60]!r}")
+        click.echo(f"{msg.id}  {msg.rule}  {trace.mask(msg.to)}  est {msg.estimate}  {(msg.body or '')[:60]!r}")
 
 
 def _decide(action: str, ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
     rt = _runtime()
-    targets = list(ids) or ([m["id"] for m in rt.store.messages.held(rule, event_id)] if rule or event_id else [])
+    targets = list(ids) or ([m.id for m in rt.store.messages.held(rule, event_id)] if rule or event_id else [])
     if not targets:
         raise click.UsageError("give message ids, or --rule / --event")
     results = handover.decide(rt.store, rt.enqueuer, targets, handover.Verdict(action), by, note, time.time())

@@ -138,7 +138,7 @@ def report_change(message_id: str, state: str) -> int:
     """Create the callbacks for a change the web edge or the CLI made (an approval's rejection)."""
     rt = get_runtime()
     msg = rt.store.messages.get_message(message_id, with_log=False)
-    if msg is None or msg["state"] != state:
+    if msg is None or msg.state != state:
         return 0  # expired, or it moved on and that later change reports itself
     return rt.notifier.notify([msg], state, time.time())
 

@@ -20,8 +20,9 @@ from phonenumbers import timezone as number_zones
 
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
-from workers.core.coerce import to_decimal
-from workers.core.decisions import Decision, Facts, decide
+from workers.core.decisions import Action, Decision, Facts, decide
+from workers.core.lifecycle import State
+from workers.core.messages import Message
 from workers.core.policies import Policy
 from workers.errors import HooklineError, ProviderError
 from workers.store import Store
@@ -31,36 +32,56 @@ from workers.wiring.settings import Settings
 log = logging.getLogger("hookline.admission")
 
 
-@dataclass
+@dataclass(frozen=True)
+class Reservation:
+    """What an approval to send took from a day's budget (settled by the real price, refunded if not sent)."""
+
+    amount: Decimal
+    day: str
+
+    def fields(self) -> dict[str, str]:
+        """As stored on the message."""
+        return {"reserved": str(self.amount), "reserved_day": self.day}
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The decision and what it leaves the message as."""
 
     decision: Decision
-    state: str  # queued | scheduled | held | suppressed
+    state: State  # queued | scheduled | held | suppressed
     send_at: float | None
     estimate: Decimal
-    facts: dict[str, Any]
-    reservation: dict[str, str] | None = None  # `reserved` and `reserved_day`, stored on the message when taken
+    facts: dict[str, Any]  # as a person reads them (JSON)
+    reservation: Reservation | None = None
+
+    def applied_to(self, msg: Message) -> Message:
+        """`msg` as admitted: its state, time, estimate, facts, reasons and reservation."""
+        changed = msg.but(state=self.state, send_at=self.send_at, estimate=self.estimate, facts=self.facts,
+                          reasons=msg.reasons + self.decision.reasons)
+        if self.reservation is not None:
+            changed = changed.but(reserved=self.reservation.amount, reserved_day=self.reservation.day)
+        return changed
 
 
-def zones_for(msg: dict[str, Any]) -> tuple[str, ...]:
+def zones_for(msg: Message) -> tuple[str, ...]:
     """The recipient's possible time zones: the payload's (when the rule names one), else the number's."""
-    if msg.get("timezone"):
+    if msg.timezone:
         try:
-            ZoneInfo(msg["timezone"])
-            return (msg["timezone"],)
+            ZoneInfo(msg.timezone)
+            return (msg.timezone,)
         except (ValueError, KeyError):
             pass
     try:
-        zones = number_zones.time_zones_for_number(phonenumbers.parse(msg.get("to") or "", None))
+        zones = number_zones.time_zones_for_number(phonenumbers.parse(msg.to or "", None))
     except phonenumbers.NumberParseException:
         return ()
     return tuple(z for z in zones if z != "Etc/Unknown")
 
 
-def duplicate_digest(msg: dict[str, Any]) -> str:
+def duplicate_digest(msg: Message) -> str:
     """Recipient + body, hashed (the marker key never holds the number or the text)."""
-    return hashlib.sha256(f"{msg.get('to') or msg.get('list_id')}\0{msg.get('body')}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{msg.to or msg.list_id}\0{msg.body}".encode()).hexdigest()[:32]
 
 
 def day_of(zone: str, when: float) -> str:
@@ -68,10 +89,10 @@ def day_of(zone: str, when: float) -> str:
     return datetime.fromtimestamp(when, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
 
 
-def estimate(store: Store, client: Callable[[], ClickSendClient], policy: Policy, msg: dict[str, Any]) -> Decimal:
+def estimate(store: Store, client: Callable[[], ClickSendClient], policy: Policy, msg: Message) -> Decimal:
     """The message's cost: ClickSend's price for its country, encoding and parts (cached), else the table."""
-    channel, country = msg["channel"], msg.get("country") or "XX"
-    encoding, parts = msg.get("encoding") or "GSM-7", int(msg.get("segments") or 1)
+    channel, country = msg.channel, msg.country or "XX"
+    encoding, parts = msg.encoding or "GSM-7", msg.segments or 1
     cached = store.reservations.cached_price(channel, country, encoding, parts)
     if cached is not None:
         return cached
@@ -82,15 +103,15 @@ def estimate(store: Store, client: Callable[[], ClickSendClient], policy: Policy
         log.info("price endpoint unavailable (%s); using the price table", exc)
         price = None
     if price is None:
-        return policy.fallback_price(channel, msg.get("country"), parts)
+        return policy.fallback_price(channel, msg.country, parts)
     store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
     return price
 
 
-def gather(store: Store | None, policy: Policy, msg: dict[str, Any], now: float, cost: Decimal,
+def gather(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal,
            fan_out: int = 1, at_send_time: bool = True, zone: str = "UTC") -> Facts:
     """The facts the policy looks at. Read-only; with no store (a dry run without Redis) the counts are zero."""
-    to = msg.get("to")
+    to = msg.to
     rate = policy.max_per_recipient
     day = datetime.fromtimestamp(now, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
     return Facts(
@@ -105,7 +126,7 @@ def gather(store: Store | None, policy: Policy, msg: dict[str, Any], now: float,
         fan_out=fan_out,
         zones=zones_for(msg) if at_send_time else (),
         balance_low=bool(store and store.account.balance_low()),
-        approved_by=msg.get("approved_by"),
+        approved_by=msg.approved_by,
     )
 
 
@@ -129,82 +150,82 @@ class Admission:
     settings: Settings
     client: Callable[[], ClickSendClient]
 
-    def admit(self, msg: dict[str, Any], now: float, fan_out: int = 1, at_send_time: bool = True) -> Outcome:
+    def admit(self, msg: Message, now: float, fan_out: int = 1, at_send_time: bool = True) -> Outcome:
         """Decide one message and, when it may go, reserve what going consumes.
 
         `at_send_time` false (a message planned for later) skips the checks that depend on the moment of
         sending (quiet hours, rate, duplicates); they run again when it is due.
         """
         try:
-            policy = self.rules.current().policy(msg.get("policy") or "default")
+            policy = self.rules.current().policy(msg.policy)
         except HooklineError:
             policy = self.rules.config.policy("default") if self.rules.config else Policy("default")
         cost = estimate(self.store, self.client, policy, msg)
         facts = gather(self.store, policy, msg, now, cost, fan_out, at_send_time, self.settings.timezone)
-        decision = decide(policy, country=msg.get("country"), segments=msg.get("segments"),
-                          critical=bool(msg.get("critical")), facts=facts)
+        decision = decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical, facts=facts)
         reservation = None
-        if decision.action == "send" and at_send_time:
+        if decision.action is Action.SEND and at_send_time:
             decision = self._reserve(policy, msg, decision, cost, now)
-            if decision.action == "send":
-                reservation = {"reserved": str(cost), "reserved_day": day_of(self.settings.timezone, now)}
+            if decision.action is Action.SEND:
+                reservation = Reservation(cost, day_of(self.settings.timezone, now))
         return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now), cost,
                        describe(facts), reservation)
 
-    def release(self, msgs: list[dict[str, Any]], now: float) -> None:
+    def release(self, msgs: list[Message], now: float) -> None:
         """Give back what admission took for messages that will never be sent now (cancelled, failed): the
         budget on the day it was reserved (today's for a message reserved before days were recorded), the
         recipient's rate slot and the duplicate marker, if they hold it."""
         for msg in msgs:
-            reserved = to_decimal(msg.get("reserved"))
-            if reserved is None:
+            if msg.reserved is None:
                 continue  # never admitted for sending: nothing was taken
-            day = msg.get("reserved_day") or day_of(self.settings.timezone, now)
-            self.store.reservations.adjust_spend(day, -reserved)
-            if msg.get("to"):
-                self.store.reservations.release_rate_slot(msg["to"], msg["id"])
-            self.store.reservations.release_duplicate(duplicate_digest(msg), msg["id"])
+            self.store.reservations.adjust_spend(msg.reserved_day or day_of(self.settings.timezone, now),
+                                                 -msg.reserved)
+            if msg.to:
+                self.store.reservations.release_rate_slot(msg.to, msg.id)
+            self.store.reservations.release_duplicate(duplicate_digest(msg), msg.id)
 
-    def _reserve(self, policy: Policy, msg: dict[str, Any], decision: Decision, cost: Decimal,
+    def _reserve(self, policy: Policy, msg: Message, decision: Decision, cost: Decimal,
                  now: float) -> Decision:
         """Take the duplicate marker, the rate slot and the budget; a lost race gives back what was taken and
         turns into the matching outcome (a marker or slot left behind would block this message's own retry)."""
-        to = msg.get("to")
+        to, mid = msg.to, msg.id
         digest = duplicate_digest(msg)
         marked = bool(policy.duplicate_window)
-        if marked and not self.store.reservations.claim_duplicate(digest, policy.duplicate_window or 0, msg["id"]):
-            return Decision("suppress", ("same body to the same recipient within duplicate_window (concurrent)",))
+        if marked and not self.store.reservations.claim_duplicate(digest, policy.duplicate_window or 0, mid):
+            return Decision(Action.SUPPRESS,
+                            ("same body to the same recipient within duplicate_window (concurrent)",))
         rate = policy.max_per_recipient
         if rate and to:
-            opens = self.store.reservations.take_rate_slot(to, msg["id"], now, rate.per, rate.count)
+            opens = self.store.reservations.take_rate_slot(to, mid, now, rate.per, rate.count)
             if opens is not None:
                 if marked:
-                    self.store.reservations.release_duplicate(digest, msg["id"])
+                    self.store.reservations.release_duplicate(digest, mid)
                 why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached"
-                return Decision("suppress", (why,)) if rate.action == "suppress" else Decision("defer", (why,), opens)
-        budget = policy.daily_budget if msg.get("approved_by") is None else None
+                if rate.action == "suppress":
+                    return Decision(Action.SUPPRESS, (why,))
+                return Decision(Action.DEFER, (why,), opens)
+        budget = policy.daily_budget if msg.approved_by is None else None
         if not self.store.reservations.reserve_spend(day_of(self.settings.timezone, now), cost, budget):
             if rate and to:
-                self.store.reservations.release_rate_slot(to, msg["id"])
+                self.store.reservations.release_rate_slot(to, mid)
             if marked:
-                self.store.reservations.release_duplicate(digest, msg["id"])
-            return Decision("hold", (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
+                self.store.reservations.release_duplicate(digest, mid)
+            return Decision(Action.HOLD, (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
         return decision
 
 
-def _state_for(decision: Decision, msg: dict[str, Any], now: float, at_send_time: bool) -> str:
-    if decision.action == "suppress":
-        return "suppressed"
-    if decision.action == "hold":
-        return "held"
-    if decision.action == "defer":
-        return "scheduled"
-    future = msg.get("send_at") and float(msg["send_at"]) > now
-    return "scheduled" if future or not at_send_time else "queued"
+def _state_for(decision: Decision, msg: Message, now: float, at_send_time: bool) -> State:
+    if decision.action is Action.SUPPRESS:
+        return State.SUPPRESSED
+    if decision.action is Action.HOLD:
+        return State.HELD
+    if decision.action is Action.DEFER:
+        return State.SCHEDULED
+    future = msg.send_at is not None and msg.send_at > now
+    return State.SCHEDULED if future or not at_send_time else State.QUEUED
 
 
-def _send_at(decision: Decision, msg: dict[str, Any], now: float) -> float | None:
-    if decision.action == "defer":
+def _send_at(decision: Decision, msg: Message, now: float) -> float | None:
+    if decision.action is Action.DEFER:
         return decision.until
-    send_at = msg.get("send_at")
-    return float(send_at) if send_at and float(send_at) > now else None
+    return msg.send_at if msg.send_at is not None and msg.send_at > now else None

@@ -24,13 +24,13 @@ class Approvals:
         config = self.rules.current()
         expired = []
         for msg in self.store.messages.held(limit=5000):
-            policy = config.policy(msg.get("policy") or "default")
-            if now - float(msg.get("updated_at") or now) < policy.approval_expires:
+            policy = config.policy(msg.policy)
+            if now - (msg.updated_at or now) < policy.approval_expires:
                 continue
-            moved, _ = self.store.messages.transition(msg["id"], State.EXPIRED, now,
+            moved, _ = self.store.messages.transition(msg.id, State.EXPIRED, now,
                                            f"no decision within approval_expires ({policy.approval_expires:.0f}s)",
                                            expect={State.HELD})
             if moved:
-                expired.append(msg["id"])
-                self.notifier.notify([msg | {"state": "expired"}], State.EXPIRED.value, now)
+                expired.append(msg.id)
+                self.notifier.notify([msg.but(state=State.EXPIRED)], State.EXPIRED, now)
         return expired

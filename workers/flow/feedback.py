@@ -12,6 +12,7 @@ from typing import Any
 from workers.clicksend.client import ClickSendClient
 from workers.core.coerce import to_int
 from workers.core.lifecycle import State
+from workers.core.messages import Message
 from workers.core.phones import e164
 from workers.core.receipts import judge, reply_keyword
 from workers.flow.origin import Notifier
@@ -35,7 +36,7 @@ class Feedback:
     settings: Settings
     notifier: Notifier
 
-    def find_message(self, custom_string: str | None, provider_id: str | None) -> dict[str, Any] | None:
+    def find_message(self, custom_string: str | None, provider_id: str | None) -> Message | None:
         """Our message for a receipt or reply: by custom_string (our id), else by ClickSend's message_id.
 
         When both are given they must agree, so a forged custom_string cannot touch another message.
@@ -46,10 +47,9 @@ class Feedback:
         if msg is None and provider_id:
             mid = self.store.feedback.message_for_provider_id(provider_id)
             msg = self.store.messages.get_message(mid, with_log=False) if mid else None
-        if msg is not None and provider_id and msg.get("provider_id") and msg["provider_id"] != provider_id:
+        if msg is not None and provider_id and msg.provider_id and msg.provider_id != str(provider_id):
             return None
         return msg
-
 
     def apply_receipt(self, receipt: dict[str, Any], now: float, via: str) -> str:
         """Apply one receipt. Returns what happened: delivered, undelivered, pending, duplicate or unknown."""
@@ -61,26 +61,26 @@ class Feedback:
             return "unknown"
         summary = {k: receipt.get(k) for k in ("status_code", "status_text", "error_code", "error_text", "timestamp")}
         if not verdict.final:
-            self.store.messages.note(msg["id"], {"at": now, "kind": "receipt", "via": via, "result": "pending",
+            self.store.messages.note(msg.id, {"at": now, "kind": "receipt", "via": via, "result": "pending",
                                       "reason": verdict.reason})
             return "pending"
         target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
-        if msg["state"] in (State.SENDING, State.UNKNOWN):
+        if msg.state in (State.SENDING, State.UNKNOWN):
             # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
-            proved = Change(msg["id"], State.SENT, "delivery receipt proves it was accepted",
+            proved = Change(msg.id, State.SENT, "delivery receipt proves it was accepted",
                             {"provider_id": receipt.get("message_id")})
             if self.store.messages.apply_many([proved], now)[0]:
                 if receipt.get("message_id"):
-                    self.store.feedback.index_provider_ids({str(receipt["message_id"]): msg["id"]})
-                self.notifier.notify([msg | {"state": State.SENT.value} | proved.fields], State.SENT.value, now)
-        moved = self.store.messages.apply_many([Change(msg["id"], target, f"receipt ({via}): {verdict.reason}",
+                    self.store.feedback.index_provider_ids({str(receipt["message_id"]): msg.id})
+                provider_id = receipt.get("message_id")
+                sent = msg.but(state=State.SENT, provider_id=str(provider_id) if provider_id else None)
+                self.notifier.notify([sent], State.SENT, now)
+        moved = self.store.messages.apply_many([Change(msg.id, target, f"receipt ({via}): {verdict.reason}",
                                             {"receipt": summary}, expect=frozenset({State.SENT}))], now)[0]
         if not moved:
             return "duplicate"  # already final: a repeat, or a late receipt after a final one
-        msg["state"] = target.value
-        self.notifier.notify([msg], target.value, now, {"receipt": summary})
+        self.notifier.notify([msg.but(state=target)], target, now, {"receipt": summary})
         return verdict.outcome
-
 
     def apply_inbound(self, item: dict[str, Any], now: float, via: str) -> str:
         """Apply one inbound reply: opt-out keywords, then link it to the message it answers.
@@ -104,13 +104,12 @@ class Feedback:
         msg = self.find_message(item.get("custom_string") or None, item.get("original_message_id") or None)
         if msg is not None:
             reply = {"id": inbound_id, "body": body, "timestamp": to_int(item.get("timestamp")), "keyword": keyword}
-            self.store.messages.note(msg["id"], {"at": now, "kind": "reply", "via": via,
+            self.store.messages.note(msg.id, {"at": now, "kind": "reply", "via": via,
                                                  "reason": f"reply: {body[:160]}", "keyword": keyword})
             self.notifier.notify([msg], "reply", now, {"reply": reply, "id": inbound_id})
         if inbound_id:
             self.store.feedback.mark_inbound_seen(inbound_id)
         return result
-
 
     def poll_receipts(self, now: float) -> dict[str, int]:
         """Read every page of unread receipts (largest pages), apply them, then mark read those up to the newest
@@ -131,7 +130,6 @@ class Feedback:
             if newest:
                 self.client().mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
         return counts
-
 
     def poll_inbound(self, now: float) -> dict[str, int]:
         """Read every page of unread inbound SMS, apply them, then mark read as `poll_receipts` does."""

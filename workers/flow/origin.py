@@ -22,6 +22,8 @@ import standardwebhooks
 
 from workers.core.callbacks import after_attempt, render_request
 from workers.core.coerce import parse_retry_after
+from workers.core.lifecycle import State
+from workers.core.messages import Message
 from workers.core.sources import Callback
 from workers.errors import HooklineError, RenderError
 from workers.net.guard import DestinationRefused, session
@@ -46,7 +48,7 @@ class Notifier:
     rules: RulesDir
     enqueuer: Enqueuer
 
-    def notify(self, messages: Iterable[dict[str, Any]], state: str, now: float,
+    def notify(self, messages: Iterable[Message], state: str, now: float,
                extra: dict[str, Any] | None = None) -> int:
         """Create and enqueue a callback for each message whose source wants to hear about `state`.
 
@@ -60,21 +62,20 @@ class Notifier:
         messages = list(messages)
         started = 0
         for msg in messages:
-            cb = callbacks.get(msg.get("source") or "")
+            cb = callbacks.get(msg.source)
             if cb is None or state not in cb.spec.on:
                 continue
             if state == "reply" and not cb.spec.forward_replies and "reply" not in cb.spec.on:
                 continue
-            cid = callback_id_for(msg["id"], state if state != "reply" else f"reply:{(extra or {}).get('id')}")
-            record = {"message_id": msg["id"], "event_id": msg.get("event_id"), "source": msg["source"], "state": state,
+            cid = callback_id_for(msg.id, state if state != "reply" else f"reply:{(extra or {}).get('id')}")
+            record = {"message_id": msg.id, "event_id": msg.event_id, "source": msg.source, "state": state,
                       "created_at": now, **(extra or {})}
             if self.store.callbacks.create_callback(cid, record, now):
                 self.enqueuer.callback(cid)
                 started += 1
         if state != "reply":
-            self.store.messages.reported([(msg["id"], state) for msg in messages])
+            self.store.messages.reported([(msg.id, state) for msg in messages])
         return started
-
 
     def sweep_unreported(self, now: float, grace: float = 60.0) -> int:
         """Create the callbacks of state changes made more than `grace` ago whose worker died before telling
@@ -85,9 +86,9 @@ class Notifier:
             if msg is None:  # expired since: nothing left to report
                 self.store.messages.reported([(mid, state)])
                 continue
-            receipt = msg.get("receipt") if state in ("delivered", "undelivered") else None
-            extra = {"receipt": receipt} if receipt else None
-            self.notify([msg | {"state": state}], state, now, extra)
+            receipt = msg.receipt if state in ("delivered", "undelivered") else None
+            extra = {"receipt": dict(receipt)} if receipt else None
+            self.notify([msg.but(state=State(state))], state, now, extra)
         return len(entries)
 
 
@@ -164,7 +165,8 @@ class CallbackSender:
 
     def _context(self, record: dict[str, Any]) -> dict[str, Any]:
         store = self.store
-        message = store.messages.get_message(record["message_id"], with_log=False) or {"id": record["message_id"]}
+        found = store.messages.get_message(record["message_id"], with_log=False)
+        message = found.to_json() if found else {"id": record["message_id"]}
         event = store.events.get_event(record.get("event_id") or "") or {}
         return {"event": event, "payload": event.get("payload"), "message": message, "state": record["state"],
                 "receipt": record.get("receipt"), "reply": record.get("reply")}

@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from workers.core.lifecycle import REPORTED, State
-from workers.core.planning import Planned, RuleOutcome, plan_event
+from workers.core.messages import Message
+from workers.core.planning import RuleOutcome, plan_event
 from workers.flow.admission import Admission
 from workers.flow.origin import Notifier
 from workers.store import Store
@@ -39,24 +40,7 @@ class Processing:
         what came before it, so it also reaches messages planned earlier in the same batch.
         """
         config = self.rules.current()
-        counts: Counter[str] = Counter()
-        channels: set[str] = set()
-        pending: list[Planned] = []
-
-        def write() -> None:
-            created = self.store.messages.create_messages([m.to_dict() for m in pending], now)
-            for msg, new in zip(pending, created, strict=True):
-                if not new:
-                    continue  # re-processing: it exists already, and so does its schedule
-                counts[msg.state] += 1
-                if msg.state == State.SCHEDULED and msg.send_at is not None:
-                    self.enqueuer.fire(msg.id, msg.send_at)
-                elif msg.state == State.QUEUED:
-                    channels.add(msg.channel)
-                elif msg.state in REPORTED:
-                    self.notifier.notify([msg.to_dict()], msg.state, now)
-            pending.clear()
-
+        batch = _Batch(self, now)
         processed: list[tuple[str, dict[str, object]]] = []
         failed: list[tuple[str, dict[str, object]]] = []
         for event in self.store.events.load_events(event_ids):
@@ -67,49 +51,35 @@ class Processing:
                 log.exception("event %s could not be planned; recorded as failed", event.id)
                 failed.append((event.id, {"error": f"{type(exc).__name__}: {exc}"}))
                 continue
-            planned = 0
-            for outcome in (o for o in outcomes if o.matched):
-                if outcome.order is not None:
-                    counts["stale"] += self._drop_stale(outcome)
-                if outcome.cancel_key:
-                    write()
-                    counts["cancelled"] += self._cancel(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
-                fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
-                for msg in outcome.messages:
-                    self._admit(msg, now, fan_out)
-                    if msg.replace and msg.key:
-                        write()
-                        counts["replaced"] += self._cancel(msg.key, now, f"replaced by event {event.id}", event.id)
-                    pending.append(msg)
-                    planned += 1
+            planned = sum(batch.apply(event.id, outcome) for outcome in outcomes if outcome.matched)
             matched = [o.rule for o in outcomes if o.matched]
             processed.append((event.id, {"rules": matched, "messages": planned}))
             log.debug("event %s: rules %s, %d message(s)", event.id, matched or "none", planned)
-        write()
+        batch.write()
         self.store.events.mark_processed(processed, now)
         self.store.events.mark_processed(failed, now, status="failed")
-        for channel in channels:
+        for channel in batch.channels:
             self.enqueuer.kick(channel)
-        return counts
+        return batch.counts
 
-
-    def _cancel(self, key: str, now: float, reason: str, except_event: str | None = None) -> int:
+    def cancel(self, key: str, now: float, reason: str, except_event: str | None = None) -> int:
         """Cancel `key`'s pending messages and give back what admission took for them; how many were cancelled."""
         done = self.store.messages.cancel_by_key(key, now, reason, except_event=except_event)
         self.admission.release([m for m in self.store.messages.get_messages(done) if m], now)
         return len(done)
 
-
-    def _drop_stale(self, outcome: RuleOutcome) -> int:
+    def drop_stale(self, outcome: RuleOutcome) -> tuple[RuleOutcome, int]:
         """An event older (by its rule's `order`) than one already processed for the same key changes nothing:
         its cancel is skipped and its messages start cancelled, so a late retry of an old event cannot undo a
-        newer change (reminders for a booking that was cancelled since). Returns how many things it dropped."""
+        newer change (reminders for a booking that was cancelled since). Returns the outcome as it stands and
+        how many things it dropped."""
         assert outcome.order is not None
+        order = outcome.order
         newest: dict[str, bool] = {}
 
         def is_newest(key: str) -> bool:
             if key not in newest:
-                newest[key] = self.store.messages.newest_for_key(key, outcome.order)
+                newest[key] = self.store.messages.newest_for_key(key, order)
             return newest[key]
 
         dropped = 0
@@ -117,27 +87,21 @@ class Processing:
             outcome.reasons.append(f"not cancelled: a newer event for key {outcome.cancel_key} was processed already")
             outcome.cancel_key = None
             dropped += 1
+        kept = []
         for msg in outcome.messages:
             if msg.key and msg.state == State.PLANNED and not is_newest(msg.key):
-                msg.state, msg.replace = State.CANCELLED, False
-                msg.reasons.append(f"superseded: a newer event for key {msg.key} was processed already")
+                why = f"superseded: a newer event for key {msg.key} was processed already"
+                msg = msg.but(state=State.CANCELLED, replace=False, reasons=(*msg.reasons, why))
                 dropped += 1
-        return dropped
+            kept.append(msg)
+        outcome.messages = kept
+        return outcome, dropped
 
-
-    def _admit(self, msg: Planned, now: float, fan_out: int) -> None:
+    def admit(self, msg: Message, now: float, fan_out: int) -> Message:
         """Pass a planned message through its policy; it starts queued, scheduled, held or suppressed."""
         if msg.state != State.PLANNED:
-            return
-        doc = msg.to_dict()
-        result = self.admission.admit(doc, now, fan_out, at_send_time=msg.send_at is None)
-        msg.state = State(result.state)
-        msg.send_at = result.send_at
-        msg.reasons.extend(result.decision.reasons)
-        msg.estimate, msg.facts = str(result.estimate), result.facts
-        if result.reservation:
-            msg.reserved, msg.reserved_day = result.reservation["reserved"], result.reservation["reserved_day"]
-
+            return msg
+        return self.admission.admit(msg, now, fan_out, at_send_time=msg.send_at is None).applied_to(msg)
 
     def fire(self, message_id: str, now: float) -> bool:
         """A scheduled message's time has come: check its policy again, then queue, defer, hold or suppress it.
@@ -145,34 +109,78 @@ class Processing:
         A no-op when it was cancelled, already fired, or deferred again since this job was scheduled.
         """
         current = self.store.messages.get_message(message_id, with_log=False)
-        if current is None or current["state"] != State.SCHEDULED:
+        if current is None or current.state != State.SCHEDULED:
             return False
-        if float(current.get("send_at") or 0) > now + 1:
+        if (current.send_at or 0) > now + 1:
             return False
-        if current.get("reserved") is not None:
+        if current.reserved is not None:
             # A retry (THROTTLED, provider error): admission already approved it and took its duplicate marker,
             # rate slot and budget; checking again would find its own marker and charge it twice.
             moved, _ = self.store.messages.transition(message_id, State.QUEUED, now, "retry time reached",
-                                           expect={State.SCHEDULED})
+                                                      expect={State.SCHEDULED})
             if moved:
-                self.enqueuer.kick(current["channel"])
+                self.enqueuer.kick(current.channel)
             return moved
-        result = self.admission.admit(current | {"send_at": None}, now)
+        result = self.admission.admit(current.but(send_at=None), now)
         reasons = "; ".join(result.decision.reasons)
         fields: dict[str, object] = {"estimate": str(result.estimate), "facts": result.facts}
         if result.state == State.QUEUED:
+            reserved = result.reservation.fields() if result.reservation else {}
             moved, _ = self.store.messages.transition(
                 message_id, State.QUEUED, now, f"scheduled time reached; {reasons}", expect={State.SCHEDULED},
-                fields=fields | (result.reservation or {}))
+                fields=fields | reserved)
             if moved:
-                self.enqueuer.kick(current["channel"])
+                self.enqueuer.kick(current.channel)
             return moved
-        target = State(result.state)
+        target = result.state
         send_at = result.send_at if target == State.SCHEDULED else None
         moved, _ = self.store.messages.transition(message_id, target, now, reasons, expect={State.SCHEDULED},
                                                   fields=fields, send_at=send_at)
         if moved and send_at is not None:
             self.enqueuer.fire(message_id, send_at)
         elif moved and target in REPORTED:
-            self.notifier.notify([current | {"state": target.value}], target.value, now)
-        return moved and target == State.QUEUED
+            self.notifier.notify([current.but(state=target)], target, now)
+        return False
+
+
+class _Batch:
+    """The messages of one drain batch on their way into Redis, and what happened to them."""
+
+    def __init__(self, processing: Processing, now: float):
+        self.p, self.now = processing, now
+        self.pending: list[Message] = []
+        self.counts: Counter[str] = Counter()
+        self.channels: set[str] = set()
+
+    def apply(self, event_id: str, outcome: RuleOutcome) -> int:
+        """Cancel, replace and admit what one matched rule planned; how many messages it planned."""
+        now = self.now
+        if outcome.order is not None:
+            outcome, dropped = self.p.drop_stale(outcome)
+            self.counts["stale"] += dropped
+        if outcome.cancel_key:
+            self.write()
+            self.counts["cancelled"] += self.p.cancel(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
+        fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
+        for planned in outcome.messages:
+            msg = self.p.admit(planned, now, fan_out)
+            if msg.replace and msg.key:
+                self.write()
+                self.counts["replaced"] += self.p.cancel(msg.key, now, f"replaced by event {event_id}", event_id)
+            self.pending.append(msg)
+        return len(outcome.messages)
+
+    def write(self) -> None:
+        """Create what is pending, then schedule, queue or report each new message."""
+        created = self.p.store.messages.create_messages(self.pending, self.now)
+        for msg, new in zip(self.pending, created, strict=True):
+            if not new:
+                continue  # re-processing: it exists already, and so does its schedule
+            self.counts[msg.state] += 1
+            if msg.state == State.SCHEDULED and msg.send_at is not None:
+                self.p.enqueuer.fire(msg.id, msg.send_at)
+            elif msg.state == State.QUEUED:
+                self.channels.add(msg.channel)
+            elif msg.state in REPORTED:
+                self.p.notifier.notify([msg], msg.state, self.now)
+        self.pending.clear()

@@ -17,7 +17,8 @@ from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
 from workers.core.coerce import to_decimal
 from workers.core.lifecycle import State
-from workers.core.sending import Action, backoff, classify
+from workers.core.messages import Message
+from workers.core.sending import Step, backoff, classify
 from workers.errors import (
     AuthenticationFailed,
     InsufficientCredit,
@@ -90,26 +91,26 @@ class Sender:
         if not ids:
             return out
         docs = [d for d in self.store.messages.get_messages(ids) if d is not None]
-        groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+        groups: dict[str | None, list[Message]] = defaultdict(list)
         for doc in docs:
-            groups[doc.get("media_file") if channel == "mms" else None].append(doc)
+            groups[doc.media_file if channel == "mms" else None].append(doc)
         for index, group in enumerate(groups.values()):
             wait = self.store.outbox.take_token(settings.send_rate, max(1.0, settings.send_rate), now) if index else 0
             if wait > 0:
                 # Out of tokens for the next MMS group: put the rest back, in order.
-                rest = [d["id"] for g in list(groups.values())[index:] for d in g]
+                rest = [d.id for g in list(groups.values())[index:] for d in g]
                 out.requeued += self.store.outbox.requeue(rest, now, "rate limit: waiting for a token")
                 out.wait = wait
                 break
             self._send_group(channel, group, now, out)
             if out.wait:
-                rest = [d["id"] for g in list(groups.values())[index + 1:] for d in g]
+                rest = [d.id for g in list(groups.values())[index + 1:] for d in g]
                 out.requeued += self.store.outbox.requeue(rest, now, "outbox paused")
                 break
         return out
 
-    def _send_group(self, channel: str, docs: list[dict[str, Any]], now: float, out: FlushOutcome) -> None:
-        ids = [d["id"] for d in docs]
+    def _send_group(self, channel: str, docs: list[Message], now: float, out: FlushOutcome) -> None:
+        ids = [d.id for d in docs]
         out.calls += 1
         try:
             reply = self.client.send(channel, payloads.request_body(channel, docs))
@@ -150,39 +151,39 @@ class Sender:
                 self.store.account.clear_alert(name)
         self._apply(channel, docs, reply.messages, now, out)
 
-    def _apply(self, channel: str, docs: list[dict[str, Any]], results: list[Any], now: float,
+    def _apply(self, channel: str, docs: list[Message], results: list[Any], now: float,
                out: FlushOutcome) -> None:
         by_id = {r.custom_string: r for r in results if r.custom_string}
         changes: list[Change] = []
         missing: list[str] = []
         pause_ids: list[str] = []
         for doc in docs:
-            result = by_id.get(doc["id"])
+            result = by_id.get(doc.id)
             action = classify(result.status if result else None)
-            if action is Action.SENT:
+            if action is Step.SENT:
                 assert result is not None
-                changes.append(Change(doc["id"], State.SENT, "accepted by ClickSend", {
+                changes.append(Change(doc.id, State.SENT, "accepted by ClickSend", {
                     "provider_id": result.message_id, "price": str(result.price or Decimal(0)),
                     "parts": result.parts, "sent_at": now}))
                 out.sent += 1
-            elif action is Action.RETRY:
+            elif action is Step.RETRY:
                 assert result is not None
-                retries = int(doc.get("retries") or 0) + 1
+                retries = doc.retries + 1
                 if retries > MAX_RETRIES:
-                    changes.append(Change(doc["id"], State.FAILED, f"{result.status} after {MAX_RETRIES} retries"))
+                    changes.append(Change(doc.id, State.FAILED, f"{result.status} after {MAX_RETRIES} retries"))
                     out.failed += 1
                 else:
                     delay = backoff(retries, 5.0, 600.0, self.rand)
-                    changes.append(Change(doc["id"], State.SCHEDULED, f"{result.status}: retry {retries} in "
+                    changes.append(Change(doc.id, State.SCHEDULED, f"{result.status}: retry {retries} in "
                                           f"{delay:.0f}s", {"retries": retries}, send_at=now + delay))
                     out.retried += 1
-            elif action is Action.PAUSE:
-                pause_ids.append(doc["id"])
-            elif action is Action.RECONCILE:
-                missing.append(doc["id"])
+            elif action is Step.PAUSE:
+                pause_ids.append(doc.id)
+            elif action is Step.RECONCILE:
+                missing.append(doc.id)
             else:
                 assert result is not None
-                changes.append(Change(doc["id"], State.FAILED, f"ClickSend: {result.status}",
+                changes.append(Change(doc.id, State.FAILED, f"ClickSend: {result.status}",
                                       {"provider_id": result.message_id, "error": result.status}))
                 out.failed += 1
         applied = self.store.messages.apply_many(changes, now)
@@ -196,25 +197,24 @@ class Sender:
         if pause_ids:
             self._account_problem(channel, pause_ids, now, InsufficientCredit("INSUFFICIENT_CREDIT"), out)
 
-    def _settled(self, docs: list[dict[str, Any]], done: list[Change], now: float) -> None:
+    def _settled(self, docs: list[Message], done: list[Change], now: float) -> None:
         """Settle the budget, remember provider ids and tell the origins about messages that became sent or
         failed. Spend is settled on the day it was reserved, so each day's total stays that day's."""
-        by_id = {d["id"]: d for d in docs}
+        by_id = {d.id: d for d in docs}
         for change in done:
             doc = by_id[change.id]
-            reserved = to_decimal(doc.get("reserved"))
+            reserved = doc.reserved
             if change.target == State.SENT and reserved is not None:  # the estimate against the real price
                 actual = to_decimal(change.fields.get("price"))
                 delta = (actual if actual is not None else reserved) - reserved
-                day = doc.get("reserved_day") or day_of(self.settings.timezone, now)
-                self.store.reservations.adjust_spend(day, delta)
+                self.store.reservations.adjust_spend(doc.reserved_day or day_of(self.settings.timezone, now), delta)
         self.admission.release([by_id[c.id] for c in done if c.target == State.FAILED], now)  # nothing was sent
         self.store.feedback.index_provider_ids({c.fields["provider_id"]: c.id for c in done
                                        if c.target == State.SENT and c.fields.get("provider_id")})
         for state in (State.SENT, State.FAILED):
-            settled = [by_id[c.id] | {"state": state.value} | c.fields for c in done if c.target == state]
+            settled = [by_id[c.id].moved(state, c.fields) for c in done if c.target == state]
             if settled:
-                self.notifier.notify(settled, state.value, now)
+                self.notifier.notify(settled, state, now)
 
     def _put_back(self, channel: str, ids: list[str], now: float, delay: float, reason: str,
                   out: FlushOutcome) -> None:
@@ -241,27 +241,27 @@ class Sender:
 
     def reconcile(self, channel: str, ids: list[str], now: float) -> dict[str, int]:
         """Look unknown messages up in history by custom_string: sent if found, resent if surely absent."""
-        docs = [d for d in self.store.messages.get_messages(ids) if d and d.get("state") == State.UNKNOWN]
+        docs = [d for d in self.store.messages.get_messages(ids) if d and d.state == State.UNKNOWN]
         if not docs:
             return {"sent": 0, "requeued": 0, "waiting": 0}
-        since = min(float(d.get("sending_since") or d.get("updated_at") or now) for d in docs)
+        since = min(d.sending_since or d.updated_at or now for d in docs)
         try:
             found = self._history_by_custom_string(channel, int(since) - 60, int(now) + 60)
         except ProviderError as exc:
             log.warning("reconcile %s: history unavailable (%s); trying again", channel, exc.message)
-            self.enqueuer.reconcile(channel, [d["id"] for d in docs], now + backoff(2, 5.0, 120.0, self.rand))
+            self.enqueuer.reconcile(channel, [d.id for d in docs], now + backoff(2, 5.0, 120.0, self.rand))
             return {"sent": 0, "requeued": 0, "waiting": len(docs)}
         sent, absent, waiting = [], [], []
         for doc in docs:
-            row = found.get(doc["id"])
+            row = found.get(doc.id)
             if row is not None:
-                sent.append(Change(doc["id"], State.SENT, "found in ClickSend history", {
+                sent.append(Change(doc.id, State.SENT, "found in ClickSend history", {
                     "provider_id": row.get("message_id"), "price": str(row.get("message_price") or "0"),
                     "sent_at": now}, expect=frozenset({State.UNKNOWN})))
-            elif now - float(doc.get("sending_since") or since) >= RECONCILE_GRACE:
-                absent.append(doc["id"])
+            elif now - (doc.sending_since or since) >= RECONCILE_GRACE:
+                absent.append(doc.id)
             else:
-                waiting.append(doc["id"])
+                waiting.append(doc.id)
         applied = self.store.messages.apply_many(sent, now)
         self._settled(docs, [c for c, ok in zip(sent, applied, strict=True) if ok], now)
         requeued = self.store.outbox.requeue(absent, now, "not in ClickSend history: sending again",
@@ -291,7 +291,7 @@ class Sender:
         by_channel: dict[str, list[str]] = defaultdict(list)
         for doc in self.store.messages.get_messages(stuck + stale):
             if doc is not None:
-                by_channel[doc["channel"]].append(doc["id"])
+                by_channel[doc.channel].append(doc.id)
         changes = [Change(i, State.UNKNOWN, "worker lease expired while sending", expect=frozenset({State.SENDING}))
                    for i in stuck]
         self.store.messages.apply_many(changes, now)

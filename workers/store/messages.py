@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from workers.core.lifecycle import CANCELLABLE, TRANSITIONS, State
+from workers.core.messages import Message
 from workers.store.keys import (
     DUE,
     UNREPORTED,
@@ -95,24 +96,24 @@ class MessageRecords:
         with available():
             return sum(int(n) for n in pipe.execute())
 
-    def create_messages(self, messages: Iterable[dict[str, Any]], now: float) -> list[bool]:
+    def create_messages(self, messages: Iterable[Message], now: float) -> list[bool]:
         """Create each message unless its id exists (re-processing creates nothing); True where created.
 
-        Each dict is a planned message's document with `state` (where it starts), `reasons`, and optionally
-        `send_at` (scheduled) — queued messages are appended to their channel's outbox in the same step.
+        Each starts in its `state` with its `reasons` on the timeline; a scheduled one enters the due set and a
+        queued one its channel's outbox, in the same step.
         """
         pipe = self.r.pipeline(transaction=False)
         for msg in messages:
-            entries = [{"at": now, "from": None, "to": State.PLANNED, "reason": f"rule {msg['rule']} matched"}]
-            if msg["state"] != State.PLANNED:
-                reason = "; ".join(msg["reasons"]) or msg["state"]
-                entries.append({"at": now, "from": State.PLANNED, "to": msg["state"], "reason": reason})
-            scheduled = msg["state"] == State.SCHEDULED
+            entries = [{"at": now, "from": None, "to": State.PLANNED, "reason": f"rule {msg.rule} matched"}]
+            if msg.state != State.PLANNED:
+                reason = "; ".join(msg.reasons) or msg.state
+                entries.append({"at": now, "from": State.PLANNED, "to": msg.state, "reason": reason})
+            scheduled = msg.state == State.SCHEDULED and msg.send_at is not None
             self._create(
-                keys=[message_key(msg["id"]), message_log_key(msg["id"]), event_messages_key(msg["event_id"])],
-                args=[msg["id"], json.dumps(msg, separators=(",", ":")), msg["state"], now, json.dumps(entries),
-                      correlation_key(msg["key"]) if msg.get("key") else "",
-                      repr(msg["send_at"]) if scheduled else "", msg["event_id"], msg["channel"], self._ttl_ms],
+                keys=[message_key(msg.id), message_log_key(msg.id), event_messages_key(msg.event_id)],
+                args=[msg.id, json.dumps(msg.document(), separators=(",", ":")), msg.state, now, json.dumps(entries),
+                      correlation_key(msg.key) if msg.key else "", repr(msg.send_at) if scheduled else "",
+                      msg.event_id, msg.channel, self._ttl_ms],
                 client=pipe,
             )
         with available():
@@ -158,7 +159,7 @@ class MessageRecords:
         with available():
             self.r.rpush(message_log_key(message_id), json.dumps(entry, separators=(",", ":")))
 
-    def get_messages(self, message_ids: list[str]) -> list[dict[str, Any] | None]:
+    def get_messages(self, message_ids: list[str]) -> list[Message | None]:
         """Several messages (without timelines) in one round trip."""
         pipe = self.r.pipeline(transaction=False)
         for mid in message_ids:
@@ -167,23 +168,21 @@ class MessageRecords:
             raws = pipe.execute()
         return [_parse(raw) for raw in raws]
 
-    def get_message(self, message_id: str, with_log: bool = True) -> dict[str, Any] | None:
+    def get_message(self, message_id: str, with_log: bool = True) -> Message | None:
         """The message: its document, current state and fields, and (optionally) its timeline."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(message_key(message_id))
-        pipe.lrange(message_log_key(message_id), 0, -1)
+        if with_log:
+            pipe.lrange(message_log_key(message_id), 0, -1)
         with available():
-            raw, log = pipe.execute()
-        doc = _parse(raw)
-        if doc is not None and with_log:
-            doc["timeline"] = [json.loads(entry) for entry in log]
-        return doc
+            raw, *log = pipe.execute()
+        timeline = tuple(json.loads(entry) for entry in log[0]) if log else ()
+        return _parse(raw, timeline)
 
-    def held(self, rule: str | None = None, event_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    def held(self, rule: str | None = None, event_id: str | None = None, limit: int = 500) -> list[Message]:
         """Held messages (without timelines), oldest first, optionally only one rule's or one event's."""
-        docs = [d for d in self.get_messages(self.messages_in_state(State.HELD, limit=limit)) if d]
-        return [d for d in docs if (rule is None or d.get("rule") == rule)
-                and (event_id is None or d.get("event_id") == event_id)]
+        msgs = [m for m in self.get_messages(self.messages_in_state(State.HELD, limit=limit)) if m]
+        return [m for m in msgs if (rule is None or m.rule == rule) and (event_id is None or m.event_id == event_id)]
 
     def message_state(self, message_id: str) -> str | None:
         """Just the current state."""
@@ -238,12 +237,11 @@ class MessageRecords:
         return cancelled
 
 
-def _parse(raw: dict[str, str]) -> dict[str, Any] | None:
-    """A message hash as one document: `doc` with the mutable fields over it (None when there is no record)."""
+def _parse(raw: dict[str, str], timeline: tuple[Any, ...] = ()) -> Message | None:
+    """A message hash as one value: `doc` with the fields set since over it (None when there is no record)."""
     if not raw or "doc" not in raw:
         return None
     doc = json.loads(raw.pop("doc"))
     raw.pop("groups", None)  # Redis key names, for the scripts only
-    raw.pop("channel", None)  # a copy of the document's, for the scripts
     doc.update({k: maybe_json(v) for k, v in raw.items()})
-    return doc
+    return Message.from_json(doc | {"timeline": timeline})

@@ -88,7 +88,7 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
             entry["cancels_key"] = outcome.cancel_key
         messages = []
         for msg in outcome.messages:
-            doc = msg.to_dict()
+            doc = msg.to_json()
             shown = {k: doc[k] for k in ("id", "channel", "to", "list_id", "from", "body", "subject", "media_file",
                                          "encoding", "segments", "non_gsm", "key", "state", "reasons")
                      if doc.get(k) not in (None, [], "")}
@@ -100,7 +100,7 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
                                            msg.segments or 1) if store else None) or \
                     policy.fallback_price(msg.channel, msg.country, msg.segments or 1)
                 at = msg.send_at or now
-                facts = gather(store, policy, doc, at, cost, fan_out, True, zone)
+                facts = gather(store, policy, msg, at, cost, fan_out, True, zone)
                 decision = decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical,
                                   facts=facts)
                 shown["decision"] = decision.action
@@ -111,7 +111,7 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
                     shown["deferred_until"] = datetime.fromtimestamp(decision.until, tz=UTC).isoformat()
                 shown["clicksend_request"] = {
                     "endpoint": f"POST {payloads.ENDPOINTS[msg.channel]}",
-                    "body": payloads.request_body(msg.channel, [doc]),
+                    "body": payloads.request_body(msg.channel, [msg]),
                 }
             messages.append(shown)
         entry["messages"] = messages

@@ -35,9 +35,9 @@ def trace(store: Store, event_id: str) -> str | None:
         msg = store.messages.get_message(mid)
         if msg is None:
             continue
-        target = mask(msg.get("to")) if msg.get("to") else f"list {msg.get('list_id')}"
-        lines.append(f"  {msg['id']}  {msg['channel']} to {target}  rule={msg['rule']}  state={msg['state']}")
-        for entry in msg.get("timeline", []):
+        target = mask(msg.to) if msg.to else f"list {msg.list_id}"
+        lines.append(f"  {msg.id}  {msg.channel} to {target}  rule={msg.rule}  state={msg.state}")
+        for entry in msg.timeline:
             kind = entry.get("kind")
             arrow = kind if kind else f"{entry.get('from') or '·'} → {entry.get('to')}"
             lines.append(f"    {_when(entry.get('at'))}  {arrow}: {entry.get('reason', '')}")

@@ -34,7 +34,7 @@ def decide(store: Store, enqueuer: Enqueuer, ids: list[str], verdict: Verdict, b
             results[mid] = "missing"
             continue
         if verdict is Verdict.APPROVE:
-            send_at = max(now, float(msg.get("send_at") or 0))
+            send_at = max(now, msg.send_at or 0)
             moved, previous = store.messages.transition(
                 mid, State.SCHEDULED, now, f"approved by {by}{suffix}", expect={State.HELD}, send_at=send_at,
                 fields={"approved_by": by, "approved_at": now, "approval_note": note})
@@ -47,5 +47,5 @@ def decide(store: Store, enqueuer: Enqueuer, ids: list[str], verdict: Verdict, b
             if moved:
                 enqueuer.report(mid, State.REJECTED)
         results[mid] = ("approved" if verdict is Verdict.APPROVE else "rejected") if moved else \
-            f"not held ({previous or msg['state']})"
+            f"not held ({previous or msg.state})"
     return results
