@@ -24,19 +24,18 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def get_event(event_id: str) -> ResponseReturnValue:
     """The stored event with its processing status and its messages, each with its timeline."""
     store = runtime().store
-    event = store.events.get_event(event_id)
-    if event is None:
+    record = store.events.get_event(event_id)
+    if record is None:
         return error(404, "not_found", f"no event {event_id}")
     found = (store.messages.get_message(mid) for mid in store.messages.event_message_ids(event_id))
-    event["messages"] = [with_callbacks(m) for m in found if m]
-    return jsonify(event)
+    return jsonify(record.to_json() | {"messages": [with_callbacks(m) for m in found if m]})
 
 
 def with_callbacks(message: Message) -> dict[str, Any]:
     """The message as JSON with its callbacks and their attempts."""
     store = runtime().store
     ids = store.callbacks.message_callback_ids(message.id)
-    return message.to_json() | {"callbacks": [c for c in (store.callbacks.get_callback(cid) for cid in ids) if c]}
+    return message.to_json() | {"callbacks": [c.to_json() for c in map(store.callbacks.get_callback, ids) if c]}
 
 
 @bp.get("/messages/<message_id>")

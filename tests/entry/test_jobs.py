@@ -18,7 +18,7 @@ def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client, w
     ids = [post_shop(client, webhook_id=f"w{i}").json["event_id"] for i in range(10)]
     work()
     assert redis_client.llen(store.EVENTS_PENDING) == 0
-    assert all(rt.store.events.get_event(i)["status"] == "processed" for i in ids)
+    assert all(rt.store.events.get_event(i).status == "processed" for i in ids)
 
 
 def test_lost_enqueue_is_recovered_by_the_sweep(runtime: Runtime, client, work,  # noqa: ANN001
@@ -30,7 +30,7 @@ def test_lost_enqueue_is_recovered_by_the_sweep(runtime: Runtime, client, work, 
     assert jobs.sweep_pending_events() is True
     assert jobs.sweep_pending_events() is False  # one drain at a time
     work()
-    assert runtime.store.events.get_event(event_id)["status"] == "processed"
+    assert runtime.store.events.get_event(event_id).status == "processed"
 
 
 def test_sweep_does_nothing_when_nothing_waits(runtime: Runtime) -> None:
@@ -49,5 +49,5 @@ def test_drain_rerun_is_harmless(runtime: Runtime, client, work) -> None:  # noq
     event_id = post_shop(client).json["event_id"]
     jobs.process_event_batch([event_id])
     jobs.process_event_batch([event_id, "evt_expired"])
-    assert runtime.store.events.get_event(event_id)["status"] == "processed"
+    assert runtime.store.events.get_event(event_id).status == "processed"
     assert runtime.store.events.get_event("evt_expired") is None

@@ -49,7 +49,7 @@ def test_500_then_429_then_200_gives_exactly_one_delivery(e2e: Runtime, origin: 
     assert len(origin.delivered()) == 1 and all(r["verified"] for r in origin.received)
     # every retry carries the same webhook-id, so the origin can dedupe too
     assert {r["headers"]["Webhook-Id"] for r in origin.received} == {cid}
-    attempts = e2e.store.callbacks.get_callback(cid)["attempts"]
+    attempts = e2e.store.callbacks.get_callback(cid).attempts
     assert [a["status"] for a in attempts] == [500, 429, 200]
 
 
@@ -91,7 +91,7 @@ def test_exhausted_callbacks_are_listed_and_can_be_replayed(e2e: Runtime, origin
     assert origin_mod.replay(e2e.store, e2e.enqueuer, [msg.id]) == [cid]
     assert e2e.store.callbacks.exhausted_callbacks() == []
     work(("hookline-callbacks",))
-    assert e2e.store.callbacks.get_callback(cid)["status"] == "delivered"
+    assert e2e.store.callbacks.get_callback(cid).status == "delivered"
     assert len(origin.delivered()) == 1
 
 
@@ -106,7 +106,7 @@ def test_private_destination_is_refused_unless_allowed(e2e: Runtime, origin: Ori
     cid = callback_id_for(msg.id, "sent")
     assert e2e.callback_sender().deliver(cid, time.time()) == "failed"
     assert origin.received == []
-    attempt = e2e.store.callbacks.get_callback(cid)["attempts"][0]
+    attempt = e2e.store.callbacks.get_callback(cid).attempts[0]
     assert "127.0.0.1 is a loopback address" in attempt["error"]
 
 

@@ -240,10 +240,10 @@ def test_accepted_events_survive_a_redis_crash_and_are_processed_after(tmp_path,
         proc.kill()  # SIGKILL: no shutdown, no final write
         proc.wait(10)
         proc, url = start_redis(tmp_path / "redis", port=port)
-        assert [e["status"] for e in map(rt.store.events.get_event, ids)] == ["received"] * 5
+        assert [e.status for e in map(rt.store.events.get_event, ids)] == ["received"] * 5
         queues = [pipeline.queue(rt.rq_connection, q) for q in pipeline.ALL_QUEUES]
         SimpleWorker(queues, connection=rt.rq_connection).work(burst=True)  # the drain job survived too
-        assert [rt.store.events.get_event(e)["status"] for e in ids] == ["processed"] * 5
+        assert [rt.store.events.get_event(e).status for e in ids] == ["processed"] * 5
     finally:
         proc.terminate()
         proc.wait(10)

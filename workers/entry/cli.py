@@ -172,8 +172,9 @@ def replay_cmd(ids: tuple[str, ...], all_exhausted: bool) -> None:
     targets = list(ids) + (rt.store.callbacks.exhausted_callbacks(1000) if all_exhausted else [])
     if not targets:
         for cid in rt.store.callbacks.exhausted_callbacks():
-            cb = rt.store.callbacks.get_callback(cid) or {}
-            click.echo(f"{cid}  {cb.get('state')}  message {cb.get('message_id')}  {cb.get('status')}")
+            cb = rt.store.callbacks.get_callback(cid)
+            if cb is not None:
+                click.echo(f"{cid}  {cb.state}  message {cb.message_id}  {cb.status}")
         return
     done = origin.replay(rt.store, rt.enqueuer, targets)
     click.echo(f"replaying {len(done)} callback(s)" + (": " + " ".join(done) if done else ""))

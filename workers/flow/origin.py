@@ -24,6 +24,7 @@ from workers.core.callbacks import after_attempt, render_request
 from workers.core.coerce import parse_retry_after
 from workers.core.lifecycle import State
 from workers.core.messages import Message
+from workers.core.records import CallbackRecord
 from workers.core.sources import Callback
 from workers.errors import HooklineError, RenderError
 from workers.net.guard import DestinationRefused, session
@@ -116,9 +117,9 @@ class CallbackSender:
         if record is None:
             store.callbacks.forget_callback(callback_id)  # expired: the sweep must not keep re-enqueueing it
             return "missing"
-        if record["status"] != "pending":
-            return record["status"]
-        cb = self.rules.current().callbacks.get(record["source"])
+        if record.status != "pending":
+            return record.status
+        cb = self.rules.current().callbacks.get(record.source)
         lock = (cb.spec.timeout + 5) * (MAX_REDIRECTS + 1) + 30 if cb else 60  # outlives any one attempt
         if not store.callbacks.lock_callback(callback_id, lock):
             return "busy"  # another job is attempting it right now
@@ -127,14 +128,14 @@ class CallbackSender:
         finally:
             store.callbacks.unlock_callback(callback_id)
 
-    def _attempt(self, callback_id: str, record: dict[str, Any], now: float) -> str:
+    def _attempt(self, callback_id: str, record: CallbackRecord, now: float) -> str:
         store = self.store
-        cb = self.rules.current().callbacks.get(record["source"])
+        cb = self.rules.current().callbacks.get(record.source)
         if cb is None:
             store.callbacks.record_attempt(callback_id, {"at": now, "error": "source has no callback any more"},
                                            "failed", now)
             return "failed"
-        attempt_no = len(record["attempts"]) + 1
+        attempt_no = len(record.attempts) + 1
         started = time.monotonic()
         status, error, retry_after = None, None, None
         try:
@@ -146,30 +147,32 @@ class CallbackSender:
             error = str(exc)
             store.callbacks.record_attempt(callback_id, {"at": now, "attempt": attempt_no, "error": error},
                                            "failed", now)
-            store.messages.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
-                                              "result": "failed", "reason": error})
+            store.messages.note(record.message_id, {"at": now, "kind": "callback", "state": record.state,
+                                                    "result": "failed", "reason": error})
             log.warning("callback %s refused: %s", callback_id, error)
             return "failed"
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"
-        step = after_attempt(status, error, attempt_no, now - float(record["created_at"]), cb.spec, retry_after)
+        step = after_attempt(status, error, attempt_no, now - record.created_at, cb.spec, retry_after)
         attempt = {"at": now, "attempt": attempt_no, "status": status, "error": error,
                    "ms": round((time.monotonic() - started) * 1000), "next": step.status}
         final = "pending" if step.status == "retry" else step.status
         store.callbacks.record_attempt(callback_id, attempt, final, now, next_at=now + step.delay)
-        store.messages.note(record["message_id"], {"at": now, "kind": "callback", "state": record["state"],
-                                          "result": step.status, "reason": step.reason})
+        store.messages.note(record.message_id, {"at": now, "kind": "callback", "state": record.state,
+                                                "result": step.status, "reason": step.reason})
         if step.status == "retry":
             self.enqueuer.callback(callback_id, at=now + step.delay)
         return final
 
-    def _context(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _context(self, record: CallbackRecord) -> dict[str, Any]:
+        """What the callback's templates see (JSON values)."""
         store = self.store
-        found = store.messages.get_message(record["message_id"], with_log=False)
-        message = found.to_json() if found else {"id": record["message_id"]}
-        event = store.events.get_event(record.get("event_id") or "") or {}
-        return {"event": event, "payload": event.get("payload"), "message": message, "state": record["state"],
-                "receipt": record.get("receipt"), "reply": record.get("reply")}
+        found = store.messages.get_message(record.message_id, with_log=False)
+        message = found.to_json() if found else {"id": record.message_id}
+        stored = store.events.get_event(record.event_id or "")
+        event = stored.to_json() if stored else {}
+        return {"event": event, "payload": event.get("payload"), "message": message, "state": record.state,
+                "receipt": record.receipt, "reply": record.reply}
 
     def _send(self, callback_id: str, method: str, url: str, headers: dict[str, str], body: bytes,
               spec: Callback) -> requests.Response:
@@ -201,7 +204,7 @@ def replay(store: Store, enqueuer: Enqueuer, ids: list[str]) -> list[str]:
         targets = store.callbacks.message_callback_ids(item) if item.startswith("msg_") else [item]
         for cid in targets:
             record = store.callbacks.get_callback(cid)
-            if record and record["status"] in ("exhausted", "failed") and store.callbacks.reopen_callback(cid):
+            if record and record.status in ("exhausted", "failed") and store.callbacks.reopen_callback(cid):
                 enqueuer.callback(cid)
                 replayed.append(cid)
     return replayed

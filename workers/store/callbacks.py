@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 
+from workers.core.records import CallbackRecord
 from workers.store.keys import (
     CALLBACKS_EXHAUSTED,
     CALLBACKS_PENDING,
@@ -62,16 +63,18 @@ class CallbackRecords:
         with available():
             self.r.delete(f"{callback_key(callback_id)}:lock")
 
-    def get_callback(self, callback_id: str) -> dict[str, Any] | None:
+    def get_callback(self, callback_id: str) -> CallbackRecord | None:
         """The record: what to send, its status and every attempt."""
         with available():
             raw = self.r.hgetall(callback_key(callback_id))
         if not raw or "doc" not in raw:
             return None
         doc = json.loads(raw["doc"])
-        doc.update({"id": callback_id, "status": raw.get("status", "pending"),
-                    "attempts": json.loads(raw.get("attempts", "[]"))})
-        return doc
+        return CallbackRecord(
+            id=callback_id, message_id=doc["message_id"], event_id=doc.get("event_id"), source=doc["source"],
+            state=doc["state"], created_at=float(doc["created_at"]), status=raw.get("status", "pending"),
+            attempts=tuple(json.loads(raw.get("attempts", "[]"))), receipt=doc.get("receipt"),
+            reply=doc.get("reply"), replayed=raw.get("replayed") == "1")
 
     def record_attempt(self, callback_id: str, attempt: dict[str, Any], status: str, now: float,
                        next_at: float | None = None) -> None:

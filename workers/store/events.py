@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from workers.core.events import Event
+from workers.core.records import EventRecord
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING, available, event_key, maybe_json, seen_key
 from workers.store.lease import FINISH_ROUND
 
@@ -79,14 +80,14 @@ class EventRecords:
             )
         return IngestResult(bool(created), token if claimed else None)
 
-    def get_event(self, event_id: str) -> dict[str, Any] | None:
+    def get_event(self, event_id: str) -> EventRecord | None:
         """The stored event with its processing status, or None."""
         with available():
             raw = self.r.hgetall(event_key(event_id))
         if not raw or "doc" not in raw:
             return None
         doc = json.loads(raw.pop("doc"))
-        return doc | {k: maybe_json(v) for k, v in raw.items()}
+        return EventRecord.from_json(doc | {k: maybe_json(v) for k, v in raw.items()})
 
     def load_events(self, event_ids: list[str]) -> list[Event]:
         """The events still stored among `event_ids`, in order (expired ones are skipped)."""

@@ -27,10 +27,10 @@ def trace(store: Store, event_id: str) -> str | None:
     event = store.events.get_event(event_id)
     if event is None:
         return None
-    lines = [f"event {event['id']}  source={event['source']}  type={event['type']}  "
-             f"received {_when(event['received_at'])}  status={event.get('status')}"]
-    if event.get("rules") is not None:
-        lines.append(f"  rules matched: {', '.join(event['rules']) or 'none'}")
+    lines = [f"event {event.id}  source={event.event.source}  type={event.event.type}  "
+             f"received {_when(event.event.received_at)}  status={event.status}"]
+    if event.rules is not None:
+        lines.append(f"  rules matched: {', '.join(event.rules) or 'none'}")
     for mid in store.messages.event_message_ids(event_id):
         msg = store.messages.get_message(mid)
         if msg is None:
@@ -44,6 +44,6 @@ def trace(store: Store, event_id: str) -> str | None:
         for cid in store.callbacks.message_callback_ids(mid):
             cb = store.callbacks.get_callback(cid)
             if cb:
-                tries = ", ".join(str(a.get("status") or a.get("error")) for a in cb["attempts"]) or "none yet"
-                lines.append(f"    callback {cid} ({cb['state']}): {cb['status']}; attempts: {tries}")
+                tries = ", ".join(str(a.get("status") or a.get("error")) for a in cb.attempts) or "none yet"
+                lines.append(f"    callback {cid} ({cb.state}): {cb.status}; attempts: {tries}")
     return "\n".join(lines)
