@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from workers.store.keys import ACCOUNT, ALERTS, BALANCE_LOW, available
+from workers.store.keys import ACCOUNT, ALERTS, BALANCE_LOW, available, text
 
 
 class AccountRecords:
@@ -25,7 +25,7 @@ class AccountRecords:
     def account_facts(self) -> dict[str, Any]:
         """What is known about the ClickSend account."""
         with available():
-            return {k: json.loads(v) for k, v in self.r.hgetall(ACCOUNT).items()}
+            return {text(k): json.loads(v) for k, v in self.r.hgetall(ACCOUNT).items()}
 
     def set_balance_low(self, low: bool) -> None:
         """Record whether the balance is under the floor."""
@@ -53,4 +53,4 @@ class AccountRecords:
     def alerts(self) -> dict[str, Any]:
         """Every raised alert."""
         with available():
-            return {k: json.loads(v) for k, v in self.r.hgetall(ALERTS).items()}
+            return {text(k): json.loads(v) for k, v in self.r.hgetall(ALERTS).items()}

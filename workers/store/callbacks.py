@@ -14,6 +14,8 @@ from workers.store.keys import (
     available,
     callback_key,
     message_callbacks_key,
+    text,
+    texts,
 )
 
 CALLBACK_TTL = 30 * 86400
@@ -51,7 +53,7 @@ class CallbackRecords:
     def overdue_callbacks(self, before: float, limit: int = 500) -> list[str]:
         """Pending callbacks whose next attempt was due before `before` (their job was lost)."""
         with available():
-            return self.r.zrangebyscore(CALLBACKS_PENDING, "-inf", before, start=0, num=limit)
+            return texts(self.r.zrangebyscore(CALLBACKS_PENDING, "-inf", before, start=0, num=limit))
 
     def lock_callback(self, callback_id: str, seconds: float) -> bool:
         """One attempt at a time per callback (a swept duplicate job must not send it twice)."""
@@ -72,7 +74,7 @@ class CallbackRecords:
         doc = json.loads(raw["doc"])
         return CallbackRecord(
             id=callback_id, message_id=doc["message_id"], event_id=doc.get("event_id"), source=doc["source"],
-            state=doc["state"], created_at=float(doc["created_at"]), status=raw.get("status", "pending"),
+            state=doc["state"], created_at=float(doc["created_at"]), status=text(raw.get("status", "pending")),
             attempts=tuple(json.loads(raw.get("attempts", "[]"))), receipt=doc.get("receipt"),
             reply=doc.get("reply"), replayed=raw.get("replayed") == "1")
 
@@ -124,9 +126,9 @@ class CallbackRecords:
     def exhausted_callbacks(self, limit: int = 100) -> list[str]:
         """Callbacks that gave up, oldest first."""
         with available():
-            return self.r.zrange(CALLBACKS_EXHAUSTED, 0, limit - 1)
+            return texts(self.r.zrange(CALLBACKS_EXHAUSTED, 0, limit - 1))
 
     def message_callback_ids(self, message_id: str) -> list[str]:
         """The callbacks of a message."""
         with available():
-            return sorted(self.r.smembers(message_callbacks_key(message_id)))
+            return sorted(texts(self.r.smembers(message_callbacks_key(message_id))))

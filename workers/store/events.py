@@ -11,7 +11,7 @@ import redis
 
 from workers.core.events import Event
 from workers.core.records import EventRecord
-from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING, available, event_key, maybe_json, seen_key
+from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING, available, event_key, maybe_json, seen_key, text, texts
 from workers.store.lease import FINISH_ROUND
 
 # A drain job that has not finished within this long is presumed dead; another may take over.
@@ -87,7 +87,7 @@ class EventRecords:
         if not raw or "doc" not in raw:
             return None
         doc = json.loads(raw.pop("doc"))
-        return EventRecord.from_json(doc | {k: maybe_json(v) for k, v in raw.items()})
+        return EventRecord.from_json(doc | {text(k): maybe_json(text(v)) for k, v in raw.items()})
 
     def load_events(self, event_ids: list[str]) -> list[Event]:
         """The events still stored among `event_ids`, in order (expired ones are skipped)."""
@@ -106,14 +106,15 @@ class EventRecords:
         for eid, details in items:
             mapping = {"status": status, f"{status}_at": now} | {k: json.dumps(v) for k, v in details.items()}
             # HSET on an expired key would create a doc-less record; only touch existing ones.
-            self._hset_existing(keys=[event_key(eid)], args=[x for kv in mapping.items() for x in kv], client=pipe)
+            args: list[Any] = [x for kv in mapping.items() for x in kv]
+            self._hset_existing(keys=[event_key(eid)], args=args, client=pipe)
         with available():
             pipe.execute()
 
     def pending_batch(self, size: int) -> list[str]:
         """The oldest `size` event ids waiting for processing (left in place until `finish_batch`)."""
         with available():
-            return self.r.lrange(EVENTS_PENDING, 0, size - 1)
+            return texts(self.r.lrange(EVENTS_PENDING, 0, size - 1))
 
     def finish_batch(self, token: str, count: int) -> int:
         """Drop `count` processed ids. 1: more wait, keep draining; 0: drained; -1: lease lost, stop."""

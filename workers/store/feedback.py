@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import redis
 
-from workers.store.keys import RECEIPTS_UNKNOWN, available, inbound_seen_key, provider_key
+from workers.store.keys import RECEIPTS_UNKNOWN, available, inbound_seen_key, maybe_text, provider_key
 
 PROVIDER_ID_TTL = 180 * 86400  # ClickSend keeps history four months; receipts never come later than that
 
@@ -30,7 +30,7 @@ class FeedbackRecords:
     def message_for_provider_id(self, provider_id: str) -> str | None:
         """Our message id for a ClickSend message_id."""
         with available():
-            return self.r.get(provider_key(provider_id))
+            return maybe_text(self.r.get(provider_key(provider_id)))
 
     def count_unknown_receipt(self) -> int:
         """One more receipt that named no message of ours."""

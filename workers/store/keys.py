@@ -70,6 +70,21 @@ def available() -> Iterator[None]:
         raise StoreUnavailable(str(exc)) from exc
 
 
+def text(value: Any) -> str:
+    """A reply of the decoded client as the `str` it is (redis-py types replies as bytes or str)."""
+    return value if isinstance(value, str) else value.decode()
+
+
+def texts(values: Any) -> list[str]:
+    """A list reply of the decoded client as strings."""
+    return [text(v) for v in values]
+
+
+def maybe_text(value: Any) -> str | None:
+    """An optional reply of the decoded client as a string or None."""
+    return None if value is None else text(value)
+
+
 def maybe_json(value: str) -> Any:
     """A stored field decoded from JSON when it is JSON, else as the string it is."""
     try:

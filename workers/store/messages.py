@@ -22,9 +22,12 @@ from workers.store.keys import (
     event_messages_key,
     key_order_key,
     maybe_json,
+    maybe_text,
     message_key,
     message_log_key,
     state_index_key,
+    text,
+    texts,
 )
 from workers.store.transitions import LIBRARY, TRANSITION, Change, transition_args
 
@@ -145,7 +148,7 @@ class MessageRecords:
         never created (the worker died between the change and `origin.notify`)."""
         with available():
             entries = self.r.zrangebyscore(UNREPORTED, "-inf", before, start=0, num=limit)
-        return [tuple(entry.split(" ", 1)) for entry in entries]  # type: ignore[misc]
+        return [(mid, state) for mid, _, state in (text(entry).partition(" ") for entry in entries)]
 
     def reported(self, changes: Iterable[tuple[str, str]]) -> None:
         """Forget (message id, state) pairs whose callbacks now exist, or that nobody is told about."""
@@ -187,22 +190,22 @@ class MessageRecords:
     def message_state(self, message_id: str) -> str | None:
         """Just the current state."""
         with available():
-            return self.r.hget(message_key(message_id), "state")
+            return maybe_text(self.r.hget(message_key(message_id), "state"))
 
     def event_message_ids(self, event_id: str) -> list[str]:
         """Ids of the messages an event produced."""
         with available():
-            return sorted(self.r.smembers(event_messages_key(event_id)))
+            return sorted(texts(self.r.smembers(event_messages_key(event_id))))
 
     def key_message_ids(self, key: str) -> list[str]:
         """Ids of the messages sharing correlation `key`."""
         with available():
-            return sorted(self.r.smembers(correlation_key(key)))
+            return sorted(texts(self.r.smembers(correlation_key(key))))
 
     def messages_in_state(self, state: State, limit: int = 100, before: float | str = "+inf") -> list[str]:
         """Ids of messages in `state`, oldest first, that entered it no later than `before`."""
         with available():
-            return self.r.zrangebyscore(state_index_key(state), "-inf", before, start=0, num=limit)
+            return texts(self.r.zrangebyscore(state_index_key(state), "-inf", before, start=0, num=limit))
 
     def state_counts(self) -> dict[str, int]:
         """How many messages are in each state."""
@@ -215,7 +218,7 @@ class MessageRecords:
     def due_messages(self, now: float, limit: int = 500) -> list[str]:
         """Scheduled messages whose time has come."""
         with available():
-            return self.r.zrangebyscore(DUE, "-inf", now, start=0, num=limit)
+            return texts(self.r.zrangebyscore(DUE, "-inf", now, start=0, num=limit))
 
     def newest_for_key(self, key: str, order: float) -> bool:
         """Record `order` as correlation `key`'s newest unless a newer one was seen; False then (the event

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from workers.store.keys import OPTOUTS, available
+from workers.store.keys import OPTOUTS, available, text
 
 
 class OptoutRecords:
@@ -37,4 +37,4 @@ class OptoutRecords:
     def optouts(self) -> dict[str, Any]:
         """The whole suppression list."""
         with available():
-            return {k: json.loads(v) for k, v in self.r.hgetall(OPTOUTS).items()}
+            return {text(k): json.loads(v) for k, v in self.r.hgetall(OPTOUTS).items()}

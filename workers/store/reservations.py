@@ -10,9 +10,11 @@ import redis
 from workers.store.keys import (
     available,
     duplicate_key,
+    maybe_text,
     price_key,
     recipient_rate_key,
     spend_key,
+    text,
 )
 
 # Reserve ARGV[1] of the day's budget ARGV[2] (empty: no budget); 1 when it fits, 0 when it does not.
@@ -63,7 +65,7 @@ class ReservationRecords:
     def spent(self, day: str) -> Decimal:
         """What `day` has committed so far."""
         with available():
-            return Decimal(self.r.get(spend_key(day)) or "0")
+            return Decimal(maybe_text(self.r.get(spend_key(day))) or "0")
 
     def reserve_spend(self, day: str, amount: Decimal, budget: Decimal | None) -> bool:
         """Add `amount` to the day's spend unless that would pass `budget` (atomic across workers)."""
@@ -79,8 +81,8 @@ class ReservationRecords:
     def recent_sends(self, number: str, now: float, per: float) -> list[float]:
         """Times of this recipient's sends within the last `per` seconds."""
         with available():
-            return [score for _, score in self.r.zrangebyscore(recipient_rate_key(number), now - per, "+inf",
-                                                               withscores=True)]
+            found = self.r.zrangebyscore(recipient_rate_key(number), now - per, "+inf", withscores=True)
+        return [float(pair[1]) for pair in found]
 
     def take_rate_slot(self, number: str, message_id: str, now: float, per: float, count: int) -> float | None:
         """Reserve a slot in the recipient's window: None when taken, else when the next slot opens."""
@@ -112,7 +114,7 @@ class ReservationRecords:
         """A cached estimate, or None."""
         with available():
             raw = self.r.get(price_key(channel, country, encoding, parts))
-        return Decimal(raw) if raw is not None else None
+        return Decimal(text(raw)) if raw is not None else None
 
     def cache_price(self, channel: str, country: str, encoding: str, parts: int, price: Decimal, ttl: float) -> None:
         """Keep an estimate for `ttl` seconds."""
