@@ -155,3 +155,8 @@ def test_per_source_tolerance_overrides_the_default() -> None:
     spec = Verify("stripe", ("s1",), tolerance=10)
     rejects(spec, signing.stripe("s1", BODY, NOW - 11))
     check(spec, signing.stripe("s1", BODY, NOW - 9))
+
+
+def test_a_scheme_missing_from_the_registry_is_refused_not_crashed() -> None:
+    # Config loading never builds one; a hand-made Verify must still fail closed with the generic 401.
+    rejects(Verify("no-such-scheme", ("s1",)), signing.github("s1", BODY))

@@ -1,0 +1,66 @@
+"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, and the configurable one.
+
+Each verifier recomputes the HMAC with every configured secret and compares it, in constant time, with every
+signature the request offers. Pure: no request objects; timestamps are checked against the `now` passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from workers.core.schemes.base import Verifier, Verify
+from workers.core.schemes.common import any_secret_matches, check_timestamp, decode
+from workers.errors import SignatureInvalid
+
+
+def body_signature(header: str, encoding: str, prefix: str = "") -> Verifier:
+    """A verifier for `<header>: <prefix><signature of the raw body>` (no timestamp, one signature)."""
+
+    def verify(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:
+        raw = headers.get(header, "")
+        if not raw or not raw.startswith(prefix):
+            raise SignatureInvalid(f"missing or malformed {header}")
+        if not any_secret_matches(spec.secrets, body, [decode(raw[len(prefix):], encoding)]):
+            raise SignatureInvalid(f"{header} did not match")
+
+    return verify
+
+
+def timestamp_and_v1(header: str) -> Verifier:
+    """A verifier for `<header>: t=<unix>,v1=<hex>[,v1=<hex>…]` signing `<t>.<body>` (Stripe's layout)."""
+
+    def verify(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:
+        stamp, signatures = None, []
+        for item in headers.get(header, "").split(","):
+            key, _, value = item.strip().partition("=")
+            if key == "t":
+                stamp = value
+            elif key == "v1":
+                signatures.append(decode(value, "hex"))
+        if stamp is None or not signatures:
+            raise SignatureInvalid(f"missing or malformed {header}")
+        check_timestamp(stamp, now, window)
+        if not any_secret_matches(spec.secrets, stamp.encode() + b"." + body, signatures):
+            raise SignatureInvalid(f"{header} did not match")
+
+    return verify
+
+
+def configured(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:
+    """The generic `hmac-sha256` scheme: header, encoding, prefix and optional timestamp header from config."""
+    assert spec.header is not None  # enforced by the config checks
+    raw = headers.get(spec.header, "")
+    if not raw.startswith(spec.prefix) or len(raw) == len(spec.prefix):
+        raise SignatureInvalid(f"missing or malformed {spec.header}")
+    message = body
+    if spec.timestamp_header:
+        stamp = headers.get(spec.timestamp_header)
+        check_timestamp(stamp, now, window)
+        message = f"{stamp}.".encode() + body
+    if not any_secret_matches(spec.secrets, message, [decode(raw[len(spec.prefix):], spec.encoding)]):
+        raise SignatureInvalid(f"{spec.header} did not match")
+
+
+github = body_signature("X-Hub-Signature-256", "hex", prefix="sha256=")
+shopify = body_signature("X-Shopify-Hmac-Sha256", "base64")
+stripe = timestamp_and_v1("Stripe-Signature")
