@@ -62,6 +62,12 @@ def test_standard_webhooks_secret_must_be_whsec() -> None:
     ]
 
 
+def test_password_on_a_scheme_that_does_not_read_it_is_a_problem_not_a_crash() -> None:
+    assert problems("sources: {a: {verify: {scheme: bearer, secret: t, password: p}}}") == [
+        "sources.yaml: a: verify.password: bearer takes secret, not password (password is for basic)"
+    ]
+
+
 def test_secrets_list_for_rotation() -> None:
     sources = load("sources: {gh: {verify: {scheme: github, secrets: ['${SECRET}', old]}}}")
     assert sources["gh"].verify.secrets == ("s3", "old")

@@ -69,7 +69,11 @@ class Scheme:
 
     def config_problems(self, data: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Every problem with `data` (a loaded `verify:` mapping) for this scheme, as (field, problem)."""
-        return [problem for check in self.checks for problem in check(self.name, data)]
+        problems = [problem for check in self.checks for problem in check(self.name, data)]
+        if "password" in data and "password" not in self.secret_keys:
+            # Nothing would read it: the source would run without the credential its author meant to set.
+            problems.append(("password", f"{self.name} takes secret, not password (password is for basic)"))
+        return problems
 
     def secrets_from(self, data: Mapping[str, Any]) -> tuple[str, ...]:
         """The secrets this scheme verifies with, gathered from `data` in `secret_keys` order."""
