@@ -28,6 +28,7 @@ Signer = Callable[[bytes, int], dict[str, str]]
 # scheme -> (minimal verify config besides `scheme`, signer(body, ts) -> headers for that config)
 CASES: dict[str, tuple[dict[str, Any], Signer]] = {
     "standard-webhooks": ({"secret": WHSEC}, lambda b, t: signing.standard(WHSEC, b, t)),
+    "svix": ({"secret": WHSEC}, lambda b, t: signing.svix(WHSEC, b, t)),
     "github": ({"secret": "s1"}, lambda b, t: signing.github("s1", b)),
     "stripe": ({"secret": "s1"}, lambda b, t: signing.stripe("s1", b, t)),
     "shopify": ({"secret": "s1"}, lambda b, t: signing.shopify("s1", b)),

@@ -68,6 +68,14 @@ def test_password_on_a_scheme_that_does_not_read_it_is_a_problem_not_a_crash() -
     ]
 
 
+def test_svix_secret_must_be_whsec() -> None:
+    assert problems("sources: {sv: {verify: {scheme: svix, secret: plain}}}") == [
+        "sources.yaml: sv: verify.secret: svix secrets start with whsec_"
+    ]
+    assert load("sources: {sv: {verify: {scheme: svix, secret: '${WHSEC}'}}}")["sv"].event_id == \
+        Extract(header="svix-id")
+
+
 def test_secrets_list_for_rotation() -> None:
     sources = load("sources: {gh: {verify: {scheme: github, secrets: ['${SECRET}', old]}}}")
     assert sources["gh"].verify.secrets == ("s3", "old")

@@ -48,22 +48,27 @@ SCHEMES = {
     "bearer": (Verify("bearer", ("s1",)), lambda s, b, t: {"Authorization": f"Bearer {s}"}, False),
     "basic": (Verify("basic", ("s1",), username="am"), lambda s, b, t: signing.basic("am", s), False),
 }
-STANDARD = (Verify("standard-webhooks", (WHSEC,)), lambda s, b, t: signing.standard(s, b, t), True)
+# Schemes keyed by a base64 whsec_ secret rather than a plain string.
+WHSEC_SCHEMES = {
+    "standard-webhooks": (Verify("standard-webhooks", (WHSEC,)), lambda s, b, t: signing.standard(s, b, t), True),
+    "svix": (Verify("svix", (WHSEC,)), lambda s, b, t: signing.svix(s, b, t), True),
+}
 
 
 def with_secrets(spec: Verify, secrets: tuple[str, ...]) -> Verify:
     return Verify(**{**spec.__dict__, "secrets": secrets})
 
 
-ALL = {**SCHEMES, "standard-webhooks": STANDARD}
+ALL = {**SCHEMES, **WHSEC_SCHEMES}
+SIGNS_BODY = [n for n in ALL if n not in ("bearer", "basic")]
 
 
 def secret_of(name: str) -> str:
-    return WHSEC if name == "standard-webhooks" else "s1"
+    return WHSEC if name in WHSEC_SCHEMES else "s1"
 
 
 def other_secret(name: str) -> str:
-    return WHSEC_OLD if name == "standard-webhooks" else "wrong"
+    return WHSEC_OLD if name in WHSEC_SCHEMES else "wrong"
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -78,10 +83,17 @@ def test_wrong_secret_is_refused(name: str) -> None:
     rejects(spec, sign(other_secret(name), BODY, NOW))
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ("bearer", "basic")])
+@pytest.mark.parametrize("name", SIGNS_BODY)
 def test_tampered_body_is_refused(name: str) -> None:
     spec, sign, _ = ALL[name]
     rejects(spec, sign(secret_of(name), BODY, NOW), body=BODY.replace(b"25.00", b"2500"))
+
+
+@pytest.mark.parametrize("name", SIGNS_BODY)
+def test_one_added_space_in_the_body_is_refused(name: str) -> None:
+    # The same JSON to a parser, different bytes to a signature: verification must be over the raw body.
+    spec, sign, _ = ALL[name]
+    rejects(spec, sign(secret_of(name), BODY, NOW), body=BODY.replace(b", ", b",  ", 1))
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if ALL[n][2]])
@@ -134,6 +146,30 @@ def test_standard_webhooks_accepts_any_of_several_signatures() -> None:
     headers = signing.standard(WHSEC, BODY, NOW)
     headers["webhook-signature"] = "v1,AAAA " + headers["webhook-signature"]
     check(spec, headers)
+
+
+def test_svix_accepts_any_of_several_space_separated_signatures() -> None:
+    spec = Verify("svix", (WHSEC,))
+    headers = signing.svix(WHSEC, BODY, NOW)
+    old = signing.svix(WHSEC_OLD, BODY, NOW)["svix-signature"]
+    headers["svix-signature"] = f"{old} v1,AAAA {headers['svix-signature']}"
+    check(spec, headers)
+    headers["svix-signature"] = f"{old} v1,AAAA"
+    rejects(spec, headers)
+
+
+def test_svix_signs_id_and_timestamp_too() -> None:
+    spec = Verify("svix", (WHSEC,))
+    headers = signing.svix(WHSEC, BODY, NOW, msg_id="msg_1")
+    rejects(spec, {**headers, "svix-id": "msg_2"})
+    rejects(spec, {**headers, "svix-timestamp": str(NOW + 1)})
+
+
+def test_svix_headers_are_not_standard_webhooks_headers() -> None:
+    # Same algorithm, different names: each scheme reads only its own headers.
+    svix_headers = signing.svix(WHSEC, BODY, NOW)
+    rejects(Verify("standard-webhooks", (WHSEC,)), svix_headers)
+    rejects(Verify("svix", (WHSEC,)), signing.standard(WHSEC, BODY, NOW))
 
 
 def test_malformed_signature_encoding_is_refused_not_crashed() -> None:

@@ -32,6 +32,12 @@ _ENTRIES = (
         defaults=Defaults(event_id=Where(header="webhook-id")),
     ),
     Scheme(
+        "svix",
+        standard.svix,
+        checks=(needs_secret, whsec_secrets),
+        defaults=Defaults(event_id=Where(header="svix-id")),
+    ),
+    Scheme(
         "github",
         hmac.github,
         checks=(needs_secret,),

@@ -50,3 +50,5 @@ def _as_datetime(ts: int) -> datetime:
 
 
 standard_webhooks = standard_family("webhook-id", "webhook-timestamp", "webhook-signature")
+# Svix is Standard Webhooks under svix-* names (its library maps svix-id/-timestamp/-signature onto webhook-*).
+svix = standard_family("svix-id", "svix-timestamp", "svix-signature")
