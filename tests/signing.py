@@ -45,3 +45,11 @@ def svix(secret: str, body: bytes, ts: int, msg_id: str = "msg_1") -> dict[str, 
     """Signed with Svix's own library (`svix.webhooks.Webhook.sign`)."""
     sig = SvixWebhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
     return {"svix-id": msg_id, "svix-timestamp": str(ts), "svix-signature": sig}
+
+
+def calendly(key: str, body: bytes, ts: int) -> dict[str, str]:
+    """Signed as Calendly's documentation says (Calendly publishes no signing library).
+
+    `Calendly-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed by the signing key>`.
+    """
+    return {"Calendly-Webhook-Signature": f"t={ts},v1={hmac_hex(key, f'{ts}.'.encode() + body)}"}

@@ -76,6 +76,14 @@ def test_svix_secret_must_be_whsec() -> None:
         Extract(header="svix-id")
 
 
+def test_calendly_defaults_to_the_event_field_and_needs_its_signing_key() -> None:
+    source = load("sources: {cal: {verify: {scheme: calendly, secret: k}}}")["cal"]
+    assert source.event_type == Extract(path="event") and source.event_id is None
+    assert problems("sources: {cal: {verify: {scheme: calendly}}}") == [
+        "sources.yaml: cal: verify.secret: calendly needs a secret"
+    ]
+
+
 def test_secrets_list_for_rotation() -> None:
     sources = load("sources: {gh: {verify: {scheme: github, secrets: ['${SECRET}', old]}}}")
     assert sources["gh"].verify.secrets == ("s3", "old")

@@ -35,6 +35,7 @@ SCHEMES = {
     "github": (Verify("github", ("s1",)), lambda s, b, t: signing.github(s, b), False),
     "shopify": (Verify("shopify", ("s1",)), lambda s, b, t: signing.shopify(s, b), False),
     "stripe": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe(s, b, t), True),
+    "calendly": (Verify("calendly", ("s1",)), lambda s, b, t: signing.calendly(s, b, t), True),
     "hmac-hex": (
         Verify("hmac-sha256", ("s1",), header="X-Signature", prefix="sha256="),
         lambda s, b, t: {"X-Signature": "sha256=" + signing.hmac_hex(s, b)},
@@ -196,3 +197,22 @@ def test_per_source_tolerance_overrides_the_default() -> None:
 def test_a_scheme_missing_from_the_registry_is_refused_not_crashed() -> None:
     # Config loading never builds one; a hand-made Verify must still fail closed with the generic 401.
     rejects(Verify("no-such-scheme", ("s1",)), signing.github("s1", BODY))
+
+
+def test_calendly_vector_computed_per_its_documentation() -> None:
+    # Calendly has no Python signing library, so this vector was computed independently of our code, per
+    # developer.calendly.com "Webhook Signatures": HMAC-SHA256 of "<t>.<raw body>" keyed by the signing key,
+    # hex, sent as t=<t>,v1=<hex>. (`openssl dgst -sha256 -hmac calendly-signing-key-0123` of that text.)
+    key = "calendly-signing-key-0123"
+    body = b'{"event":"invitee.created","payload":{"email":"ann@example.com"}}'
+    header = "t=1700000000,v1=73b631ba0bd7771b085b8b312673c1d57a6513c46b71eae61d38ce7553e2d3f7"
+    spec = Verify("calendly", (key,))
+    verify(spec, body, Headers({"Calendly-Webhook-Signature": header}), now=1_700_000_060)
+    assert signing.calendly(key, body, 1_700_000_000) == {"Calendly-Webhook-Signature": header}
+    rejects(spec, {"Calendly-Webhook-Signature": header}, body=body, now=1_700_000_000 + 301)
+    rejects(spec, {"Calendly-Webhook-Signature": header.replace("t=1700000000", "t=1700000001")},
+            body=body, now=1_700_000_000)
+
+
+def test_calendly_does_not_take_a_stripe_header() -> None:
+    rejects(Verify("calendly", ("s1",)), signing.stripe("s1", BODY, NOW))

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, and the configurable one.
+"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, calendly, and the configurable one.
 
 Each verifier recomputes the HMAC with every configured secret and compares it, in constant time, with every
 signature the request offers. Pure: no request objects; timestamps are checked against the `now` passed in.
@@ -64,3 +64,5 @@ def configured(spec: Verify, body: bytes, headers: Mapping[str, str], now: float
 github = body_signature("X-Hub-Signature-256", "hex", prefix="sha256=")
 shopify = body_signature("X-Shopify-Hmac-Sha256", "base64")
 stripe = timestamp_and_v1("Stripe-Signature")
+# developer.calendly.com "Webhook Signatures": the same t=/v1= layout over "<t>.<body>", keyed by the signing key.
+calendly = timestamp_and_v1("Calendly-Webhook-Signature")

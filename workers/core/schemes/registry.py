@@ -55,6 +55,13 @@ _ENTRIES = (
         checks=(needs_secret,),
         defaults=Defaults(event_id=Where(header="X-Shopify-Webhook-Id"), event_type=Where(header="X-Shopify-Topic")),
     ),
+    Scheme(
+        "calendly",
+        hmac.calendly,
+        checks=(needs_secret,),
+        # Calendly's body says what happened (`event: invitee.created`) but carries no delivery id.
+        defaults=Defaults(event_type=Where(path="event")),
+    ),
     Scheme("hmac-sha256", hmac.configured, checks=(needs_secret, needs_header), defaults=Defaults()),
     Scheme("bearer", tokens.bearer, checks=(needs_secret,), defaults=Defaults()),
     # Basic auth's secrets are its passwords.
