@@ -8,6 +8,7 @@ import hmac
 from datetime import UTC, datetime
 
 import standardwebhooks
+from slack_sdk.signature import SignatureVerifier
 from svix.webhooks import Webhook as SvixWebhook  # not `import svix`: svix() below would shadow it
 
 
@@ -53,3 +54,10 @@ def calendly(key: str, body: bytes, ts: int) -> dict[str, str]:
     `Calendly-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed by the signing key>`.
     """
     return {"Calendly-Webhook-Signature": f"t={ts},v1={hmac_hex(key, f'{ts}.'.encode() + body)}"}
+
+
+def slack(secret: str, body: bytes, ts: int) -> dict[str, str]:
+    """Signed with Slack's own SDK (`slack_sdk.signature.SignatureVerifier.generate_signature`)."""
+    sig = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
+    assert sig is not None
+    return {"X-Slack-Signature": sig, "X-Slack-Request-Timestamp": str(ts)}

@@ -84,6 +84,15 @@ def test_calendly_defaults_to_the_event_field_and_needs_its_signing_key() -> Non
     ]
 
 
+def test_slack_defaults_to_the_event_id_and_the_inner_event_type() -> None:
+    source = load("sources: {sl: {verify: {scheme: slack, secret: k}}}")["sl"]
+    callback = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention"}}
+    assert source.event_id is not None
+    assert source.event_id.read({}, callback) == "Ev1"
+    assert source.event_type.read({}, callback) == "app_mention"
+    assert source.event_type.read({}, {"type": "url_verification", "challenge": "c"}) == "url_verification"
+
+
 def test_secrets_list_for_rotation() -> None:
     sources = load("sources: {gh: {verify: {scheme: github, secrets: ['${SECRET}', old]}}}")
     assert sources["gh"].verify.secrets == ("s3", "old")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from slack_sdk.signature import Clock, SignatureVerifier
 from werkzeug.datastructures import Headers
 
 from tests import signing
@@ -36,6 +37,7 @@ SCHEMES = {
     "shopify": (Verify("shopify", ("s1",)), lambda s, b, t: signing.shopify(s, b), False),
     "stripe": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe(s, b, t), True),
     "calendly": (Verify("calendly", ("s1",)), lambda s, b, t: signing.calendly(s, b, t), True),
+    "slack": (Verify("slack", ("s1",)), lambda s, b, t: signing.slack(s, b, t), True),
     "hmac-hex": (
         Verify("hmac-sha256", ("s1",), header="X-Signature", prefix="sha256="),
         lambda s, b, t: {"X-Signature": "sha256=" + signing.hmac_hex(s, b)},
@@ -216,3 +218,25 @@ def test_calendly_vector_computed_per_its_documentation() -> None:
 
 def test_calendly_does_not_take_a_stripe_header() -> None:
     rejects(Verify("calendly", ("s1",)), signing.stripe("s1", BODY, NOW))
+
+
+class _FixedClock(Clock):
+    def now(self) -> float:
+        return float(NOW)
+
+
+def test_slack_sdk_agrees_with_us() -> None:
+    # What Slack's own verifier accepts we accept, and what it refuses we refuse.
+    verifier = SignatureVerifier("s1", clock=_FixedClock())
+    good = signing.slack("s1", BODY, NOW)
+    assert verifier.is_valid_request(BODY, good)
+    check(Verify("slack", ("s1",)), good)
+    bad = signing.slack("s1", BODY, NOW - 301)
+    assert not verifier.is_valid_request(BODY, bad)
+    rejects(Verify("slack", ("s1",)), bad)
+
+
+def test_slack_signs_the_timestamp() -> None:
+    headers = signing.slack("s1", BODY, NOW)
+    rejects(Verify("slack", ("s1",)), {**headers, "X-Slack-Request-Timestamp": str(NOW + 1)})
+    rejects(Verify("slack", ("s1",)), {**headers, "X-Slack-Signature": headers["X-Slack-Signature"][3:]})

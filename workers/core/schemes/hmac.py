@@ -1,4 +1,4 @@
-"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, calendly, and the configurable one.
+"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, calendly, slack, the generic one.
 
 Each verifier recomputes the HMAC with every configured secret and compares it, in constant time, with every
 signature the request offers. Pure: no request objects; timestamps are checked against the `now` passed in.
@@ -44,6 +44,19 @@ def timestamp_and_v1(header: str) -> Verifier:
             raise SignatureInvalid(f"{header} did not match")
 
     return verify
+
+
+def slack(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:
+    """Slack's v0 signing: `X-Slack-Signature: v0=<hex of "v0:<X-Slack-Request-Timestamp>:<body>">`."""
+    raw = headers.get("X-Slack-Signature", "")
+    if not raw.startswith("v0=") or len(raw) == len("v0="):
+        raise SignatureInvalid("missing or malformed X-Slack-Signature")
+    stamp = headers.get("X-Slack-Request-Timestamp")
+    check_timestamp(stamp, now, window)
+    # The timestamp is signed exactly as sent, as Slack's own SignatureVerifier does.
+    message = f"v0:{stamp}:".encode() + body
+    if not any_secret_matches(spec.secrets, message, [decode(raw[len("v0="):], "hex")]):
+        raise SignatureInvalid("X-Slack-Signature did not match")
 
 
 def configured(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:

@@ -62,6 +62,14 @@ _ENTRIES = (
         # Calendly's body says what happened (`event: invitee.created`) but carries no delivery id.
         defaults=Defaults(event_type=Where(path="event")),
     ),
+    Scheme(
+        "slack",
+        hmac.slack,
+        checks=(needs_secret,),
+        # Events API bodies: `event_id` is kept across Slack's retries; the inner event's type says what
+        # happened, and the outer `type` names the envelopes that have none (url_verification).
+        defaults=Defaults(event_id=Where(path="event_id"), event_type=Where(path="event.type || type")),
+    ),
     Scheme("hmac-sha256", hmac.configured, checks=(needs_secret, needs_header), defaults=Defaults()),
     Scheme("bearer", tokens.bearer, checks=(needs_secret,), defaults=Defaults()),
     # Basic auth's secrets are its passwords.
