@@ -61,3 +61,8 @@ def slack(secret: str, body: bytes, ts: int) -> dict[str, str]:
     sig = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
     assert sig is not None
     return {"X-Slack-Signature": sig, "X-Slack-Request-Timestamp": str(ts)}
+
+
+def calcom(secret: str, body: bytes) -> dict[str, str]:
+    """Signed as Cal.com does (it publishes no signing library): `X-Cal-Signature-256: <hex HMAC-SHA256 of body>`."""
+    return {"X-Cal-Signature-256": hmac_hex(secret, body)}

@@ -34,6 +34,7 @@ CASES: dict[str, tuple[dict[str, Any], Signer]] = {
     "shopify": ({"secret": "s1"}, lambda b, t: signing.shopify("s1", b)),
     "calendly": ({"secret": "s1"}, lambda b, t: signing.calendly("s1", b, t)),
     "slack": ({"secret": "s1"}, lambda b, t: signing.slack("s1", b, t)),
+    "calcom": ({"secret": "s1"}, lambda b, t: signing.calcom("s1", b)),
     "hmac-sha256": ({"secret": "s1", "header": "X-Sig"}, lambda b, t: {"X-Sig": signing.hmac_hex("s1", b)}),
     "bearer": ({"secret": "s1"}, lambda b, t: {"Authorization": "Bearer s1"}),
     "basic": ({"username": "am", "password": "s1"}, lambda b, t: signing.basic("am", "s1")),

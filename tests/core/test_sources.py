@@ -93,6 +93,11 @@ def test_slack_defaults_to_the_event_id_and_the_inner_event_type() -> None:
     assert source.event_type.read({}, {"type": "url_verification", "challenge": "c"}) == "url_verification"
 
 
+def test_calcom_defaults_to_the_trigger_event() -> None:
+    source = load("sources: {cal: {verify: {scheme: calcom, secret: k}}}")["cal"]
+    assert source.event_type == Extract(path="triggerEvent") and source.event_id is None
+
+
 def test_secrets_list_for_rotation() -> None:
     sources = load("sources: {gh: {verify: {scheme: github, secrets: ['${SECRET}', old]}}}")
     assert sources["gh"].verify.secrets == ("s3", "old")

@@ -38,6 +38,7 @@ SCHEMES = {
     "stripe": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe(s, b, t), True),
     "calendly": (Verify("calendly", ("s1",)), lambda s, b, t: signing.calendly(s, b, t), True),
     "slack": (Verify("slack", ("s1",)), lambda s, b, t: signing.slack(s, b, t), True),
+    "calcom": (Verify("calcom", ("s1",)), lambda s, b, t: signing.calcom(s, b), False),
     "hmac-hex": (
         Verify("hmac-sha256", ("s1",), header="X-Signature", prefix="sha256="),
         lambda s, b, t: {"X-Signature": "sha256=" + signing.hmac_hex(s, b)},
@@ -240,3 +241,20 @@ def test_slack_signs_the_timestamp() -> None:
     headers = signing.slack("s1", BODY, NOW)
     rejects(Verify("slack", ("s1",)), {**headers, "X-Slack-Request-Timestamp": str(NOW + 1)})
     rejects(Verify("slack", ("s1",)), {**headers, "X-Slack-Signature": headers["X-Slack-Signature"][3:]})
+
+
+def test_calcom_vector_computed_per_its_documentation() -> None:
+    # Cal.com has no Python signing library, so this vector was computed independently of our code, per
+    # Cal.com's webhook docs and its sender (calcom/cal.com packages/features/webhooks/lib/sendPayload.ts):
+    # X-Cal-Signature-256 is the hex HMAC-SHA256 of the raw body keyed by the webhook secret.
+    # (`openssl dgst -sha256 -hmac cal-webhook-secret` of the body.)
+    body = b'{"triggerEvent":"BOOKING_CREATED","createdAt":"2026-01-05T09:00:00.000Z","payload":{"uid":"bk_1"}}'
+    header = {"X-Cal-Signature-256": "fcbab19ba785c313f927572208ce66241a24966c39b9ff4f5d84bc71432d1e32"}
+    check(Verify("calcom", ("cal-webhook-secret",)), header, body=body)
+    assert signing.calcom("cal-webhook-secret", body) == header
+    rejects(Verify("calcom", ("cal-webhook-secret",)), header, body=body.replace(b"bk_1", b"bk_2"))
+
+
+def test_calcom_unsigned_delivery_is_refused() -> None:
+    # A Cal.com webhook saved without a secret sends this placeholder instead of a signature.
+    rejects(Verify("calcom", ("s1",)), {"X-Cal-Signature-256": "no-secret-provided"})

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, calendly, slack, the generic one.
+"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, calendly, slack, calcom, generic.
 
 Each verifier recomputes the HMAC with every configured secret and compares it, in constant time, with every
 signature the request offers. Pure: no request objects; timestamps are checked against the `now` passed in.
@@ -76,6 +76,8 @@ def configured(spec: Verify, body: bytes, headers: Mapping[str, str], now: float
 
 github = body_signature("X-Hub-Signature-256", "hex", prefix="sha256=")
 shopify = body_signature("X-Shopify-Hmac-Sha256", "base64")
+# Cal.com's sender (packages/features/webhooks/lib/sendPayload.ts): hex HMAC of the body, no prefix, no timestamp.
+calcom = body_signature("X-Cal-Signature-256", "hex")
 stripe = timestamp_and_v1("Stripe-Signature")
 # developer.calendly.com "Webhook Signatures": the same t=/v1= layout over "<t>.<body>", keyed by the signing key.
 calendly = timestamp_and_v1("Calendly-Webhook-Signature")

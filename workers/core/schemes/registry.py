@@ -70,6 +70,13 @@ _ENTRIES = (
         # happened, and the outer `type` names the envelopes that have none (url_verification).
         defaults=Defaults(event_id=Where(path="event_id"), event_type=Where(path="event.type || type")),
     ),
+    Scheme(
+        "calcom",
+        hmac.calcom,
+        checks=(needs_secret,),
+        # Cal.com bodies name their trigger (`triggerEvent: BOOKING_CREATED`); there is no delivery id.
+        defaults=Defaults(event_type=Where(path="triggerEvent")),
+    ),
     Scheme("hmac-sha256", hmac.configured, checks=(needs_secret, needs_header), defaults=Defaults()),
     Scheme("bearer", tokens.bearer, checks=(needs_secret,), defaults=Defaults()),
     # Basic auth's secrets are its passwords.
