@@ -66,3 +66,8 @@ def slack(secret: str, body: bytes, ts: int) -> dict[str, str]:
 def calcom(secret: str, body: bytes) -> dict[str, str]:
     """Signed as Cal.com does (it publishes no signing library): `X-Cal-Signature-256: <hex HMAC-SHA256 of body>`."""
     return {"X-Cal-Signature-256": hmac_hex(secret, body)}
+
+
+def pagerduty(secrets: list[str], body: bytes) -> dict[str, str]:
+    """Signed as PagerDuty v3 webhooks are: one `v1=<hex HMAC-SHA256 of body>` per signing secret, comma-joined."""
+    return {"X-PagerDuty-Signature": ",".join(f"v1={hmac_hex(secret, body)}" for secret in secrets)}

@@ -49,6 +49,12 @@ SCHEMES = {
         lambda s, b, t: {"X-Sig": signing.hmac_b64(s, f"{t}.".encode() + b), "X-Ts": str(t)},
         True,
     ),
+    "hmac-pagerduty-rotating": (
+        # PagerDuty mid-rotation: a signature with the retired key and one with the current key.
+        Verify("hmac-sha256", ("s1",), header="X-PagerDuty-Signature", prefix="v1="),
+        lambda s, b, t: signing.pagerduty(["retired-key", s], b),
+        False,
+    ),
     "bearer": (Verify("bearer", ("s1",)), lambda s, b, t: {"Authorization": f"Bearer {s}"}, False),
     "basic": (Verify("basic", ("s1",), username="am"), lambda s, b, t: signing.basic("am", s), False),
 }
@@ -258,3 +264,31 @@ def test_calcom_vector_computed_per_its_documentation() -> None:
 def test_calcom_unsigned_delivery_is_refused() -> None:
     # A Cal.com webhook saved without a secret sends this placeholder instead of a signature.
     rejects(Verify("calcom", ("s1",)), {"X-Cal-Signature-256": "no-secret-provided"})
+
+
+PAGERDUTY = Verify("hmac-sha256", ("new-key",), header="X-PagerDuty-Signature", prefix="v1=")
+
+
+def test_pagerduty_style_rotation_accepts_either_signature() -> None:
+    # PagerDuty's "Verifying Signatures" (PagerDuty/developer-docs, docs/webhooks/04-Signatures.md): during
+    # rotation the header holds v1=<sig with one key>,v1=<sig with the other>; at least one matching is enough.
+    both = signing.pagerduty(["old-key", "new-key"], BODY)
+    assert both["X-PagerDuty-Signature"].count("v1=") == 2
+    check(PAGERDUTY, both)
+    check(PAGERDUTY, signing.pagerduty(["new-key", "old-key"], BODY))
+    check(with_secrets(PAGERDUTY, ("old-key",)), both)
+    rejects(PAGERDUTY, signing.pagerduty(["old-key", "other-key"], BODY))
+
+
+def test_pagerduty_style_skips_other_versions_and_refuses_when_none_is_v1() -> None:
+    good = signing.pagerduty(["new-key"], BODY)["X-PagerDuty-Signature"]
+    check(PAGERDUTY, {"X-PagerDuty-Signature": f"v2={'ab' * 32}, {good}"})
+    rejects(PAGERDUTY, {"X-PagerDuty-Signature": good.replace("v1=", "v2=")})
+    rejects(PAGERDUTY, {"X-PagerDuty-Signature": "v1=,v1="})
+    rejects(PAGERDUTY, {"X-PagerDuty-Signature": f"v1=zz,{good}"})  # an undecodable signature is refused
+
+
+def test_several_signatures_without_a_prefix() -> None:
+    spec = Verify("hmac-sha256", ("s1",), header="X-Sig", encoding="base64")
+    check(spec, {"X-Sig": f"{signing.hmac_b64('old', BODY)},{signing.hmac_b64('s1', BODY)}"})
+    rejects(spec, {"X-Sig": f"{signing.hmac_b64('old', BODY)},{signing.hmac_b64('older', BODY)}"})

@@ -60,18 +60,29 @@ def slack(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, win
 
 
 def configured(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:
-    """The generic `hmac-sha256` scheme: header, encoding, prefix and optional timestamp header from config."""
+    """The generic `hmac-sha256` scheme: header, encoding, prefix and optional timestamp header from config.
+
+    The header may hold several comma-separated `<prefix><signature>` items, any one matching being enough:
+    PagerDuty sends `v1=<old>,v1=<new>` while a key is rotated.
+    """
     assert spec.header is not None  # enforced by the config checks
-    raw = headers.get(spec.header, "")
-    if not raw.startswith(spec.prefix) or len(raw) == len(spec.prefix):
+    offered = _prefixed(headers.get(spec.header, ""), spec.prefix)
+    if not offered:
         raise SignatureInvalid(f"missing or malformed {spec.header}")
     message = body
     if spec.timestamp_header:
         stamp = headers.get(spec.timestamp_header)
         check_timestamp(stamp, now, window)
         message = f"{stamp}.".encode() + body
-    if not any_secret_matches(spec.secrets, message, [decode(raw[len(spec.prefix):], spec.encoding)]):
+    if not any_secret_matches(spec.secrets, message, [decode(value, spec.encoding) for value in offered]):
         raise SignatureInvalid(f"{spec.header} did not match")
+
+
+def _prefixed(raw: str, prefix: str) -> list[str]:
+    # Hex and base64 never contain a comma, so splitting on it cannot cut a signature in two. Items with
+    # another prefix (a future `v2=`) are skipped, as PagerDuty's documentation says to.
+    items = (item.strip() for item in raw.split(","))
+    return [item[len(prefix):] for item in items if item.startswith(prefix) and len(item) > len(prefix)]
 
 
 github = body_signature("X-Hub-Signature-256", "hex", prefix="sha256=")
