@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import standardwebhooks
 from slack_sdk.signature import SignatureVerifier
+from stripe import WebhookSignature as StripeSignature  # not `import stripe`: stripe() below would shadow it
 from svix.webhooks import Webhook as SvixWebhook  # not `import svix`: svix() below would shadow it
 
 
@@ -30,6 +31,11 @@ def github(secret: str, body: bytes) -> dict[str, str]:
 
 def stripe(secret: str, body: bytes, ts: int) -> dict[str, str]:
     return {"Stripe-Signature": f"t={ts},v1={hmac_hex(secret, str(ts).encode() + b'.' + body)}"}
+
+
+def stripe_sdk(secret: str, body: bytes, ts: int) -> dict[str, str]:
+    """Signed with Stripe's own library (`stripe.WebhookSignature.generate_signature_header`)."""
+    return {"Stripe-Signature": StripeSignature.generate_signature_header(body.decode(), secret, timestamp=ts)}
 
 
 def standard(secret: str, body: bytes, ts: int, msg_id: str = "msg_1") -> dict[str, str]:

@@ -30,7 +30,7 @@ CASES: dict[str, tuple[dict[str, Any], Signer]] = {
     "standard-webhooks": ({"secret": WHSEC}, lambda b, t: signing.standard(WHSEC, b, t)),
     "svix": ({"secret": WHSEC}, lambda b, t: signing.svix(WHSEC, b, t)),
     "github": ({"secret": "s1"}, lambda b, t: signing.github("s1", b)),
-    "stripe": ({"secret": "s1"}, lambda b, t: signing.stripe("s1", b, t)),
+    "stripe": ({"secret": "s1"}, lambda b, t: signing.stripe_sdk("s1", b, t)),
     "shopify": ({"secret": "s1"}, lambda b, t: signing.shopify("s1", b)),
     "calendly": ({"secret": "s1"}, lambda b, t: signing.calendly("s1", b, t)),
     "slack": ({"secret": "s1"}, lambda b, t: signing.slack("s1", b, t)),

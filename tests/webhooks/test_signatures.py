@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+import stripe
 from slack_sdk.signature import Clock, SignatureVerifier
 from werkzeug.datastructures import Headers
 
@@ -36,6 +37,7 @@ SCHEMES = {
     "github": (Verify("github", ("s1",)), lambda s, b, t: signing.github(s, b), False),
     "shopify": (Verify("shopify", ("s1",)), lambda s, b, t: signing.shopify(s, b), False),
     "stripe": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe(s, b, t), True),
+    "stripe-sdk": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe_sdk(s, b, t), True),
     "calendly": (Verify("calendly", ("s1",)), lambda s, b, t: signing.calendly(s, b, t), True),
     "slack": (Verify("slack", ("s1",)), lambda s, b, t: signing.slack(s, b, t), True),
     "calcom": (Verify("calcom", ("s1",)), lambda s, b, t: signing.calcom(s, b), False),
@@ -292,3 +294,30 @@ def test_several_signatures_without_a_prefix() -> None:
     spec = Verify("hmac-sha256", ("s1",), header="X-Sig", encoding="base64")
     check(spec, {"X-Sig": f"{signing.hmac_b64('old', BODY)},{signing.hmac_b64('s1', BODY)}"})
     rejects(spec, {"X-Sig": f"{signing.hmac_b64('old', BODY)},{signing.hmac_b64('older', BODY)}"})
+
+
+def test_stripe_library_agrees_with_us() -> None:
+    # Stripe's verify_header checks the signature (tolerance=None: the replay window is ours, against NOW).
+    spec = Verify("stripe", ("whsec_stripe",))
+    for headers in (signing.stripe_sdk("whsec_stripe", BODY, NOW), signing.stripe("whsec_stripe", BODY, NOW)):
+        assert stripe.WebhookSignature.verify_header(BODY, headers["Stripe-Signature"], "whsec_stripe", None)
+        check(spec, headers)
+    wrong = signing.stripe_sdk("whsec_other", BODY, NOW)["Stripe-Signature"]
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.WebhookSignature.verify_header(BODY, wrong, "whsec_stripe", None)
+    rejects(spec, {"Stripe-Signature": wrong})
+
+
+def test_stripe_event_built_by_the_library_from_a_request_we_accept() -> None:
+    body = b'{"id": "evt_1", "object": "event", "type": "invoice.paid", "data": {"object": {}}}'
+    headers = signing.stripe_sdk("whsec_stripe", body, NOW)
+    check(Verify("stripe", ("whsec_stripe",)), headers, body=body)
+    # tolerance=0 turns off the library's real-clock check; the replay window is ours, tested against NOW.
+    event = stripe.Webhook.construct_event(body, headers["Stripe-Signature"], "whsec_stripe", tolerance=0)
+    assert (event.id, event.type) == ("evt_1", "invoice.paid")  # what the stripe scheme's defaults read
+
+
+def test_stripe_items_of_other_schemes_are_ignored() -> None:
+    # Stripe's library reads only its EXPECTED_SCHEME (v1) items from the header; so do we.
+    headers = signing.stripe_sdk("s1", BODY, NOW)
+    check(Verify("stripe", ("s1",)), {"Stripe-Signature": headers["Stripe-Signature"] + f",v0={'0' * 64}"})
