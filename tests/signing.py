@@ -8,6 +8,9 @@ import hmac
 from datetime import UTC, datetime
 
 import standardwebhooks
+from slack_sdk.signature import SignatureVerifier
+from stripe import WebhookSignature as StripeSignature  # not `import stripe`: stripe() below would shadow it
+from svix.webhooks import Webhook as SvixWebhook  # not `import svix`: svix() below would shadow it
 
 
 def hmac_hex(secret: str, message: bytes) -> str:
@@ -30,6 +33,11 @@ def stripe(secret: str, body: bytes, ts: int) -> dict[str, str]:
     return {"Stripe-Signature": f"t={ts},v1={hmac_hex(secret, str(ts).encode() + b'.' + body)}"}
 
 
+def stripe_sdk(secret: str, body: bytes, ts: int) -> dict[str, str]:
+    """Signed with Stripe's own library (`stripe.WebhookSignature.generate_signature_header`)."""
+    return {"Stripe-Signature": StripeSignature.generate_signature_header(body.decode(), secret, timestamp=ts)}
+
+
 def standard(secret: str, body: bytes, ts: int, msg_id: str = "msg_1") -> dict[str, str]:
     """Signed with the standardwebhooks library itself."""
     sig = standardwebhooks.Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
@@ -38,3 +46,34 @@ def standard(secret: str, body: bytes, ts: int, msg_id: str = "msg_1") -> dict[s
 
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def svix(secret: str, body: bytes, ts: int, msg_id: str = "msg_1") -> dict[str, str]:
+    """Signed with Svix's own library (`svix.webhooks.Webhook.sign`)."""
+    sig = SvixWebhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
+    return {"svix-id": msg_id, "svix-timestamp": str(ts), "svix-signature": sig}
+
+
+def calendly(key: str, body: bytes, ts: int) -> dict[str, str]:
+    """Signed as Calendly's documentation says (Calendly publishes no signing library).
+
+    `Calendly-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed by the signing key>`.
+    """
+    return {"Calendly-Webhook-Signature": f"t={ts},v1={hmac_hex(key, f'{ts}.'.encode() + body)}"}
+
+
+def slack(secret: str, body: bytes, ts: int) -> dict[str, str]:
+    """Signed with Slack's own SDK (`slack_sdk.signature.SignatureVerifier.generate_signature`)."""
+    sig = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
+    assert sig is not None
+    return {"X-Slack-Signature": sig, "X-Slack-Request-Timestamp": str(ts)}
+
+
+def calcom(secret: str, body: bytes) -> dict[str, str]:
+    """Signed as Cal.com does (it publishes no signing library): `X-Cal-Signature-256: <hex HMAC-SHA256 of body>`."""
+    return {"X-Cal-Signature-256": hmac_hex(secret, body)}
+
+
+def pagerduty(secrets: list[str], body: bytes) -> dict[str, str]:
+    """Signed as PagerDuty v3 webhooks are: one `v1=<hex HMAC-SHA256 of body>` per signing secret, comma-joined."""
+    return {"X-PagerDuty-Signature": ",".join(f"v1={hmac_hex(secret, body)}" for secret in secrets)}

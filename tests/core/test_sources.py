@@ -62,6 +62,42 @@ def test_standard_webhooks_secret_must_be_whsec() -> None:
     ]
 
 
+def test_password_on_a_scheme_that_does_not_read_it_is_a_problem_not_a_crash() -> None:
+    assert problems("sources: {a: {verify: {scheme: bearer, secret: t, password: p}}}") == [
+        "sources.yaml: a: verify.password: bearer takes secret, not password (password is for basic)"
+    ]
+
+
+def test_svix_secret_must_be_whsec() -> None:
+    assert problems("sources: {sv: {verify: {scheme: svix, secret: plain}}}") == [
+        "sources.yaml: sv: verify.secret: svix secrets start with whsec_"
+    ]
+    assert load("sources: {sv: {verify: {scheme: svix, secret: '${WHSEC}'}}}")["sv"].event_id == \
+        Extract(header="svix-id")
+
+
+def test_calendly_defaults_to_the_event_field_and_needs_its_signing_key() -> None:
+    source = load("sources: {cal: {verify: {scheme: calendly, secret: k}}}")["cal"]
+    assert source.event_type == Extract(path="event") and source.event_id is None
+    assert problems("sources: {cal: {verify: {scheme: calendly}}}") == [
+        "sources.yaml: cal: verify.secret: calendly needs a secret"
+    ]
+
+
+def test_slack_defaults_to_the_event_id_and_the_inner_event_type() -> None:
+    source = load("sources: {sl: {verify: {scheme: slack, secret: k}}}")["sl"]
+    callback = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention"}}
+    assert source.event_id is not None
+    assert source.event_id.read({}, callback) == "Ev1"
+    assert source.event_type.read({}, callback) == "app_mention"
+    assert source.event_type.read({}, {"type": "url_verification", "challenge": "c"}) == "url_verification"
+
+
+def test_calcom_defaults_to_the_trigger_event() -> None:
+    source = load("sources: {cal: {verify: {scheme: calcom, secret: k}}}")["cal"]
+    assert source.event_type == Extract(path="triggerEvent") and source.event_id is None
+
+
 def test_secrets_list_for_rotation() -> None:
     sources = load("sources: {gh: {verify: {scheme: github, secrets: ['${SECRET}', old]}}}")
     assert sources["gh"].verify.secrets == ("s3", "old")

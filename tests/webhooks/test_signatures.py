@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+import stripe
+from slack_sdk.signature import Clock, SignatureVerifier
 from werkzeug.datastructures import Headers
 
 from tests import signing
@@ -35,6 +37,10 @@ SCHEMES = {
     "github": (Verify("github", ("s1",)), lambda s, b, t: signing.github(s, b), False),
     "shopify": (Verify("shopify", ("s1",)), lambda s, b, t: signing.shopify(s, b), False),
     "stripe": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe(s, b, t), True),
+    "stripe-sdk": (Verify("stripe", ("s1",)), lambda s, b, t: signing.stripe_sdk(s, b, t), True),
+    "calendly": (Verify("calendly", ("s1",)), lambda s, b, t: signing.calendly(s, b, t), True),
+    "slack": (Verify("slack", ("s1",)), lambda s, b, t: signing.slack(s, b, t), True),
+    "calcom": (Verify("calcom", ("s1",)), lambda s, b, t: signing.calcom(s, b), False),
     "hmac-hex": (
         Verify("hmac-sha256", ("s1",), header="X-Signature", prefix="sha256="),
         lambda s, b, t: {"X-Signature": "sha256=" + signing.hmac_hex(s, b)},
@@ -45,25 +51,36 @@ SCHEMES = {
         lambda s, b, t: {"X-Sig": signing.hmac_b64(s, f"{t}.".encode() + b), "X-Ts": str(t)},
         True,
     ),
+    "hmac-pagerduty-rotating": (
+        # PagerDuty mid-rotation: a signature with the retired key and one with the current key.
+        Verify("hmac-sha256", ("s1",), header="X-PagerDuty-Signature", prefix="v1="),
+        lambda s, b, t: signing.pagerduty(["retired-key", s], b),
+        False,
+    ),
     "bearer": (Verify("bearer", ("s1",)), lambda s, b, t: {"Authorization": f"Bearer {s}"}, False),
     "basic": (Verify("basic", ("s1",), username="am"), lambda s, b, t: signing.basic("am", s), False),
 }
-STANDARD = (Verify("standard-webhooks", (WHSEC,)), lambda s, b, t: signing.standard(s, b, t), True)
+# Schemes keyed by a base64 whsec_ secret rather than a plain string.
+WHSEC_SCHEMES = {
+    "standard-webhooks": (Verify("standard-webhooks", (WHSEC,)), lambda s, b, t: signing.standard(s, b, t), True),
+    "svix": (Verify("svix", (WHSEC,)), lambda s, b, t: signing.svix(s, b, t), True),
+}
 
 
 def with_secrets(spec: Verify, secrets: tuple[str, ...]) -> Verify:
     return Verify(**{**spec.__dict__, "secrets": secrets})
 
 
-ALL = {**SCHEMES, "standard-webhooks": STANDARD}
+ALL = {**SCHEMES, **WHSEC_SCHEMES}
+SIGNS_BODY = [n for n in ALL if n not in ("bearer", "basic")]
 
 
 def secret_of(name: str) -> str:
-    return WHSEC if name == "standard-webhooks" else "s1"
+    return WHSEC if name in WHSEC_SCHEMES else "s1"
 
 
 def other_secret(name: str) -> str:
-    return WHSEC_OLD if name == "standard-webhooks" else "wrong"
+    return WHSEC_OLD if name in WHSEC_SCHEMES else "wrong"
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -78,10 +95,17 @@ def test_wrong_secret_is_refused(name: str) -> None:
     rejects(spec, sign(other_secret(name), BODY, NOW))
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ("bearer", "basic")])
+@pytest.mark.parametrize("name", SIGNS_BODY)
 def test_tampered_body_is_refused(name: str) -> None:
     spec, sign, _ = ALL[name]
     rejects(spec, sign(secret_of(name), BODY, NOW), body=BODY.replace(b"25.00", b"2500"))
+
+
+@pytest.mark.parametrize("name", SIGNS_BODY)
+def test_one_added_space_in_the_body_is_refused(name: str) -> None:
+    # The same JSON to a parser, different bytes to a signature: verification must be over the raw body.
+    spec, sign, _ = ALL[name]
+    rejects(spec, sign(secret_of(name), BODY, NOW), body=BODY.replace(b", ", b",  ", 1))
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if ALL[n][2]])
@@ -136,6 +160,30 @@ def test_standard_webhooks_accepts_any_of_several_signatures() -> None:
     check(spec, headers)
 
 
+def test_svix_accepts_any_of_several_space_separated_signatures() -> None:
+    spec = Verify("svix", (WHSEC,))
+    headers = signing.svix(WHSEC, BODY, NOW)
+    old = signing.svix(WHSEC_OLD, BODY, NOW)["svix-signature"]
+    headers["svix-signature"] = f"{old} v1,AAAA {headers['svix-signature']}"
+    check(spec, headers)
+    headers["svix-signature"] = f"{old} v1,AAAA"
+    rejects(spec, headers)
+
+
+def test_svix_signs_id_and_timestamp_too() -> None:
+    spec = Verify("svix", (WHSEC,))
+    headers = signing.svix(WHSEC, BODY, NOW, msg_id="msg_1")
+    rejects(spec, {**headers, "svix-id": "msg_2"})
+    rejects(spec, {**headers, "svix-timestamp": str(NOW + 1)})
+
+
+def test_svix_headers_are_not_standard_webhooks_headers() -> None:
+    # Same algorithm, different names: each scheme reads only its own headers.
+    svix_headers = signing.svix(WHSEC, BODY, NOW)
+    rejects(Verify("standard-webhooks", (WHSEC,)), svix_headers)
+    rejects(Verify("svix", (WHSEC,)), signing.standard(WHSEC, BODY, NOW))
+
+
 def test_malformed_signature_encoding_is_refused_not_crashed() -> None:
     rejects(Verify("shopify", ("s1",)), {"X-Shopify-Hmac-Sha256": "not base64!!"})
     rejects(Verify("github", ("s1",)), {"X-Hub-Signature-256": "sha256=zz"})
@@ -155,3 +203,121 @@ def test_per_source_tolerance_overrides_the_default() -> None:
     spec = Verify("stripe", ("s1",), tolerance=10)
     rejects(spec, signing.stripe("s1", BODY, NOW - 11))
     check(spec, signing.stripe("s1", BODY, NOW - 9))
+
+
+def test_a_scheme_missing_from_the_registry_is_refused_not_crashed() -> None:
+    # Config loading never builds one; a hand-made Verify must still fail closed with the generic 401.
+    rejects(Verify("no-such-scheme", ("s1",)), signing.github("s1", BODY))
+
+
+def test_calendly_vector_computed_per_its_documentation() -> None:
+    # Calendly has no Python signing library, so this vector was computed independently of our code, per
+    # developer.calendly.com "Webhook Signatures": HMAC-SHA256 of "<t>.<raw body>" keyed by the signing key,
+    # hex, sent as t=<t>,v1=<hex>. (`openssl dgst -sha256 -hmac calendly-signing-key-0123` of that text.)
+    key = "calendly-signing-key-0123"
+    body = b'{"event":"invitee.created","payload":{"email":"ann@example.com"}}'
+    header = "t=1700000000,v1=73b631ba0bd7771b085b8b312673c1d57a6513c46b71eae61d38ce7553e2d3f7"
+    spec = Verify("calendly", (key,))
+    verify(spec, body, Headers({"Calendly-Webhook-Signature": header}), now=1_700_000_060)
+    assert signing.calendly(key, body, 1_700_000_000) == {"Calendly-Webhook-Signature": header}
+    rejects(spec, {"Calendly-Webhook-Signature": header}, body=body, now=1_700_000_000 + 301)
+    rejects(spec, {"Calendly-Webhook-Signature": header.replace("t=1700000000", "t=1700000001")},
+            body=body, now=1_700_000_000)
+
+
+def test_calendly_does_not_take_a_stripe_header() -> None:
+    rejects(Verify("calendly", ("s1",)), signing.stripe("s1", BODY, NOW))
+
+
+class _FixedClock(Clock):
+    def now(self) -> float:
+        return float(NOW)
+
+
+def test_slack_sdk_agrees_with_us() -> None:
+    # What Slack's own verifier accepts we accept, and what it refuses we refuse.
+    verifier = SignatureVerifier("s1", clock=_FixedClock())
+    good = signing.slack("s1", BODY, NOW)
+    assert verifier.is_valid_request(BODY, good)
+    check(Verify("slack", ("s1",)), good)
+    bad = signing.slack("s1", BODY, NOW - 301)
+    assert not verifier.is_valid_request(BODY, bad)
+    rejects(Verify("slack", ("s1",)), bad)
+
+
+def test_slack_signs_the_timestamp() -> None:
+    headers = signing.slack("s1", BODY, NOW)
+    rejects(Verify("slack", ("s1",)), {**headers, "X-Slack-Request-Timestamp": str(NOW + 1)})
+    rejects(Verify("slack", ("s1",)), {**headers, "X-Slack-Signature": headers["X-Slack-Signature"][3:]})
+
+
+def test_calcom_vector_computed_per_its_documentation() -> None:
+    # Cal.com has no Python signing library, so this vector was computed independently of our code, per
+    # Cal.com's webhook docs and its sender (calcom/cal.com packages/features/webhooks/lib/sendPayload.ts):
+    # X-Cal-Signature-256 is the hex HMAC-SHA256 of the raw body keyed by the webhook secret.
+    # (`openssl dgst -sha256 -hmac cal-webhook-secret` of the body.)
+    body = b'{"triggerEvent":"BOOKING_CREATED","createdAt":"2026-01-05T09:00:00.000Z","payload":{"uid":"bk_1"}}'
+    header = {"X-Cal-Signature-256": "fcbab19ba785c313f927572208ce66241a24966c39b9ff4f5d84bc71432d1e32"}
+    check(Verify("calcom", ("cal-webhook-secret",)), header, body=body)
+    assert signing.calcom("cal-webhook-secret", body) == header
+    rejects(Verify("calcom", ("cal-webhook-secret",)), header, body=body.replace(b"bk_1", b"bk_2"))
+
+
+def test_calcom_unsigned_delivery_is_refused() -> None:
+    # A Cal.com webhook saved without a secret sends this placeholder instead of a signature.
+    rejects(Verify("calcom", ("s1",)), {"X-Cal-Signature-256": "no-secret-provided"})
+
+
+PAGERDUTY = Verify("hmac-sha256", ("new-key",), header="X-PagerDuty-Signature", prefix="v1=")
+
+
+def test_pagerduty_style_rotation_accepts_either_signature() -> None:
+    # PagerDuty's "Verifying Signatures" (PagerDuty/developer-docs, docs/webhooks/04-Signatures.md): during
+    # rotation the header holds v1=<sig with one key>,v1=<sig with the other>; at least one matching is enough.
+    both = signing.pagerduty(["old-key", "new-key"], BODY)
+    assert both["X-PagerDuty-Signature"].count("v1=") == 2
+    check(PAGERDUTY, both)
+    check(PAGERDUTY, signing.pagerduty(["new-key", "old-key"], BODY))
+    check(with_secrets(PAGERDUTY, ("old-key",)), both)
+    rejects(PAGERDUTY, signing.pagerduty(["old-key", "other-key"], BODY))
+
+
+def test_pagerduty_style_skips_other_versions_and_refuses_when_none_is_v1() -> None:
+    good = signing.pagerduty(["new-key"], BODY)["X-PagerDuty-Signature"]
+    check(PAGERDUTY, {"X-PagerDuty-Signature": f"v2={'ab' * 32}, {good}"})
+    rejects(PAGERDUTY, {"X-PagerDuty-Signature": good.replace("v1=", "v2=")})
+    rejects(PAGERDUTY, {"X-PagerDuty-Signature": "v1=,v1="})
+    rejects(PAGERDUTY, {"X-PagerDuty-Signature": f"v1=zz,{good}"})  # an undecodable signature is refused
+
+
+def test_several_signatures_without_a_prefix() -> None:
+    spec = Verify("hmac-sha256", ("s1",), header="X-Sig", encoding="base64")
+    check(spec, {"X-Sig": f"{signing.hmac_b64('old', BODY)},{signing.hmac_b64('s1', BODY)}"})
+    rejects(spec, {"X-Sig": f"{signing.hmac_b64('old', BODY)},{signing.hmac_b64('older', BODY)}"})
+
+
+def test_stripe_library_agrees_with_us() -> None:
+    # Stripe's verify_header checks the signature (tolerance=None: the replay window is ours, against NOW).
+    spec = Verify("stripe", ("whsec_stripe",))
+    for headers in (signing.stripe_sdk("whsec_stripe", BODY, NOW), signing.stripe("whsec_stripe", BODY, NOW)):
+        assert stripe.WebhookSignature.verify_header(BODY, headers["Stripe-Signature"], "whsec_stripe", None)
+        check(spec, headers)
+    wrong = signing.stripe_sdk("whsec_other", BODY, NOW)["Stripe-Signature"]
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.WebhookSignature.verify_header(BODY, wrong, "whsec_stripe", None)
+    rejects(spec, {"Stripe-Signature": wrong})
+
+
+def test_stripe_event_built_by_the_library_from_a_request_we_accept() -> None:
+    body = b'{"id": "evt_1", "object": "event", "type": "invoice.paid", "data": {"object": {}}}'
+    headers = signing.stripe_sdk("whsec_stripe", body, NOW)
+    check(Verify("stripe", ("whsec_stripe",)), headers, body=body)
+    # tolerance=0 turns off the library's real-clock check; the replay window is ours, tested against NOW.
+    event = stripe.Webhook.construct_event(body, headers["Stripe-Signature"], "whsec_stripe", tolerance=0)
+    assert (event.id, event.type) == ("evt_1", "invoice.paid")  # what the stripe scheme's defaults read
+
+
+def test_stripe_items_of_other_schemes_are_ignored() -> None:
+    # Stripe's library reads only its EXPECTED_SCHEME (v1) items from the header; so do we.
+    headers = signing.stripe_sdk("s1", BODY, NOW)
+    check(Verify("stripe", ("s1",)), {"Stripe-Signature": headers["Stripe-Signature"] + f",v0={'0' * 64}"})

@@ -11,38 +11,20 @@ from typing import Any
 
 import jmespath
 import jsonschema
-import standardwebhooks
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from workers.core import envrefs
+from workers.core import envrefs, schemes
 from workers.core.fields import Duration, StrOrList
 from workers.core.lifecycle import REPORTED
+from workers.core.schemes import Verify, Where
+from workers.core.schemes.base import SECRET_KEYS
 from workers.errors import ConfigError, Problem
 
-SCHEMES = ("standard-webhooks", "github", "stripe", "shopify", "hmac-sha256", "bearer", "basic", "none")
+__all__ = ["SCHEMES", "Callback", "Extract", "Source", "Verify", "flatten_errors", "nearest_line", "parse_sources"]
+
+# The scheme names come from the registry, which also holds each scheme's checks and id/type defaults.
+SCHEMES = schemes.names()
 CALLBACK_STATES = (*sorted(REPORTED), "reply")
-
-# Headers each scheme conventionally uses for the event id and type, used when the source does not say.
-SCHEME_DEFAULTS: dict[str, dict[str, str]] = {
-    "standard-webhooks": {"event_id": "webhook-id"},
-    "github": {"event_id": "X-GitHub-Delivery", "event_type": "X-GitHub-Event"},
-    "shopify": {"event_id": "X-Shopify-Webhook-Id", "event_type": "X-Shopify-Topic"},
-    "stripe": {"event_id_path": "id", "event_type_path": "type"},
-}
-
-
-@dataclass(frozen=True)
-class Verify:
-    """How a source's requests are authenticated."""
-
-    scheme: str
-    secrets: tuple[str, ...] = ()
-    header: str | None = None
-    encoding: str = "hex"
-    prefix: str = ""
-    timestamp_header: str | None = None
-    username: str | None = None
-    tolerance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,33 +111,24 @@ class VerifySchema(Schema):
 
     @validates_schema
     def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
-        scheme = data.get("scheme")
         if "secret" in data and "secrets" in data:
             raise ValidationError("give secret or secrets, not both", "secrets")
-        has_secret = "secret" in data or "secrets" in data
-        if scheme == "basic":
-            if "username" not in data or "password" not in data:
-                raise ValidationError("basic needs username and password", "password")
-        elif scheme not in (None, "none") and not has_secret:
-            raise ValidationError(f"{scheme} needs a secret", "secret")
-        if scheme == "hmac-sha256" and "header" not in data:
-            raise ValidationError("hmac-sha256 needs the header that carries the signature", "header")
-        if scheme == "standard-webhooks":
-            for secret in data.get("secret", ()) + data.get("secrets", ()):
-                if not secret.startswith("whsec_"):
-                    raise ValidationError("standard-webhooks secrets start with whsec_", "secret")
-                try:
-                    standardwebhooks.Webhook(secret)
-                except (ValueError, standardwebhooks.webhooks.EmptyWebhookSecretError) as exc:
-                    raise ValidationError("not a valid whsec_ secret (base64 after the prefix)",
-                                          "secret") from exc
+        scheme = schemes.get(data.get("scheme", ""))
+        if scheme is None:  # already reported by the field's OneOf
+            return
+        problems: dict[str, list[str]] = {}
+        for field_name, problem in scheme.config_problems(data):
+            problems.setdefault(field_name, []).append(problem)
+        if problems:
+            raise ValidationError(problems)
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Verify:
-        secrets = data.pop("secret", ()) + data.pop("secrets", ())
-        if data.get("scheme") == "basic":
-            secrets = data.pop("password")
-        return Verify(secrets=secrets, **data)
+        scheme = schemes.get(data["scheme"])
+        assert scheme is not None  # the field's OneOf came first
+        secrets = scheme.secrets_from(data)
+        rest = {key: value for key, value in data.items() if key not in SECRET_KEYS}
+        return Verify(secrets=secrets, **rest)
 
 
 class ExtractSchema(Schema):
@@ -259,20 +232,10 @@ def parse_sources(data: Any, environ: Mapping[str, str], filename: str = "source
 
 def _build(name: str, body: dict[str, Any]) -> Source:
     verify: Verify = body["verify"]
-    defaults = SCHEME_DEFAULTS.get(verify.scheme, {})
-    event_type = body.get("event_type")
-    if event_type is None:
-        if "event_type" in defaults:
-            event_type = Extract(header=defaults["event_type"])
-        elif "event_type_path" in defaults:
-            event_type = Extract(path=defaults["event_type_path"])
-        else:
-            event_type = Extract(value="event")
-    event_id = body.get("event_id")
-    if event_id is None and "event_id" in defaults:
-        event_id = Extract(header=defaults["event_id"])
-    elif event_id is None and "event_id_path" in defaults:
-        event_id = Extract(path=defaults["event_id_path"])
+    scheme = schemes.get(verify.scheme)
+    assert scheme is not None  # validated by VerifySchema
+    event_type = body.get("event_type") or _extract(scheme.defaults.event_type) or Extract(value="event")
+    event_id = body.get("event_id") or _extract(scheme.defaults.event_id)
     return Source(
         name=name,
         verify=verify,
@@ -283,6 +246,12 @@ def _build(name: str, body: dict[str, Any]) -> Source:
         keep_headers=tuple(body.get("keep_headers", ())),
         callback=body.get("callback"),
     )
+
+
+def _extract(where: Where | None) -> Extract | None:
+    if where is None:
+        return None
+    return Extract(header=where.header, path=where.path)
 
 
 def flatten_errors(messages: Any, filename: str, lines: Mapping[tuple[str, ...], int],
