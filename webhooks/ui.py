@@ -60,7 +60,8 @@ def init_app(app: Flask) -> None:
 
 
 def runtime_token(app: Flask) -> str | None:
-    return app.extensions["hookline"].settings.api_token
+    token: str | None = app.extensions["hookline"].settings.api_token
+    return token
 
 
 def _page(title: str, body_template: str, status: int = 200, **context: Any) -> ResponseReturnValue:

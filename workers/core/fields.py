@@ -12,7 +12,7 @@ from marshmallow import ValidationError, fields
 from workers.core.durations import parse_duration
 
 
-class Duration(fields.Field):
+class Duration(fields.Field[float]):
     """A duration ("10m", "-24h", 90) as seconds; `positive` refuses zero and negatives."""
 
     def __init__(self, *, positive: bool = False, **kwargs: Any) -> None:
@@ -29,7 +29,7 @@ class Duration(fields.Field):
         return seconds
 
 
-class StrOrList(fields.Field):
+class StrOrList(fields.Field[tuple[str, ...]]):
     """One non-empty string or a non-empty list of them, as a tuple."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, ...]:

@@ -119,7 +119,7 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
 
 def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], now: float, zone: str,
                 region: str) -> list[Planned]:
-    base = {"event_id": event.id, "source": event.source, "rule": rule.name, "channel": send.channel,
+    base: dict[str, Any] = {"event_id": event.id, "source": event.source, "rule": rule.name, "channel": send.channel,
             "policy": rule.policy, "critical": rule.critical, "replace": rule.replace, "created_at": now}
     try:
         recipients = _recipients(send, context)

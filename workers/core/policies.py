@@ -80,7 +80,7 @@ class Policy:
 DEFAULT_POLICY = Policy("default")
 
 
-class _Clock(fields.Field):
+class _Clock(fields.Field[clock_time]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> clock_time:
         text = str(value)
         if isinstance(value, int) and not isinstance(value, bool):  # YAML 1.1 sexagesimal: 21:00 → 1260
@@ -93,7 +93,7 @@ class _Clock(fields.Field):
         return clock_time(hours, minutes)
 
 
-class _Money(fields.Field):
+class _Money(fields.Field[Decimal]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         try:
             amount = Decimal(str(value))

@@ -40,6 +40,5 @@ def classify(status: str | None) -> Step:
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0, rand: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: a random delay in [base, min(cap, base·2^attempt)]."""
-    ceiling = min(cap, base * (2 ** max(0, attempt)))
-    r = (rand or random).random()
-    return base + (ceiling - base) * r
+    ceiling = min(cap, base * 2.0 ** max(0, attempt))
+    return base + (ceiling - base) * (rand or random).random()

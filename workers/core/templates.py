@@ -5,6 +5,7 @@ Pure: templates are compiled from text handed in; the clock never enters (times 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -47,7 +48,7 @@ def parse_time(value: Any, zone: str = "UTC") -> datetime:
     return moment
 
 
-def _datetime_filter(zone: str):  # noqa: ANN202 - a closure over the configured zone
+def _datetime_filter(zone: str) -> Callable[..., str]:
     def fmt(value: Any, pattern: str = "%a %d %b %H:%M", tz: str | None = None) -> str:
         try:
             target = ZoneInfo(tz or zone)
@@ -73,7 +74,7 @@ def _money(value: Any, currency: str = "USD") -> str:
     return f"{sign}{symbol}{abs(amount):,}" if symbol else f"{sign}{abs(amount):,} {code}"
 
 
-def _phone_filter(region: str):  # noqa: ANN202 - a closure over the default region
+def _phone_filter(region: str) -> Callable[..., str]:
     def fmt(value: Any, style: str = "international") -> str:
         try:
             number = phonenumbers.parse(str(value), region)
