@@ -51,65 +51,86 @@ class Decision:
 
 def decide(policy: Policy, *, country: str | None, segments: int | None, critical: bool, facts: Facts) -> Decision:
     """Run every check of `policy`; the strongest outcome wins: suppress > defer > hold > send."""
-    suppress: list[str] = []
-    defer: list[tuple[float, str]] = []
-    hold: list[str] = []
-    p = policy
-    if facts.opted_out:
-        suppress.append("recipient opted out (replied STOP or added by an operator)")
-    if p.allow_countries is not None and (country or "?") not in p.allow_countries:
-        suppress.append(f"country {country or 'unknown'} is not in allow_countries {list(p.allow_countries)}")
-    if facts.duplicate and p.duplicate_window:
-        suppress.append(f"same body to the same recipient within duplicate_window ({p.duplicate_window:.0f}s)")
-    if p.quiet_hours is not None and facts.zones:
-        until, local = quiet_until(p.quiet_hours, facts.zones, facts.now)
-        if until is not None:
-            window = f"quiet hours {p.quiet_hours.start:%H:%M}–{p.quiet_hours.end:%H:%M} at the recipient ({local})"
-            if critical and p.quiet_hours.critical_allowed:
-                pass  # critical rules go through quiet hours; said below
-            elif p.quiet_hours.action == "defer":
-                defer.append((until, f"{window}: deferred"))
-            elif p.quiet_hours.action == "drop":
-                suppress.append(f"{window}: dropped")
-    if p.max_per_recipient is not None:
-        rate = p.max_per_recipient
-        recent = sorted(t for t in facts.recent_times if t > facts.now - rate.per)
-        if len(recent) >= rate.count:
-            why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached ({len(recent)} sent)"
-            if rate.action == "suppress":
-                suppress.append(why)
-            else:
-                defer.append((recent[len(recent) - rate.count] + rate.per, f"{why}: deferred"))
-    if facts.approved_by is None:
-        if p.approval == "manual":
-            hold.append(f"policy {p.name}: approval is manual")
-        h = p.hold_if
-        if h.segments_over is not None and (segments or 0) > h.segments_over:
-            hold.append(f"{segments} segments is over segments_over {h.segments_over}")
-        if h.cost_over is not None and facts.estimate > h.cost_over:
-            hold.append(f"estimated cost {facts.estimate} is over cost_over {h.cost_over}")
-        if h.recipients_over is not None and facts.fan_out > h.recipients_over:
-            hold.append(f"{facts.fan_out} recipients for one event is over recipients_over {h.recipients_over}")
-        if p.daily_budget is not None and facts.spent_today + facts.estimate > p.daily_budget:
-            hold.append(f"today's spend {facts.spent_today} + estimate {facts.estimate} is over daily_budget "
-                        f"{p.daily_budget}")
-        if facts.balance_low:
-            hold.append("account balance is below the floor: automatic approvals are held")
+    limits = [d for d in (_quiet_hours(policy, critical, facts), _rate(policy, facts)) if d is not None]
+    suppress = _suppressions(policy, country, facts) + [
+        reason for d in limits if d.action is Action.SUPPRESS for reason in d.reasons]
+    defers = [d for d in limits if d.action is Action.DEFER]
+    hold = _holds(policy, segments, facts) if facts.approved_by is None else []
     if suppress:
         return Decision(Action.SUPPRESS, tuple(suppress))
-    if defer:
-        until = max(u for u, _ in defer)
-        return Decision(Action.DEFER, tuple(w for _, w in defer), until)
+    if defers:
+        return Decision(Action.DEFER, tuple(r for d in defers for r in d.reasons),
+                        max(d.until for d in defers if d.until is not None))
     if hold:
         return Decision(Action.HOLD, tuple(hold))
-    reasons = [f"policy {p.name}: approved" + (f" by {facts.approved_by}" if facts.approved_by else
-                                               " automatically")]
-    if p.quiet_hours is not None and critical and facts.zones and quiet_until(p.quiet_hours, facts.zones,
-                                                                              facts.now)[0] is not None:
+    reasons = [f"policy {policy.name}: approved" + (f" by {facts.approved_by}" if facts.approved_by else
+                                                    " automatically")]
+    if critical and policy.quiet_hours is not None and facts.zones and \
+            quiet_until(policy.quiet_hours, facts.zones, facts.now)[0] is not None:
         reasons.append("critical rule: sent through quiet hours")
     if facts.estimate:
         reasons.append(f"estimated cost {facts.estimate}")
     return Decision(Action.SEND, tuple(reasons))
+
+
+def _suppressions(p: Policy, country: str | None, facts: Facts) -> list[str]:
+    out = []
+    if facts.opted_out:
+        out.append("recipient opted out (replied STOP or added by an operator)")
+    if p.allow_countries is not None and (country or "?") not in p.allow_countries:
+        out.append(f"country {country or 'unknown'} is not in allow_countries {list(p.allow_countries)}")
+    if facts.duplicate and p.duplicate_window:
+        out.append(f"same body to the same recipient within duplicate_window ({p.duplicate_window:.0f}s)")
+    return out
+
+
+def _quiet_hours(p: Policy, critical: bool, facts: Facts) -> Decision | None:
+    """Defer or suppress (drop) inside quiet hours at the recipient; None outside them, when the action is
+    `send`, or for a critical rule where the policy lets critical messages through."""
+    if p.quiet_hours is None or not facts.zones:
+        return None
+    until, local = quiet_until(p.quiet_hours, facts.zones, facts.now)
+    if until is None or (critical and p.quiet_hours.critical_allowed):
+        return None  # critical rules go through quiet hours; the approval says so
+    window = f"quiet hours {p.quiet_hours.start:%H:%M}–{p.quiet_hours.end:%H:%M} at the recipient ({local})"
+    if p.quiet_hours.action == "defer":
+        return Decision(Action.DEFER, (f"{window}: deferred",), until)
+    if p.quiet_hours.action == "drop":
+        return Decision(Action.SUPPRESS, (f"{window}: dropped",))
+    return None
+
+
+def _rate(p: Policy, facts: Facts) -> Decision | None:
+    """Defer (until a slot opens) or suppress when the recipient's window is full; None otherwise."""
+    rate = p.max_per_recipient
+    if rate is None:
+        return None
+    recent = sorted(t for t in facts.recent_times if t > facts.now - rate.per)
+    if len(recent) < rate.count:
+        return None
+    why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached ({len(recent)} sent)"
+    if rate.action == "suppress":
+        return Decision(Action.SUPPRESS, (why,))
+    return Decision(Action.DEFER, (f"{why}: deferred",), recent[len(recent) - rate.count] + rate.per)
+
+
+def _holds(p: Policy, segments: int | None, facts: Facts) -> list[str]:
+    out = []
+    if p.approval == "manual":
+        out.append(f"policy {p.name}: approval is manual")
+    h = p.hold_if
+    if h.segments_over is not None and (segments or 0) > h.segments_over:
+        out.append(f"{segments} segments is over segments_over {h.segments_over}")
+    if h.cost_over is not None and facts.estimate > h.cost_over:
+        out.append(f"estimated cost {facts.estimate} is over cost_over {h.cost_over}")
+    if h.recipients_over is not None and facts.fan_out > h.recipients_over:
+        out.append(f"{facts.fan_out} recipients for one event is over recipients_over {h.recipients_over}")
+    if p.daily_budget is not None and facts.spent_today + facts.estimate > p.daily_budget:
+        out.append(f"today's spend {facts.spent_today} + estimate {facts.estimate} is over daily_budget "
+                   f"{p.daily_budget}")
+    if facts.balance_low:
+        out.append("account balance is below the floor: automatic approvals are held")
+    return out
 
 
 def in_window(local: clock_time, start: clock_time, end: clock_time) -> bool:
