@@ -24,7 +24,7 @@ from workers.core.decisions import Action, Decision, Facts, decide
 from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.core.policies import Policy
-from workers.errors import HooklineError, ProviderError
+from workers.errors import ConfigError, HooklineError, ProviderError
 from workers.store import Store
 from workers.wiring.rulesdir import RulesDir
 from workers.wiring.settings import Settings
@@ -89,23 +89,31 @@ def day_of(zone: str, when: float) -> str:
     return datetime.fromtimestamp(when, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
 
 
-def estimate(store: Store, client: Callable[[], ClickSendClient], policy: Policy, msg: Message) -> Decimal:
-    """The message's cost: ClickSend's price for its country, encoding and parts (cached), else the table."""
+def estimate(store: Store | None, client: Callable[[], ClickSendClient] | None, policy: Policy,
+             msg: Message) -> Decimal:
+    """The message's cost: ClickSend's price for its country, encoding and parts (cached), else the table.
+    Without a client (the dry run) only the cache and the table are used; without a store, only the table."""
     channel, country = msg.channel, msg.country or "XX"
     encoding, parts = msg.encoding or "GSM-7", msg.segments or 1
-    cached = store.reservations.cached_price(channel, country, encoding, parts)
+    cached = store.reservations.cached_price(channel, country, encoding, parts) if store else None
     if cached is not None:
         return cached
-    try:
-        reply = client().price(channel, payloads.request_body(channel, [msg]))
-        price = reply.total_price if reply.total_price is not None else None
-    except (ProviderError, ValueError) as exc:
-        log.info("price endpoint unavailable (%s); using the price table", exc)
-        price = None
-    if price is None:
-        return policy.fallback_price(channel, msg.country, parts)
-    store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
-    return price
+    price = None
+    if client is not None and store is not None:
+        try:
+            price = client().price(channel, payloads.request_body(channel, [msg])).total_price
+        except (ProviderError, ConfigError, ValueError) as exc:
+            log.info("price endpoint unavailable (%s); using the price table", exc)
+        if price is not None:
+            store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
+    return price if price is not None else policy.fallback_price(channel, msg.country, parts)
+
+
+def assess(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal, fan_out: int = 1,
+           at_send_time: bool = True, zone: str = "UTC") -> tuple[Decision, Facts]:
+    """The policy's decision on `msg` and the facts it looked at; reads only (nothing is reserved)."""
+    facts = gather(store, policy, msg, now, cost, fan_out, at_send_time, zone)
+    return decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical, facts=facts), facts
 
 
 def gather(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal,
@@ -161,8 +169,7 @@ class Admission:
         except HooklineError:
             policy = self.rules.config.policy("default") if self.rules.config else Policy("default")
         cost = estimate(self.store, self.client, policy, msg)
-        facts = gather(self.store, policy, msg, now, cost, fan_out, at_send_time, self.settings.timezone)
-        decision = decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical, facts=facts)
+        decision, facts = assess(self.store, policy, msg, now, cost, fan_out, at_send_time, self.settings.timezone)
         reservation = None
         if decision.action is Action.SEND and at_send_time:
             decision = self._reserve(policy, msg, decision, cost, now)

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from workers.core import payloads
-from workers.core.decisions import decide
 from workers.core.events import Event, body_digest, event_id_for
 from workers.core.lifecycle import State
 from workers.core.planning import plan_event
 from workers.errors import HooklineError
-from workers.flow.admission import describe, gather
+from workers.flow.admission import assess, describe, estimate
 from workers.store import Store
 from workers.wiring.rulesdir import Config
 
@@ -96,13 +95,8 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
                               datetime.fromtimestamp(msg.send_at, tz=UTC).isoformat())
             if msg.state == State.PLANNED:
                 policy = config.policy(msg.policy)
-                cost = (store.reservations.cached_price(msg.channel, msg.country or "XX", msg.encoding or "GSM-7",
-                                           msg.segments or 1) if store else None) or \
-                    policy.fallback_price(msg.channel, msg.country, msg.segments or 1)
-                at = msg.send_at or now
-                facts = gather(store, policy, msg, at, cost, fan_out, True, zone)
-                decision = decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical,
-                                  facts=facts)
+                cost = estimate(store, None, policy, msg)
+                decision, facts = assess(store, policy, msg, msg.send_at or now, cost, fan_out, True, zone)
                 shown["decision"] = decision.action
                 shown["policy"] = policy.name
                 shown["decision_reasons"] = list(decision.reasons)
