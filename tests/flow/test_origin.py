@@ -13,9 +13,9 @@ from tests.conftest import EXAMPLES_DIR
 from tests.origin_server import Origin
 from workers.core.events import Event
 from workers.core.lifecycle import State
+from workers.errors import DestinationRefused
 from workers.flow import origin as origin_mod
 from workers.flow.origin import CallbackSender, callback_id_for, check_scheme, notify
-from workers.net.guard import DestinationRefused
 from workers.wiring.rulesdir import RulesDir
 from workers.wiring.runtime import Runtime
 

@@ -16,7 +16,7 @@ from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.core.phones import e164
 from workers.core.templates import parse_time
-from workers.errors import ConfigError
+from workers.errors import ConfigError, DryRunError
 from workers.flow import approvals, origin
 from workers.store import Store
 from workers.tools import dryrun, supervisor, trace
@@ -126,7 +126,7 @@ def rules_test(event_file: Path, source_name: str, event_type: str | None, heade
     try:
         now = parse_time(now_text, zone).timestamp() if now_text else time.time()
         event = dryrun.build_event(config, event_file, source_name, event_type, header_map, now)
-    except (dryrun.DryRunError, ValueError) as exc:
+    except (DryRunError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(RET_FAILED)
     store = _read_only_store()

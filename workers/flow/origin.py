@@ -22,8 +22,8 @@ import standardwebhooks
 from workers.core.callbacks import after_attempt, render_request
 from workers.core.coerce import parse_retry_after
 from workers.core.sources import Callback
-from workers.errors import HooklineError, RenderError
-from workers.net.guard import DestinationRefused, session
+from workers.errors import DestinationRefused, HooklineError, RenderError
+from workers.net.guard import session
 from workers.wiring import pipeline
 from workers.wiring.runtime import Runtime
 

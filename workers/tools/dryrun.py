@@ -16,7 +16,7 @@ from workers.core.decisions import decide
 from workers.core.events import Event, body_digest, event_id_for
 from workers.core.lifecycle import State
 from workers.core.planning import plan_event
-from workers.errors import HooklineError
+from workers.errors import DryRunError
 from workers.flow.admission import describe, gather
 from workers.store import Store
 from workers.wiring.rulesdir import Config
@@ -41,10 +41,6 @@ class PlaceholderEnviron(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self.environ)
-
-
-class DryRunError(HooklineError):
-    """The event or its source cannot be used for a dry run."""
 
 
 def build_event(config: Config, event_file: Path, source_name: str, event_type: str | None,
