@@ -121,7 +121,7 @@ def test_non_matching_rules_say_why() -> None:
     [outcome] = plan(text, {"to": "+61411111111", "total": "5"})
     assert not outcome.matched
     assert outcome.reasons == ["payload.total gte 20: got '5'"]
-    [outcome] = plan_event(event({}, type_="other"), rules(text), NOW)
+    [outcome] = plan_event(event({}, type_="other"), rules(text), NOW, "UTC", "AU")
     assert outcome.reasons == ["event type 'other' does not match ['e']"]
 
 

@@ -167,3 +167,24 @@ def test_rules_test_shows_the_policy_decision_at_a_pretend_time(tmp_path: Path) 
     assert "policy default: defer until" in result.output  # 23:30 in Sydney: quiet hours
     assert "because: quiet hours 21:00–08:00 at the recipient" in result.output
     assert "facts: local time Australia/Adelaide Thu 23:00" in result.output
+
+
+def test_rules_commands_read_settings_without_needing_redis(secrets_env, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("HOOKLINE_RULES_DIR", str(ROOT / "rules"))
+    monkeypatch.setenv("HOOKLINE_TIMEZONE", "Australia/Sydney")
+    checked = CliRunner().invoke(main, ["rules", "check"])
+    assert checked.exit_code == 0, checked.output
+    tried = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                      "--type", "orders/create", "--now", "2026-11-26T23:30:00"])
+    assert tried.exit_code == 0, tried.output
+    assert "(as of 2026-11-26T12:30:00+00:00)" in tried.output  # the naive --now read in HOOKLINE_TIMEZONE
+
+
+def test_rules_commands_report_a_bad_setting_like_every_other_command(secrets_env, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("HOOKLINE_TIMEZONE", "Mars/Base")
+    for args in (["rules", "check", str(ROOT / "rules")],
+                 ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop", "--type", "x"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "HOOKLINE_TIMEZONE: unknown time zone 'Mars/Base'" in result.output

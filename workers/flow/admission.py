@@ -24,6 +24,7 @@ from workers.core.policies import Policy
 from workers.errors import HooklineError, ProviderError
 from workers.store import Store
 from workers.wiring.runtime import Runtime
+from workers.wiring.settings import DEFAULT_TIMEZONE
 
 log = logging.getLogger("hookline.admission")
 
@@ -85,7 +86,7 @@ def estimate(rt: Runtime, policy: Policy, msg: dict[str, Any]) -> Decimal:
 
 
 def gather(store: Store | None, policy: Policy, msg: dict[str, Any], now: float, cost: Decimal,
-           fan_out: int = 1, at_send_time: bool = True, zone: str = "UTC") -> Facts:
+           fan_out: int = 1, at_send_time: bool = True, zone: str = DEFAULT_TIMEZONE) -> Facts:
     """The facts the policy looks at. Read-only; with no store (a dry run without Redis) the counts are zero."""
     to = msg.get("to")
     rate = policy.max_per_recipient
