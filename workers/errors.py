@@ -74,12 +74,27 @@ class SignatureInvalid(IngestError):
         super().__init__("signature verification failed", 401, "unauthorized")
 
 
+class BadJSON(IngestError):
+    """The body is not JSON Hookline accepts; `reason` says why (syntax, nesting depth, and so on)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"body is not valid JSON: {reason}", 400, "bad_json")
+
+
 class PayloadInvalid(IngestError):
-    """The body parsed but does not satisfy the source's declared payload schema."""
+    """The body parsed but does not satisfy the source's declared payload schema (or has no event type)."""
 
     def __init__(self, message: str, errors: list[str] | None = None) -> None:
         self.errors = errors or []
         super().__init__(message, 422, "schema_mismatch")
+
+
+class EventTypeMissing(PayloadInvalid):
+    """The body parsed, but the event type is not where the source reads it from; `errors` says where."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__("event type not found", [where])
 
 
 # --- rendering and rules ---------------------------------------------------------------------------
@@ -172,10 +187,12 @@ class InsufficientCredit(ProviderError):
 
 __all__ = [
     "AuthenticationFailed",
+    "BadJSON",
     "ConditionError",
     "ConfigError",
     "DestinationRefused",
     "DryRunError",
+    "EventTypeMissing",
     "HooklineError",
     "IngestError",
     "InsufficientCredit",

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from tests import signing
 from tests.conftest import ROOT, neutral_rules
+from workers.core.events import event_id_for
 from workers.entry.cli import main
 from workers.tools.localredis import free_port
 
@@ -188,3 +189,22 @@ def test_rules_commands_report_a_bad_setting_like_every_other_command(secrets_en
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert "HOOKLINE_TIMEZONE: unknown time zone 'Mars/Base'" in result.output
+
+
+def test_rules_test_builds_the_event_the_edge_would_store() -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--header", "X-Shopify-Topic: orders/create", "--header",
+                                       "x-shopify-webhook-id: wh-1", "--header", "X-Shopify-Hmac-Sha256: sig",
+                                       "--header", "Cookie: c", "--json", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    event = json.loads(result.output)["event"]
+    assert (event["id"], event["external_id"]) == (event_id_for("shop", "wh-1"), "wh-1")
+    assert event["headers"] == {"x-shopify-topic": "orders/create", "x-shopify-webhook-id": "wh-1"}  # as stored
+
+
+def test_rules_test_refuses_a_body_the_edge_refuses(tmp_path: Path) -> None:
+    (tmp_path / "order.json").write_text('{"name": "#1001"}')
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "order.json"), "--source", "shop",
+                                       "--type", "orders/create", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 1
+    assert "error: payload does not match the shop schema: (root): 'id' is a required property" in result.output
