@@ -208,3 +208,15 @@ def test_rules_test_refuses_a_body_the_edge_refuses(tmp_path: Path) -> None:
                                        "--type", "orders/create", "--dir", str(ROOT / "rules")])
     assert result.exit_code == 1
     assert "error: payload does not match the shop schema: (root): 'id' is a required property" in result.output
+
+
+def test_rules_test_refuses_a_lone_surrogate_without_a_traceback(tmp_path: Path) -> None:
+    order = json.loads((ROOT / "examples/shop-order.json").read_text())
+    order["customer"]["first_name"] = "\ud800X"  # json.dumps writes it as the escape a client would send
+    (tmp_path / "order.json").write_text(json.dumps(order))
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "order.json"), "--source", "shop",
+                                       "--type", "orders/create", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "not valid JSON: customer/first_name: lone surrogate \\ud800 in a string" in result.output
+
