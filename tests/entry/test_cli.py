@@ -220,3 +220,21 @@ def test_rules_test_refuses_a_lone_surrogate_without_a_traceback(tmp_path: Path)
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "not valid JSON: customer/first_name: lone surrogate \\ud800 in a string" in result.output
 
+
+def test_rules_test_shows_a_message_whose_template_renders_a_lone_surrogate_as_failed(tmp_path: Path,
+                                                                                    secrets_env) -> None:  # noqa: ANN001
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shop = tmp_path / "rules/shop.yaml"
+    shop.write_text(shop.read_text().replace("Hi {{ payload.customer.first_name }},",
+                                             "Hi {{ payload.customer.first_name }}{{ '\\ud800' }},"))
+    args = ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop", "--type", "orders/create",
+            "--dir", str(tmp_path / "rules")]
+    reason = "body: lone surrogate \\ud800 at character 7 (not a character, so neither GSM-7 nor UCS-2 can carry it)"
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0, text.output  # printing the body used to raise UnicodeEncodeError
+    assert "body: Hi Ann\\ud800, thanks" in text.output  # shown as its escape
+    assert f"state: failed; sends: now\n        why: {reason}\n" in text.output
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    [msg] = {r["rule"]: r for r in json.loads(as_json.output)["rules"]}["order-confirmation"]["messages"]
+    assert (msg["state"], msg["reasons"]) == ("failed", [reason])

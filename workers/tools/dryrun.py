@@ -100,7 +100,21 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
             messages.append(shown)
         entry["messages"] = messages
         out_rules.append(entry)
-    return {"event": event.to_dict(), "now": datetime.fromtimestamp(now, tz=UTC).isoformat(), "rules": out_rules}
+    return _printable({"event": event.to_dict(), "now": datetime.fromtimestamp(now, tz=UTC).isoformat(),
+                       "rules": out_rules})
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings written as its `\\uXXXX` escape. A template can render
+    one (`{{ "\\ud800" }}`); planning fails that message, and printing it must not fail the whole report."""
+    if isinstance(value, str):
+        # Only non-ASCII text can hold a surrogate; backslashreplace leaves every real character as it is.
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
 
 
 def as_text(result: dict[str, Any]) -> str:
@@ -120,6 +134,7 @@ def as_text(result: dict[str, Any]) -> str:
             lines.append(f"      {msg['channel']} to {target}" + (f" from {msg['from']}" if msg.get("from") else ""))
             if msg.get("body"):
                 lines.append(f"        body: {msg['body']}")
+            if msg.get("encoding"):  # not counted when the message failed before (or while) counting
                 lines.append(f"        {msg.get('encoding')}, {msg.get('segments')} segment(s)" +
                              (f"; non-GSM characters: {' '.join(msg['non_gsm'])}" if msg.get("non_gsm") else ""))
             lines.append(f"        state: {msg['state']}; sends: {msg['sends']}")
