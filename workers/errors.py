@@ -75,7 +75,8 @@ class SignatureInvalid(IngestError):
 
 
 class BadJSON(IngestError):
-    """The body is not JSON Hookline accepts; `reason` says why (syntax, nesting depth, and so on)."""
+    """The body is not JSON Hookline accepts; `reason` says why and, where it can, where (syntax, encoding,
+    nesting depth, NaN or Infinity, a key repeated in one object, a lone surrogate)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -108,7 +109,7 @@ class RenderError(HooklineError):
 
 
 class OutboundError(HooklineError):
-    """A call Hookline makes to someone else's server was not made; nothing was sent."""
+    """Hookline stopped a call of its own to someone else's server (a callback) before it reached them."""
 
 
 class DestinationRefused(OutboundError):
