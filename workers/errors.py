@@ -36,6 +36,16 @@ class ConfigError(HooklineError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class ConditionError(ConfigError):
+    """A rule's `when:` block is malformed: `where` is the path into it (`when.any[0].payload.x`), `problem`
+    what is wrong there. Caught by the rule file's loader, which reports it with the file and rule."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__([Problem(file="", item="", field=where, message=problem)])
+
+
 class StoreUnavailable(HooklineError):
     """Redis could not be reached; nothing was written."""
 
@@ -64,12 +74,28 @@ class SignatureInvalid(IngestError):
         super().__init__("signature verification failed", 401, "unauthorized")
 
 
+class BadJSON(IngestError):
+    """The body is not JSON Hookline accepts; `reason` says why and, where it can, where (syntax, encoding,
+    nesting depth, NaN or Infinity, a key repeated in one object, a lone surrogate)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"body is not valid JSON: {reason}", 400, "bad_json")
+
+
 class PayloadInvalid(IngestError):
-    """The body parsed but does not satisfy the source's declared payload schema."""
+    """The body parsed but does not satisfy the source's declared payload schema (or has no event type)."""
 
     def __init__(self, message: str, errors: list[str] | None = None) -> None:
         self.errors = errors or []
         super().__init__(message, 422, "schema_mismatch")
+
+
+class EventTypeMissing(PayloadInvalid):
+    """The body parsed, but the event type is not where the source reads it from; `errors` says where."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__("event type not found", [where])
 
 
 # --- rendering and rules ---------------------------------------------------------------------------
@@ -77,6 +103,43 @@ class PayloadInvalid(IngestError):
 
 class RenderError(HooklineError):
     """A template could not be rendered for one message (missing field, bad value)."""
+
+
+# --- outbound calls (callbacks) -------------------------------------------------------------------
+
+
+class OutboundError(HooklineError):
+    """Hookline stopped a call of its own to someone else's server (a callback) before it reached them."""
+
+
+class DestinationRefused(OutboundError):
+    """The destination may not be called: not an http(s) URL, too many redirects, unresolvable, or it
+    resolves to an address a source may not reach (private, loopback, link-local). `host` names the host when
+    the refusal is about one."""
+
+    def __init__(self, message: str, host: str | None = None) -> None:
+        self.host = host
+        super().__init__(message)
+
+
+# --- local tools ----------------------------------------------------------------------------------
+
+
+class ToolError(HooklineError):
+    """An operator's tool (`hookline rules test`, the private Redis of `hookline up`) could not do its job."""
+
+
+class DryRunError(ToolError):
+    """The event or its source cannot be used for a dry run; the message says what to change."""
+
+
+class RedisNotStarted(ToolError):
+    """No redis-server binary was found, or the one started did not answer. `log_file` is its log, when one
+    was started."""
+
+    def __init__(self, message: str, log_file: str | None = None) -> None:
+        self.log_file = log_file
+        super().__init__(message)
 
 
 # --- provider --------------------------------------------------------------------------------------
@@ -125,17 +188,25 @@ class InsufficientCredit(ProviderError):
 
 __all__ = [
     "AuthenticationFailed",
+    "BadJSON",
+    "ConditionError",
     "ConfigError",
+    "DestinationRefused",
+    "DryRunError",
+    "EventTypeMissing",
     "HooklineError",
     "IngestError",
     "InsufficientCredit",
+    "OutboundError",
     "PayloadInvalid",
     "Problem",
     "ProviderError",
     "ProviderRejected",
     "ProviderUnavailable",
     "RateLimited",
+    "RedisNotStarted",
     "RenderError",
     "SignatureInvalid",
     "StoreUnavailable",
+    "ToolError",
 ]

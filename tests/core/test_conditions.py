@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.core.conditions import ConditionError, compile_condition
+from workers.core.conditions import compile_condition
+from workers.errors import ConditionError
 
 DOC = {
     "type": "orders/create",

@@ -121,7 +121,7 @@ def test_non_matching_rules_say_why() -> None:
     [outcome] = plan(text, {"to": "+61411111111", "total": "5"})
     assert not outcome.matched
     assert outcome.reasons == ["payload.total gte 20: got '5'"]
-    [outcome] = plan_event(event({}, type_="other"), rules(text), NOW)
+    [outcome] = plan_event(event({}, type_="other"), rules(text), NOW, "UTC", "AU")
     assert outcome.reasons == ["event type 'other' does not match ['e']"]
 
 
@@ -164,3 +164,18 @@ def test_a_naive_appointment_time_is_read_in_the_zone_the_rule_names() -> None:
     assert bad.messages[0].reasons == ("schedule.zone: unknown time zone 'Mars/Base'",)
     [far] = plan(sms(extra=extra), {"to": "0411111111", "name": "A", "start": "9" * 400, "tz": "UTC"})
     assert far.messages[0].state == "failed" and "not a date/time" in far.messages[0].reasons[0]
+
+
+def test_a_body_rendered_with_a_lone_surrogate_fails_that_message_only() -> None:
+    # The edge refuses such bodies now; events stored before it did, or a template's own text, can still hold one.
+    text = """
+rules:
+  - {name: greet, source: s, event: e, send: {channel: sms, to: "{{ payload.to }}", body: "Hi {{ payload.name }}"}}
+  - {name: notify, source: s, event: e, send: {channel: sms, to: "{{ payload.to }}", body: "Order ready"}}
+"""
+    greet, notify = plan(text, {"to": "+61411111111", "name": "Ann\ud800"})
+    [bad] = greet.messages
+    assert bad.state == "failed"
+    assert bad.reasons == ("body: lone surrogate \\ud800 at character 7 (not a character, so neither GSM-7 nor "
+                           "UCS-2 can carry it)",)
+    assert [(m.state, m.body) for m in notify.messages] == [("planned", "Order ready")]

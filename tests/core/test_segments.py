@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workers.core.segments import GSM_BASIC, GSM_EXTENDED, count
+from workers.errors import RenderError
 
 
 @pytest.mark.parametrize(
@@ -70,3 +71,9 @@ def test_any_text_gets_a_consistent_count(body: str) -> None:
 @given(gsm_text, st.sampled_from(["’", "é́", "🎉", "中"]))
 def test_one_non_gsm_character_switches_to_ucs2(body: str, odd: str) -> None:
     assert count(body + odd).encoding == "UCS-2"
+
+
+@pytest.mark.parametrize("body", ["Hi \ud800", "\udfff", "x" * 200 + "\udbff\udc00"])  # lone, or a split pair
+def test_a_lone_surrogate_is_a_render_error_naming_it_not_a_crash(body: str) -> None:
+    with pytest.raises(RenderError, match=r"body: lone surrogate \\ud[89a-f][0-9a-f]{2} at character"):
+        count(body)

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from tests import signing
 from tests.conftest import ROOT, neutral_rules
+from workers.core.events import event_id_for
 from workers.entry.cli import main
 from workers.tools.localredis import free_port
 
@@ -167,3 +168,73 @@ def test_rules_test_shows_the_policy_decision_at_a_pretend_time(tmp_path: Path) 
     assert "policy default: defer until" in result.output  # 23:30 in Sydney: quiet hours
     assert "because: quiet hours 21:00–08:00 at the recipient" in result.output
     assert "facts: local time Australia/Adelaide Thu 23:00" in result.output
+
+
+def test_rules_commands_read_settings_without_needing_redis(secrets_env, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("HOOKLINE_RULES_DIR", str(ROOT / "rules"))
+    monkeypatch.setenv("HOOKLINE_TIMEZONE", "Australia/Sydney")
+    checked = CliRunner().invoke(main, ["rules", "check"])
+    assert checked.exit_code == 0, checked.output
+    tried = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                      "--type", "orders/create", "--now", "2026-11-26T23:30:00"])
+    assert tried.exit_code == 0, tried.output
+    assert "(as of 2026-11-26T12:30:00+00:00)" in tried.output  # the naive --now read in HOOKLINE_TIMEZONE
+
+
+def test_rules_commands_report_a_bad_setting_like_every_other_command(secrets_env, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("HOOKLINE_TIMEZONE", "Mars/Base")
+    for args in (["rules", "check", str(ROOT / "rules")],
+                 ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop", "--type", "x"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "HOOKLINE_TIMEZONE: unknown time zone 'Mars/Base'" in result.output
+
+
+def test_rules_test_builds_the_event_the_edge_would_store() -> None:
+    result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
+                                       "--header", "X-Shopify-Topic: orders/create", "--header",
+                                       "x-shopify-webhook-id: wh-1", "--header", "X-Shopify-Hmac-Sha256: sig",
+                                       "--header", "Cookie: c", "--json", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 0, result.output
+    event = json.loads(result.output)["event"]
+    assert (event["id"], event["external_id"]) == (event_id_for("shop", "wh-1"), "wh-1")
+    assert event["headers"] == {"x-shopify-topic": "orders/create", "x-shopify-webhook-id": "wh-1"}  # as stored
+
+
+def test_rules_test_refuses_a_body_the_edge_refuses(tmp_path: Path) -> None:
+    (tmp_path / "order.json").write_text('{"name": "#1001"}')
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "order.json"), "--source", "shop",
+                                       "--type", "orders/create", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 1
+    assert "error: payload does not match the shop schema: (root): 'id' is a required property" in result.output
+
+
+def test_rules_test_refuses_a_lone_surrogate_without_a_traceback(tmp_path: Path) -> None:
+    order = json.loads((ROOT / "examples/shop-order.json").read_text())
+    order["customer"]["first_name"] = "\ud800X"  # json.dumps writes it as the escape a client would send
+    (tmp_path / "order.json").write_text(json.dumps(order))
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "order.json"), "--source", "shop",
+                                       "--type", "orders/create", "--dir", str(ROOT / "rules")])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "not valid JSON: customer/first_name: lone surrogate \\ud800 in a string" in result.output
+
+
+def test_rules_test_shows_a_message_whose_template_renders_a_lone_surrogate_as_failed(tmp_path: Path,
+                                                                                    secrets_env) -> None:  # noqa: ANN001
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shop = tmp_path / "rules/shop.yaml"
+    shop.write_text(shop.read_text().replace("Hi {{ payload.customer.first_name }},",
+                                             "Hi {{ payload.customer.first_name }}{{ '\\ud800' }},"))
+    args = ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop", "--type", "orders/create",
+            "--dir", str(tmp_path / "rules")]
+    reason = "body: lone surrogate \\ud800 at character 7 (not a character, so neither GSM-7 nor UCS-2 can carry it)"
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0, text.output  # printing the body used to raise UnicodeEncodeError
+    assert "body: Hi Ann\\ud800, thanks" in text.output  # shown as its escape
+    assert f"state: failed; sends: now\n        why: {reason}\n" in text.output
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    [msg] = {r["rule"]: r for r in json.loads(as_json.output)["rules"]}["order-confirmation"]["messages"]
+    assert (msg["state"], msg["reasons"]) == ("failed", [reason])

@@ -16,9 +16,9 @@ from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.entry.runtime import Runtime
+from workers.errors import DestinationRefused
 from workers.flow import origin as origin_mod
 from workers.flow.origin import callback_id_for, check_scheme
-from workers.net.guard import DestinationRefused
 from workers.wiring.rulesdir import RulesDir
 
 

@@ -269,3 +269,14 @@ def test_hot_reload_survives_a_broken_edit(runtime: Runtime, broken_rules: Path,
     assert any("shop.yaml" in e and "send.channel" in e for e in rd.errors)
     assert len(messages_of(runtime, eid)) == 1  # the last good rules kept working
 
+
+def test_a_lone_surrogate_in_a_rendered_body_fails_its_message_not_the_event(runtime: Runtime) -> None:
+    # Stored before the edge refused such bodies (or rendered by a template literal): the event still finishes.
+    order = example("shop-order.json")
+    order["customer"]["first_name"] = "Ann\ud800"
+    eid = ingest(runtime, "shop", order, "orders/create", "o-surrogate")
+    assert runtime.processing.process_events([eid], time.time()) == {"failed": 1}
+    [msg] = messages_of(runtime, eid)
+    assert msg.state == "failed"
+    assert "lone surrogate \\ud800 at character 7" in msg.reasons[0]
+    assert runtime.store.events.get_event(eid).status == "processed"

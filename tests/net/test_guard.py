@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from tests.origin_server import Origin
-from workers.net.guard import DestinationRefused, session, vetted_addresses
+from workers.errors import DestinationRefused
+from workers.net.guard import session, vetted_addresses
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "169.254.169.254", "10.0.0.7", "192.168.1.1", "localhost",

@@ -133,6 +133,24 @@ def test_bad_json_is_400(client) -> None:  # noqa: ANN001
     assert_error(client.post("/hooks/shop", data=body, headers=headers), 400, "bad_json")
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"id": NaN}', "body is not valid JSON: NaN is not a JSON value"),
+    (b'{"id": 1, "total": Infinity}', "body is not valid JSON: Infinity is not a JSON value"),
+    (b'{"id": 1, "total": -Infinity}', "body is not valid JSON: -Infinity is not a JSON value"),
+    (b'{"id": 1, "total": 1e400}', "body is not valid JSON: number 1e400 is too large"),
+    (b'{"id": 1, "id": 2}', "body is not valid JSON: duplicate key 'id' in one object"),
+    (b'{"id": 1, "alertname": "\\ud800X"}', "body is not valid JSON: alertname: lone surrogate \\ud800 in a string"),
+])
+def test_json_that_parsers_read_differently_is_400(client, body: bytes, message: str) -> None:  # noqa: ANN001
+    # NaN used to be stored and served back as invalid JSON; a repeated key let two readers see two payloads;
+    # a lone surrogate failed the whole event later, when its message was counted.
+    headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+               **signing.shopify(SECRETS["SHOP_WEBHOOK_SECRET"], body)}
+    response = client.post("/hooks/shop", data=body, headers=headers)
+    assert_error(response, 400, "bad_json")
+    assert response.json["message"].startswith(message)
+
+
 @pytest.mark.parametrize("depth", [65, 5000])  # 5000 used to exhaust the parser's recursion: a 500
 def test_json_nested_too_deeply_is_400(client, depth: int) -> None:  # noqa: ANN001
     body = ("[" * depth + "]" * depth).encode()

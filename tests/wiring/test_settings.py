@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import ROOT
 from workers.errors import ConfigError
-from workers.wiring.settings import Settings
+from workers.wiring.settings import DEFAULT_REGION, Settings
 
 
 def test_defaults_with_only_redis_url() -> None:
@@ -43,3 +49,36 @@ def test_provider_modes_and_base_urls() -> None:
 def test_event_ttl_is_never_shorter_than_the_dedupe_window() -> None:
     s = Settings.from_env({"REDIS_URL": "redis://x", "HOOKLINE_DEDUPE_WINDOW": "48h", "HOOKLINE_EVENT_TTL": "1h"})
     assert s.event_ttl == 48 * 3600
+
+
+def test_redis_url_may_be_left_out_for_commands_that_need_no_redis() -> None:
+    s = Settings.from_env({"HOOKLINE_TIMEZONE": "Australia/Sydney"}, require_redis=False)
+    assert (s.redis_url, s.timezone, s.default_region) == ("", "Australia/Sydney", DEFAULT_REGION)
+    with pytest.raises(ConfigError, match="REDIS_URL: must start with"):
+        Settings.from_env({"REDIS_URL": "http://127.0.0.1:6379"}, require_redis=False)
+
+
+def _environment_reads(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, variable) for every `x.get("HOOKLINE_…")`, `getenv(…)` or `x["HOOKLINE_…"]` in `path`."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        key = None
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            key = node.args[0].value if name in ("get", "getenv", "pop", "setdefault") else None
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        if isinstance(key, str) and OUR_VARIABLES.match(key):
+            yield node.lineno, key
+
+
+OUR_VARIABLES = re.compile(r"(HOOKLINE_\w+|REDIS_URL|CLICKSEND_\w+|MATON_\w+)")
+# `hookline up` prepares the environment its children read (it starts Redis and sets REDIS_URL, say).
+ALLOWED = {"workers/wiring/settings.py", "workers/tools/supervisor.py"}
+
+
+def test_only_settings_reads_hooklines_environment_variables() -> None:
+    reads = [f"{path.relative_to(ROOT)}:{line}: {name}"
+             for package in ("workers", "webhooks") for path in sorted((ROOT / package).rglob("*.py"))
+             if str(path.relative_to(ROOT)) not in ALLOWED for line, name in _environment_reads(path)]
+    assert reads == [], "read settings through workers.wiring.settings.Settings"

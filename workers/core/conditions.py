@@ -13,11 +13,9 @@ from typing import Any
 
 import jmespath
 
+from workers.errors import ConditionError
+
 OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches", "exists", "contains")
-
-
-class ConditionError(ValueError):
-    """A `when:` block is malformed; the message names the path and what is wrong."""
 
 
 def _number(value: Any) -> Decimal | None:
@@ -124,14 +122,14 @@ def compile_condition(spec: Any, where: str = "when") -> Condition:
     if spec is None:
         return Condition()
     if not isinstance(spec, dict):
-        raise ConditionError(f"{where}: must be a mapping of path: value or path: {{operator: value}}")
+        raise ConditionError(where, "must be a mapping of path: value or path: {operator: value}")
     tests: list[Test] = []
     all_, any_, none = [], [], []
     for key, value in spec.items():
         key = str(key)
         if key in ("any", "all"):
             if not isinstance(value, list) or not value:
-                raise ConditionError(f"{where}.{key}: must be a non-empty list of conditions")
+                raise ConditionError(f"{where}.{key}", "must be a non-empty list of conditions")
             subs = [compile_condition(v, f"{where}.{key}[{i}]") for i, v in enumerate(value)]
             (any_ if key == "any" else all_).extend(subs)
         elif key == "not":
@@ -145,25 +143,25 @@ def _tests(path: str, value: Any, where: str) -> list[Test]:
     try:
         expr = jmespath.compile(path)
     except jmespath.exceptions.JMESPathError as exc:
-        raise ConditionError(f"{where}: bad path: {exc}") from None
+        raise ConditionError(where, f"bad path: {exc}") from None
     if not isinstance(value, dict):
         return [Test(path, "eq", value, expr)]
     if not value:
-        raise ConditionError(f"{where}: empty operator mapping")
+        raise ConditionError(where, "empty operator mapping")
     out = []
     for op, arg in value.items():
         if op not in OPERATORS:
-            raise ConditionError(f"{where}: unknown operator {op!r} (use one of {', '.join(OPERATORS)})")
+            raise ConditionError(where, f"unknown operator {op!r} (use one of {', '.join(OPERATORS)})")
         if op in ("in", "not_in") and not isinstance(arg, list):
-            raise ConditionError(f"{where}.{op}: needs a list")
+            raise ConditionError(f"{where}.{op}", "needs a list")
         if op in ("gt", "gte", "lt", "lte") and _number(arg) is None:
-            raise ConditionError(f"{where}.{op}: needs a number")
+            raise ConditionError(f"{where}.{op}", "needs a number")
         if op == "exists" and not isinstance(arg, bool):
-            raise ConditionError(f"{where}.exists: needs true or false")
+            raise ConditionError(f"{where}.exists", "needs true or false")
         if op == "matches":
             try:
                 arg = re.compile(str(arg))
             except re.error as exc:
-                raise ConditionError(f"{where}.matches: bad regular expression: {exc}") from None
+                raise ConditionError(f"{where}.matches", f"bad regular expression: {exc}") from None
         out.append(Test(path, op, arg, expr))
     return out

@@ -83,8 +83,7 @@ class RuleOutcome:
     order: float | None = None  # the rule's `order`, as seconds or a number: older than its key's newest = stale
 
 
-def plan_event(event: Event, rules: list[Rule], now: float, zone: str = "UTC",
-               region: str = "US") -> list[RuleOutcome]:
+def plan_event(event: Event, rules: list[Rule], now: float, zone: str, region: str) -> list[RuleOutcome]:
     """Match `event` against every rule and plan what each matching rule sends or cancels."""
     doc = event.to_dict()
     context = {"event": doc, "payload": event.payload}

@@ -14,11 +14,11 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from workers.core.conditions import Condition, ConditionError, compile_condition
+from workers.core.conditions import Condition, compile_condition
 from workers.core.fields import Duration, StrOrList
 from workers.core.sources import flatten_errors, nearest_line
 from workers.core.templates import compile_template
-from workers.errors import ConfigError, Problem
+from workers.errors import ConditionError, ConfigError, Problem
 
 CHANNELS = ("sms", "mms", "voice")
 

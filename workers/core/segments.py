@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workers.errors import RenderError
+
 # GSM 03.38 basic character set (the default alphabet), as Unicode.
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -35,8 +37,16 @@ class Segments:
 
 
 def count(body: str) -> Segments:
-    """Encoding, length in encoding units, and number of SMS parts for `body`."""
+    """Encoding, length in encoding units, and number of SMS parts for `body`.
+
+    Raises RenderError (so planning fails that one message with the reason) when `body` holds a lone
+    surrogate: it is no character, so neither GSM-7 nor UCS-2 can carry it.
+    """
     non_gsm = tuple(dict.fromkeys(ch for ch in body if ch not in GSM_BASIC and ch not in GSM_EXTENDED))
+    lone = next((ch for ch in non_gsm if "\ud800" <= ch <= "\udfff"), None)
+    if lone is not None:
+        raise RenderError(f"body: lone surrogate \\u{ord(lone):04x} at character {body.index(lone) + 1} "
+                          "(not a character, so neither GSM-7 nor UCS-2 can carry it)")
     if non_gsm:
         # UCS-2 as sent on the wire is UTF-16: characters outside the BMP (most emoji) take two units.
         sizes = [len(ch.encode("utf-16-le")) // 2 for ch in body]

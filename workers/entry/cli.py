@@ -17,7 +17,7 @@ from workers.clicksend.simulator import create_simulator
 from workers.core.phones import e164
 from workers.core.templates import parse_time
 from workers.entry.runtime import Runtime
-from workers.errors import ConfigError
+from workers.errors import ConfigError, DryRunError
 from workers.flow import origin
 from workers.store import Store
 from workers.tools import dryrun, supervisor, trace
@@ -88,9 +88,10 @@ def rules() -> None:
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 def rules_check(directory: Path | None) -> None:
     """Validate every file in DIRECTORY (default $HOOKLINE_RULES_DIR or ./rules); list every problem."""
-    directory = directory or Path(os.environ.get("HOOKLINE_RULES_DIR", "rules"))
+    settings = _settings(require_redis=False)
+    directory = directory or Path(settings.rules_dir)
     try:
-        config = load_config(directory, os.environ)
+        config = load_config(directory, os.environ, settings.timezone, settings.default_region)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -109,9 +110,9 @@ def rules_check(directory: Path | None) -> None:
 def rules_test(event_file: Path, source_name: str, event_type: str | None, headers: tuple[str, ...],
                now_text: str | None, directory: Path | None, as_json: bool) -> None:
     """Dry run: which rules EVENT_FILE matches and exactly what would be sent. Sends and stores nothing."""
-    directory = directory or Path(os.environ.get("HOOKLINE_RULES_DIR", "rules"))
-    zone = os.environ.get("HOOKLINE_TIMEZONE", "UTC")
-    region = os.environ.get("HOOKLINE_DEFAULT_REGION", "US")
+    settings = _settings(require_redis=False)
+    directory = directory or Path(settings.rules_dir)
+    zone, region = settings.timezone, settings.default_region
     try:
         config = load_config(directory, dryrun.PlaceholderEnviron(os.environ), zone, region)
     except ConfigError as exc:
@@ -127,29 +128,33 @@ def rules_test(event_file: Path, source_name: str, event_type: str | None, heade
     try:
         now = parse_time(now_text, zone).timestamp() if now_text else time.time()
         event = dryrun.build_event(config, event_file, source_name, event_type, header_map, now)
-    except (dryrun.DryRunError, ValueError) as exc:
+    except (DryRunError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(RET_FAILED)
-    store = _read_only_store()
+    store = _read_only_store(settings.redis_url)
     result = dryrun.report(config, event, now, zone, region, store)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else dryrun.as_text(result))
 
 
-def _read_only_store() -> Store | None:
-    """The store for a dry run's facts when REDIS_URL answers, else None (facts are then zero)."""
-    url = os.environ.get("REDIS_URL")
+def _read_only_store(url: str) -> Store | None:
+    """The store for a dry run's facts when REDIS_URL (`url`) answers, else None (facts are then zero)."""
     if not url or not redis_answers(url):
         return None
     return Store.from_url(url)
 
 
-def _runtime() -> Runtime:
+def _settings(require_redis: bool = True) -> Settings:
+    """Settings from the environment (the one reader of HOOKLINE_* and REDIS_URL); exit 2 listing every problem."""
     try:
-        return Runtime.build(Settings.from_env())
+        return Settings.from_env(require_redis=require_redis)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(RET_CONFIG)
+
+
+def _runtime() -> Runtime:
+    return Runtime.build(_settings())  # a bad rules directory is logged, not raised: only settings can stop us
 
 
 @main.command("trace")

@@ -27,7 +27,7 @@ from workers.core.policies import Policy
 from workers.errors import ConfigError, HooklineError, ProviderError
 from workers.store import Store
 from workers.wiring.rulesdir import RulesDir
-from workers.wiring.settings import Settings
+from workers.wiring.settings import DEFAULT_TIMEZONE, Settings
 
 log = logging.getLogger("hookline.admission")
 
@@ -110,14 +110,14 @@ def estimate(store: Store | None, client: Callable[[], ClickSendClient] | None, 
 
 
 def assess(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal, fan_out: int = 1,
-           at_send_time: bool = True, zone: str = "UTC") -> tuple[Decision, Facts]:
+           at_send_time: bool = True, zone: str = DEFAULT_TIMEZONE) -> tuple[Decision, Facts]:
     """The policy's decision on `msg` and the facts it looked at; reads only (nothing is reserved)."""
     facts = gather(store, policy, msg, now, cost, fan_out, at_send_time, zone)
     return decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical, facts=facts), facts
 
 
 def gather(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal,
-           fan_out: int = 1, at_send_time: bool = True, zone: str = "UTC") -> Facts:
+           fan_out: int = 1, at_send_time: bool = True, zone: str = DEFAULT_TIMEZONE) -> Facts:
     """The facts the policy looks at. Read-only; with no store (a dry run without Redis) the counts are zero."""
     to = msg.to
     rate = policy.max_per_recipient

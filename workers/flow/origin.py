@@ -26,8 +26,8 @@ from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.core.records import CallbackRecord
 from workers.core.sources import Callback
-from workers.errors import HooklineError, RenderError
-from workers.net.guard import DestinationRefused, session
+from workers.errors import DestinationRefused, HooklineError, RenderError
+from workers.net.guard import session
 from workers.store import Store
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.rulesdir import RulesDir

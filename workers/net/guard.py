@@ -18,11 +18,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from workers.core.callbacks import forbidden_address
-from workers.errors import HooklineError
-
-
-class DestinationRefused(HooklineError):
-    """The callback URL resolves to an address the source may not call (private, loopback, link-local)."""
+from workers.errors import DestinationRefused
 
 
 def vetted_addresses(host: str, port: int, allow_private: bool = False) -> list[str]:
@@ -32,12 +28,12 @@ def vetted_addresses(host: str, port: int, allow_private: bool = False) -> list[
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise DestinationRefused(f"cannot resolve {host}: {exc}") from None
+        raise DestinationRefused(f"cannot resolve {host}: {exc}", host) from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         why = None if allow_private else forbidden_address(address)
         if why:
-            raise DestinationRefused(f"{host}: {why} (set allow_private: true to allow)")
+            raise DestinationRefused(f"{host}: {why} (set allow_private: true to allow)", host)
     return addresses
 
 
@@ -59,7 +55,7 @@ class _Vetted:
                     return super()._new_conn()  # type: ignore[misc]
                 except (NewConnectionError, ConnectTimeoutError) as exc:
                     failure = exc
-            raise failure or DestinationRefused(f"{name}: no address to connect to")
+            raise failure or DestinationRefused(f"{name}: no address to connect to", name)
         finally:
             self._dns_host = name  # `host` (SNI, certificate check, Host header) stays the name
 

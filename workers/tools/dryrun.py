@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workers.core import payloads
-from workers.core.events import Event, body_digest, event_id_for
+from workers.core import intake, payloads
+from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.planning import plan_event
-from workers.errors import HooklineError
+from workers.errors import BadJSON, DryRunError, EventTypeMissing, PayloadInvalid
 from workers.flow.admission import assess, describe, estimate
 from workers.store import Store
 from workers.wiring.rulesdir import Config
@@ -42,37 +42,21 @@ class PlaceholderEnviron(Mapping[str, str]):
         return len(self.environ)
 
 
-class DryRunError(HooklineError):
-    """The event or its source cannot be used for a dry run."""
-
-
 def build_event(config: Config, event_file: Path, source_name: str, event_type: str | None,
                 headers: Mapping[str, str], now: float) -> Event:
-    """The Event a webhook with this body and these headers would have become."""
+    """The Event a webhook with this body and these headers would have become (built by the live intake code;
+    no signature is checked)."""
     source = config.sources.get(source_name)
     if source is None:
         raise DryRunError(f"no source named {source_name!r} (have: {', '.join(sorted(config.sources))})")
-    body = event_file.read_bytes()
     try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise DryRunError(f"{event_file}: not valid JSON: {exc}") from None
-    problems = source.payload_errors(payload)
-    if problems:
-        raise DryRunError(f"payload does not match the {source_name} schema: " + "; ".join(problems))
-    lower = {k.lower(): v for k, v in headers.items()}
-    folded = _Folded(lower)
-    event_type = event_type or source.event_type.read(folded, payload)
-    if not event_type:
-        raise DryRunError("event type not found: pass --type or the header the source reads it from")
-    external = (source.event_id.read(folded, payload) if source.event_id else None) or body_digest(body)
-    return Event(id=event_id_for(source_name, external), source=source_name, type=event_type,
-                 external_id=external, received_at=now, headers=lower, payload=payload)
-
-
-class _Folded(dict[str, str]):
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(key.lower(), default)
+        return intake.build_event(source, headers, event_file.read_bytes(), now, event_type=event_type)
+    except BadJSON as exc:
+        raise DryRunError(f"{event_file}: not valid JSON: {exc.reason}") from exc
+    except EventTypeMissing as exc:
+        raise DryRunError(f"event type not found ({'; '.join(exc.errors)}): pass --type or that header") from exc
+    except PayloadInvalid as exc:
+        raise DryRunError(f"{exc.message}: " + "; ".join(exc.errors)) from exc
 
 
 def report(config: Config, event: Event, now: float, zone: str, region: str,
@@ -110,7 +94,21 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
             messages.append(shown)
         entry["messages"] = messages
         out_rules.append(entry)
-    return {"event": event.to_dict(), "now": datetime.fromtimestamp(now, tz=UTC).isoformat(), "rules": out_rules}
+    return _printable({"event": event.to_dict(), "now": datetime.fromtimestamp(now, tz=UTC).isoformat(),
+                       "rules": out_rules})
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings written as its `\\uXXXX` escape. A template can render
+    one (`{{ "\\ud800" }}`); planning fails that message, and printing it must not fail the whole report."""
+    if isinstance(value, str):
+        # Only non-ASCII text can hold a surrogate; backslashreplace leaves every real character as it is.
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
 
 
 def as_text(result: dict[str, Any]) -> str:
@@ -130,6 +128,7 @@ def as_text(result: dict[str, Any]) -> str:
             lines.append(f"      {msg['channel']} to {target}" + (f" from {msg['from']}" if msg.get("from") else ""))
             if msg.get("body"):
                 lines.append(f"        body: {msg['body']}")
+            if msg.get("encoding"):  # not counted when the message failed before (or while) counting
                 lines.append(f"        {msg.get('encoding')}, {msg.get('segments')} segment(s)" +
                              (f"; non-GSM characters: {' '.join(msg['non_gsm'])}" if msg.get("non_gsm") else ""))
             lines.append(f"        state: {msg['state']}; sends: {msg['sends']}")

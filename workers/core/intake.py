@@ -1,0 +1,67 @@
+"""What one webhook request becomes: the event built from a source, the request's headers and raw body.
+
+Owns the part of ingest that the HTTP edge (`webhooks.ingest`) and the dry run (`hookline rules test`) share:
+JSON decoding, the schema check, reading the event type and id, the digest fallback and the headers kept.
+Pure: no I/O, the receive time is passed in. Signatures are checked before this, by `webhooks.signatures`
+(the dry run checks none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workers.core.events import Event, body_digest, decode_json, event_id_for, kept_headers
+from workers.core.sources import Extract, Source
+from workers.errors import BadJSON, EventTypeMissing, PayloadInvalid
+
+
+def build_event(source: Source, headers: Mapping[str, str], body: bytes, now: float, *,
+                event_type: str | None = None) -> Event:
+    """The Event this request becomes, received at `now`. `event_type` overrides the source's own reading
+    (the dry run's `--type`). Raises BadJSON (400) when the body is not acceptable JSON, PayloadInvalid (422)
+    when it fails the source's schema, EventTypeMissing (422) when no event type is found."""
+    try:
+        payload = decode_json(body)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadJSON(str(exc)) from None
+    problems = source.payload_errors(payload)
+    if problems:
+        raise PayloadInvalid(f"payload does not match the {source.name} schema", problems)
+    lookup = _Folded(headers)
+    event_type = event_type or source.event_type.read(lookup, payload)
+    if not event_type:
+        raise EventTypeMissing(_where(source.event_type))
+    external_id = (source.event_id.read(lookup, payload) if source.event_id else None) or body_digest(body)
+    return Event(
+        id=event_id_for(source.name, external_id),
+        source=source.name,
+        type=event_type,
+        external_id=external_id,
+        received_at=now,
+        headers=kept_headers(headers, source.keep_headers + _id_headers(source)),
+        payload=payload,
+    )
+
+
+class _Folded(dict[str, str]):
+    """Headers looked up regardless of case, as HTTP names are; the first of repeated headers wins, as in
+    werkzeug's `request.headers.get`."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__()
+        for name, value in headers.items():
+            self.setdefault(name.lower(), value)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
+def _where(extract: Extract) -> str:
+    if extract.header:
+        return f"header {extract.header} is missing"
+    return f"path {extract.path} is missing or not a scalar"
+
+
+def _id_headers(source: Source) -> tuple[str, ...]:
+    return tuple(e.header for e in (source.event_id, source.event_type) if e is not None and e.header)
