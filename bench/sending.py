@@ -105,7 +105,7 @@ def main() -> None:
              *pipeline.ALL_QUEUES, "bench-noop"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL))
     conn = redis.Redis.from_url(url)
-    store = Store.from_url(url)
+    store = Store.from_url(url, 3600)
     try:
         time.sleep(2)  # workers registered
         noop_drain(conn, 200)  # warm-up

@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from workers.core import schemes
 from workers.core.sources import Verify
 from workers.errors import SignatureInvalid
-
-DEFAULT_TOLERANCE = 300.0
+from workers.wiring.settings import DEFAULT_SIGNATURE_TOLERANCE
 
 
 def verify(spec: Verify, body: bytes, headers: Mapping[str, str], now: float,
-           tolerance: float = DEFAULT_TOLERANCE) -> None:
+           tolerance: float = DEFAULT_SIGNATURE_TOLERANCE) -> None:
     """Raise SignatureInvalid unless `body` and `headers` carry a valid signature for `spec`.
 
     `headers` must be case-insensitive (werkzeug's Headers is). A per-source tolerance wins over `tolerance`.

@@ -5,6 +5,7 @@ Owns every exception Hookline raises on purpose; errors carry their meaning as a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -31,8 +32,8 @@ class Problem:
 class ConfigError(HooklineError):
     """Configuration (environment, sources, rules, policies) is invalid; carries every problem at once."""
 
-    def __init__(self, problems: list[Problem] | list[str]):
-        self.problems = list(problems)
+    def __init__(self, problems: Sequence[Problem | str]):
+        self.problems: list[Problem | str] = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

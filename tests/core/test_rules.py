@@ -9,7 +9,7 @@ from workers.core.rules import check_unique_names, parse_rule_file
 from workers.core.templates import environment
 from workers.errors import ConfigError
 
-ENV = environment()
+ENV = environment("UTC", "US")
 
 
 def parse(text: str, templates: dict[str, str] | None = None):  # noqa: ANN201

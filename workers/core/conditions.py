@@ -124,7 +124,9 @@ def compile_condition(spec: Any, where: str = "when") -> Condition:
     if not isinstance(spec, dict):
         raise ConditionError(where, "must be a mapping of path: value or path: {operator: value}")
     tests: list[Test] = []
-    all_, any_, none = [], [], []
+    all_: list[Condition] = []
+    any_: list[Condition] = []
+    none: list[Condition] = []
     for key, value in spec.items():
         key = str(key)
         if key in ("any", "all"):

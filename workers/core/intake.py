@@ -53,7 +53,7 @@ class _Folded(dict[str, str]):
         for name, value in headers.items():
             self.setdefault(name.lower(), value)
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 

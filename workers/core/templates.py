@@ -27,7 +27,7 @@ def _from_unix(seconds: float) -> datetime:
         raise ValueError(f"not a date/time: {seconds!r} ({exc})") from None
 
 
-def parse_time(value: Any, zone: str = "UTC") -> datetime:
+def parse_time(value: Any, zone: str) -> datetime:
     """An aware datetime from an ISO 8601 string or Unix seconds; naive times are read in `zone`."""
     if isinstance(value, datetime):
         moment = value
@@ -88,7 +88,7 @@ def _phone_filter(region: str) -> Callable[..., str]:
     return fmt
 
 
-def environment(zone: str = "UTC", region: str = "US") -> SandboxedEnvironment:
+def environment(zone: str, region: str) -> SandboxedEnvironment:
     """The sandboxed environment every template compiles in; filters: datetime, money, phone."""
     # Immutable: a template must not change the event (payload.pop(…)) that the next rule reads.
     env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,

@@ -7,7 +7,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from werkzeug.serving import make_server
@@ -131,16 +133,16 @@ def rules_test(event_file: Path, source_name: str, event_type: str | None, heade
     except (DryRunError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(RET_FAILED)
-    store = _read_only_store(settings.redis_url)
+    store = _read_only_store(settings)
     result = dryrun.report(config, event, now, zone, region, store)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else dryrun.as_text(result))
 
 
-def _read_only_store(url: str) -> Store | None:
-    """The store for a dry run's facts when REDIS_URL (`url`) answers, else None (facts are then zero)."""
-    if not url or not redis_answers(url):
+def _read_only_store(settings: Settings) -> Store | None:
+    """The store for a dry run's facts when REDIS_URL answers, else None (facts are then zero)."""
+    if not settings.redis_url or not redis_answers(settings.redis_url):
         return None
-    return Store.from_url(url)
+    return Store.from_url(settings.redis_url, settings.message_ttl)
 
 
 def _settings(require_redis: bool = True) -> Settings:
@@ -212,6 +214,7 @@ def _decide(action: str, ids: tuple[str, ...], rule: str | None, event_id: str |
         sys.exit(RET_FAILED)
 
 
+_Command = TypeVar("_Command", bound=Callable[..., None])
 _decision_options = [
     click.argument("ids", nargs=-1),
     click.option("--rule", help="Every held message of this rule."),
@@ -221,7 +224,8 @@ _decision_options = [
 ]
 
 
-def _with_decision_options(fn):  # noqa: ANN001, ANN202 - click decorator stacking
+def _with_decision_options(fn: _Command) -> _Command:
+    """Stack the options every decision command takes."""
     for option in reversed(_decision_options):
         fn = option(fn)
     return fn

@@ -52,7 +52,8 @@ class _Vetted:
             for address in vetted_addresses(name, self.port, self.allow_private):
                 self._dns_host = address
                 try:
-                    return super()._new_conn()  # type: ignore[misc]
+                    sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+                    return sock
                 except (NewConnectionError, ConnectTimeoutError) as exc:
                     failure = exc
             raise failure or DestinationRefused(f"{name}: no address to connect to", name)

@@ -24,7 +24,7 @@ __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "
 class Store:
     """The repositories on one Redis database; flow steps are handed the ones they use."""
 
-    def __init__(self, client: redis.Redis, message_ttl: float = 90 * 86400):
+    def __init__(self, client: redis.Redis, message_ttl: float):
         self.r = client
         self.events = EventRecords(client)
         self.messages = MessageRecords(client, message_ttl)
@@ -36,8 +36,8 @@ class Store:
         self.callbacks = CallbackRecords(client)
 
     @classmethod
-    def from_url(cls, url: str, message_ttl: float = 90 * 86400) -> Store:
-        """A store on its own connection pool (strings decoded)."""
+    def from_url(cls, url: str, message_ttl: float) -> Store:
+        """A store on its own connection pool (strings decoded); `message_ttl` is how long final messages are kept."""
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
                                         socket_timeout=5, socket_connect_timeout=5), message_ttl)
 

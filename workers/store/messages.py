@@ -78,7 +78,7 @@ return 1
 class MessageRecords:
     """Message records: creation, transitions (through `store.transitions`), timelines and the indexes."""
 
-    def __init__(self, r: redis.Redis, message_ttl: float = 90 * 86400):
+    def __init__(self, r: redis.Redis, message_ttl: float):
         self.r = r
         self.message_ttl = message_ttl
         self._create = r.register_script(_CREATE)

@@ -45,7 +45,7 @@ return tostring(wait)
 class OutboxRecords:
     """Outboxes and their flush leases, pauses, narrowed batch sizes and strikes, and the token bucket."""
 
-    def __init__(self, r: redis.Redis, message_ttl: float = 90 * 86400):
+    def __init__(self, r: redis.Redis, message_ttl: float):
         self.r = r
         self.message_ttl = message_ttl
         self._claim = r.register_script(CLAIM)

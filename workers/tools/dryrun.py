@@ -94,8 +94,9 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
             messages.append(shown)
         entry["messages"] = messages
         out_rules.append(entry)
-    return _printable({"event": event.to_dict(), "now": datetime.fromtimestamp(now, tz=UTC).isoformat(),
-                       "rules": out_rules})
+    report: dict[str, Any] = _printable({"event": event.to_dict(), "now": datetime.fromtimestamp(now, tz=UTC)
+                                         .isoformat(), "rules": out_rules})
+    return report
 
 
 def _printable(value: Any) -> Any:

@@ -23,6 +23,7 @@ import yaml
 from workers.core.envrefs import find_refs
 from workers.tools.localredis import free_port, start_redis
 from workers.wiring import pipeline
+from workers.wiring.settings import DEFAULT_RULES_DIR
 
 _PR_SET_PDEATHSIG = 1
 
@@ -150,7 +151,7 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
     def request_stop(signum: int, frame: object) -> None:
         stop[0] = True
 
-    rules_dir = Path(env.get("HOOKLINE_RULES_DIR", "rules"))
+    rules_dir = Path(env.get("HOOKLINE_RULES_DIR", DEFAULT_RULES_DIR))
     if not rules_dir.is_dir():
         say(f"hookline: no rules directory at {rules_dir.resolve()}: run `hookline up` in the Hookline checkout "
             "(its rules/ holds the shipped examples) or set HOOKLINE_RULES_DIR")

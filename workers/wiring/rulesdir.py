@@ -25,7 +25,7 @@ from workers.core.rules import Rule, check_unique_names, parse_rule_file
 from workers.core.sources import Source, parse_sources
 from workers.core.templates import environment
 from workers.errors import ConfigError, Problem
-from workers.wiring.settings import Settings
+from workers.wiring.settings import DEFAULT_REGION, DEFAULT_TIMEZONE, Settings
 
 log = logging.getLogger("hookline.rules")
 
@@ -90,14 +90,15 @@ def _index(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) ->
             _index(item, sub, out)
 
 
-def load_config(directory: str | Path, environ: Mapping[str, str], zone: str = "UTC", region: str = "US") -> Config:
+def load_config(directory: str | Path, environ: Mapping[str, str], zone: str = DEFAULT_TIMEZONE,
+                region: str = DEFAULT_REGION) -> Config:
     """Read and validate the whole rules directory; ConfigError lists every problem found."""
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError([Problem(str(root), "", "", "rules directory does not exist")])
     # Taken before reading, so an edit made while reading is seen by the next check.
     stamp = fingerprint(root)
-    problems: list[Problem] = []
+    problems: list[Problem | str] = []
     sources: dict[str, Source] = {}
     path = root / SOURCES_FILE
     if not path.exists():
@@ -123,7 +124,7 @@ def load_config(directory: str | Path, environ: Mapping[str, str], zone: str = "
     return Config(sources=sources, rules=tuple(rules), callbacks=callbacks, policies=policies, fingerprint=stamp)
 
 
-def _load_policies(root: Path, problems: list[Problem]) -> dict[str, Policy]:
+def _load_policies(root: Path, problems: list[Problem | str]) -> dict[str, Policy]:
     path = root / POLICIES_FILE
     if not path.exists():
         return {"default": DEFAULT_POLICY}
@@ -136,7 +137,7 @@ def _load_policies(root: Path, problems: list[Problem]) -> dict[str, Policy]:
 
 
 def _compile_callbacks(sources: Mapping[str, Source], env: SandboxedEnvironment,
-                       problems: list[Problem]) -> dict[str, CompiledCallback]:
+                       problems: list[Problem | str]) -> dict[str, CompiledCallback]:
     out = {}
     for name, source in sources.items():
         if source.callback is None:
@@ -148,7 +149,7 @@ def _compile_callbacks(sources: Mapping[str, Source], env: SandboxedEnvironment,
     return out
 
 
-def _load_rules(root: Path, zone: str, region: str, problems: list[Problem]) -> list[Rule]:
+def _load_rules(root: Path, zone: str, region: str, problems: list[Problem | str]) -> list[Rule]:
     """Every rule file (each *.yaml but sources and policies), templates compiled; problems appended."""
     env = environment(zone, region)
 
