@@ -5,9 +5,10 @@ through the same code either way. Applying is idempotent and never moves a messa
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
-from workers.clicksend.client import ClickSendClient
+from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.core.coerce import to_int
 from workers.core.lifecycle import State
 from workers.core.phones import e164
@@ -105,17 +106,13 @@ def poll_receipts(rt: Runtime, client: ClickSendClient, now: float) -> dict[str,
     applied but no later than a minute before this pass began."""
     counts: dict[str, int] = {}
     for channel in RECEIPT_CHANNELS:
-        newest, page = None, 1
-        while True:
-            result = client.receipts(channel, page=page, limit=100)
+        newest = None
+        for result in iter_pages(partial(client.receipts, channel, limit=100)):
             for receipt in result.items:
                 outcome = apply_receipt(rt, receipt, now, "poll")
                 counts[outcome] = counts.get(outcome, 0) + 1
                 stamp = to_int(receipt.get("timestamp"))
                 newest = max(newest or 0, stamp or 0)
-            if result.current_page >= result.last_page:
-                break
-            page += 1
         if newest:
             client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
     return counts
@@ -124,16 +121,12 @@ def poll_receipts(rt: Runtime, client: ClickSendClient, now: float) -> dict[str,
 def poll_inbound(rt: Runtime, client: ClickSendClient, now: float) -> dict[str, int]:
     """Read every page of unread inbound SMS, apply them, then mark read as `poll_receipts` does."""
     counts: dict[str, int] = {}
-    newest, page = None, 1
-    while True:
-        result = client.inbound(page=page, limit=100)
+    newest = None
+    for result in iter_pages(partial(client.inbound, limit=100)):
         for item in result.items:
             outcome = apply_inbound(rt, item, now, "poll")
             counts[outcome] = counts.get(outcome, 0) + 1
             newest = max(newest or 0, to_int(item.get("timestamp")) or 0)
-        if result.current_page >= result.last_page:
-            break
-        page += 1
     if newest:
         client.mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
     return counts
