@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from webhooks.context import error, json_object, runtime
 from workers.core.coerce import to_int
-from workers.errors import ProviderError
+from workers.errors import ConfigError, ProviderError
 from workers.flow import feedback
 
 bp = Blueprint("clicksend_push", __name__, url_prefix="/clicksend")
@@ -44,7 +44,7 @@ def _guarded(apply: Callable[..., str], token: str | None) -> ResponseReturnValu
         # The poller has not learned the account yet: ask ClickSend once, so no push skips this check.
         try:
             known = rt.client.account().get("user_id")
-        except (ProviderError, ValueError):
+        except (ProviderError, ConfigError):
             return error(503, "unavailable", "cannot check the account right now; ClickSend will retry")
         rt.store.remember_account(user_id=known)
     if to_int(data.get("user_id")) != to_int(known):

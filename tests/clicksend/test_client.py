@@ -14,7 +14,8 @@ from workers.clicksend.client import ClickSendClient, Page, iter_pages, parse_re
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
 from workers.core.coerce import to_decimal, to_int
-from workers.errors import AuthenticationFailed, ProviderRejected, ProviderUnavailable, RateLimited
+from workers.errors import AuthenticationFailed, ConfigError, ProviderRejected, ProviderUnavailable, RateLimited
+from workers.wiring.settings import Settings
 
 
 def client(sim: Simulator, **kw) -> ClickSendClient:  # noqa: ANN003
@@ -92,6 +93,11 @@ def test_refused_connection_is_known_not_sent() -> None:
     with pytest.raises(ProviderUnavailable) as info:
         c.send("sms", payloads.request_body("sms", [sms("x")]))
     assert not info.value.outcome_unknown
+
+
+def test_no_base_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no ClickSend base URL"):
+        ClickSendClient.from_settings(Settings(redis_url="redis://127.0.0.1:6392/0"))
 
 
 def test_wrong_credentials_raise_authentication_failed() -> None:

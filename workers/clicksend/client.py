@@ -17,6 +17,7 @@ import requests
 from workers.core.coerce import parse_retry_after, to_decimal, to_int
 from workers.errors import (
     AuthenticationFailed,
+    ConfigError,
     InsufficientCredit,
     ProviderRejected,
     ProviderUnavailable,
@@ -106,10 +107,13 @@ class ClickSendClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None) -> ClickSendClient:
-        """The client the settings describe (direct, Maton, or the simulator at `base_url`)."""
+        """The client the settings describe (direct, Maton, or the simulator at `base_url`).
+
+        Raises ConfigError when there is nowhere to send: no credentials and no simulator URL.
+        """
         url = base_url or settings.provider_base_url
         if not url:
-            raise ValueError("no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator")
+            raise ConfigError(["no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator"])
         if settings.provider_mode == "maton":
             return cls(url, bearer=settings.maton_api_key, connection=settings.maton_connection)
         return cls(url, username=settings.clicksend_username or "simulator",

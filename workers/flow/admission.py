@@ -21,7 +21,7 @@ from workers.core import payloads
 from workers.core.coerce import to_decimal
 from workers.core.decisions import Decision, Facts, decide
 from workers.core.policies import Policy
-from workers.errors import HooklineError, ProviderError
+from workers.errors import ConfigError, HooklineError, ProviderError
 from workers.store import Store
 from workers.wiring.runtime import Runtime
 
@@ -75,7 +75,7 @@ def estimate(rt: Runtime, policy: Policy, msg: dict[str, Any]) -> Decimal:
     try:
         reply = rt.client.price(channel, payloads.request_body(channel, [msg]))
         price = reply.total_price if reply.total_price is not None else None
-    except (ProviderError, ValueError) as exc:
+    except (ProviderError, ConfigError) as exc:  # ConfigError: no ClickSend to ask; the table answers
         log.info("price endpoint unavailable (%s); using the price table", exc)
         price = None
     if price is None:
