@@ -44,7 +44,8 @@ def send_or_price(channel: str, commit: bool, shape: Shape = same) -> Response:
     hang = commit and sim.chance(f.hang_rate)
     fail = commit and not hang and sim.chance(f.fail_after_accept)
     sim.count_call(request.path)
-    entries = [sim.accept(channel, m if isinstance(m, dict) else {}, commit) for m in messages]
+    media_file = body.get("media_file") if channel == "mms" else None
+    entries = [sim.accept(channel, m if isinstance(m, dict) else {}, commit, media_file) for m in messages]
     if not commit:
         for entry in entries:  # a price reply has no send time (ClickSend gives empty strings)
             entry["date"] = entry["schedule"] = ""
