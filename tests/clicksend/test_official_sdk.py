@@ -1,31 +1,36 @@
 """ClickSend's official Python SDK (`clicksend-client` 6.x) against the simulator over real HTTP.
 
 Every call the SDK has for the account, SMS (send, price, receipts, mark read, history, cancel, inbound), MMS
-send and voice send/receipts/languages must decode into the SDK's strict pydantic models.
+send and voice send/receipts/languages must decode into the SDK's strict pydantic models; wrong credentials
+get ClickSend's 401, in the direct and in the Maton form.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import clicksend
 import pytest
+from clicksend.exceptions import UnauthorizedException
 
 from tests.conftest import Simulator, serve
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 
 USERNAME, API_KEY = "sdk-user", "sdk-key"
+MATON_KEY, CONNECTION = "maton-key", "conn-1"
 RECEIPT_DELAY = 0.2
 
 
 @pytest.fixture
 def locked() -> Iterator[Simulator]:
-    """A simulator that accepts only USERNAME/API_KEY."""
+    """A simulator that accepts only USERNAME/API_KEY, or MATON_KEY with CONNECTION."""
     state = SimState(seed=7)
     state.faults.receipt_delay = RECEIPT_DELAY
-    url, stop = serve(create_simulator(state, username=USERNAME, api_key=API_KEY))
+    url, stop = serve(create_simulator(state, username=USERNAME, api_key=API_KEY, bearer=MATON_KEY,
+                                       connection=CONNECTION))
     yield Simulator(url, state)
     stop()
 
@@ -33,6 +38,15 @@ def locked() -> Iterator[Simulator]:
 def direct(sim: Simulator, username: str = USERNAME, api_key: str = API_KEY) -> clicksend.ApiClient:
     """The SDK as ClickSend documents it: HTTP basic with the API username and key."""
     return clicksend.ApiClient(clicksend.Configuration(host=sim.url, username=username, password=api_key))
+
+
+def maton(sim: Simulator, key: str = MATON_KEY, connection: str | None = CONNECTION) -> clicksend.ApiClient:
+    """The SDK through the Maton gateway's form: a bearer key and the connection header, no basic auth."""
+    api = clicksend.ApiClient(clicksend.Configuration(host=sim.url))
+    api.set_default_header("Authorization", f"Bearer {key}")
+    if connection is not None:
+        api.set_default_header("Maton-Connection", connection)
+    return api
 
 
 @pytest.fixture
@@ -225,3 +239,60 @@ def test_voice_languages(sdk: clicksend.ApiClient) -> None:
     by_code = {lang.code: lang for lang in langs}
     assert "en-au" in by_code
     assert by_code["en-au"].gender.actual_instance == ["female", "male"]
+
+
+# --- credentials -------------------------------------------------------------------------------------
+
+
+def unauthorized(call: object) -> UnauthorizedException:
+    """The 401 a call raised, with ClickSend's envelope checked."""
+    with pytest.raises(UnauthorizedException) as info:
+        call()  # type: ignore[operator]
+    body = json.loads(info.value.body)
+    assert (info.value.status, body["http_code"], body["response_code"]) == (401, 401, "UNAUTHORIZED")
+    return info.value
+
+
+@pytest.mark.parametrize(("username", "api_key"), [(USERNAME, "wrong-key"), ("someone-else", API_KEY)])
+def test_wrong_direct_credentials_get_401(locked: Simulator, username: str, api_key: str) -> None:
+    with direct(locked, username, api_key) as api:
+        unauthorized(clicksend.ManagementApi(api).view_account_details)
+        request = clicksend.SendSmsRequest(messages=[clicksend.SendSmsRequestMessagesInner(to="+61411111111",
+                                                                                           body="Hi")])
+        unauthorized(lambda: clicksend.SmsApi(api).send_sms(send_sms_request=request))
+    assert locked.state.ledger == {}
+
+
+def test_no_credentials_get_401(locked: Simulator) -> None:
+    with clicksend.ApiClient(clicksend.Configuration(host=locked.url)) as api:
+        unauthorized(clicksend.ManagementApi(api).view_account_details)
+
+
+@pytest.mark.parametrize(("key", "connection"), [("wrong-key", CONNECTION), (MATON_KEY, "conn-2"), (MATON_KEY, None)])
+def test_wrong_maton_credentials_get_401(locked: Simulator, key: str, connection: str | None) -> None:
+    with maton(locked, key, connection) as api:
+        unauthorized(clicksend.ManagementApi(api).view_account_details)
+
+
+def test_right_maton_credentials_pass(locked: Simulator) -> None:
+    with maton(locked) as api:
+        assert clicksend.ManagementApi(api).view_account_details().data.user_id == 123456
+
+
+def test_only_the_configured_form_passes() -> None:
+    url, stop = serve(create_simulator(bearer=MATON_KEY))  # Maton only: basic auth is someone else's
+    try:
+        sim = Simulator(url, SimState())
+        with direct(sim) as api:
+            unauthorized(clicksend.ManagementApi(api).view_account_details)
+        with maton(sim, connection=None) as api:  # no connection configured: the header is optional
+            assert clicksend.ManagementApi(api).view_account_details().data.user_id == 123456
+    finally:
+        stop()
+
+
+def test_without_configured_credentials_any_are_accepted(simulator: Simulator) -> None:
+    with direct(simulator, "anyone", "anything") as api:
+        assert clicksend.ManagementApi(api).view_account_details().data.username == "simulator"
+    with maton(simulator, "any-key", None) as api:
+        assert clicksend.ManagementApi(api).view_account_details().data.user_id == 123456

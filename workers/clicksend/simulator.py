@@ -15,6 +15,8 @@ from workers.clicksend.simstate import SimState
 
 
 def create_simulator(state: SimState | None = None, username: str | None = None, api_key: str | None = None,
-                     bearer: str | None = None) -> Flask:
-    """The simulator app. Credentials, when given, must match; otherwise any basic or bearer auth is accepted."""
-    return create_app(state or SimState(), Credentials(username=username, api_key=api_key, bearer=bearer))
+                     bearer: str | None = None, connection: str | None = None) -> Flask:
+    """The simulator app. With credentials given (basic `username`/`api_key`, Maton `bearer` and optional
+    `connection`), only they are accepted and anything else gets ClickSend's 401; with none, any basic or
+    bearer auth is accepted."""
+    return create_app(state or SimState(), Credentials(username, api_key, bearer, connection))

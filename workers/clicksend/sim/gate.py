@@ -7,6 +7,7 @@ Owns the order of those checks and the credentials the app was started with; mus
 from __future__ import annotations
 
 import base64
+import hmac
 import time
 from dataclasses import dataclass
 
@@ -21,11 +22,18 @@ OPEN_PATHS = ("/_sim/", "/healthz")  # the control API and the health check need
 
 @dataclass(frozen=True)
 class Credentials:
-    """What callers must present. A field left None accepts anything in its place."""
+    """What callers must present: ClickSend's basic auth (`username`, `api_key`), Maton's form (`bearer`, and
+    the `Maton-Connection` header when `connection` is set), or both. With none set anything is accepted."""
 
     username: str | None = None
     api_key: str | None = None
     bearer: str | None = None
+    connection: str | None = None
+
+    @property
+    def open(self) -> bool:
+        """No credentials configured: any basic or bearer auth is accepted (how tests and benchmarks run)."""
+        return self.username is None and self.api_key is None and self.bearer is None
 
 
 def credentials() -> Credentials:
@@ -34,18 +42,30 @@ def credentials() -> Credentials:
 
 
 def authorised(expected: Credentials) -> bool:
-    """Whether this request's Authorization header is acceptable."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
+    """Whether this request's Authorization (and Maton-Connection) headers are acceptable.
+
+    Once any credentials are configured only they pass: a form that was not configured is refused too.
+    """
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
-        return expected.bearer is None or value == expected.bearer
+        if expected.open:
+            return True
+        # A connection id, when configured, must be named: without it Maton would pick the account's oldest
+        # connection, which may not be the one meant (a misconfiguration the simulator should show).
+        connection = request.headers.get("Maton-Connection")
+        return (expected.bearer is not None and hmac.compare_digest(value.encode(), expected.bearer.encode())
+                and (expected.connection is None or connection == expected.connection))
     if scheme.lower() == "basic" and value:
         try:
             user, _, key = base64.b64decode(value).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return bool(user and key) and (expected.username is None or
-                                       (user, key) == (expected.username, expected.api_key))
+        if not (user and key):
+            return False
+        if expected.open:
+            return True
+        return (expected.username is not None and expected.api_key is not None and user == expected.username
+                and hmac.compare_digest(key.encode(), expected.api_key.encode()))
     return False
 
 
