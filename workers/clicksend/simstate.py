@@ -87,7 +87,7 @@ class Sent:
 class SimState:
     """Everything the simulator remembers. Safe to use from several request threads."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, seed: int | None = None):
+    def __init__(self, clock: Callable[[], float] = time.time, seed: int | None = None) -> None:
         self.clock = clock
         self.rand = random.Random(seed)
         self.lock = threading.Lock()
@@ -319,14 +319,14 @@ def _country(to: str | None) -> str | None:
         return None
 
 
-def _valid_recipient(to: str | None, country: str | None) -> bool:
+def _valid_recipient(to: Any, country: Any) -> bool:
     # What ClickSend accepts: a valid number for its region (local formats need `country`), or a test number.
     if not isinstance(to, str) or not to:
         return False
     if to in TEST_NUMBERS:
         return True
     try:
-        number = phonenumbers.parse(to, (country or "").upper() or None)
+        number = phonenumbers.parse(to, str(country or "").upper() or None)
     except phonenumbers.NumberParseException:
         return False
     return phonenumbers.is_valid_number(number)
@@ -336,7 +336,7 @@ def _schedule(value: Any) -> int:
     # ClickSend takes the schedule as Unix seconds, a numeric string, or empty for "now".
     try:
         return max(0, int(float(value)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
