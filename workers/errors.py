@@ -148,12 +148,11 @@ class RedisNotStarted(ToolError):
 
 @dataclass
 class ProviderError(HooklineError):
-    """ClickSend (or the gateway) refused or failed a call. `retryable` says whether trying later may help."""
+    """ClickSend (or the gateway) refused or failed a call. The subclass says what to do about it."""
 
     message: str
     status: int | None = None
     response_code: str | None = None
-    retryable: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -164,7 +163,6 @@ class RateLimited(ProviderError):
     """HTTP 429: try again after `retry_after` seconds (None when the provider did not say)."""
 
     retry_after: float | None = None
-    retryable: bool = True
 
 
 @dataclass
@@ -172,7 +170,6 @@ class ProviderUnavailable(ProviderError):
     """5xx or no usable answer. `outcome_unknown` is true when the request may have been acted on."""
 
     outcome_unknown: bool = False
-    retryable: bool = True
 
 
 class ProviderRejected(ProviderError):

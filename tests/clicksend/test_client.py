@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 from decimal import Decimal
+from functools import partial
 
 import pytest
 import requests
 
 from tests.conftest import Simulator, serve
 from tests.messages import message
-from workers.clicksend.client import ClickSendClient, parse_retry_after
+from workers.clicksend.client import ClickSendClient, Page, iter_pages, parse_retry_after
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
 from workers.core.coerce import to_decimal, to_int
 from workers.core.messages import Message
-from workers.errors import AuthenticationFailed, ProviderRejected, ProviderUnavailable, RateLimited
+from workers.errors import AuthenticationFailed, ConfigError, ProviderRejected, ProviderUnavailable, RateLimited
+from workers.wiring.settings import Settings
 
 
 def client(sim: Simulator, **kw) -> ClickSendClient:  # noqa: ANN003
@@ -63,7 +65,6 @@ def test_429_carries_retry_after(simulator: Simulator) -> None:
     with pytest.raises(RateLimited) as info:
         client(simulator).account()
     assert info.value.retry_after == 1.0
-    assert info.value.retryable
 
 
 def test_500_before_acceptance_on_a_send_is_unknown_outcome(simulator: Simulator) -> None:
@@ -93,6 +94,11 @@ def test_refused_connection_is_known_not_sent() -> None:
     with pytest.raises(ProviderUnavailable) as info:
         c.send("sms", payloads.request_body("sms", [sms("x")]))
     assert not info.value.outcome_unknown
+
+
+def test_no_base_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no ClickSend base URL"):
+        ClickSendClient.from_settings(Settings(redis_url="redis://127.0.0.1:6392/0"))
 
 
 def test_wrong_credentials_raise_authentication_failed() -> None:
@@ -136,6 +142,25 @@ def test_history_is_paged_and_searchable(simulator: Simulator) -> None:
     assert {r["custom_string"] for r in first.items + second.items} == {f"m{i}" for i in range(30)}
     only = c.history(q="to:+61411111105")
     assert [r["custom_string"] for r in only.items] == ["m5"]
+
+
+def test_iter_pages_follows_current_and_last_page(simulator: Simulator) -> None:
+    c = client(simulator)
+    c.send("sms", payloads.request_body("sms", [sms(f"m{i}", f"+614111111{i:02d}") for i in range(40)]))
+    pages = list(iter_pages(partial(c.history, "sms", limit=15)))
+    assert [(p.current_page, len(p.items)) for p in pages] == [(1, 15), (2, 15), (3, 10)]
+    assert {r["custom_string"] for p in pages for r in p.items} == {f"m{i}" for i in range(40)}
+
+
+def test_iter_pages_stops_at_last_page_when_the_server_repeats_page_one() -> None:
+    asked: list[int] = []
+
+    def stuck(*, page: int) -> Page:
+        asked.append(page)
+        return Page(items=[], current_page=1, last_page=3, total=0)
+
+    assert len(list(iter_pages(stuck))) == 3
+    assert asked == [1, 2, 3]
 
 
 def test_receipts_move_from_pending_to_final_and_can_be_marked_read(simulator: Simulator) -> None:

@@ -7,15 +7,17 @@ the exception tree. It never retries by itself: the sender decides, because a se
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
 from workers.core.coerce import parse_retry_after, to_decimal, to_int
 from workers.errors import (
     AuthenticationFailed,
+    ConfigError,
     InsufficientCredit,
     ProviderRejected,
     ProviderUnavailable,
@@ -24,11 +26,12 @@ from workers.errors import (
 from workers.wiring.settings import Settings
 
 USER_AGENT = "Hookline/0.1 (+https://github.com/hookline)"
+# Paths by channel, one table per resource (the channel-specific calls sit in their sections below).
 SEND_PATHS = {"sms": "/v3/sms/send", "mms": "/v3/mms/send", "voice": "/v3/voice/send"}
 PRICE_PATHS = {"sms": "/v3/sms/price", "mms": "/v3/mms/price", "voice": "/v3/voice/price"}
-HISTORY_PATHS = {"sms": "/v3/sms/history", "mms": "/v3/mms/history", "voice": "/v3/voice/history"}
 RECEIPT_PATHS = {"sms": "/v3/sms/receipts", "voice": "/v3/voice/receipts"}
-MAX_PAGE = 100
+HISTORY_PATHS = {"sms": "/v3/sms/history", "mms": "/v3/mms/history", "voice": "/v3/voice/history"}
+MAX_PAGE = 100  # ClickSend's largest `limit`: fewest calls per pass
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,32 @@ class Page:
     total: int
 
 
+class FetchPage(Protocol):
+    """One page of a list endpoint by its number, e.g. `partial(client.receipts, "sms")`."""
+
+    def __call__(self, *, page: int) -> Page: ...
+
+
+def iter_pages(fetch: FetchPage) -> Iterator[Page]:
+    """Every page of a list endpoint: `fetch(page=1)`, `fetch(page=2)`, … until `current_page` reaches
+    `last_page`. Also stops at the latest reply's `last_page`, so a server that keeps answering page 1
+    cannot keep us paging forever.
+    """
+    number = 1
+    while True:
+        page = fetch(page=number)
+        yield page
+        if page.current_page >= page.last_page or number >= page.last_page:
+            return
+        number += 1
+
+
 class ClickSendClient:
     """Calls to one ClickSend account. One requests.Session; explicit connect and read timeouts."""
 
     def __init__(self, base_url: str, *, username: str | None = None, api_key: str | None = None,
                  bearer: str | None = None, connection: str | None = None,
-                 timeout: tuple[float, float] = (5.0, 30.0), session: requests.Session | None = None):
+                 timeout: tuple[float, float] = (5.0, 30.0), session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
@@ -84,10 +107,13 @@ class ClickSendClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None) -> ClickSendClient:
-        """The client the settings describe (direct, Maton, or the simulator at `base_url`)."""
+        """The client the settings describe (direct, Maton, or the simulator at `base_url`).
+
+        Raises ConfigError when there is nowhere to send: no credentials and no simulator URL.
+        """
         url = base_url or settings.provider_base_url
         if not url:
-            raise ValueError("no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator")
+            raise ConfigError(["no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator"])
         if settings.provider_mode == "maton":
             return cls(url, bearer=settings.maton_api_key, connection=settings.maton_connection)
         return cls(url, username=settings.clicksend_username or "simulator",
@@ -142,7 +168,7 @@ class ClickSendClient:
         data = body.get("data")
         return data if isinstance(data, dict) else {"items": data} if isinstance(data, list) else {}
 
-    # --- account, lists -----------------------------------------------------------------------------
+    # --- account ----------------------------------------------------------------------------------
 
     def account(self) -> dict[str, Any]:
         """The account (balance as ClickSend gives it, a decimal string)."""
@@ -152,11 +178,7 @@ class ClickSendClient:
         """The account balance."""
         return to_decimal(self.account().get("balance"))
 
-    def lists(self, page: int = 1, limit: int = MAX_PAGE) -> Page:
-        """Contact lists."""
-        return _page(self.request("GET", "/v3/lists", params={"page": page, "limit": limit}))
-
-    # --- sending ------------------------------------------------------------------------------------
+    # --- sending: SMS, MMS and voice share one send and one price shape ------------------------------
 
     def send(self, channel: str, body: dict[str, Any]) -> SendReply:
         """POST a prepared `/v3/{channel}/send` body; never retried here (not idempotent)."""
@@ -166,17 +188,22 @@ class ClickSendClient:
         """What a send would cost; sends nothing."""
         return _send_reply(self.request("POST", PRICE_PATHS[channel], json=body))
 
+    # --- sms ----------------------------------------------------------------------------------------
+
     def cancel_sms(self, message_id: str) -> dict[str, Any]:
         """Cancel a scheduled SMS at ClickSend."""
         return self.request("PUT", f"/v3/sms/{message_id}/cancel")
 
-    # --- history, receipts, inbound -----------------------------------------------------------------
+    # --- mms: nothing of its own; it sends and prices through the shared section above ---------------
 
-    def history(self, channel: str = "sms", *, date_from: int | None = None, date_to: int | None = None,
-                q: str | None = None, page: int = 1, limit: int = MAX_PAGE) -> Page:
-        """One page of sent-message history (filter `custom_string` client-side: `q` does not document it)."""
-        params = {"page": page, "limit": limit, "date_from": date_from, "date_to": date_to, "q": q}
-        return _page(self.request("GET", HISTORY_PATHS[channel], params=_clean(params)))
+    # --- voice --------------------------------------------------------------------------------------
+
+    def voice_languages(self) -> list[dict[str, Any]]:
+        """Voice languages and their genders."""
+        data = self.request("GET", "/v3/voice/lang")
+        return list(data.get("items") or data.get("data") or [])
+
+    # --- receipts -----------------------------------------------------------------------------------
 
     def receipts(self, channel: str = "sms", page: int = 1, limit: int = MAX_PAGE) -> Page:
         """One page of unread delivery receipts."""
@@ -190,6 +217,8 @@ class ClickSendClient:
         """Mark receipts read (all, or those up to `date_before`)."""
         self.request("PUT", f"/v3/{channel}/receipts-read", json=_clean({"date_before": date_before}))
 
+    # --- inbound ------------------------------------------------------------------------------------
+
     def inbound(self, page: int = 1, limit: int = MAX_PAGE) -> Page:
         """One page of unread inbound SMS."""
         return _page(self.request("GET", "/v3/sms/inbound", params={"page": page, "limit": limit}))
@@ -198,10 +227,19 @@ class ClickSendClient:
         """Mark inbound SMS read (all, or those before `date_before`)."""
         self.request("PUT", "/v3/sms/inbound-read", json=_clean({"date_before": date_before}))
 
-    def voice_languages(self) -> list[dict[str, Any]]:
-        """Voice languages and their genders."""
-        data = self.request("GET", "/v3/voice/lang")
-        return list(data.get("items") or data.get("data") or [])
+    # --- history ------------------------------------------------------------------------------------
+
+    def history(self, channel: str = "sms", *, date_from: int | None = None, date_to: int | None = None,
+                q: str | None = None, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """One page of sent-message history (filter `custom_string` client-side: `q` does not document it)."""
+        params = {"page": page, "limit": limit, "date_from": date_from, "date_to": date_to, "q": q}
+        return _page(self.request("GET", HISTORY_PATHS[channel], params=_clean(params)))
+
+    # --- lists and contacts -------------------------------------------------------------------------
+
+    def lists(self, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """Contact lists."""
+        return _page(self.request("GET", "/v3/lists", params={"page": page, "limit": limit}))
 
 
 def _refused(exc: requests.ConnectionError) -> bool:

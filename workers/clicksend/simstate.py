@@ -1,6 +1,7 @@
 """The simulator's memory: accounts, sent messages, receipts, inbound, the ledger and the fault settings.
 
-In-process and thread-safe; time comes from a clock function so tests can drive it.
+In-process and thread-safe; time comes from a clock function so tests can drive it. Rows come out in the
+SMS shape; each resource blueprint in `workers.clicksend.sim` turns them into its own channel's shape.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ SUBACCOUNT_ID = 654321
 PRICE_PER_PART = {"sms": "0.0792", "mms": "0.3300", "voice": "0.1100"}
 CURRENCY = {"currency_name_short": "AUD", "currency_prefix_d": "$", "currency_prefix_c": "c",
             "currency_name_long": "Australian Dollars"}
+# ClickSend's documented test recipients (fact sheet §12): always accepted, whatever their shape.
+TEST_NUMBERS = frozenset({"+61411111111", "+61422222222", "+61433333333", "+61444444444", "+14055555555",
+                          "+14055555666", "+447777777777", "+8615555555555"})
+CANCELLED_ERROR = 5  # the gateway's error_code for a cancelled message (status_code 301)
 
 
 @dataclass
@@ -70,12 +75,19 @@ class Sent:
     final_status: int  # 201 delivered or 301 failed, reached after the receipt delay
     sent_at: float = 0.0  # exact, for the receipt delay (`date` is whole seconds, as ClickSend gives it)
     receipt_read: bool = False
+    schedule: int = 0  # Unix time it is due; 0 = at once
+    cancelled: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # the channel's own fields (MMS subject, voice lang…)
+
+    def due(self) -> float:
+        """When the message leaves (now, or its schedule)."""
+        return max(self.sent_at, float(self.schedule))
 
 
 class SimState:
     """Everything the simulator remembers. Safe to use from several request threads."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, seed: int | None = None):
+    def __init__(self, clock: Callable[[], float] = time.time, seed: int | None = None) -> None:
         self.clock = clock
         self.rand = random.Random(seed)
         self.lock = threading.Lock()
@@ -120,13 +132,11 @@ class SimState:
 
     # --- sending -----------------------------------------------------------------------------------
 
-    def status_for(self, to: str | None, body: str | None) -> str:
-        """The per-message status a recipient gets, by the fault lists and the number's shape."""
+    def status_for(self, to: str | None, body: str | None, country: str | None = None) -> str:
+        """The per-message status a recipient gets, by the fault lists and whether the number is valid."""
         if not body:
             return "EMPTY_MESSAGE"
-        if not to or not to.startswith("+") or not to[1:].isdigit() or len(to) < 8:
-            return "INVALID_RECIPIENT"
-        if to in self.faults.invalid_numbers:
+        if not _valid_recipient(to, country) or to in self.faults.invalid_numbers:
             return "INVALID_RECIPIENT"
         if to in self.faults.no_credit_numbers:
             return "INSUFFICIENT_CREDIT"
@@ -134,34 +144,32 @@ class SimState:
             return "THROTTLED"
         return "SUCCESS"
 
-    def accept(self, channel: str, message: dict[str, Any], commit: bool) -> dict[str, Any]:
+    def accept(self, channel: str, message: dict[str, Any], commit: bool,
+               media_file: str | None = None) -> dict[str, Any]:
         """The reply entry for one message; when `commit`, remember it (history, receipt, ledger)."""
         to = message.get("to")
         body = str(message.get("body") or "")
-        status = self.status_for(to, body)
+        status = self.status_for(to, body, message.get("country"))
         parts = max(1, count_segments(body).parts) if body else 0
         unit = PRICE_PER_PART[channel]
         price = f"{float(unit) * parts:.4f}" if status == "SUCCESS" else "0.0000"
         now = int(self.clock())
+        schedule = _schedule(message.get("schedule"))
         entry = {
             "direction": "out", "date": now, "to": to, "body": body, "from": message.get("from"),
-            "schedule": int(message.get("schedule") or now), "message_id": str(uuid.uuid4()).upper(),
+            "schedule": schedule or now, "message_id": str(uuid.uuid4()).upper(),
             "message_parts": parts, "message_price": price, "from_email": message.get("from_email"),
             "list_id": None, "custom_string": message.get("custom_string"), "contact_id": None,
             "user_id": USER_ID, "subaccount_id": SUBACCOUNT_ID, "is_shared_system_number": False,
             "country": message.get("country") or _country(to), "carrier": "Simulated", "status": status,
         }
-        if channel == "mms":
-            entry["subject"] = message.get("subject")
-        if channel == "voice":
-            entry.update({"to_type": "mobile", "voice": message.get("voice"), "lang": message.get("lang"),
-                          "require_input": message.get("require_input", 0),
-                          "machine_detection": message.get("machine_detection", 0), "from": None})
+        extra = _channel_fields(channel, message, media_file)
+        entry.update(extra)
         if commit and status == "SUCCESS":
             final = 301 if to in self.faults.undelivered_numbers else 201
             record = Sent(channel, entry["message_id"], to or "", body, message.get("from"),
                           message.get("custom_string"), now, parts, price, entry["country"], final,
-                          self.clock())
+                          self.clock(), schedule=schedule, extra=extra)
             with self.lock:
                 self.sent.append(record)
                 self.by_id[record.message_id] = record
@@ -169,16 +177,41 @@ class SimState:
                 self.ledger[key] = self.ledger.get(key, 0) + 1
         return entry
 
+    def cancel(self, message_id: str) -> bool | None:
+        """Cancel one message: None when unknown, False when it already left, True when it was cancelled."""
+        with self.lock:
+            sent = self.by_id.get(message_id)
+            if sent is None:
+                return None
+            return self._cancel(sent)
+
+    def cancel_all(self, channel: str, custom_string: str | None = None) -> int:
+        """Cancel every message on `channel` still waiting for its schedule (only those with `custom_string`)."""
+        with self.lock:
+            return sum(self._cancel(s) for s in self.sent if s.channel == channel
+                       and (custom_string is None or s.custom_string == custom_string))
+
+    def _cancel(self, sent: Sent) -> bool:
+        # Only a message still waiting for its schedule can be stopped; one that has left cannot.
+        if sent.cancelled or sent.due() <= self.clock():
+            return False
+        sent.cancelled = True
+        return True
+
     # --- receipts, history, inbound ----------------------------------------------------------------
 
     def receipt_of(self, sent: Sent) -> dict[str, Any]:
-        """The receipt as it stands now: 200 until the delay has passed, then the final status."""
-        done = self.clock() - sent.sent_at >= self.faults.receipt_delay
-        code = sent.final_status if done else 200
+        """The receipt as it stands now: 200 until the delay after it left has passed, then the final status."""
+        due = sent.due()
+        done = sent.cancelled or self.clock() - due >= self.faults.receipt_delay
+        code = (301 if sent.cancelled else sent.final_status) if done else 200
         texts = {200: ("Sent", None, None), 201: ("Success: Message received on handset.", 4, None),
                  301: ("Failed: Delivery failure.", 8, "Unknown subscriber")}
         text, error_code, error_text = texts[code]
-        return {"timestamp_send": sent.date, "timestamp": int(sent.date + (self.faults.receipt_delay if done else 0)),
+        if sent.cancelled:
+            text, error_code, error_text = "Cancelled", CANCELLED_ERROR, "Cancelled"
+        stamp = sent.date if not done or sent.cancelled else int(due + self.faults.receipt_delay)
+        return {"timestamp_send": sent.date, "timestamp": stamp,
                 "message_id": sent.message_id, "status_code": code, "status_text": text,
                 "error_code": error_code, "error_text": error_text, "custom_string": sent.custom_string,
                 "subaccount_id": SUBACCOUNT_ID, "message_type": sent.channel,
@@ -200,18 +233,22 @@ class SimState:
                     sent.receipt_read = True
 
     def history_item(self, sent: Sent) -> dict[str, Any]:
-        """A history row (string-typed fields as the SDK's model wants them)."""
+        """A history row in the SMS shape (string-typed fields as the SDK's model wants them)."""
         receipt = self.receipt_of(sent)
         status = {200: "Sent", 201: "Completed", 301: "Failed"}[receipt["status_code"]]
+        if sent.cancelled:
+            status = "Cancelled"
+        elif sent.due() > self.clock():
+            status = "Scheduled"
         return {"direction": "out", "date": sent.date, "to": sent.to, "body": sent.body, "status": status,
-                "from": sent.sender, "schedule": str(sent.date), "status_code": str(receipt["status_code"]),
-                "status_text": receipt["status_text"],
+                "from": sent.sender, "schedule": str(sent.schedule or sent.date),
+                "status_code": str(receipt["status_code"]), "status_text": receipt["status_text"],
                 "error_code": None if receipt["error_code"] is None else str(receipt["error_code"]),
                 "error_text": receipt["error_text"], "message_id": sent.message_id,
                 "message_parts": sent.parts, "message_price": sent.price, "from_email": None, "list_id": None,
                 "custom_string": sent.custom_string, "contact_id": None, "user_id": USER_ID,
                 "subaccount_id": SUBACCOUNT_ID, "country": sent.country, "carrier": "Simulated",
-                "first_name": None, "last_name": None, "_api_username": "simulator"}
+                "first_name": None, "last_name": None, "_api_username": "simulator", **sent.extra}
 
     def history(self, channel: str) -> list[Sent]:
         """Every accepted message on `channel`, oldest first."""
@@ -231,6 +268,40 @@ class SimState:
             self.inbound.append(item)
         return item
 
+    def unread_inbound(self) -> list[dict[str, Any]]:
+        """Replies not yet marked read, oldest first."""
+        with self.lock:
+            return [_public(m) for m in self.inbound if not m["read"]]
+
+    def reply_to(self, original_message_id: str) -> dict[str, Any] | None:
+        """The latest reply to one of our messages, read or not."""
+        with self.lock:
+            replies = [m for m in self.inbound if m["original_message_id"] == original_message_id]
+        return _public(replies[-1]) if replies else None
+
+    def mark_inbound_read(self, date_before: float | None = None, message_id: str | None = None) -> int:
+        """Mark replies read: all, those up to `date_before`, or the one `message_id`. Returns how many."""
+        with self.lock:
+            marked = 0
+            for m in self.inbound:
+                if m["read"] or (message_id is not None and m["message_id"] != message_id):
+                    continue
+                if date_before is None or m["timestamp"] <= date_before:
+                    m["read"] = True
+                    marked += 1
+            return marked
+
+    def usage(self, year: int, month: int) -> dict[str, tuple[int, float]]:
+        """Messages accepted per channel in that UTC month: (count, total price)."""
+        totals: dict[str, tuple[int, float]] = {channel: (0, 0.0) for channel in PRICE_PER_PART}
+        with self.lock:
+            for sent in self.sent:
+                when = time.gmtime(sent.date)
+                if (when.tm_year, when.tm_mon) == (year, month):
+                    count, price = totals[sent.channel]
+                    totals[sent.channel] = (count + 1, round(price + float(sent.price), 4))
+        return totals
+
     def ledger_view(self) -> dict[str, Any]:
         """Accepted messages by custom_string with how often each arrived, and the duplicates."""
         with self.lock:
@@ -246,3 +317,40 @@ def _country(to: str | None) -> str | None:
         return phonenumbers.region_code_for_number(phonenumbers.parse(to or "", None))
     except phonenumbers.NumberParseException:
         return None
+
+
+def _valid_recipient(to: Any, country: Any) -> bool:
+    # What ClickSend accepts: a valid number for its region (local formats need `country`), or a test number.
+    if not isinstance(to, str) or not to:
+        return False
+    if to in TEST_NUMBERS:
+        return True
+    try:
+        number = phonenumbers.parse(to, str(country or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number)
+
+
+def _schedule(value: Any) -> int:
+    # ClickSend takes the schedule as Unix seconds, a numeric string, or empty for "now".
+    try:
+        return max(0, int(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _channel_fields(channel: str, message: dict[str, Any], media_file: str | None) -> dict[str, Any]:
+    """What an accepted MMS or voice message carries beyond an SMS's fields."""
+    if channel == "mms":
+        return {"subject": message.get("subject"), "_media_file_url": media_file}
+    if channel == "voice":
+        return {"to_type": "mobile", "voice": message.get("voice"), "lang": message.get("lang"),
+                "require_input": message.get("require_input", 0),
+                "machine_detection": message.get("machine_detection", 0), "from": None}
+    return {}
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    # The `read` flag is ours, not ClickSend's.
+    return {k: v for k, v in item.items() if k != "read"}

@@ -63,11 +63,28 @@ def up(host: str, port: int, workers: int, home: Path) -> None:
               help="A number that makes ClickSend refuse its whole request with 400 (repeatable).")
 @click.option("--undelivered", multiple=True, help="A number whose receipt ends undelivered (301).")
 @click.option("--receipt-delay", type=float, default=2.0, show_default=True, help="Seconds until receipts are final.")
+# Credentials may come from the environment so `hookline up` need not put a key on a command line (`ps`).
+@click.option("--username", envvar="HOOKLINE_SIMULATOR_USERNAME", show_envvar=True,
+              help="Accept only this API username (with --api-key); anything else gets 401.")
+@click.option("--api-key", envvar="HOOKLINE_SIMULATOR_API_KEY", show_envvar=True,
+              help="The API key that goes with --username.")
+@click.option("--maton-key", envvar="HOOKLINE_SIMULATOR_MATON_KEY", show_envvar=True,
+              help="Accept the Maton form: this bearer key; anything else gets 401.")
+@click.option("--maton-connection", envvar="HOOKLINE_SIMULATOR_MATON_CONNECTION", show_envvar=True,
+              help="With --maton-key: the Maton-Connection header requests must carry.")
 def simulator(host: str, port: int, rate_limit: float, rate_429: float, rate_500: float, latency: float,
               hang_rate: float, fail_after_accept: float, invalid: tuple[str, ...], no_credit: tuple[str, ...],
               throttled: tuple[str, ...], bad_request: tuple[str, ...], undelivered: tuple[str, ...],
-              receipt_delay: float) -> None:
-    """Run the local ClickSend simulator (faults also settable at PUT /_sim/faults; ledger at /_sim/ledger)."""
+              receipt_delay: float, username: str | None, api_key: str | None, maton_key: str | None,
+              maton_connection: str | None) -> None:
+    """Run the local ClickSend simulator (faults also settable at PUT /_sim/faults; ledger at /_sim/ledger).
+
+    With no credentials set it accepts any; with --username/--api-key and/or --maton-key only those.
+    """
+    if bool(username) != bool(api_key):
+        raise click.UsageError("--username and --api-key go together")
+    if maton_connection and not maton_key:
+        raise click.UsageError("--maton-connection needs --maton-key")
     state = SimState()
     state.faults.update({
         "rate_limit": rate_limit, "rate_429": rate_429, "rate_500": rate_500, "latency": latency,
@@ -76,9 +93,12 @@ def simulator(host: str, port: int, rate_limit: float, rate_429: float, rate_500
         "bad_request_numbers": list(bad_request),
         "undelivered_numbers": list(undelivered), "receipt_delay": receipt_delay,
     })
-    click.echo(f"ClickSend simulator on http://{host}:{port} (ledger: /_sim/ledger, faults: /_sim/faults)")
+    locked = " (credentials required)" if username or maton_key else ""
+    click.echo(f"ClickSend simulator on http://{host}:{port}{locked} (ledger: /_sim/ledger, faults: /_sim/faults)")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns `hookline up`
-    make_server(host, port, create_simulator(state), threaded=True).serve_forever()
+    app = create_simulator(state, username=username or None, api_key=api_key or None, bearer=maton_key or None,
+                           connection=maton_connection or None)
+    make_server(host, port, app, threaded=True).serve_forever()
 
 
 @main.group()

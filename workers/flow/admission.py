@@ -102,7 +102,7 @@ def estimate(store: Store | None, client: Callable[[], ClickSendClient] | None, 
     if client is not None and store is not None:
         try:
             price = client().price(channel, payloads.request_body(channel, [msg])).total_price
-        except (ProviderError, ConfigError, ValueError) as exc:
+        except (ProviderError, ConfigError) as exc:  # ConfigError: no ClickSend to ask
             log.info("price endpoint unavailable (%s); using the price table", exc)
         if price is not None:
             store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from workers.clicksend.client import ClickSendClient
+from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.core.coerce import to_int
 from workers.core.lifecycle import State
 from workers.core.messages import Message
@@ -115,35 +116,28 @@ class Feedback:
         """Read every page of unread receipts (largest pages), apply them, then mark read those up to the newest
         applied but no later than a minute before this pass began."""
         counts: dict[str, int] = {}
+        client = self.client()
         for channel in RECEIPT_CHANNELS:
-            newest, page = None, 1
-            while True:
-                result = self.client().receipts(channel, page=page, limit=100)
+            newest = None
+            for result in iter_pages(partial(client.receipts, channel, limit=100)):
                 for receipt in result.items:
                     outcome = self.apply_receipt(receipt, now, "poll")
                     counts[outcome] = counts.get(outcome, 0) + 1
-                    stamp = to_int(receipt.get("timestamp"))
-                    newest = max(newest or 0, stamp or 0)
-                if result.current_page >= result.last_page:
-                    break
-                page += 1
+                    newest = max(newest or 0, to_int(receipt.get("timestamp")) or 0)
             if newest:
-                self.client().mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
+                client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
         return counts
 
     def poll_inbound(self, now: float) -> dict[str, int]:
         """Read every page of unread inbound SMS, apply them, then mark read as `poll_receipts` does."""
         counts: dict[str, int] = {}
-        newest, page = None, 1
-        while True:
-            result = self.client().inbound(page=page, limit=100)
+        newest = None
+        client = self.client()
+        for result in iter_pages(partial(client.inbound, limit=100)):
             for item in result.items:
                 outcome = self.apply_inbound(item, now, "poll")
                 counts[outcome] = counts.get(outcome, 0) + 1
                 newest = max(newest or 0, to_int(item.get("timestamp")) or 0)
-            if result.current_page >= result.last_page:
-                break
-            page += 1
         if newest:
-            self.client().mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
+            client.mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
         return counts

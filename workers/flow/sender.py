@@ -11,9 +11,10 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from workers.clicksend.client import ClickSendClient
+from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.core import payloads
 from workers.core.coerce import to_decimal
 from workers.core.lifecycle import State
@@ -274,15 +275,12 @@ class Sender:
 
     def _history_by_custom_string(self, channel: str, date_from: int, date_to: int) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
-        page = 1
-        while True:
-            result = self.client.history(channel, date_from=date_from, date_to=date_to, page=page, limit=100)
+        fetch = partial(self.client.history, channel, date_from=date_from, date_to=date_to, limit=100)
+        for result in iter_pages(fetch):
             for row in result.items:
                 if row.get("custom_string"):
                     rows[str(row["custom_string"])] = row
-            if result.current_page >= result.last_page:
-                return rows
-            page += 1
+        return rows
 
     def recover(self, now: float) -> dict[str, int]:
         """Messages left `sending` by a dead worker become unknown and are reconciled; stale unknowns too."""

@@ -172,9 +172,13 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
         settings_mode = _provider_mode(env)
         if settings_mode == "simulated" and not env.get("CLICKSEND_BASE_URL"):
             sim_port = free_port()
+            # Fresh credentials each run, given to the simulator (by environment, not argv) and to our own
+            # processes: they talk to it exactly as to ClickSend, and a caller without them gets 401.
+            sim_user, sim_key = f"hookline-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
             sup.start("simulator", [sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port)],
-                      env)
-            env["CLICKSEND_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
+                      env | {"HOOKLINE_SIMULATOR_USERNAME": sim_user, "HOOKLINE_SIMULATOR_API_KEY": sim_key})
+            env.update(CLICKSEND_BASE_URL=f"http://127.0.0.1:{sim_port}", CLICKSEND_USERNAME=sim_user,
+                       CLICKSEND_API_KEY=sim_key)
             banner = ["NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE",
                       f"simulator at {env['CLICKSEND_BASE_URL']}  (ledger: /_sim/ledger)",
                       "set CLICKSEND_USERNAME + CLICKSEND_API_KEY, or MATON_API_KEY, to send for real"]
