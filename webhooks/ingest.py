@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import cast
 
 import redis
 from flask import Blueprint, jsonify, request
@@ -38,13 +40,15 @@ def receive(source_name: str) -> ResponseReturnValue:
         return error(415, "unsupported_media_type", "send the event as application/json")
     body = request.get_data(cache=True)  # raises 413 from Content-Length before reading a large body
     now = time.time()
+    # werkzeug's Headers is a case-insensitive mapping of str to str, though not registered as a Mapping.
+    headers = cast(Mapping[str, str], request.headers)
     try:
-        signatures.verify(source.verify, body, request.headers, now, rt.settings.signature_tolerance)
+        signatures.verify(source.verify, body, headers, now, rt.settings.signature_tolerance)
     except IngestError as exc:
         log.info("refused event for %s: %s", source_name, getattr(exc, "detail", exc))
         raise
     # BadJSON (400) and PayloadInvalid (422) are answered by the IngestError handler.
-    event = build_event(source, request.headers, body, now)
+    event = build_event(source, headers, body, now)
     result = rt.store.events.ingest(event, rt.settings.dedupe_window, rt.settings.event_ttl)
     if not result.created:
         return jsonify({"event_id": event.id, "duplicate": True}), 200

@@ -16,6 +16,7 @@ from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
 from workers.core.coerce import to_decimal, to_int
 from workers.core.messages import Message
+from workers.entry.runtime import clicksend_client
 from workers.errors import AuthenticationFailed, ConfigError, ProviderRejected, ProviderUnavailable, RateLimited
 from workers.wiring.settings import Settings
 
@@ -98,7 +99,7 @@ def test_refused_connection_is_known_not_sent() -> None:
 
 def test_no_base_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no ClickSend base URL"):
-        ClickSendClient.from_settings(Settings(redis_url="redis://127.0.0.1:6392/0"))
+        clicksend_client(Settings(redis_url="redis://127.0.0.1:6392/0"))
 
 
 def test_wrong_credentials_raise_authentication_failed() -> None:

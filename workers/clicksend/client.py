@@ -17,13 +17,11 @@ import requests
 from workers.core.coerce import parse_retry_after, to_decimal, to_int
 from workers.errors import (
     AuthenticationFailed,
-    ConfigError,
     InsufficientCredit,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
 )
-from workers.wiring.settings import Settings
 
 USER_AGENT = "Hookline/0.1 (+https://github.com/hookline)"
 # Paths by channel, one table per resource (the channel-specific calls sit in their sections below).
@@ -104,20 +102,6 @@ class ClickSendClient:
                 self.session.headers["Maton-Connection"] = connection
         elif username and api_key:
             self.session.auth = (username, api_key)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, base_url: str | None = None) -> ClickSendClient:
-        """The client the settings describe (direct, Maton, or the simulator at `base_url`).
-
-        Raises ConfigError when there is nowhere to send: no credentials and no simulator URL.
-        """
-        url = base_url or settings.provider_base_url
-        if not url:
-            raise ConfigError(["no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator"])
-        if settings.provider_mode == "maton":
-            return cls(url, bearer=settings.maton_api_key, connection=settings.maton_connection)
-        return cls(url, username=settings.clicksend_username or "simulator",
-                   api_key=settings.clicksend_api_key or "simulator")
 
     # --- transport ----------------------------------------------------------------------------------
 

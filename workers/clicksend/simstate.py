@@ -167,8 +167,8 @@ class SimState:
         entry.update(extra)
         if commit and status == "SUCCESS":
             final = 301 if to in self.faults.undelivered_numbers else 201
-            record = Sent(channel, entry["message_id"], to or "", body, message.get("from"),
-                          message.get("custom_string"), now, parts, price, entry["country"], final,
+            record = Sent(channel, str(entry["message_id"]), to or "", body, message.get("from"),
+                          message.get("custom_string"), now, parts, price, _str(entry["country"]), final,
                           self.clock(), schedule=schedule, extra=extra)
             with self.lock:
                 self.sent.append(record)
@@ -354,3 +354,7 @@ def _channel_fields(channel: str, message: dict[str, Any], media_file: str | Non
 def _public(item: dict[str, Any]) -> dict[str, Any]:
     # The `read` flag is ours, not ClickSend's.
     return {k: v for k, v in item.items() if k != "read"}
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)

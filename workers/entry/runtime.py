@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import redis
 
 from workers.clicksend.client import ClickSendClient
+from workers.errors import ConfigError
 from workers.flow.admission import Admission
 from workers.flow.approvals import Approvals
 from workers.flow.feedback import Feedback
@@ -43,7 +44,7 @@ class Runtime:
     def client(self) -> ClickSendClient:
         """The ClickSend client the settings describe (built on first use: web processes never need it)."""
         if self._client is None:
-            self._client = ClickSendClient.from_settings(self.settings)
+            self._client = clicksend_client(self.settings)
         return self._client
 
     @property
@@ -95,6 +96,20 @@ class Runtime:
         rules = RulesDir(settings.rules_dir, settings, environ)
         rules.reload()
         return cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
+
+
+def clicksend_client(settings: Settings) -> ClickSendClient:
+    """The client the settings describe: direct, through Maton, or the simulator at CLICKSEND_BASE_URL.
+
+    Raises ConfigError when there is nowhere to send: no credentials and no simulator URL.
+    """
+    url = settings.provider_base_url
+    if not url:
+        raise ConfigError(["no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator"])
+    if settings.provider_mode == "maton":
+        return ClickSendClient(url, bearer=settings.maton_api_key, connection=settings.maton_connection)
+    return ClickSendClient(url, username=settings.clicksend_username or "simulator",
+                           api_key=settings.clicksend_api_key or "simulator")
 
 
 _lock = threading.Lock()

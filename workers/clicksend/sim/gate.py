@@ -38,7 +38,8 @@ class Credentials:
 
 def credentials() -> Credentials:
     """The credentials of the app serving this request."""
-    return current_app.extensions[CREDENTIALS_KEY]
+    found: Credentials = current_app.extensions[CREDENTIALS_KEY]
+    return found
 
 
 def authorised(expected: Credentials) -> bool:

@@ -18,7 +18,8 @@ STATE_KEY = "simstate"  # app.extensions key holding the app's SimState
 
 def state() -> SimState:
     """The SimState of the app serving this request."""
-    return current_app.extensions[STATE_KEY]
+    found: SimState = current_app.extensions[STATE_KEY]
+    return found
 
 
 def envelope(status: int, code: str, message: str, data: Any = None) -> Response:
