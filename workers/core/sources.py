@@ -108,6 +108,7 @@ class VerifySchema(Schema):
     username = fields.String()
     password = StrOrList()
     tolerance = Duration(positive=True)
+    url = fields.String()
 
     @validates_schema
     def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
