@@ -63,7 +63,7 @@ def receive(source_name: str) -> ResponseReturnValue:
         headers=kept_headers(request.headers, source.keep_headers + _id_headers(source)),
         payload=payload,
     )
-    result = rt.store.events.ingest(event, rt.settings.dedupe_window, rt.settings.event_ttl)
+    result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
     if not result.created:
         return jsonify({"event_id": event.id, "duplicate": True}), 200
     if result.drain_token:
