@@ -6,11 +6,13 @@ import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import standardwebhooks
 from slack_sdk.signature import SignatureVerifier
 from stripe import WebhookSignature as StripeSignature  # not `import stripe`: stripe() below would shadow it
 from svix.webhooks import Webhook as SvixWebhook  # not `import svix`: svix() below would shadow it
+from twilio.request_validator import RequestValidator as TwilioValidator
 
 
 def hmac_hex(secret: str, message: bytes) -> str:
@@ -77,3 +79,44 @@ def calcom(secret: str, body: bytes) -> dict[str, str]:
 def pagerduty(secrets: list[str], body: bytes) -> dict[str, str]:
     """Signed as PagerDuty v3 webhooks are: one `v1=<hex HMAC-SHA256 of body>` per signing secret, comma-joined."""
     return {"X-PagerDuty-Signature": ",".join(f"v1={hmac_hex(secret, body)}" for secret in secrets)}
+
+
+def gitlab(token: str) -> dict[str, str]:
+    """As GitLab sends it: the webhook's secret token, verbatim, in `X-Gitlab-Token` (nothing is signed)."""
+    return {"X-Gitlab-Token": token}
+
+
+def typeform(secret: str, body: bytes) -> dict[str, str]:
+    """Signed as Typeform's webhook docs say (it publishes no signing library): `sha256=<base64 HMAC of body>`."""
+    return {"Typeform-Signature": "sha256=" + hmac_b64(secret, body)}
+
+
+def woocommerce(secret: str, body: bytes) -> dict[str, str]:
+    """Signed as WooCommerce's WC_Webhook::generate_signature does: base64 HMAC-SHA256 of the body."""
+    return {"X-WC-Webhook-Signature": hmac_b64(secret, body)}
+
+
+def square(key: str, url: str, body: bytes) -> dict[str, str]:
+    """Signed as Square does: base64 HMAC-SHA256 of notification URL + body. (Square's SDK only verifies;
+    tests check what this produces against `square.utils.webhooks_helper.verify_signature`.)"""
+    return {"x-square-hmacsha256-signature": hmac_b64(key, url.encode() + body)}
+
+
+def twilio(token: str, url: str, body: bytes) -> dict[str, str]:
+    """Signed with Twilio's own library (`twilio.request_validator.RequestValidator.compute_signature`).
+
+    The form body is handed over as a multi-dict, as a web framework would parse it.
+    """
+    params = _MultiDict(parse_qsl(body.decode(), keep_blank_values=True))
+    return {"X-Twilio-Signature": TwilioValidator(token).compute_signature(url, params)}
+
+
+class _MultiDict(dict[str, str]):
+    """The `getall` the Twilio validator looks for (Flask's MultiDict has it), over repeated form fields."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        super().__init__(pairs)
+        self.pairs = pairs
+
+    def getall(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]

@@ -49,9 +49,9 @@ def receive(source_name: str) -> ResponseReturnValue:
         raise
     # BadJSON (400) and PayloadInvalid (422) are answered by the IngestError handler.
     event = build_event(source, headers, body, now)
-    result = rt.store.events.ingest(event, rt.settings.dedupe_window, rt.settings.event_ttl)
+    result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
     if not result.created:
-        return jsonify({"event_id": event.id, "duplicate": True}), 200
+        return jsonify({"event_id": result.event_id, "duplicate": True}), 200
     if result.drain_token:
         try:
             rt.enqueuer.drain(result.drain_token)

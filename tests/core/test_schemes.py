@@ -23,6 +23,9 @@ NOW = 1_790_000_000
 BODY = b'{"id": "evt_1", "type": "order.paid"}'
 WHSEC = "whsec_" + base64.b64encode(b"registry-test-secret").decode()
 
+SQUARE_URL = "https://hooks.example.com/hooks/square"
+TWILIO_URL = "https://hooks.example.com/hooks/twilio"
+
 Signer = Callable[[bytes, int], dict[str, str]]
 
 # scheme -> (minimal verify config besides `scheme`, signer(body, ts) -> headers for that config)
@@ -35,6 +38,11 @@ CASES: dict[str, tuple[dict[str, Any], Signer]] = {
     "calendly": ({"secret": "s1"}, lambda b, t: signing.calendly("s1", b, t)),
     "slack": ({"secret": "s1"}, lambda b, t: signing.slack("s1", b, t)),
     "calcom": ({"secret": "s1"}, lambda b, t: signing.calcom("s1", b)),
+    "gitlab": ({"secret": "s1"}, lambda b, t: signing.gitlab("s1")),
+    "typeform": ({"secret": "s1"}, lambda b, t: signing.typeform("s1", b)),
+    "woocommerce": ({"secret": "s1"}, lambda b, t: signing.woocommerce("s1", b)),
+    "square": ({"secret": "s1", "url": SQUARE_URL}, lambda b, t: signing.square("s1", SQUARE_URL, b)),
+    "twilio": ({"secret": "s1", "url": TWILIO_URL}, lambda b, t: signing.twilio("s1", TWILIO_URL, b)),
     "hmac-sha256": ({"secret": "s1", "header": "X-Sig"}, lambda b, t: {"X-Sig": signing.hmac_hex("s1", b)}),
     "bearer": ({"secret": "s1"}, lambda b, t: {"Authorization": "Bearer s1"}),
     "basic": ({"username": "am", "password": "s1"}, lambda b, t: signing.basic("am", "s1")),

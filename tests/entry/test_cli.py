@@ -107,7 +107,7 @@ def test_rules_test_shows_matches_messages_and_the_clicksend_body() -> None:
     assert result.exit_code == 0, result.output
     assert "+ order-confirmation: matched" in result.output
     assert "- order-cancelled: no match: event type 'orders/create' does not match" in result.output
-    assert "body: Hi Ann, thanks for your order #1001 (A$25.00)." in result.output
+    assert "body: Hi Ann, thanks for your order #1001 ($25.00)." in result.output  # AUD to an AU number
     assert "GSM-7, 1 segment(s)" in result.output
     assert 'POST /v3/sms/send {"messages": [{"body": "Hi Ann' in result.output
 
@@ -117,14 +117,14 @@ def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> 
     shop = tmp_path / "rules/shop.yaml"
     shop.write_text(shop.read_text().replace("We'll text you", "We’ll text you"))
     result = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/booking-created.json"), "--source",
-                                       "calendar", "--now", "2026-11-29T12:00:00Z", "--json",
+                                       "bookings", "--now", "2023-05-24T12:00:00Z", "--json",
                                        "--dir", str(tmp_path / "rules")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     by_rule = {r["rule"]: r for r in report["rules"]}
     assert by_rule["reminder-24h"]["messages"][0]["state"] == "suppressed"  # 24 h before is already past
-    # 10:30 in the booking's zone (Australia/Sydney, UTC+11), two hours earlier
-    assert by_rule["reminder-2h"]["messages"][0]["sends"] == "2026-11-29T21:30:00+00:00"
+    # The Cal.com booking starts 2023-05-25T09:30:00Z: two hours earlier
+    assert by_rule["reminder-2h"]["messages"][0]["sends"] == "2023-05-25T07:30:00+00:00"
     shop_order = CliRunner().invoke(main, ["rules", "test", str(ROOT / "examples/shop-order.json"), "--source", "shop",
                                            "--type", "orders/create", "--json", "--dir", str(tmp_path / "rules")])
     [msg] = {r["rule"]: r for r in json.loads(shop_order.output)["rules"]}["order-confirmation"]["messages"]
@@ -134,11 +134,11 @@ def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> 
 
 def test_rules_test_notes_an_event_it_cannot_order(tmp_path: Path) -> None:
     booking = json.loads((ROOT / "examples/booking-created.json").read_text())
-    del booking["timestamp"]
+    del booking["createdAt"]
     (tmp_path / "booking.json").write_text(json.dumps(booking))
-    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "booking.json"), "--source", "calendar"])
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "booking.json"), "--source", "bookings"])
     assert result.exit_code == 0, result.output
-    assert "note: order: missing field (timestamp is missing); handled without ordering" in result.output
+    assert "note: order: missing field (createdAt is missing); handled without ordering" in result.output
 
 
 def test_rules_test_reports_a_missing_event_type() -> None:

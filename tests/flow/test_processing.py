@@ -40,10 +40,16 @@ def example(name: str) -> dict:
     return json.loads((EXAMPLES / name).read_text())
 
 
-def booking(uid: str, start: str, type_: str = "booking.created") -> dict:
+def booking(uid: str, start: str, type_: str = "BOOKING_CREATED", created_at: str | None = None,
+            moved_from: str | None = None) -> dict:
+    """A Cal.com booking event (from the shipped example) for booking `uid` starting at `start`."""
     payload = example("booking-created.json")
-    payload["type"] = type_
-    payload["data"] |= {"uid": uid, "start_time": start, "phone": "+61411111111"}
+    payload["triggerEvent"] = type_
+    payload["payload"] |= {"uid": uid, "startTime": start, "smsReminderNumber": "+61411111111"}
+    if created_at:
+        payload["createdAt"] = created_at
+    if moved_from:  # Cal.com: a rescheduled booking is a new booking that names the one it replaces
+        payload["payload"]["rescheduleUid"] = moved_from
     return payload
 
 
@@ -57,7 +63,7 @@ def test_shop_order_becomes_one_queued_sms(runtime: Runtime) -> None:
     assert counts == {"queued": 1}
     [msg] = messages_of(runtime, eid)
     assert msg.to == "+61411111111"
-    assert msg.body == "Hi Ann, thanks for your order #1001 (A$25.00). We'll text you when it ships."
+    assert msg.body == "Hi Ann, thanks for your order #1001 ($25.00). We'll text you when it ships."  # AUD, AU number
     assert (msg.state, msg.encoding, msg.segments, msg.key) == ("queued", "GSM-7", 1, "order-450789469")
     assert [t["to"] for t in msg.timeline] == ["planned", "queued"]
     assert "approved automatically" in msg.timeline[1]["reason"]
@@ -81,14 +87,15 @@ def test_alertmanager_critical_pages_by_sms_and_voice(runtime: Runtime) -> None:
         ("sms", "+61411111111"), ("sms", "+61422222222"), ("voice", "+61411111111"), ("voice", "+61422222222")]
     assert all(m.critical for m in msgs)
     sms = next(m for m in msgs if m.channel == "sms")
-    assert sms.body == "[FIRING:1] DiskFull critical: Disk on db-1 is 97% full"
+    assert sms.body == ("[FIRING:2] InstanceDown (critical): db-1:9100 has been down for more than 5 minutes; "
+                        "db-2:9100 has been down for more than 5 minutes")
 
 
 def test_alertmanager_resolved_sends_a_short_sms(runtime: Runtime) -> None:
-    payload = example("alertmanager-firing.json") | {"status": "resolved"}
+    payload = json.loads((ROOT / "tests/fixtures/providers/alertmanager/resolved.json").read_text())
     eid = ingest(runtime, "alerts", payload, "resolved", "a2")
     runtime.processing.process_events([eid], time.time())
-    assert {m.body for m in messages_of(runtime, eid)} == {"[RESOLVED] DiskFull"}
+    assert {m.body for m in messages_of(runtime, eid)} == {"[RESOLVED] InstanceDown (critical): db-1:9100"}
 
 
 def test_processing_the_same_event_twice_creates_nothing_new(runtime: Runtime) -> None:
@@ -103,8 +110,8 @@ def test_processing_the_same_event_twice_creates_nothing_new(runtime: Runtime) -
 
 def test_booking_reminders_are_scheduled_24h_and_2h_before(runtime: Runtime) -> None:
     start = int(time.time()) + 3 * 86400
-    eid = ingest(runtime, "calendar", booking("b1", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))),
-                 "booking.created", "c1")
+    eid = ingest(runtime, "bookings", booking("b1", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))),
+                 "BOOKING_CREATED", "c1")
     runtime.processing.process_events([eid], time.time())
     msgs = messages_of(runtime, eid)
     assert sorted(m.send_at - start for m in msgs) == [-86400, -7200]
@@ -113,25 +120,26 @@ def test_booking_reminders_are_scheduled_24h_and_2h_before(runtime: Runtime) -> 
 
 
 def test_rescheduled_booking_replaces_the_pending_reminders(runtime: Runtime) -> None:
-    first = ingest(runtime, "calendar", booking("b2", iso_in(3 * 86400)), "booking.created", "c2")
+    first = ingest(runtime, "bookings", booking("b2", iso_in(3 * 86400)), "BOOKING_CREATED", "c2")
     runtime.processing.process_events([first], time.time())
-    moved = ingest(runtime, "calendar", booking("b2", iso_in(5 * 86400), "booking.rescheduled"),
-                   "booking.rescheduled", "c3")
+    # Cal.com: the moved booking has a new uid and names the old one in rescheduleUid.
+    moved = ingest(runtime, "bookings", booking("b2-moved", iso_in(5 * 86400), "BOOKING_RESCHEDULED",
+                                                moved_from="b2"), "BOOKING_RESCHEDULED", "c3")
     counts = runtime.processing.process_events([moved], time.time())
-    assert counts["replaced"] == 2
+    assert counts["cancelled"] == 2
     assert {m.state for m in messages_of(runtime, first)} == {"cancelled"}
     assert {m.state for m in messages_of(runtime, moved)} == {"scheduled"}
     old = messages_of(runtime, first)[0]
-    assert old.timeline[-1]["reason"] == f"replaced by event {moved}"
+    assert old.timeline[-1]["reason"] == "cancelled by rule booking-moved"
     assert sorted(runtime.store.messages.due_messages(time.time() + 10 * 86400)) == sorted(
         m.id for m in messages_of(runtime, moved))
 
 
 def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
-    created = ingest(runtime, "calendar", booking("b3", iso_in(3 * 86400)), "booking.created", "c4")
+    created = ingest(runtime, "bookings", booking("b3", iso_in(3 * 86400)), "BOOKING_CREATED", "c4")
     runtime.processing.process_events([created], time.time())
-    cancelled = ingest(runtime, "calendar", booking("b3", iso_in(3 * 86400), "booking.cancelled"),
-                       "booking.cancelled", "c5")
+    cancelled = ingest(runtime, "bookings", booking("b3", iso_in(3 * 86400), "BOOKING_CANCELLED"),
+                       "BOOKING_CANCELLED", "c5")
     counts = runtime.processing.process_events([cancelled], time.time())
     assert counts["cancelled"] == 2
     assert {m.state for m in messages_of(runtime, created)} == {"cancelled"}
@@ -141,11 +149,11 @@ def test_cancelled_booking_cancels_its_reminders(runtime: Runtime) -> None:
 
 
 def test_a_created_event_that_arrives_after_its_reschedule_plans_nothing(runtime: Runtime) -> None:
-    moved = booking("b10", iso_in(5 * 86400), "booking.rescheduled") | {"timestamp": "2026-11-26T10:00:00Z"}
-    late = booking("b10", iso_in(3 * 86400)) | {"timestamp": "2026-11-26T09:00:00Z"}  # happened first
-    newer = ingest(runtime, "calendar", moved, "booking.rescheduled", "c11")
+    moved = booking("b10-moved", iso_in(5 * 86400), "BOOKING_RESCHEDULED", "2026-11-26T10:00:00Z", moved_from="b10")
+    late = booking("b10", iso_in(3 * 86400), created_at="2026-11-26T09:00:00Z")  # happened first
+    newer = ingest(runtime, "bookings", moved, "BOOKING_RESCHEDULED", "c11")
     runtime.processing.process_events([newer], time.time())
-    older = ingest(runtime, "calendar", late, "booking.created", "c12")
+    older = ingest(runtime, "bookings", late, "BOOKING_CREATED", "c12")
     counts = runtime.processing.process_events([older], time.time())
     assert counts["stale"] == 2 and counts["replaced"] == 0
     assert {m.state for m in messages_of(runtime, newer)} == {"scheduled"}  # the reschedule stands
@@ -155,13 +163,14 @@ def test_a_created_event_that_arrives_after_its_reschedule_plans_nothing(runtime
 
 
 def test_a_reschedule_retried_after_the_cancellation_sends_no_reminders(runtime: Runtime) -> None:
-    created = ingest(runtime, "calendar", booking("b11", iso_in(3 * 86400)) | {"timestamp": "2026-11-26T09:00:00Z"},
-                     "booking.created", "c13")
-    cancel = booking("b11", iso_in(3 * 86400), "booking.cancelled") | {"timestamp": "2026-11-26T11:00:00Z"}
-    moved = booking("b11", iso_in(4 * 86400), "booking.rescheduled") | {"timestamp": "2026-11-26T10:00:00Z"}
+    created = ingest(runtime, "bookings", booking("b11", iso_in(3 * 86400), created_at="2026-11-26T09:00:00Z"),
+                     "BOOKING_CREATED", "c13")
+    cancel = booking("b11", iso_in(3 * 86400), "BOOKING_CANCELLED", "2026-11-26T11:00:00Z")
+    # The same booking key moved (as a rescheduled event for b11 itself would be), retried after the cancel.
+    moved = booking("b11", iso_in(4 * 86400), "BOOKING_RESCHEDULED", "2026-11-26T10:00:00Z")
     runtime.processing.process_events([created], time.time())
-    runtime.processing.process_events([ingest(runtime, "calendar", cancel, "booking.cancelled", "c14")], time.time())
-    late = ingest(runtime, "calendar", moved, "booking.rescheduled", "c15")  # a retry, delivered last
+    runtime.processing.process_events([ingest(runtime, "bookings", cancel, "BOOKING_CANCELLED", "c14")], time.time())
+    late = ingest(runtime, "bookings", moved, "BOOKING_RESCHEDULED", "c15")  # a retry, delivered last
     runtime.processing.process_events([late], time.time())
     assert {m.state for m in messages_of(runtime, created)} == {"cancelled"}
     assert {m.state for m in messages_of(runtime, late)} == {"cancelled"}
@@ -171,7 +180,7 @@ def test_a_reschedule_retried_after_the_cancellation_sends_no_reminders(runtime:
 def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Runtime) -> None:
     use_policies(runtime, "policies:\n  default: {daily_budget: 10, duplicate_window: 1h,"
                           " max_per_recipient: {count: 3, per: 1h}}\n  paging: {}\n")
-    created = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600 + 1)), "booking.created", "c9")
+    created = ingest(runtime, "bookings", booking("b9", iso_in(2 * 3600 + 1)), "BOOKING_CREATED", "c9")
     runtime.processing.process_events([created], time.time())
     reminder = next(m for m in messages_of(runtime, created) if m.rule == "reminder-2h")
     now = time.time() + 2
@@ -183,8 +192,8 @@ def test_cancelling_a_queued_reminder_gives_back_what_admission_took(runtime: Ru
     assert r.get(keys.duplicate_key(admission.duplicate_digest(queued))) == reminder.id
     assert r.zscore(keys.recipient_rate_key(queued.to), reminder.id) is not None
 
-    cancelled = ingest(runtime, "calendar", booking("b9", iso_in(2 * 3600), "booking.cancelled"),
-                       "booking.cancelled", "c10")
+    cancelled = ingest(runtime, "bookings", booking("b9", iso_in(2 * 3600), "BOOKING_CANCELLED"),
+                       "BOOKING_CANCELLED", "c10")
     assert runtime.processing.process_events([cancelled], now)["cancelled"] == 1  # the 24 h one was past
     assert runtime.store.messages.message_state(reminder.id) == "cancelled"
     assert Decimal(r.get(keys.spend_key(day))) == 0  # never sent: nothing spent
@@ -203,7 +212,7 @@ def test_a_message_already_sending_is_not_cancelled(runtime: Runtime) -> None:
 
 def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtime: Runtime, work) -> None:  # noqa: ANN001
     payload = booking("b4", iso_in(2 * 3600 + 2))  # the 2 h reminder is due in 2 s; the 24 h one is past
-    eid = ingest(runtime, "calendar", payload, "booking.created", "c6")
+    eid = ingest(runtime, "bookings", payload, "BOOKING_CREATED", "c6")
     runtime.processing.process_events([eid], time.time())
     states = {m.rule: m.state for m in messages_of(runtime, eid)}
     assert states == {"reminder-24h": "suppressed", "reminder-2h": "scheduled"}
@@ -218,7 +227,7 @@ def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtim
 
 def test_due_sweep_fires_messages_whose_job_was_lost(runtime: Runtime) -> None:
     payload = booking("b5", iso_in(2 * 3600 + 1))
-    eid = ingest(runtime, "calendar", payload, "booking.created", "c7")
+    eid = ingest(runtime, "bookings", payload, "BOOKING_CREATED", "c7")
     runtime.processing.process_events([eid], time.time())
     registry = scheduled_registry(runtime)
     for job_id in registry.get_job_ids():

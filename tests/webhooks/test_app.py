@@ -20,7 +20,8 @@ print(json.dumps({"loaded": sorted(m for m in ("requests", "urllib3", "httpx") i
 
 def test_the_web_app_imports_no_outbound_http_client_and_no_flow_step(settings: Settings) -> None:
     env = {"REDIS_URL": settings.redis_url, "HOOKLINE_RULES_DIR": settings.rules_dir, "PATH": "/usr/bin:/bin",
-           "SHOP_WEBHOOK_SECRET": "s", "ALERTMANAGER_TOKEN": "t",
+           "SHOP_WEBHOOK_SECRET": "s", "ALERTMANAGER_TOKEN": "t", "STRIPE_WEBHOOK_SECRET": "s",
+           "GRAFANA_WEBHOOK_TOKEN": "t", "CALCOM_WEBHOOK_SECRET": "s", "CALENDLY_SIGNING_KEY": "s",
            "CALENDAR_WEBHOOK_SECRET": "whsec_Y2FsZW5kYXItdGVzdC1zZWNyZXQtMDEyMw=="}
     done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60,
                           check=True)

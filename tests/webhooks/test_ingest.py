@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,9 +19,20 @@ from workers import store
 from workers.entry.runtime import Runtime, set_runtime
 from workers.tools.localredis import free_port, start_redis
 from workers.wiring import pipeline
+from workers.wiring.rulesdir import RulesDir
 from workers.wiring.settings import Settings
 
 ORDER = {"id": 450789469, "name": "#1001", "total_price": "25.00", "customer": {"phone": "+61411111111"}}
+
+
+@pytest.fixture
+def calendar_source(runtime: Runtime) -> None:
+    """A Standard Webhooks source beside the shipped ones (none of them signs that way any more)."""
+    path = Path(runtime.settings.rules_dir) / "sources.yaml"
+    path.write_text(path.read_text() + "\n  calendar:\n    provider: standard-webhooks\n"
+                    "    secret: \"${CALENDAR_WEBHOOK_SECRET}\"\n    event_type: {path: type}\n")
+    runtime.rules = RulesDir(Path(runtime.settings.rules_dir), runtime.settings)
+    assert runtime.rules.reload(), runtime.rules.errors
 
 
 def shop_request(payload: object = ORDER, webhook_id: str = "wh-1", secret: str = SECRETS["SHOP_WEBHOOK_SECRET"],
@@ -79,7 +91,7 @@ def test_event_id_defaults_to_the_body_digest(client, redis_client: redis.Redis,
     assert stored["type"] == "firing"
 
 
-def test_standard_webhooks_source_signed_by_the_library(client, secrets_env) -> None:  # noqa: ANN001
+def test_standard_webhooks_source_signed_by_the_library(client, secrets_env, calendar_source) -> None:  # noqa: ANN001
     body = json.dumps({"type": "booking.created", "data": {"uid": "b1"}}).encode()
     headers = signing.standard(secrets_env["CALENDAR_WEBHOOK_SECRET"], body, int(time.time()), "msg_2Kd")
     response = client.post("/hooks/calendar", data=body, headers={**headers, "Content-Type": "application/json"})
@@ -172,7 +184,7 @@ def test_missing_signature_is_401(client) -> None:  # noqa: ANN001
     assert_error(response, 401, "unauthorized")
 
 
-def test_stale_timestamp_is_401(client, secrets_env) -> None:  # noqa: ANN001
+def test_stale_timestamp_is_401(client, secrets_env, calendar_source) -> None:  # noqa: ANN001
     body = json.dumps({"type": "booking.created", "data": {}}).encode()
     headers = signing.standard(secrets_env["CALENDAR_WEBHOOK_SECRET"], body, int(time.time()) - 600)
     response = client.post("/hooks/calendar", data=body, headers={**headers, "Content-Type": "application/json"})
@@ -284,7 +296,7 @@ def test_healthz_and_readyz(client) -> None:  # noqa: ANN001
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json["checks"] == {"redis": True, "rules_loaded": True}
-    assert set(ready.json["sources"]) == {"shop", "alerts", "calendar"}
+    assert set(ready.json["sources"]) == {"shop", "payments", "alerts", "grafana", "bookings", "calendly"}
 
 
 @pytest.mark.parametrize("path", ["/hooks/shop", "/api/events/x", "/nowhere"])

@@ -17,6 +17,8 @@ from workers.errors import SignatureInvalid
 NOW = 1_790_000_000
 BODY = b'{"id": 1, "total": "25.00"}'
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
+SQUARE_URL = "https://hooks.example.com/hooks/square"
+TWILIO_URL = "https://hooks.example.com/hooks/sms?account=7"
 WHSEC_OLD = "whsec_" + base64.b64encode(b"old-secret-old-secret").decode()
 
 
@@ -57,6 +59,11 @@ SCHEMES = {
         lambda s, b, t: signing.pagerduty(["retired-key", s], b),
         False,
     ),
+    "typeform": (Verify("typeform", ("s1",)), lambda s, b, t: signing.typeform(s, b), False),
+    "woocommerce": (Verify("woocommerce", ("s1",)), lambda s, b, t: signing.woocommerce(s, b), False),
+    "square": (Verify("square", ("s1",), url=SQUARE_URL), lambda s, b, t: signing.square(s, SQUARE_URL, b), False),
+    "twilio": (Verify("twilio", ("s1",), url=TWILIO_URL), lambda s, b, t: signing.twilio(s, TWILIO_URL, b), False),
+    "gitlab": (Verify("gitlab", ("s1",)), lambda s, b, t: signing.gitlab(s), False),
     "bearer": (Verify("bearer", ("s1",)), lambda s, b, t: {"Authorization": f"Bearer {s}"}, False),
     "basic": (Verify("basic", ("s1",), username="am"), lambda s, b, t: signing.basic("am", s), False),
 }
@@ -72,7 +79,7 @@ def with_secrets(spec: Verify, secrets: tuple[str, ...]) -> Verify:
 
 
 ALL = {**SCHEMES, **WHSEC_SCHEMES}
-SIGNS_BODY = [n for n in ALL if n not in ("bearer", "basic")]
+SIGNS_BODY = [n for n in ALL if n not in ("bearer", "basic", "gitlab")]
 
 
 def secret_of(name: str) -> str:
@@ -321,3 +328,58 @@ def test_stripe_items_of_other_schemes_are_ignored() -> None:
     # Stripe's library reads only its EXPECTED_SCHEME (v1) items from the header; so do we.
     headers = signing.stripe_sdk("s1", BODY, NOW)
     check(Verify("stripe", ("s1",)), {"Stripe-Signature": headers["Stripe-Signature"] + f",v0={'0' * 64}"})
+
+
+# An inbound-SMS webhook laid out as Twilio posts it: the field names are those of Twilio's documented
+# Messaging webhook request parameters; the values are placeholders and test numbers, not a captured request.
+TWILIO_FORM = (b"ToCountry=AU&ToState=&SmsMessageSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&NumMedia=0&ToCity=&"
+               b"FromZip=&SmsSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&FromState=&SmsStatus=received&FromCity=&"
+               b"Body=Running+late%2C+10+min&FromCountry=AU&To=%2B61491570006&ToZip=&NumSegments=1&"
+               b"MessageSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&AccountSid=ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX&"
+               b"From=%2B61491570156&ApiVersion=2010-04-01")
+
+
+def test_twilio_library_agrees_with_us_on_a_form_body() -> None:
+    from urllib.parse import parse_qsl
+
+    from twilio.request_validator import RequestValidator
+
+    spec = Verify("twilio", ("auth-token",), url=TWILIO_URL)
+    headers = signing.twilio("auth-token", TWILIO_URL, TWILIO_FORM)
+    params = dict(parse_qsl(TWILIO_FORM.decode(), keep_blank_values=True))
+    assert RequestValidator("auth-token").validate(TWILIO_URL, params, headers["X-Twilio-Signature"])
+    check(spec, headers, body=TWILIO_FORM)
+    # Field order does not matter to Twilio's signature (parameters are sorted); their values do.
+    reordered = b"&".join(reversed(TWILIO_FORM.split(b"&")))
+    check(spec, headers, body=reordered)
+    rejects(spec, headers, body=TWILIO_FORM.replace(b"10+min", b"20+min"))
+    # The URL is signed: the same request configured under another URL fails.
+    rejects(Verify("twilio", ("auth-token",), url=TWILIO_URL.replace("account=7", "account=8")), headers,
+            body=TWILIO_FORM)
+
+
+def test_twilio_url_with_or_without_the_default_port() -> None:
+    # Twilio's validator accepts either form, because Twilio's own signing has varied; so do we.
+    with_port = TWILIO_URL.replace("hooks.example.com", "hooks.example.com:443")
+    check(Verify("twilio", ("t",), url=TWILIO_URL), signing.twilio("t", with_port, TWILIO_FORM), body=TWILIO_FORM)
+    check(Verify("twilio", ("t",), url=with_port), signing.twilio("t", TWILIO_URL, TWILIO_FORM), body=TWILIO_FORM)
+
+
+def test_square_library_accepts_what_we_accept() -> None:
+    from square.utils.webhooks_helper import verify_signature
+
+    body = b'{"merchant_id":"6SSW7HV8K2ST5","type":"payment.created","event_id":"13b867cf-db3d-4b1c-90b6-2f32a9d78124"}'
+    headers = signing.square("signature-key", SQUARE_URL, body)
+    assert verify_signature(request_body=body.decode(), signature_header=headers["x-square-hmacsha256-signature"],
+                            signature_key="signature-key", notification_url=SQUARE_URL)
+    check(Verify("square", ("signature-key",), url=SQUARE_URL), headers, body=body)
+    other = signing.square("signature-key", SQUARE_URL + "/other", body)
+    assert not verify_signature(request_body=body.decode(), signature_header=other["x-square-hmacsha256-signature"],
+                                signature_key="signature-key", notification_url=SQUARE_URL)
+    rejects(Verify("square", ("signature-key",), url=SQUARE_URL), other, body=body)
+
+
+def test_typeform_wants_base64_not_hex() -> None:
+    hexed = {"Typeform-Signature": "sha256=" + signing.hmac_hex("s1", BODY)}
+    rejects(Verify("typeform", ("s1",)), hexed)
+    rejects(Verify("typeform", ("s1",)), {"Typeform-Signature": signing.hmac_b64("s1", BODY)})  # no sha256=

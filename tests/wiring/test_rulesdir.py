@@ -36,7 +36,7 @@ def edit(path: Path, text: str) -> None:
 
 def test_shipped_rules_directory_loads() -> None:
     config = load_config(ROOT / "rules", SECRETS)
-    assert set(config.sources) == {"shop", "alerts", "calendar"}
+    assert set(config.sources) == {"shop", "payments", "alerts", "grafana", "bookings", "calendly"}
 
 
 def test_good_edit_is_picked_up(tmp_rules: Path) -> None:
@@ -49,7 +49,7 @@ def test_good_edit_is_picked_up(tmp_rules: Path) -> None:
 def test_broken_edit_keeps_the_last_good_set_and_reports(tmp_rules: Path) -> None:
     rd = rules_dir(tmp_rules)
     edit(tmp_rules / "sources.yaml", "sources: {shop: {verify: {scheme: nope}}}\n")
-    assert set(rd.current(now=10_000).sources) == {"shop", "alerts", "calendar"}
+    assert set(rd.current(now=10_000).sources) == {"shop", "payments", "alerts", "grafana", "bookings", "calendly"}
     assert rd.errors and rd.errors[0].startswith("sources.yaml:1: shop: verify.scheme:")
     edit(tmp_rules / "sources.yaml", "sources: {fixed: {verify: {scheme: bearer, secret: t}}}\n")
     assert set(rd.current(now=20_000).sources) == {"fixed"}

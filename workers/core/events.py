@@ -48,6 +48,14 @@ class Event:
     headers: Mapping[str, str] = field(default_factory=dict)
     payload: Any = None
 
+    @property
+    def dedupe_id(self) -> str:
+        """What a repeat of this event is recognised by: its source and external id. For a provider's delivery
+        id that is also the event id; an event known only by its body's digest gets an id of its own each time
+        it is accepted, so a byte-identical notification after the dedupe window (Alertmanager's
+        repeat_interval) is a new event, while one within the window is a duplicate."""
+        return event_id_for(self.source, self.external_id)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able document (also what rule `when:` paths are evaluated against)."""
         # Shallow on purpose: asdict() deep-copies the payload, which costs more than the rest of ingest.

@@ -32,9 +32,13 @@ def build_event(source: Source, headers: Mapping[str, str], body: bytes, now: fl
     event_type = event_type or source.event_type.read(lookup, payload)
     if not event_type:
         raise EventTypeMissing(_where(source.event_type))
-    external_id = (source.event_id.read(lookup, payload) if source.event_id else None) or body_digest(body)
+    delivery_id = source.event_id.read(lookup, payload) if source.event_id else None
+    external_id = delivery_id or body_digest(body)
+    # A delivery id names one event however often it is sent; a digest names a body, which may be sent again
+    # as a new event once the dedupe window has passed (see Event.dedupe_id).
+    event_id = event_id_for(source.name, external_id if delivery_id else f"{external_id}@{now!r}")
     return Event(
-        id=event_id_for(source.name, external_id),
+        id=event_id,
         source=source.name,
         type=event_type,
         external_id=external_id,

@@ -1,5 +1,7 @@
 """The `sources.yaml` model: who may send events, how to trust them, and how to read their id and type.
 
+A source either spells out `verify:` or names a `provider:` from `workers.core.providers`, whose preset fills
+in verification, id, type, replay window, body format, dedupe window and schema; the source's own keys win.
 Pure: takes already-parsed YAML data and an environment mapping; never reads files or `os.environ`.
 """
 
@@ -13,18 +15,22 @@ import jmespath
 import jsonschema
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from workers.core import envrefs, schemes
+from workers.core import envrefs, providers, schemes
 from workers.core.fields import Duration, StrOrList
 from workers.core.lifecycle import REPORTED
 from workers.core.schemes import Verify, Where
 from workers.core.schemes.base import SECRET_KEYS
 from workers.errors import ConfigError, Problem
 
-__all__ = ["SCHEMES", "Callback", "Extract", "Source", "Verify", "flatten_errors", "nearest_line", "parse_sources"]
+__all__ = ["BODY_FORMATS", "SCHEMES", "Callback", "Extract", "Source", "Verify", "flatten_errors", "nearest_line",
+           "parse_sources"]
 
 # The scheme names come from the registry, which also holds each scheme's checks and id/type defaults.
 SCHEMES = schemes.names()
 CALLBACK_STATES = (*sorted(REPORTED), "reply")
+BODY_FORMATS = ("json", "form")
+# What a provider source may say about its verification, beside the preset (the rest is the preset's).
+PROVIDER_VERIFY_KEYS = ("secret", "secrets", "username", "url", "tolerance")
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,9 @@ class Source:
     schema: Mapping[str, Any] | None = None
     keep_headers: tuple[str, ...] = ()
     callback: Callback | None = None
+    provider: str | None = None  # the catalog entry this source was built from, if any
+    dedupe_window: float | None = None  # None: the global HOOKLINE_DEDUPE_WINDOW
+    body: str = "json"  # how request bodies are encoded: json | form
     # Compiled once at load from `schema`; checks payloads at the edge.
     validator: jsonschema.protocols.Validator | None = field(default=None, compare=False, repr=False)
 
@@ -108,6 +117,7 @@ class VerifySchema(Schema):
     username = fields.String()
     password = StrOrList()
     tolerance = Duration(positive=True)
+    url = fields.String()
 
     @validates_schema
     def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -172,20 +182,75 @@ class CallbackSchema(Schema):
 
 
 class SourceSchema(Schema):
-    verify = fields.Nested(VerifySchema, required=True)
+    provider = fields.String(validate=validate.OneOf(providers.names()))
+    verify = fields.Nested(VerifySchema)
+    # With `provider:`, the credentials and the few verification options a preset leaves to the source.
+    secret = StrOrList()
+    secrets = StrOrList()
+    username = fields.String()
+    url = fields.String()
+    tolerance = Duration(positive=True)
     event_type = fields.Nested(ExtractSchema)
     event_id = fields.Nested(ExtractSchema)
     schema = fields.Dict()
     keep_headers = fields.List(fields.String())
     callback = fields.Nested(CallbackSchema)
+    dedupe_window = Duration(positive=True)
+    body = fields.String(validate=validate.OneOf(BODY_FORMATS))
 
     @validates_schema
     def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("provider" in data) == ("verify" in data):
+            raise ValidationError("give provider (a preset) or verify (spelled out), not both" if "verify" in data
+                                  else "required: name a provider or spell out verify", "verify")
+        if "verify" in data:
+            stray = [key for key in PROVIDER_VERIFY_KEYS if key in data]
+            if stray:
+                raise ValidationError({key: ["goes inside verify: (or name a provider:)"] for key in stray})
         if "schema" in data:
             try:
                 jsonschema.Draft202012Validator.check_schema(data["schema"])
             except jsonschema.SchemaError as exc:
-                raise ValidationError(f"not a valid JSON Schema: {exc.message}", "schema") from exc
+                raise ValidationError(f"not a valid JSON Schema: {exc.message}", "schema") from None
+
+    @post_load
+    def _preset(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """A provider source's `verify`: the preset's scheme and options with the source's credentials."""
+        if "provider" not in data:
+            return data
+        provider = providers.get(data["provider"])
+        assert provider is not None  # the field's OneOf came first
+        spec: dict[str, Any] = {"scheme": provider.scheme, **dict(provider.options)}
+        if provider.tolerance is not None:
+            spec["tolerance"] = provider.tolerance
+        spec.update({key: data.pop(key) for key in PROVIDER_VERIFY_KEYS if key in data})
+        if "username" in spec and provider.scheme != "basic":
+            raise ValidationError(f"{provider.title} authenticates without a username", "username")
+        try:
+            data["verify"] = VerifySchema().load(_as_loaded(spec))
+        except ValidationError as exc:
+            raise ValidationError(_preset_messages(provider, exc.messages)) from None
+        return data
+
+
+def _as_loaded(spec: dict[str, Any]) -> dict[str, Any]:
+    # VerifySchema loads raw YAML; already-loaded values go back in the form its fields read.
+    raw = dict(spec)
+    for key in ("secret", "secrets"):
+        if isinstance(raw.get(key), tuple):
+            raw[key] = list(raw[key])
+    return raw
+
+
+def _preset_messages(provider: providers.Provider, messages: Any) -> dict[str, list[str]]:
+    """VerifySchema's problems, said of the provider source's own keys and in the provider's words."""
+    out: dict[str, list[str]] = {}
+    for field_name, texts in (messages.items() if isinstance(messages, dict) else [("_schema", messages)]):
+        for text in texts if isinstance(texts, list) else [texts]:
+            if field_name == "secret" and str(text).endswith("needs a secret"):
+                text = f"{provider.title} needs a secret: {provider.secret_name}"
+            out.setdefault(field_name, []).append(str(text))
+    return out
 
 
 class SourcesFileSchema(Schema):
@@ -234,17 +299,28 @@ def _build(name: str, body: dict[str, Any]) -> Source:
     verify: Verify = body["verify"]
     scheme = schemes.get(verify.scheme)
     assert scheme is not None  # validated by VerifySchema
-    event_type = body.get("event_type") or _extract(scheme.defaults.event_type) or Extract(value="event")
-    event_id = body.get("event_id") or _extract(scheme.defaults.event_id)
+    preset = providers.get(body["provider"]) if "provider" in body else None
+    # The source's own keys first, then its provider's preset, then the scheme's conventions.
+    event_type = (body.get("event_type") or _extract(preset.event_type if preset else None)
+                  or _extract(scheme.defaults.event_type) or Extract(value="event"))
+    event_id = (body.get("event_id") or _extract(preset.event_id if preset else None)
+                or _extract(scheme.defaults.event_id))
+    schema = body.get("schema")
+    if schema is None and preset is not None and preset.schema is not None:
+        schema = dict(preset.schema)
+    keep_headers = body.get("keep_headers", preset.keep_headers if preset else ())
     return Source(
         name=name,
         verify=verify,
         event_type=event_type,
         event_id=event_id,
-        schema=body.get("schema"),
-        validator=jsonschema.Draft202012Validator(body["schema"]) if body.get("schema") else None,
-        keep_headers=tuple(body.get("keep_headers", ())),
+        schema=schema,
+        validator=jsonschema.Draft202012Validator(schema) if schema else None,
+        keep_headers=tuple(keep_headers),
         callback=body.get("callback"),
+        provider=preset.name if preset else None,
+        dedupe_window=body.get("dedupe_window", preset.dedupe_window if preset else None),
+        body=body.get("body", preset.body if preset else "json"),
     )
 
 

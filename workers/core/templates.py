@@ -18,6 +18,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from workers.errors import RenderError
 
 _SYMBOLS = {"USD": "$", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "GBP": "£", "EUR": "€", "JPY": "¥"}
+# To a recipient whose own currency it is, a currency's plain symbol; to anyone else, one that cannot be taken
+# for theirs: "$25.00" is US dollars to a US number but reads as Australian dollars to an Australian one.
+_HOME_SYMBOLS = {"USD": "$", "AUD": "$", "CAD": "$", "NZD": "$", "GBP": "£", "EUR": "€", "JPY": "¥"}
+_FOREIGN_SYMBOLS = {"USD": "US$", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "GBP": "£", "EUR": "€", "JPY": "JP¥"}
+_EURO_REGIONS = ("AT", "BE", "CY", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "LT", "LU", "LV", "MT",
+                 "NL", "PT", "SI", "SK")
+_REGION_CURRENCY = {"US": "USD", "AU": "AUD", "CA": "CAD", "NZ": "NZD", "GB": "GBP", "JP": "JPY",
+                    **dict.fromkeys(_EURO_REGIONS, "EUR")}
 
 
 def _from_unix(seconds: float) -> datetime:
@@ -63,15 +71,34 @@ def _datetime_filter(zone: str) -> Callable[..., str]:
     return fmt
 
 
-def _money(value: Any, currency: str = "USD") -> str:
+@jinja2.pass_context
+def _money(context: jinja2.runtime.Context, value: Any, currency: str = "USD") -> str:
+    """`amount | money(currency)`: the amount to two places with a symbol the recipient cannot misread.
+
+    The recipient is the number this message is rendered for (`recipient` in the context): a currency that is
+    not theirs is marked ("US$25.00" to an Australian number); without one, the currency's usual symbol.
+    """
     try:
         amount = Decimal(str(value)).quantize(Decimal("0.01"))
     except InvalidOperation:
         raise RenderError(f"not an amount: {value!r}") from None
     code = str(currency).upper()
-    symbol = _SYMBOLS.get(code)
+    home = _recipient_currency(context.get("recipient"))
+    table = _SYMBOLS if home is None else _HOME_SYMBOLS if code == home else _FOREIGN_SYMBOLS
+    symbol = table.get(code)
     sign = "-" if amount < 0 else ""
     return f"{sign}{symbol}{abs(amount):,}" if symbol else f"{sign}{abs(amount):,} {code}"
+
+
+def _recipient_currency(recipient: Any) -> str | None:
+    """The currency of the region of the E.164 number `recipient`, when it is one we know."""
+    if not isinstance(recipient, str) or not recipient.startswith("+"):
+        return None
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(recipient, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return _REGION_CURRENCY.get(region or "")
 
 
 def _phone_filter(region: str) -> Callable[..., str]:

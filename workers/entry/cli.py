@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
+from workers.core import providers
 from workers.core.phones import e164
 from workers.core.templates import parse_time
 from workers.entry.runtime import Runtime
@@ -177,6 +178,32 @@ def _settings(require_redis: bool = True) -> Settings:
 
 def _runtime() -> Runtime:
     return Runtime.build(_settings())  # a bad rules directory is logged, not raised: only settings can stop us
+
+
+@main.group("sources")
+def sources_group() -> None:
+    """Where events come from: the provider catalog a source can name."""
+
+
+@sources_group.command("providers")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def sources_providers(as_json: bool) -> None:
+    """List the providers a source can name: how each authenticates, its secret's name there, its event types."""
+    catalog = list(providers.CATALOG.values())
+    if as_json:
+        click.echo(json.dumps([{"name": p.name, "title": p.title, "scheme": p.scheme, "authenticates": p.authenticates,
+                                "secret": p.secret_name, "event_types": list(p.event_types), "body": p.body,
+                                "needs": list(p.needs), "dedupe_window": p.dedupe_window, "tolerance": p.tolerance,
+                                "docs": p.docs} for p in catalog], indent=2))
+        return
+    table = [("PROVIDER", "AUTHENTICATES", "SECRET (as the provider calls it)", "EVENT TYPES")]
+    for p in catalog:
+        notes = "".join(f"; needs {n}:" for n in p.needs) + ("; form bodies" if p.body == "form" else "")
+        table.append((p.name, p.authenticates + notes, p.secret_name,
+                      ", ".join(p.event_types) or "(defined by the sender)"))
+    widths = [max(len(line[i]) for line in table) for i in range(3)]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)) + "  " + line[3])
 
 
 @main.command("trace")

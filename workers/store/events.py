@@ -20,7 +20,7 @@ DRAIN_LEASE_MS = 300_000
 # Dedupe, persist, hand over, and claim the drain in one atomic step: either all happen or none.
 _INGEST = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) == false then
-  return {0, 0}
+  return {0, 0, redis.call('GET', KEYS[1])}
 end
 redis.call('HSET', KEYS[2], 'doc', ARGV[2], 'status', 'received')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -53,10 +53,12 @@ return 0
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What `Store.ingest` did: `created` false for a duplicate; `drain_token` set when a drain must start."""
+    """What `ingest` did: `created` false for a duplicate, whose first event is `event_id`; `drain_token` set when
+    a drain must start."""
 
     created: bool
     drain_token: str | None
+    event_id: str
 
 
 class EventRecords:
@@ -70,15 +72,15 @@ class EventRecords:
         self._hset_existing = r.register_script(_HSET_EXISTING)
 
     def ingest(self, event: Event, dedupe_window: float, ttl: float) -> IngestResult:
-        """Store `event` and queue it for the workers unless its id was seen within `dedupe_window`."""
+        """Store `event` and queue it for the workers unless its dedupe id was seen within `dedupe_window`."""
         token = secrets.token_hex(8)
         doc = json.dumps(event.to_dict(), separators=(",", ":"))
         with available():
-            created, claimed = self._ingest(
-                keys=[seen_key(event.id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN],
+            created, claimed, *first = self._ingest(
+                keys=[seen_key(event.dedupe_id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN],
                 args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token],
             )
-        return IngestResult(bool(created), token if claimed else None)
+        return IngestResult(bool(created), token if claimed else None, text(first[0]) if first else event.id)
 
     def get_event(self, event_id: str) -> EventRecord | None:
         """The stored event with its processing status, or None."""

@@ -25,6 +25,8 @@ class Verify:
     timestamp_header: str | None = None
     username: str | None = None
     tolerance: float | None = None
+    # The public URL the sender signs along with the body (Square, Twilio): what it calls, as configured there.
+    url: str | None = None
 
 
 # (spec, raw body, case-insensitive headers, now, replay window in seconds) -> None, or raise SignatureInvalid.
@@ -92,6 +94,16 @@ def needs_header(name: str, data: Mapping[str, Any]) -> list[tuple[str, str]]:
     if "header" in data:
         return []
     return [("header", f"{name} needs the header that carries the signature")]
+
+
+def needs_url(name: str, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The public notification URL must be given: the sender signs it, so it cannot be read from the request."""
+    url = data.get("url", "")
+    if not url:
+        return [("url", f"{name} needs url: the notification URL exactly as configured at the sender")]
+    if not url.startswith(("https://", "http://")):
+        return [("url", "must be the full URL, starting https://")]
+    return []
 
 
 def needs_credentials(name: str, data: Mapping[str, Any]) -> list[tuple[str, str]]:

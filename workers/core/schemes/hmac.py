@@ -1,4 +1,5 @@
-"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, calendly, slack, calcom, generic.
+"""HMAC-SHA256 schemes keyed by the plain shared secret: github, stripe, shopify, calendly, slack, calcom, typeform,
+woocommerce, and the generic hmac-sha256.
 
 Each verifier recomputes the HMAC with every configured secret and compares it, in constant time, with every
 signature the request offers. Pure: no request objects; timestamps are checked against the `now` passed in.
@@ -89,6 +90,10 @@ github = body_signature("X-Hub-Signature-256", "hex", prefix="sha256=")
 shopify = body_signature("X-Shopify-Hmac-Sha256", "base64")
 # Cal.com's sender (packages/features/webhooks/lib/sendPayload.ts): hex HMAC of the body, no prefix, no timestamp.
 calcom = body_signature("X-Cal-Signature-256", "hex")
+# Typeform: "sha256=" and the base64 (not hex) HMAC of the body, keyed by the webhook's secret; no timestamp.
+typeform = body_signature("Typeform-Signature", "base64", prefix="sha256=")
+# WooCommerce (WC_Webhook::generate_signature): base64 HMAC-SHA256 of the body, keyed by the webhook's secret.
+woocommerce = body_signature("X-WC-Webhook-Signature", "base64")
 stripe = timestamp_and_v1("Stripe-Signature")
 # developer.calendly.com "Webhook Signatures": the same t=/v1= layout over "<t>.<body>", keyed by the signing key.
 calendly = timestamp_and_v1("Calendly-Webhook-Signature")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from workers.core.schemes import hmac, standard, tokens
+from workers.core.schemes import hmac, standard, tokens, urlsigned
 from workers.core.schemes.base import (
     Defaults,
     Scheme,
@@ -21,6 +21,7 @@ from workers.core.schemes.base import (
     needs_credentials,
     needs_header,
     needs_secret,
+    needs_url,
     whsec_secrets,
 )
 
@@ -76,6 +77,41 @@ _ENTRIES = (
         checks=(needs_secret,),
         # Cal.com bodies name their trigger (`triggerEvent: BOOKING_CREATED`); there is no delivery id.
         defaults=Defaults(event_type=Where(path="triggerEvent")),
+    ),
+    Scheme(
+        "gitlab",
+        tokens.gitlab,
+        checks=(needs_secret,),
+        # Idempotency-Key (GitLab 17.4+) is the same on every retry of one delivery; older GitLab sends none,
+        # and the body's digest stands in.
+        defaults=Defaults(event_id=Where(header="Idempotency-Key"), event_type=Where(header="X-Gitlab-Event")),
+    ),
+    Scheme(
+        "typeform",
+        hmac.typeform,
+        checks=(needs_secret,),
+        defaults=Defaults(event_id=Where(path="event_id"), event_type=Where(path="event_type")),
+    ),
+    Scheme(
+        "woocommerce",
+        hmac.woocommerce,
+        checks=(needs_secret,),
+        defaults=Defaults(event_id=Where(header="X-WC-Webhook-Delivery-ID"),
+                          event_type=Where(header="X-WC-Webhook-Topic")),
+    ),
+    Scheme(
+        "square",
+        urlsigned.square,
+        checks=(needs_secret, needs_url),
+        defaults=Defaults(event_id=Where(path="event_id"), event_type=Where(path="type")),
+    ),
+    Scheme(
+        "twilio",
+        urlsigned.twilio,
+        checks=(needs_secret, needs_url),
+        # Twilio's own delivery id, the same on its retries; the type is the status the form reports.
+        defaults=Defaults(event_id=Where(header="I-Twilio-Idempotency-Token"),
+                          event_type=Where(path="MessageStatus || SmsStatus || CallStatus")),
     ),
     Scheme("hmac-sha256", hmac.configured, checks=(needs_secret, needs_header), defaults=Defaults()),
     Scheme("bearer", tokens.bearer, checks=(needs_secret,), defaults=Defaults()),

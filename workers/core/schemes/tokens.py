@@ -1,4 +1,4 @@
-"""Verifiers that compare a shared credential instead of signing the body: `bearer`, `basic`, and `none`.
+"""Verifiers that compare a shared credential instead of signing the body: `bearer`, `basic`, `gitlab`, `none`.
 
 Pure: reads only the headers it is given; comparisons are constant-time.
 """
@@ -10,7 +10,7 @@ import binascii
 import hmac
 from collections.abc import Mapping
 
-from workers.core.schemes.base import Verify
+from workers.core.schemes.base import Verifier, Verify
 from workers.core.schemes.common import any_equal
 from workers.errors import SignatureInvalid
 
@@ -37,6 +37,23 @@ def basic(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, win
     # Both checks always run, so the time taken does not say whether the username was right.
     if not (sep and any_equal(password, spec.secrets) and user_ok):
         raise SignatureInvalid("basic credentials did not match")
+
+
+def header_token(header: str) -> Verifier:
+    """A verifier for a plain shared token sent as `<header>: <token>` (GitLab's `X-Gitlab-Token`)."""
+
+    def verify(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:
+        token = headers.get(header, "")
+        if not token:
+            raise SignatureInvalid(f"missing {header}")
+        if not any_equal(token, spec.secrets):
+            raise SignatureInvalid(f"{header} did not match")
+
+    return verify
+
+
+# GitLab signs nothing: the webhook's "Secret token" comes back verbatim in X-Gitlab-Token.
+gitlab = header_token("X-Gitlab-Token")
 
 
 def none(spec: Verify, body: bytes, headers: Mapping[str, str], now: float, window: float) -> None:

@@ -1,0 +1,166 @@
+"""Every shipped rule, dry-run on its provider's real payload, renders the text a person would get.
+
+The payloads are tests/fixtures/providers/ (see the README there for where each came from); the dry run is
+`hookline rules test`'s own code (workers.tools.dryrun), with the shipped rules and sources.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from workers.core.templates import compile_template, environment, parse_time, render
+from workers.tools.dryrun import PlaceholderEnviron, build_event, report
+from workers.wiring.rulesdir import load_config
+
+FIXTURES = ROOT / "tests/fixtures/providers"
+ONCALL = ["+61411111111", "+61422222222"]
+
+
+def dry_run(source: str, fixture: str, now: str, event_type: str | None = None) -> dict[str, dict[str, Any]]:
+    config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
+    at = parse_time(now, "UTC").timestamp()
+    event = build_event(config, FIXTURES / fixture, source, event_type, {}, at)
+    return {r["rule"]: r for r in report(config, event, at, "UTC", "US")["rules"] if r["matched"]}
+
+
+def bodies(rule: dict[str, Any]) -> dict[str, str]:
+    return {m["to"]: m["body"] for m in rule["messages"]}
+
+
+def test_alertmanager_page_lists_each_firing_alert_by_its_own_summary() -> None:
+    matched = dry_run("alerts", "alertmanager/firing.json", "2026-12-01T10:21:00Z")
+    assert set(matched) == {"page-oncall-sms", "page-oncall-voice"}
+    sms = ("[FIRING:2] InstanceDown (critical): db-1:9100 has been down for more than 5 minutes; "
+           "db-2:9100 has been down for more than 5 minutes")
+    assert bodies(matched["page-oncall-sms"]) == dict.fromkeys(ONCALL, sms)
+    voice = ("Critical alert: InstanceDown, 2 firing. db-1:9100 has been down for more than 5 minutes. "
+             "db-2:9100 has been down for more than 5 minutes. Check your messages.")
+    assert bodies(matched["page-oncall-voice"]) == dict.fromkeys(ONCALL, voice)
+    assert ". ." not in voice and ".." not in voice
+
+
+def test_alertmanager_truncated_page_names_instances_and_says_what_was_left_out() -> None:
+    matched = dry_run("alerts", "alertmanager/firing-truncated.json", "2026-12-01T10:21:00Z")
+    assert set(matched) == {"page-oncall-sms"}  # severity page: no call
+    assert set(bodies(matched["page-oncall-sms"]).values()) == {
+        "[FIRING:2] HighRequestLatency (page): web-1:8080; web-2:8080 (+1 more not listed)"}
+
+
+def test_alertmanager_counts_only_the_alerts_still_firing() -> None:
+    matched = dry_run("alerts", "alertmanager/firing-one-resolved.json", "2026-12-01T10:21:00Z")
+    assert set(bodies(matched["page-oncall-sms"]).values()) == {
+        "[FIRING:1] InstanceDown (critical): db-1:9100 has been down for more than 5 minutes. Resolved: db-2:9100"}
+    assert set(bodies(matched["page-oncall-voice"]).values()) == {
+        "Critical alert: InstanceDown, 1 firing. db-1:9100 has been down for more than 5 minutes. "
+        "Check your messages."}
+
+
+def test_alertmanager_resolve_is_reported() -> None:
+    matched = dry_run("alerts", "alertmanager/resolved.json", "2026-12-01T10:21:00Z")
+    assert set(matched) == {"alert-resolved"}
+    assert set(bodies(matched["alert-resolved"]).values()) == {"[RESOLVED] InstanceDown (critical): db-1:9100"}
+
+
+def test_grafana_page_names_each_alert_when_they_share_no_alertname() -> None:
+    matched = dry_run("grafana", "grafana/firing.json", "2021-10-12T08:00:00Z")
+    assert set(matched) == {"grafana-page-sms"}
+    assert set(bodies(matched["grafana-page-sms"]).values()) == {
+        "[FIRING:2] High memory usage: This alert was triggered for zone us-1; "
+        "High CPU usage: This alert was triggered for zone eu-1"}
+
+
+def test_calcom_reminders_24h_and_2h_before_in_the_attendees_zone() -> None:
+    matched = dry_run("bookings", "calcom/booking-created.json", "2023-05-24T09:30:00Z")
+    text = "Hi John, a reminder of your 60min on Thu 25 May at 15:00 at Calcom HQ. Reply STOP to opt out."
+    for rule in ("reminder-24h", "reminder-2h"):
+        [msg] = matched[rule]["messages"]
+        assert (msg["to"], msg["body"]) == ("+61491570156", text)  # 09:30Z is 15:00 in Asia/Kolkata
+        assert msg["key"] == "booking-bFJeNb2uX8ANpT3JL5EfXw"
+    [late] = matched["reminder-2h"]["messages"]
+    assert late["sends"] == "2023-05-25T07:30:00+00:00"
+    # At 09:30Z the day before, the 24 h reminder is due that very second: it is not planned in the past.
+    assert matched["reminder-24h"]["messages"][0]["state"] in ("planned", "suppressed")
+
+
+def test_calcom_reschedule_plans_the_new_booking_and_cancels_the_old_one() -> None:
+    matched = dry_run("bookings", "calcom/booking-rescheduled.json", "2024-01-01T10:00:00Z")
+    assert matched["booking-moved"]["cancels_key"] == "booking-previous-booking-unique-id"
+    for rule in ("reminder-24h", "reminder-2h"):
+        [msg] = matched[rule]["messages"]
+        assert msg["key"] == "booking-new-booking-unique-id"
+        assert msg["body"] == ("Hi Guest, a reminder of your Strategy Session on Wed 10 Jan at 14:30. "
+                               "Reply STOP to opt out.")  # a video app is not a place: no "at …"
+
+
+def test_calcom_cancel_cancels_the_bookings_reminders() -> None:
+    matched = dry_run("bookings", "calcom/booking-cancelled.json", "2024-01-01T15:00:00Z")
+    assert set(matched) == {"booking-cancelled"}
+    assert matched["booking-cancelled"]["cancels_key"] == "booking-unique-booking-identifier"
+
+
+def test_calendly_reminders_in_the_invitees_zone() -> None:
+    matched = dry_run("calendly", "calendly/invitee-created.json", "2019-08-20T00:00:00Z")
+    assert set(matched) == {"calendly-reminder-24h", "calendly-reminder-2h"}  # old_invitee null: not a reschedule
+    for rule, sends in (("calendly-reminder-24h", "2019-08-23T14:15:22.123456+00:00"),
+                        ("calendly-reminder-2h", "2019-08-24T12:15:22.123456+00:00")):
+        [msg] = matched[rule]["messages"]
+        assert (msg["to"], msg["sends"]) == ("+14045551234", sends)
+        assert msg["body"] == ("Hi John, a reminder of your 15 Minute Meeting on Sat 24 Aug at 10:15 at Calendly "
+                               "Office. Reply STOP to opt out.")  # 14:15Z in America/New_York
+
+
+def test_shopify_cancelled_order_in_dollars_marked_for_an_australian_number() -> None:
+    matched = dry_run("shop", "shopify/order-cancelled.json", "2022-04-06T12:00:00Z", "orders/cancelled")
+    assert bodies(matched["order-cancelled"]) == {"+61491570156": (
+        "Your order #9999 (US$403.00) has been cancelled (customer). Any payment will be refunded in 3-5 days.")}
+
+
+def test_shopify_shipment_with_tracking() -> None:
+    matched = dry_run("shop", "shopify/fulfillment-created.json", "2022-01-01T00:00:00Z", "fulfillments/create")
+    assert bodies(matched["order-shipped"]) == {"+12015550123": (
+        "Hi Steve, your order #9999 is on its way with UPS, tracking 1z827wk74630: "
+        "https://www.ups.com/WebTracking?loc=en_US&requester=ST&trackNums=1z827wk74630")}
+
+
+def test_shopify_order_confirmation_on_the_user_facing_example() -> None:
+    config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
+    event = build_event(config, ROOT / "examples/shop-order.json", "shop", "orders/create", {}, 0.0)
+    matched = {r["rule"]: r for r in report(config, event, 0.0, "UTC", "US")["rules"] if r["matched"]}
+    assert bodies(matched["order-confirmation"]) == {"+61411111111": (
+        "Hi Ann, thanks for your order #1001 ($25.00). We'll text you when it ships.")}  # AUD to an AU number
+
+
+def test_stripe_payment_failure() -> None:
+    matched = dry_run("payments", "stripe/payment-intent-failed.json", "2023-03-29T04:27:08Z")
+    assert bodies(matched["payment-failed"]) == {"+61491570156": (
+        "Your payment of US$20.00 did not go through: Your card was declined. Please try another card.")}
+
+
+@pytest.mark.parametrize("recipient, expected", [
+    (None, ["$25.00", "A$25.00", "€25.00", "£25.00", "25.00 CHF"]),
+    ("+61491570156", ["US$25.00", "$25.00", "€25.00", "£25.00", "25.00 CHF"]),
+    ("+12015550123", ["$25.00", "A$25.00", "€25.00", "£25.00", "25.00 CHF"]),
+    ("+14165550123", ["US$25.00", "A$25.00", "€25.00", "£25.00", "25.00 CHF"]),
+])
+def test_money_marks_a_currency_that_is_not_the_recipients_own(recipient: str | None, expected: list[str]) -> None:
+    template = compile_template(environment("UTC", "US"), '{{ amount | money(code) }}')
+    context = {"amount": "25"} | ({"recipient": recipient} if recipient else {})
+    assert [render(template, context | {"code": code}, "body") for code in ("USD", "AUD", "EUR", "GBP", "CHF")] \
+        == expected
+
+
+# No real payload of their own to dry-run them on: Grafana's documentation shows no resolved notification, and
+# Calendly documents its reschedule pair (invitee.canceled with rescheduled: true, invitee.created with
+# old_invitee) only as screenshots.
+WITHOUT_A_REAL_PAYLOAD = {"grafana-resolved", "calendly-cancelled", "calendly-rescheduled"}
+
+
+def test_every_other_shipped_rule_is_dry_run_here() -> None:
+    config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
+    tested = Path(__file__).read_text().split("WITHOUT_A_REAL_PAYLOAD =")[0]
+    assert [r.name for r in config.rules if f'"{r.name}"' not in tested and r.name not in WITHOUT_A_REAL_PAYLOAD] == []
