@@ -212,6 +212,20 @@ def test_mms_send(sdk: clicksend.ApiClient, locked: Simulator) -> None:
     assert locked.state.ledger == {entry.message_id: 1}  # the SDK's MMS model has no custom_string
 
 
+def test_mms_price_and_history(sdk: clicksend.ApiClient) -> None:
+    mms = clicksend.MmsApi(sdk)
+    price = mms.calculate_mms_price(calculate_mms_price_request=clicksend.CalculateMmsPriceRequest(
+        media_file="https://cdn.example.com/t.jpg", messages=[clicksend.CalculateMmsPriceRequestMessagesInner(
+            to="+61411111111", body="Hi", subject="S", var_from="+61400000000")]))
+    assert (price.data.messages[0].message_price, price.data.messages[0].schedule) == ("0.3300", "")
+    mms.send_mms(send_mms_request=clicksend.SendMmsRequest(media_file="https://cdn.example.com/t.jpg", messages=[
+        clicksend.SendMmsRequestMessagesInner(to="+61411111111", body="Hi", subject="S", var_from="+61400000000")]))
+    [row] = mms.view_mms_history(limit=15).data.data
+    assert (row.subject, row.media_file_url, row.message_parts, row.status) == (
+        "S", "https://cdn.example.com/t.jpg", "1", "Sent")
+    assert row.var_date == str(row.date_added)
+
+
 # --- voice -------------------------------------------------------------------------------------------
 
 
@@ -232,6 +246,19 @@ def test_voice_send_and_receipts(sdk: clicksend.ApiClient) -> None:
     assert (receipt.message_id, receipt.status_code, receipt.error_code, receipt.message_type) == (
         entry.message_id, "201", "4", "voice")  # the voice model has them as strings
     assert receipt.timestamp.isdigit() and receipt.timestamp_send == entry.var_date
+
+
+def test_voice_price_and_history(sdk: clicksend.ApiClient) -> None:
+    voice = clicksend.VoiceMessagingApi(sdk)
+    message = {"to": "+61411111111", "body": "Alert", "voice": "male", "lang": "en-gb"}
+    price = voice.calculate_voice_price(calculate_voice_price_request=clicksend.CalculateVoicePriceRequest(
+        messages=[clicksend.CalculateVoicePriceRequestMessagesInner(**message)]))
+    assert (price.data.messages[0].message_price, price.data.total_price) == ("0.1100", pytest.approx(0.11))
+    voice.send_voice_message(send_voice_message_request=clicksend.SendVoiceMessageRequest(
+        messages=[clicksend.SendVoiceMessageRequestMessagesInner(**message)]))
+    [row] = voice.get_voice_history(limit=15, page=1).data.data
+    assert (row.voice, row.lang, row.status, row.status_code) == ("male", "en-gb", "Sent", "200")
+    assert row.var_date == str(row.date_added)
 
 
 def test_voice_languages(sdk: clicksend.ApiClient) -> None:
