@@ -1,6 +1,6 @@
 """Admission: the policy gate every message passes before it may be queued for sending.
 
-Gathers the facts (opt-outs, recent sends, spend, prices, zones, balance), asks `core.policy.decide`,
+Gathers the facts (opt-outs, recent sends, spend, prices, zones, balance), asks `core.decisions.decide`,
 then reserves what an approval consumes (duplicate marker, rate slot, budget) atomically in Redis.
 """
 

@@ -1,6 +1,7 @@
 """Turning stored events into messages: plan with the pure core, then create, cancel and schedule in Redis.
 
-The adapter between `core.planning` and the store; RQ job shells in `jobs.py` call it.
+The adapter between `core.planning`, admission and the store; the RQ job shells in `entry/jobs.py` call it
+through the composition root. Must not build clients or read settings of its own.
 """
 
 from __future__ import annotations

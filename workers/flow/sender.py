@@ -1,7 +1,8 @@
 """Sending: flush an outbox in batches, obey the shared rate limit and 429s, apply every message's outcome,
 and reconcile unknown outcomes through history before anything is sent again.
 
-The adapter between the store, the ClickSend client and `core.sending`; `jobs.py` holds the RQ shells.
+The adapter between the store, the ClickSend client and `core.sending`; `entry/jobs.py` holds the RQ shells.
+Must not enqueue except through the `Enqueuer` it is given.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Message records in Redis: creation, compare-and-set transitions with a timeline, and the key indexes.
 
-Every state change goes through one Lua script, so the state, its index, the timeline, the due set and the
-outbox never disagree, whoever is killed when.
+Every state change goes through `store.transitions`' one Lua primitive, so the state, its index, the timeline,
+the due set and the outbox never disagree, whoever is killed when. Messages go in and come out as
+`core.messages.Message` values; nothing outside this module sees a message hash.
 """
 
 from __future__ import annotations
