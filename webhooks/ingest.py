@@ -35,8 +35,10 @@ def receive(source_name: str) -> ResponseReturnValue:
     source = config.sources.get(source_name)
     if source is None:
         return error(404, "unknown_source", f"no source named {source_name!r}")
-    if not request.mimetype or not (request.mimetype == "application/json" or
-                                    request.mimetype.endswith("+json")):
+    if source.body == "form":
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return error(415, "unsupported_media_type", "send the event as application/x-www-form-urlencoded")
+    elif not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
         return error(415, "unsupported_media_type", "send the event as application/json")
     body = request.get_data(cache=True)  # raises 413 from Content-Length before reading a large body
     now = time.time()

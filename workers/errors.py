@@ -84,6 +84,14 @@ class BadJSON(IngestError):
         super().__init__(f"body is not valid JSON: {reason}", 400, "bad_json")
 
 
+class BadForm(IngestError):
+    """A form-encoded body (a source whose provider posts forms) that cannot be read: `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"body is not a valid form: {reason}", 400, "bad_form")
+
+
 class PayloadInvalid(IngestError):
     """The body parsed but does not satisfy the source's declared payload schema (or has no event type)."""
 
@@ -186,6 +194,7 @@ class InsufficientCredit(ProviderError):
 
 __all__ = [
     "AuthenticationFailed",
+    "BadForm",
     "BadJSON",
     "ConditionError",
     "ConfigError",

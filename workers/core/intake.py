@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from workers.core.events import Event, body_digest, decode_json, event_id_for, kept_headers
 from workers.core.sources import Extract, Source
-from workers.errors import BadJSON, EventTypeMissing, PayloadInvalid
+from workers.errors import BadForm, BadJSON, EventTypeMissing, PayloadInvalid
 
 
 def build_event(source: Source, headers: Mapping[str, str], body: bytes, now: float, *,
@@ -21,10 +22,7 @@ def build_event(source: Source, headers: Mapping[str, str], body: bytes, now: fl
     """The Event this request becomes, received at `now`. `event_type` overrides the source's own reading
     (the dry run's `--type`). Raises BadJSON (400) when the body is not acceptable JSON, PayloadInvalid (422)
     when it fails the source's schema, EventTypeMissing (422) when no event type is found."""
-    try:
-        payload = decode_json(body)
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise BadJSON(str(exc)) from None
+    payload = decode_form(body) if source.body == "form" else _json(body)
     problems = source.payload_errors(payload)
     if problems:
         raise PayloadInvalid(f"payload does not match the {source.name} schema", problems)
@@ -46,6 +44,31 @@ def build_event(source: Source, headers: Mapping[str, str], body: bytes, now: fl
         headers=kept_headers(headers, source.keep_headers + _id_headers(source)),
         payload=payload,
     )
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return decode_json(body)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadJSON(str(exc)) from None
+
+
+def decode_form(body: bytes) -> dict[str, str | list[str]]:
+    """An `application/x-www-form-urlencoded` body (Twilio's, WooCommerce's ping) as the payload rules see: each
+    name once, a repeated name as the list of its values in order. Raises BadForm for bytes that are not UTF-8
+    or a name or value holding a lone surrogate."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadForm(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    out: dict[str, str | list[str]] = {}
+    for name, value in pairs:
+        if name in out:
+            kept = out[name]
+            out[name] = [*kept, value] if isinstance(kept, list) else [kept, value]
+        else:
+            out[name] = value
+    return out
 
 
 class _Folded(dict[str, str]):
