@@ -147,7 +147,6 @@ def recorder(app: Flask) -> Recorder:
 @pytest.fixture
 def alertmanager(tmp_path: Path, recorder: Recorder, live_server: str) -> Iterator[Alertmanager]:
     """prometheus-alertmanager on free loopback ports, its one receiver Hookline's /hooks/alerts."""
-    port = free_port()
     config = tmp_path / "am.yml"
     config.write_text(
         "route:\n"
@@ -163,31 +162,46 @@ def alertmanager(tmp_path: Path, recorder: Recorder, live_server: str) -> Iterat
         "        send_resolved: true\n"
         "        http_config:\n"
         f"          authorization: {{credentials: {SECRETS['ALERTMANAGER_TOKEN']}}}\n")
-    log = tmp_path / "alertmanager.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [BINARY, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
-             f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={url}",
-             "--cluster.listen-address=", "--log.level=debug"],
-            stdout=out, stderr=subprocess.STDOUT)
-    am = Alertmanager(url, proc, log)
+    am = _start(config, tmp_path)
     try:
-        _wait_ready(am)
         yield am
     finally:
         am.stop()
 
 
-def _wait_ready(am: Alertmanager, timeout: float = 10) -> None:
+def _start(config: Path, tmp_path: Path) -> Alertmanager:
+    # A free port can be taken by someone else before Alertmanager binds it: then it exits, and another is tried.
+    for attempt in range(3):
+        port = free_port()
+        url, log = f"http://127.0.0.1:{port}", tmp_path / f"alertmanager-{attempt}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [BINARY, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
+                 f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={url}",
+                 "--cluster.listen-address=", "--log.level=debug"],
+                stdout=out, stderr=subprocess.STDOUT)
+        am = Alertmanager(url, proc, log)
+        try:
+            if _ready(am):
+                return am
+        except BaseException:
+            am.stop()
+            raise
+        if "address already in use" not in log.read_text():
+            raise AssertionError(f"alertmanager exited {proc.returncode}:\n{log.read_text()}")
+    raise AssertionError("no free port for alertmanager in three tries")
+
+
+def _ready(am: Alertmanager, timeout: float = 10) -> bool:
+    """True once Alertmanager answers /-/ready; False when it exited first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if am.proc.poll() is not None:
-            raise AssertionError(f"alertmanager exited {am.proc.returncode}:\n{am.log.read_text()}")
+            return False
         try:
             if requests.get(f"{am.url}/-/ready", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
+                return True
+        except requests.RequestException:  # not listening yet (or someone else is, and it exits)
             pass
         time.sleep(0.05)
     raise AssertionError(f"alertmanager did not become ready:\n{am.log.read_text()}")
