@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 import standardwebhooks
 from slack_sdk.signature import SignatureVerifier
+from square.utils.webhooks_helper import verify_signature as square_verify
 from stripe import WebhookSignature as StripeSignature  # not `import stripe`: stripe() below would shadow it
 from svix.webhooks import Webhook as SvixWebhook  # not `import svix`: svix() below would shadow it
 from twilio.request_validator import RequestValidator as TwilioValidator
@@ -100,6 +101,16 @@ def square(key: str, url: str, body: bytes) -> dict[str, str]:
     """Signed as Square does: base64 HMAC-SHA256 of notification URL + body. (Square's SDK only verifies;
     tests check what this produces against `square.utils.webhooks_helper.verify_signature`.)"""
     return {"x-square-hmacsha256-signature": hmac_b64(key, url.encode() + body)}
+
+
+def square_sdk(key: str, url: str, body: bytes) -> dict[str, str]:
+    """Signed as `square` does, and only handed out once Square's own helper
+    (`square.utils.webhooks_helper.verify_signature`) accepts the signature for this key, URL and body."""
+    headers = square(key, url, body)
+    signature = headers["x-square-hmacsha256-signature"]
+    assert square_verify(request_body=body.decode(), signature_header=signature, signature_key=key,
+                         notification_url=url), "Square's helper refuses what signing.square produced"
+    return headers
 
 
 def twilio(token: str, url: str, body: bytes) -> dict[str, str]:
