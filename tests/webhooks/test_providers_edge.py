@@ -151,13 +151,9 @@ CASES: dict[str, Case] = {
                  "X-WC-Webhook-Source": "https://shop.example.com/"}),
 }
 
-FORM_XFAIL = pytest.mark.xfail(strict=True, reason="form bodies are not accepted at the edge yet")
-
-
 def params(names: tuple[str, ...]) -> list[object]:
-    """The providers as test parameters; form-bodied ones are expected to fail (415) until the edge takes forms."""
-    return [pytest.param(name, marks=FORM_XFAIL) if providers.CATALOG[name].body == "form" else name
-            for name in names]
+    """The providers as test parameters (form-bodied ones included: the edge takes forms)."""
+    return list(names)
 
 
 ALL = params(providers.names())
@@ -313,7 +309,7 @@ FORM_PROVIDERS = [n for n in providers.names() if providers.CATALOG[n].body == "
 
 @pytest.mark.parametrize("name", FORM_PROVIDERS)
 def test_form_cases_are_signed_right_below_the_edge(name: str) -> None:
-    # The xfails above must flip only because of the edge: the same requests verify with the preset's scheme.
+    # Below the edge too: the same form requests verify with the preset's scheme.
     config = {"provider": name, "secret": case(name).secret, **({"url": URL} if "url" in
                                                               providers.CATALOG[name].needs else {})}
     source = parse_sources({"sources": {"p": config}}, {})["p"]
