@@ -320,3 +320,15 @@ def test_form_cases_are_signed_right_below_the_edge(name: str) -> None:
     with pytest.raises(SignatureInvalid):
         verify(source.verify, tampered(case(name).body), Headers(signed(name)), now)
 
+
+@pytest.mark.parametrize("name", ["slack"])  # `name` picks the rules directory
+@pytest.mark.xfail(strict=True, reason="the edge answers Slack's url_verification with 202 {event_id}; Slack enables a "
+                                       "Request URL only once the challenge is echoed back, so a slack source never "
+                                       "gets an event")
+def test_slack_url_verification_is_answered_with_its_challenge(client, name: str) -> None:  # noqa: ANN001
+    # docs.slack.dev "url_verification event": the body Slack sends when the Request URL is set, signed like any.
+    challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    body = minimal({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge, "type": "url_verification"})
+    response = post(client, name, body, signed(name, body=body))
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == challenge or (response.json or {}).get("challenge") == challenge
