@@ -7,7 +7,7 @@ the lookups over it; the verifiers are the registry's, and turning an entry into
 Pure: no I/O, no clock, nothing of Hookline's but the scheme types.
 
 To add a provider: one `Provider(...)` below (its scheme must be in the registry; add one there first if none
-fits), and its signer and request in tests/webhooks/test_providers.py, which fails until every entry has them.
+fits), and its signer and request in tests/webhooks/test_providers_edge.py, which fails until every entry has them.
 """
 
 from __future__ import annotations
