@@ -6,13 +6,15 @@ handed on as if it were the whole body. Here every body, whatever its framing, i
 to `max_body + 1` bytes: more than `max_body` is 413 and nothing reaches the app. A body that stopped
 arriving (its read timed out: the server bounds how long a body may take, see `webhooks.serving`) is 408.
 Otherwise the app sees the body as a buffer with its Content-Length, as it would behind a buffering proxy,
-so `request.get_data()` reads it as before.
+so `request.get_data()` reads it as before; at most `concurrency` requests are in the app at once.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -63,10 +65,23 @@ def read_body(environ: WSGIEnvironment, max_body: int) -> bytes | None:
 
 
 class BoundedBodies:
-    """Wraps a WSGI app: reads each body whole (at most `max_body` bytes) before calling it."""
+    """Wraps a WSGI app: reads each body whole (at most `max_body` bytes) before calling it, and lets at most
+    `concurrency` requests into it at once.
 
-    def __init__(self, app: WSGIApplication, max_body: int):
-        self.app, self.max_body = app, max_body
+    Under gevent workers every connection is served at once; bodies are read concurrently (a slow one holds
+    only its own greenlet), but the app's work is CPU and Redis round trips, which more than a few dozen at
+    a time only slow down, and redis-py's pools refuse more than 100 connections ("Too many connections").
+    The rest wait here, bodies in hand, in arrival order. Under threads fewer than `concurrency` this is no
+    limit at all.
+    """
+
+    def __init__(self, app: WSGIApplication, max_body: int, concurrency: int = 32):
+        self.app, self.max_body, self.concurrency = app, max_body, concurrency
+
+    @functools.cached_property
+    def _slots(self) -> threading.BoundedSemaphore:
+        # Made on first use, in the serving process after gevent patched `threading` (never before a fork).
+        return threading.BoundedSemaphore(self.concurrency)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -81,7 +96,8 @@ class BoundedBodies:
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)  # now a buffer of known length
             environ.pop("wsgi.input_terminated", None)
-        return self.app(environ, start_response)
+        with self._slots:
+            return self.app(environ, start_response)
 
 
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large"}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterable
 
 import pytest
@@ -137,3 +139,28 @@ def test_bodies_that_cannot_be_handed_over(environ: dict[str, object], status: i
 def test_a_request_without_a_body_is_passed_on_untouched() -> None:
     environ: dict[str, object] = {"wsgi.input": Stalls(b"")}  # reading it would raise
     assert read_body(environ, 100) is None
+
+
+def test_at_most_concurrency_requests_are_in_the_app_at_once() -> None:
+    inside, most, lock, release = [0], [0], threading.Lock(), threading.Event()
+
+    def inner(environ, start_response):  # noqa: ANN001, ANN202
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        release.wait(5)
+        with lock:
+            inside[0] -= 1
+        start_response("200 OK", [])
+        return [b""]
+
+    app = BoundedBodies(inner, 100, concurrency=2)
+    threads = [threading.Thread(target=call, args=(app, {"wsgi.input": io.BytesIO(b"")})) for _ in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # all five have arrived; two are in
+    assert most[0] == 2
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert most[0] == 2 and inside[0] == 0
