@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webhooks import api, clicksend_push, errors, health, ingest, metrics, ui
+from webhooks import api, bodies, clicksend_push, errors, health, ingest, metrics, ui
 from webhooks.context import Parts, WebContext
 from workers.wiring.settings import Settings
 
@@ -16,6 +16,8 @@ def create_app(settings: Settings | None = None, runtime: Parts | None = None) -
         runtime = WebContext.build(settings if settings is not None else Settings.from_env())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
+    # Every body is read whole and bounded before Flask sees it, whatever its framing (chunked included).
+    app.wsgi_app = bodies.BoundedBodies(app.wsgi_app, runtime.settings.max_body)  # type: ignore[method-assign]
     app.extensions["hookline"] = runtime
     errors.init_app(app)
     app.register_blueprint(ingest.bp)

@@ -20,13 +20,18 @@ def token_ok(given: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def bearer_ok() -> bool:
+    """True when this request carries `Authorization: Bearer <the API token>`."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and token_ok(token.strip())
+
+
 def require_token(view: Callable[..., Any]) -> Callable[..., Any]:
     """Answer 401, with no hint why, unless the request carries `Authorization: Bearer <token>`."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token_ok(token.strip()):
+        if not bearer_ok():
             return error(401, "unauthorized", "a valid API token is required")
         return view(*args, **kwargs)
 

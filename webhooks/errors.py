@@ -17,12 +17,24 @@ _CODES = {
     400: "bad_request",
     401: "unauthorized",
     404: "not_found",
+    403: "forbidden",
     405: "method_not_allowed",
+    408: "timeout",
     413: "too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     422: "unprocessable",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
     503: "unavailable",
 }
+
+
+def code_for(status: int) -> str:
+    """The `error` code answered with `status` (the app's handlers and the server's own error answers)."""
+    return _CODES.get(status, "error")
 
 
 def init_app(app: Flask) -> None:
@@ -34,7 +46,7 @@ def init_app(app: Flask) -> None:
         message = exc.description or exc.name
         if status == 413:
             message = f"body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        return error(status, _CODES.get(status, "error"), message)
+        return error(status, code_for(status), message)
 
     @app.errorhandler(IngestError)
     def _ingest(exc: IngestError) -> ResponseReturnValue:

@@ -1,5 +1,7 @@
 """Server-rendered operator pages under `/ui/`: log in with the API token, see the dashboard, and approve
-or reject held messages. Forms carry a per-session CSRF token; pages are escaped by Jinja's autoescape."""
+or reject held messages. Every form carries a CSRF token: the sign-in form one bound to a pre-session cookie
+(so another site cannot sign you in as someone else), the others one per session. Pages are escaped by
+Jinja's autoescape."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import hmac
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, redirect, render_template_string, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -23,14 +26,17 @@ bp = Blueprint("ui", __name__, url_prefix="/ui")
 _LAYOUT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Hookline · {{ title }}</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem;max-width:70rem}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}.why{color:#8a4b00}
-.flash{background:#eef6ee;padding:.5rem}form.inline{display:inline}</style></head><body>
+.flash{background:#eef6ee;padding:.5rem}.problem{background:#fbeaea;padding:.5rem}form.inline{display:inline}
+</style></head><body>
 <nav>Hookline{% if user %} · <a href="{{ url_for('ui.dashboard') }}">dashboard</a> ·
 <a href="{{ url_for('ui.approvals_page') }}">approvals</a> · signed in as {{ user }}
 <form class="inline" method="post" action="{{ url_for('ui.logout') }}">
 <input type="hidden" name="csrf" value="{{ csrf }}"><button>sign out</button></form>{% endif %}</nav>
 {% if flash %}<p class="flash">{{ flash }}</p>{% endif %}<h1>{{ title }}</h1>{{ body }}</body></html>"""
 
-_LOGIN = """<form method="post" action="{{ url_for('ui.login') }}">
+_LOGIN = """{% if problem %}<p class="problem">{{ problem }}</p>{% endif %}
+<form method="post" action="{{ url_for('ui.login') }}"><input type="hidden" name="csrf" value="{{ login_csrf }}">
+{% if next_url %}<input type="hidden" name="next" value="{{ next_url }}">{% endif %}
 <p><label>Your name <input name="name" required maxlength="80"></label></p>
 <p><label>API token <input name="token" type="password" required></label></p><button>Sign in</button></form>"""
 
@@ -74,27 +80,49 @@ def _signed_in() -> bool:
     return bool(session.get("user")) and bool(session.get("csrf"))
 
 
-def _csrf_ok() -> bool:
+def _csrf_ok(key: str = "csrf") -> bool:
     given = request.form.get("csrf", "")
-    expected = session.get("csrf", "")
+    expected = session.get(key, "")
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _safe_next(target: str | None) -> str | None:
+    """`target` when it is a page of ours under /ui/ (a path on this site, nothing that leaves it), else None."""
+    if not target or "\\" in target or any(ord(c) < 0x21 for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/") or ".." in parts.path.split("/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _login(status: int = 200, problem: str | None = None, next_url: str | None = None) -> ResponseReturnValue:
+    """The sign-in form, with the token of this browser's pre-session cookie (made on first sight)."""
+    token = session.get("login_csrf") or secrets.token_urlsafe(32)
+    session["login_csrf"] = token
+    return _page("Sign in", _LOGIN, status, login_csrf=token, next_url=_safe_next(next_url), problem=problem)
 
 
 @bp.get("/login")
 def login_page() -> ResponseReturnValue:
-    """The sign-in form."""
-    return _page("Sign in", _LOGIN)
+    """The sign-in form; `next` is the page to return to (one of ours under /ui/)."""
+    return _login(next_url=request.args.get("next"))
 
 
 @bp.post("/login")
 def login() -> ResponseReturnValue:
-    """Sign in with a name and the API token; a wrong token gets 401 and no hint."""
+    """Sign in with a name and the API token from this site's own form (403 without its token); a wrong
+    token gets 401 and says so, without saying more."""
+    next_url = request.form.get("next")
+    if not _csrf_ok("login_csrf"):
+        return _login(403, "This sign-in form has expired or did not come from this site. Sign in again here.",
+                      next_url)
     if not token_ok(request.form.get("token")):
-        return _page("Sign in", _LOGIN, 401)
+        return _login(401, "Sign-in failed: that API token is not the right one.", next_url)
     session.clear()
     session["user"] = (request.form.get("name") or "operator").strip()[:80] or "operator"
     session["csrf"] = secrets.token_urlsafe(32)
-    return redirect(url_for("ui.approvals_page"))
+    return redirect(_safe_next(next_url) or url_for("ui.approvals_page"))
 
 
 @bp.post("/logout")
@@ -109,7 +137,7 @@ def logout() -> ResponseReturnValue:
 def dashboard() -> ResponseReturnValue:
     """Messages by state and raised alerts."""
     if not _signed_in():
-        return _page("Sign in", _LOGIN, 401)
+        return _login(401, next_url=request.full_path)
     store = runtime().store
     counts = [(s, n) for s, n in store.messages.state_counts().items() if n]
     return _page("Dashboard", _DASHBOARD, counts=counts, alerts=store.account.alerts())
@@ -119,7 +147,7 @@ def dashboard() -> ResponseReturnValue:
 def approvals_page() -> ResponseReturnValue:
     """Held messages with approve and reject forms."""
     if not _signed_in():
-        return _page("Sign in", _LOGIN, 401)
+        return _login(401, next_url=request.full_path)
     rt = runtime()
     rows = []
     for msg in rt.store.messages.held():
@@ -133,7 +161,7 @@ def approvals_page() -> ResponseReturnValue:
 def decide(message_id: str, action: str) -> ResponseReturnValue:
     """Approve or reject one message from the page."""
     if not _signed_in():
-        return _page("Sign in", _LOGIN, 401)
+        return _login(401, next_url=url_for("ui.approvals_page"))
     if not _csrf_ok():
         return _page("Approvals", "<p>The form expired; reload the page and try again.</p>", 403)
     if action not in ("approve", "reject"):

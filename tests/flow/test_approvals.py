@@ -111,13 +111,20 @@ def test_holds_expire_and_cannot_be_approved_after(manual: Runtime) -> None:
     assert result == {mid: "not held (expired)"}
 
 
+def sign_in(browser, name: str, token: str):  # noqa: ANN001, ANN201
+    """Sign in as a person would: fetch the form (and its CSRF token), then send it."""
+    form = browser.get("/ui/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    return browser.post("/ui/login", data={"name": name, "token": token, "csrf": csrf})
+
+
 def test_approval_pages_need_the_token_and_csrf(manual: Runtime, app, work) -> None:  # noqa: ANN001
     mid = order_event(manual, 1)
     browser = app.test_client()
     assert browser.get("/ui/approvals").status_code == 401
-    assert browser.post("/ui/login", data={"name": "Ann", "token": "wrong"}).status_code == 401
+    assert sign_in(browser, "Ann", "wrong").status_code == 401
     assert browser.post(f"/ui/approvals/{mid}/approve", data={"note": "x"}).status_code == 401
-    assert browser.post("/ui/login", data={"name": "Ann", "token": API_TOKEN}).status_code == 302
+    assert sign_in(browser, "Ann", API_TOKEN).status_code == 302
     page = browser.get("/ui/approvals")
     assert page.status_code == 200
     html = page.get_data(as_text=True)

@@ -46,7 +46,8 @@ def test_metrics_expose_states_outboxes_and_alerts(client, runtime: Runtime) -> 
     assert 'hookline_messages{state="queued"} 1' in text
     assert 'hookline_outbox_depth{channel="sms"} 1' in text
     assert 'hookline_alert{name="insufficient_credit"} 1' in text
-    ready = client.get("/readyz").json
+    assert "alerts" not in client.get("/readyz").json  # for the operator only
+    ready = client.get("/readyz", headers=AUTH).json
     assert ready["alerts"]["insufficient_credit"]["message"] == "no credit"
 
 

@@ -295,8 +295,27 @@ def test_healthz_and_readyz(client) -> None:  # noqa: ANN001
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json["checks"] == {"redis": True, "rules_loaded": True}
-    assert set(ready.json["sources"]) == {"shop", "payments", "alerts", "grafana", "bookings", "calendly"}
+    # Anyone sees whether it is ready; the source names and the rest are for the operator.
+    assert ready.json == {"status": "ready", "checks": {"redis": True, "rules_loaded": True}}
+    assert client.get("/readyz", headers={"Authorization": "Bearer nope"}).json == ready.json
+    detailed = api_get(client, "/readyz")
+    assert detailed.status_code == 200
+    assert detailed.json["checks"] == {"redis": True, "rules_loaded": True}
+    assert set(detailed.json["sources"]) == {"shop", "payments", "alerts", "grafana", "bookings", "calendly"}
+    assert set(detailed.json) == {"status", "checks", "sources", "config_errors", "alerts", "paused_outboxes"}
+
+
+def test_readyz_keeps_config_errors_and_alerts_behind_the_token(client, runtime: Runtime) -> None:  # noqa: ANN001
+    rules = runtime.rules.directory
+    (rules / "sources.yaml").write_text("sources:\n  broken: {verify: {scheme: nope}}\n")
+    runtime.rules._checked = 0.0  # the next look notices the edit
+    runtime.store.account.raise_alert("insufficient_credit", "no credit", time.time())
+    public = client.get("/readyz")
+    assert public.status_code == 200 and public.json == {"status": "ready",
+                                                         "checks": {"redis": True, "rules_loaded": True}}
+    detailed = api_get(client, "/readyz").json
+    assert any("broken" in e for e in detailed["config_errors"])
+    assert detailed["alerts"]["insufficient_credit"]["message"] == "no credit"
 
 
 @pytest.mark.parametrize("path", ["/hooks/shop", "/api/events/x", "/nowhere"])

@@ -141,6 +141,13 @@ def _provider_mode(env: Mapping[str, str]) -> str:
     return "maton" if env.get("MATON_API_KEY") else "simulated"
 
 
+def web_command(bin_dir: Path, host: str, port: int, workers: int = 3) -> list[str]:
+    """The web process, as the Procfile's `web` line runs it: gunicorn with `webhooks.serving`'s settings
+    (gevent workers, bounded header and body times, JSON server errors)."""
+    return [str(bin_dir / "gunicorn"), "--config", "python:webhooks.serving", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--log-level", "warning", "webhooks:create_app()"]
+
+
 def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Path,
        say: Callable[[str], None] = print) -> int:
     """Run the whole service until Ctrl-C (or SIGTERM); return the process exit code."""
@@ -189,9 +196,7 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
             say("  " + "!" * (width + 8) + "\n")
         elif settings_mode != "simulated":
             say(f"hookline: sending for real through ClickSend ({settings_mode})")
-        sup.start("web", [str(bin_dir / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "3",
-                          "--worker-class", "gthread", "--threads", "4",
-                          "--log-level", "warning", "webhooks:create_app()"], env)
+        sup.start("web", web_command(bin_dir, host, port), env)
         for i in range(workers):
             sup.start(f"worker-{i + 1}", [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"],
                                           "--with-scheduler", "--quiet", "--worker-class",

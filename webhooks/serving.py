@@ -1,0 +1,95 @@
+"""gunicorn's settings for the web process: `gunicorn --config python:webhooks.serving "webhooks:create_app()"`.
+
+The Procfile's `web` line and `hookline up` both run the web process with this module and add only where to
+listen and how many workers; a command line flag overrides a setting here. The web process may face the
+internet with no proxy in front, so it must survive clients that open a connection and then send slowly or
+nothing at all:
+
+- gevent workers: each connection is a greenlet, so stalled uploads hold greenlets (up to
+  `worker_connections` per worker), never the dozen threads that serve everyone. The app is unchanged: a
+  WSGI app whose `request.get_data()` reads the body as before.
+- A request's headers must arrive within `keepalive` seconds of the connection opening or of the previous
+  answer (gunicorn's gevent worker gives up on the read and closes the connection); a kept-alive connection
+  idles as long.
+- Its body must arrive within `BODY_SECONDS` of the headers: every read of it waits at most until then
+  (`pre_request` puts the deadline on the socket). `webhooks.bodies` reads each body whole before the app
+  and answers a body that stopped arriving with 408; the unread rest is drained for at most `keepalive`
+  seconds before the connection closes.
+- Errors the server answers itself (a garbage request line 400, a URI over `limit_request_line` 414, headers
+  over `limit_request_field_size` 431, an unsupported transfer coding 501) are JSON
+  `{"error": code, "message": text}` like every other error, not gunicorn's HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import warnings
+from typing import Any
+
+import gunicorn.util
+
+from webhooks.errors import code_for
+
+worker_class = "gevent"
+worker_connections = 500  # per worker; a connection costs a greenlet and, while its body arrives, that body
+keepalive = 5  # seconds for a request's headers to arrive, and for an idle kept-alive connection
+timeout = 30  # a worker that stops answering its master this long is restarted
+graceful_timeout = 20
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+BODY_SECONDS = 10.0  # for a request's whole body to arrive after its headers (1 MiB at 100 KB/s)
+
+
+class _BodyDeadline:
+    """A socket whose reads wait no later than `until` (time.monotonic()); other calls go to the socket."""
+
+    def __init__(self, sock: socket.socket, until: float):
+        self.sock, self.until = sock, until
+
+    def recv(self, size: int) -> bytes:
+        remaining = self.until - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request body did not arrive in time")
+        self.sock.settimeout(remaining)
+        return self.sock.recv(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Bound the time this request's body may take to arrive."""
+    unreader: Any = getattr(req, "unreader", None)
+    sock = getattr(unreader, "sock", None)
+    if sock is not None and hasattr(sock, "settimeout"):
+        unreader.sock = _BodyDeadline(sock, time.monotonic() + BODY_SECONDS)
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    """Give the connection back its plain socket: the next request's headers have their own timeout."""
+    unreader: Any = getattr(req, "unreader", None)
+    wrapped = getattr(unreader, "sock", None)
+    if isinstance(wrapped, _BodyDeadline):
+        unreader.sock = wrapped.sock
+        wrapped.sock.settimeout(None)
+
+
+def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own error answer (`gunicorn.util.write_error`), as JSON."""
+    body = json.dumps({"error": code_for(status_int), "message": mesg or reason}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = write_error  # the one place gunicorn writes an error page (workers/base.py)
+
+# gunicorn imports `ssl` before its gevent worker patches it, and gevent warns about that in every worker. The
+# web process opens no TLS connection but redis-py's (a rediss:// REDIS_URL), which looks `ssl`'s names up
+# when it connects, after the patch.
+warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported",
+                        module="gunicorn.workers.ggevent")
