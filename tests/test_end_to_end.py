@@ -9,6 +9,7 @@ import time
 from tests import signing
 from tests.conftest import API_TOKEN, EXAMPLES_DIR, RECEIPT_TOKEN, SECRETS, Simulator
 from tests.origin_server import Origin
+from tests.waiting import wait_for
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
 
@@ -34,7 +35,7 @@ def test_webhook_to_sent_to_polled_receipt_to_verified_callbacks(e2e: Runtime, c
     assert msg["state"] == "sent" and msg["provider_id"]
     assert simulator.state.ledger == {msg["id"]: 1}
 
-    time.sleep(0.3)  # the simulator's receipt becomes final
+    wait_for(lambda: simulator.state.unread_receipts("sms"), "the simulator's receipt to become final")
     assert jobs.poll_feedback()["receipts"] == {"delivered": 1}
     work()  # callback "delivered"
     view = event_view(client, event_id)
@@ -59,8 +60,11 @@ def test_pushed_receipt_is_applied_through_the_same_code(e2e: Runtime, client, w
     event_id = post_order(client, "e2e-push")
     work()
     [msg] = event_view(client, event_id)["messages"]
-    time.sleep(0.3)
-    receipt = e2e.client.receipt(msg["provider_id"])
+    def final_receipt() -> dict | None:
+        found = e2e.client.receipt(msg["provider_id"])
+        return found if found["status_code"] != 200 else None
+
+    receipt = wait_for(final_receipt, "the simulator's receipt to become final")
     form = {k: "" if v is None else str(v) for k, v in receipt.items()} | {"user_id": "123456",
                                                                           "status": "Delivered"}
     wrong_token = client.post("/clicksend/receipts/nope", data=form)
