@@ -9,6 +9,7 @@ import time
 from tests import signing
 from tests.conftest import API_TOKEN, EXAMPLES_DIR, RECEIPT_TOKEN, SECRETS, Simulator
 from tests.origin_server import Origin
+from tests.waiting import wait_for
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
 
@@ -34,7 +35,7 @@ def test_webhook_to_sent_to_polled_receipt_to_verified_callbacks(e2e: Runtime, c
     assert msg["state"] == "sent" and msg["provider_id"]
     assert simulator.state.ledger == {msg["id"]: 1}
 
-    time.sleep(0.3)  # the simulator's receipt becomes final
+    wait_for(lambda: simulator.state.unread_receipts("sms"), "the simulator's receipt to become final")
     assert jobs.poll_feedback()["receipts"] == {"delivered": 1}
     work()  # callback "delivered"
     view = event_view(client, event_id)
@@ -59,8 +60,11 @@ def test_pushed_receipt_is_applied_through_the_same_code(e2e: Runtime, client, w
     event_id = post_order(client, "e2e-push")
     work()
     [msg] = event_view(client, event_id)["messages"]
-    time.sleep(0.3)
-    receipt = e2e.client.receipt(msg["provider_id"])
+    def final_receipt() -> dict | None:
+        found = e2e.client.receipt(msg["provider_id"])
+        return found if found["status_code"] != 200 else None
+
+    receipt = wait_for(final_receipt, "the simulator's receipt to become final")
     form = {k: "" if v is None else str(v) for k, v in receipt.items()} | {"user_id": "123456",
                                                                           "status": "Delivered"}
     wrong_token = client.post("/clicksend/receipts/nope", data=form)
@@ -119,3 +123,37 @@ def test_trace_prints_the_whole_story(e2e: Runtime, client, work) -> None:  # no
     assert f"event {event_id}" in text
     assert "+6141•••••11" in text and "+61411111111" not in text  # numbers masked for people
     assert "queued → sending" in text and "callback" in text
+
+
+def test_a_stop_pushed_by_clicksend_suppresses_the_number(e2e: Runtime, client, work,  # noqa: ANN001
+                                                          simulator: Simulator, origin: Origin) -> None:
+    first = post_order(client, "push-stop-1")
+    work()
+    [msg] = event_view(client, first)["messages"]
+    e2e.store.account.remember_account(user_id=123456)  # as the poller records it: pushes must carry it
+    # ClickSend's inbound push for a reply to that message, form-encoded, to the secret URL.
+    form = {"timestamp": str(int(time.time())), "from": "+61411111111", "body": "STOP", "to": "+61400000000",
+            "original_body": msg["body"], "original_message_id": msg["provider_id"], "custom_string": msg["id"],
+            "message_id": "PUSHED-INBOUND-1", "user_id": "123456", "subaccount_id": "654321"}
+    pushed = client.post(f"/clicksend/inbound/{RECEIPT_TOKEN}", data=form)
+    assert pushed.json == {"ok": True, "queued": True}
+    assert e2e.store.optouts.optouts() == {}  # the edge only hands it over
+    work()  # apply_push, then the reply's callback
+    assert list(e2e.store.optouts.optouts()) == ["+61411111111"]
+    assert e2e.store.optouts.optouts()["+61411111111"]["via"] == "reply"
+    [reply] = [t for t in e2e.store.messages.get_message(msg["id"]).timeline if t.get("kind") == "reply"]
+    assert (reply["via"], reply["keyword"], reply["reason"]) == ("push", "stop", "reply: STOP")
+    assert [r["json"]["state"] for r in origin.delivered()] == ["sent", "reply"]
+    assert client.post(f"/clicksend/inbound/{RECEIPT_TOKEN}", data=form).status_code == 200  # pushed again
+    work()
+    assert [r["json"]["state"] for r in origin.delivered()] == ["sent", "reply"]  # applied once
+
+    payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text()) | {"id": 2, "name": "#1002"}
+    later = post_order(client, "push-stop-2", payload)
+    work()
+    [suppressed] = event_view(client, later)["messages"]
+    assert suppressed["state"] == "suppressed"
+    [why] = [t["reason"] for t in suppressed["timeline"] if t.get("to") == "suppressed"]
+    assert why == "recipient opted out (replied STOP or added by an operator)"
+    assert simulator.state.ledger == {msg["id"]: 1}  # the later message never reached ClickSend
+    assert [r["json"]["state"] for r in origin.delivered()] == ["sent", "reply", "suppressed"]

@@ -11,6 +11,7 @@ import requests
 
 from tests.conftest import Simulator, serve
 from tests.messages import message
+from tests.waiting import wait_for
 from workers.clicksend.client import ClickSendClient, Page, iter_pages, parse_retry_after
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
@@ -165,15 +166,13 @@ def test_iter_pages_stops_at_last_page_when_the_server_repeats_page_one() -> Non
 
 
 def test_receipts_move_from_pending_to_final_and_can_be_marked_read(simulator: Simulator) -> None:
-    import time
-
     simulator.state.faults.undelivered_numbers = ["+61422222222"]
     c = client(simulator)
     reply = c.send("sms", payloads.request_body("sms", [sms("a"), sms("b", "+61422222222")]))
     ids = {m.custom_string: m.message_id for m in reply.messages}
     assert c.receipt(ids["a"])["status_code"] == 200
     assert c.receipts().items == []
-    time.sleep(0.3)
+    wait_for(lambda: len(c.receipts().items) == 2, "both receipts to become final")
     assert c.receipt(ids["a"])["status_code"] == 201
     final = {r["custom_string"]: r["status_code"] for r in c.receipts().items}
     assert final == {"a": 201, "b": 301}

@@ -16,6 +16,7 @@ import pytest
 from clicksend.exceptions import UnauthorizedException
 
 from tests.conftest import Simulator, serve
+from tests.waiting import wait_for
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 
@@ -125,7 +126,7 @@ def test_receipts_list_one_and_mark_read(sdk: clicksend.ApiClient) -> None:
     sent = send_one(sdk, "r1")
     assert sms.view_specific_sms_receipt(sent.message_id).data.status_code == 200  # not final yet
     assert sms.view_sms_receipts().data.data == []
-    time.sleep(RECEIPT_DELAY + 0.1)
+    wait_for(lambda: sms.view_sms_receipts().data.data, "the receipt to become final")
     page = sms.view_sms_receipts(page=1, limit=15).data
     assert (page.total, page.current_page, page.last_page, page.per_page) == (1, 1, 1, 15)
     [receipt] = page.data
@@ -241,7 +242,7 @@ def test_voice_send_and_receipts(sdk: clicksend.ApiClient) -> None:
     assert reply.data.total_count == 1 and reply.data.queued_count == 1
 
     assert voice.view_voice_receipts().data.data == []
-    time.sleep(RECEIPT_DELAY + 0.1)
+    wait_for(lambda: voice.view_voice_receipts().data.data, "the receipt to become final")
     [receipt] = voice.view_voice_receipts().data.data
     assert (receipt.message_id, receipt.status_code, receipt.error_code, receipt.message_type) == (
         entry.message_id, "201", "4", "voice")  # the voice model has them as strings

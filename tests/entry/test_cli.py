@@ -148,16 +148,65 @@ def test_rules_test_reports_a_missing_event_type() -> None:
     assert "event type not found" in result.output
 
 
-def test_trace_replay_and_optout_commands(runtime, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setenv("REDIS_URL", runtime.settings.redis_url)
+def test_trace_replay_and_optout_commands(e2e, client, work, origin, monkeypatch) -> None:  # noqa: ANN001
+    from tests.test_end_to_end import post_order
+    from workers.flow.origin import callback_id_for
+
+    monkeypatch.setenv("REDIS_URL", e2e.settings.redis_url)
+    monkeypatch.setenv("HOOKLINE_RULES_DIR", e2e.settings.rules_dir)
+    monkeypatch.setenv("CLICKSEND_BASE_URL", e2e.settings.clicksend_base_url)
     runner = CliRunner()
-    assert runner.invoke(main, ["optout", "add", "+61 411 111 111", "--note", "asked"]).exit_code == 0
+    origin.script = [(500, {})] * 3  # the order's "sent" callback will give up (max_attempts: 3)
+    event_id = post_order(client, "cli-trace")
+    work()
+    [mid] = e2e.store.messages.event_message_ids(event_id)
+    cid = callback_id_for(mid, "sent")
+    sender, now = e2e.callback_sender(), time.time()
+    assert [sender.deliver(cid, now + 1000 * i) for i in (1, 2)] == ["pending", "exhausted"]
+
+    # trace: the event, its message with the number masked, every transition with its reason, the callback
+    traced = runner.invoke(main, ["trace", event_id])
+    assert traced.exit_code == 0, traced.output
+    lines = traced.output.splitlines()
+    assert lines[0].startswith(f"event {event_id}  source=shop  type=orders/create  received ")
+    assert lines[0].endswith("status=processed")
+    assert lines[1] == "  rules matched: order-confirmation"
+    assert lines[2] == f"  {mid}  sms to +6141•••••11  rule=order-confirmation  state=sent"
+    assert "+61411111111" not in traced.output
+    moves = [line.strip().split("  ", 1)[1] for line in lines[3:7]]  # after each one's time
+    assert moves[0] == "· → planned: rule order-confirmation matched"
+    assert moves[1].startswith("planned → queued: policy default: approved automatically")
+    assert moves[2:] == ["queued → sending: claimed by a flush", "sending → sent: accepted by ClickSend"]
+    assert lines[-1] == f"    callback {cid} (sent): exhausted; attempts: 500, 500, 500"
+    missing = runner.invoke(main, ["trace", "evt_missing"])
+    assert (missing.exit_code, missing.stderr) == (1, "no event evt_missing\n")
+
+    # replay: without ids it lists what gave up; with a message id it sends that message's callbacks again
+    listed = runner.invoke(main, ["replay"])
+    assert (listed.exit_code, listed.output) == (0, f"{cid}  sent  message {mid}  exhausted\n")
+    replayed = runner.invoke(main, ["replay", mid])
+    assert (replayed.exit_code, replayed.output) == (0, f"replaying 1 callback(s): {cid}\n")
+    work(("hookline-callbacks",))
+    assert e2e.store.callbacks.get_callback(cid).status == "delivered"
+    assert [r["answered"] for r in origin.received] == [500, 500, 500, 200]
+    assert runner.invoke(main, ["replay"]).output == ""  # nothing left that gave up
+    assert runner.invoke(main, ["trace", event_id]).output.splitlines()[-1] == (
+        f"    callback {cid} (sent): delivered; attempts: 500, 500, 500, 200")
+
+    # optout: add, list and remove change the suppression list
+    assert runner.invoke(main, ["optout", "list"]).output == ""
+    added = runner.invoke(main, ["optout", "add", "+61 411 111 111", "--note", "asked"])
+    assert (added.exit_code, added.output) == (0, "suppressed +6141•••••11\n")
+    assert runner.invoke(main, ["optout", "add", "+61422222222"]).exit_code == 0
+    assert set(e2e.store.optouts.optouts()) == {"+61411111111", "+61422222222"}
     listed = runner.invoke(main, ["optout", "list"])
-    assert "+6141•••••11  via operator  asked" in listed.output
-    assert runner.invoke(main, ["optout", "remove", "+61411111111"]).exit_code == 0
-    assert runner.invoke(main, ["optout", "remove", "+61411111111"]).exit_code == 1
-    assert runner.invoke(main, ["trace", "evt_missing"]).exit_code == 1
-    assert runner.invoke(main, ["replay"]).exit_code == 0
+    assert listed.output == "+6141•••••11  via operator  asked\n+6142•••••22  via operator  \n"
+    removed = runner.invoke(main, ["optout", "remove", "+61411111111"])
+    assert (removed.exit_code, removed.output) == (0, "lifted +6141•••••11\n")
+    assert list(e2e.store.optouts.optouts()) == ["+61422222222"]
+    assert runner.invoke(main, ["optout", "list"]).output == "+6142•••••22  via operator  \n"
+    again = runner.invoke(main, ["optout", "remove", "+61411111111"])
+    assert (again.exit_code, again.stderr) == (1, "+6141•••••11 was not suppressed\n")
 
 
 def test_rules_test_shows_the_policy_decision_at_a_pretend_time(tmp_path: Path) -> None:

@@ -2,23 +2,71 @@
 
 from __future__ import annotations
 
-import redis
+import json
 
+import redis
+from rq import SimpleWorker
+from rq.job import Job
+
+from tests.conftest import API_TOKEN, EXAMPLES_DIR
 from tests.webhooks.test_ingest import post_shop
 from workers import store
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
+from workers.store import keys
 from workers.wiring import pipeline
+from workers.wiring.settings import Settings
+
+ORDER = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())  # paid, with a phone: one SMS per order
 
 
-def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client, work,  # noqa: ANN001
+def drain_one_job_at_a_time(rt: Runtime, ids: list[str]) -> list[tuple[dict, list[str]]]:
+    """Run the events queue one job at a time, as a worker would; after each drain job, what it returned and
+    the status of every event in `ids`. Each job must leave at most one drain job behind it (the chain)."""
+    queue = pipeline.queue(rt.rq_connection, pipeline.EVENTS_QUEUE)
+    steps = []
+    while queue.job_ids:
+        [job_id] = queue.job_ids  # one drain at a time: never two jobs waiting
+        job = Job.fetch(job_id, connection=rt.rq_connection)
+        assert job.func_name == pipeline.DRAIN_EVENTS
+        SimpleWorker([queue], connection=rt.rq_connection).work(burst=True, max_jobs=1)
+        steps.append((job.return_value(), [rt.store.events.get_event(i).status for i in ids]))
+        assert len(steps) <= len(ids), "the drain never ends"
+    return steps
+
+
+def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client,  # noqa: ANN001
                                                      redis_client: redis.Redis) -> None:
     rt = runtime
     rt.settings = rt.settings.with_(event_batch=4)
-    ids = [post_shop(client, webhook_id=f"w{i}").json["event_id"] for i in range(10)]
-    work()
+    ids = [post_shop(client, webhook_id=f"w{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(10)]
+    assert pipeline.queue(rt.rq_connection, pipeline.EVENTS_QUEUE).count == 1  # only the first claimed the drain
+    steps = drain_one_job_at_a_time(rt, ids)
+    # Three jobs, oldest events first, each chaining the next while more wait.
+    assert [result for result, _ in steps] == [{"events": 4, "more": 1}, {"events": 4, "more": 1},
+                                               {"events": 2, "more": 0}]
+    assert [statuses.count("processed") for _, statuses in steps] == [4, 8, 10]
+    assert steps[0][1] == ["processed"] * 4 + ["received"] * 6
     assert redis_client.llen(store.EVENTS_PENDING) == 0
-    assert all(rt.store.events.get_event(i).status == "processed" for i in ids)
+    assert redis_client.exists(store.EVENTS_DRAIN) == 0  # the lease is given back when the list is empty
+    # Every event's message was planned exactly once.
+    assert sorted(len(rt.store.messages.event_message_ids(i)) for i in ids) == [1] * 10
+    assert redis_client.llen(keys.outbox_key("sms")) == 10
+
+
+def test_a_drain_job_processes_hookline_event_batch_events_and_chains_the_rest(
+        runtime: Runtime, client, redis_url: str, rules_dir) -> None:  # noqa: ANN001
+    settings = Settings.from_env({"REDIS_URL": redis_url, "HOOKLINE_RULES_DIR": str(rules_dir),
+                                  "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_EVENT_BATCH": "3"})
+    assert settings.event_batch == 3
+    runtime.settings = settings
+    ids = [post_shop(client, webhook_id=f"b{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(7)]
+    steps = drain_one_job_at_a_time(runtime, ids)
+    first, statuses = steps[0]
+    assert first == {"events": 3, "more": 1}  # exactly the batch, and the rest chained
+    assert statuses == ["processed"] * 3 + ["received"] * 4
+    assert [result["events"] for result, _ in steps] == [3, 3, 1]
+    assert steps[-1][1] == ["processed"] * 7
 
 
 def test_lost_enqueue_is_recovered_by_the_sweep(runtime: Runtime, client, work,  # noqa: ANN001
@@ -45,9 +93,36 @@ def test_a_drain_that_lost_its_lease_does_not_drop_events(runtime: Runtime, clie
     assert redis_client.llen(store.EVENTS_PENDING) == 1
 
 
-def test_drain_rerun_is_harmless(runtime: Runtime, client, work) -> None:  # noqa: ANN001
-    event_id = post_shop(client).json["event_id"]
+def _what_processing_left(rt: Runtime, event_id: str) -> dict:
+    """Everything processing an event writes: its messages with their states and timelines, the outbox, the
+    due set, the state counts, callbacks waiting to be reported, and the flush jobs it started."""
+    r = rt.store.r
+    messages = {}
+    for mid in rt.store.messages.event_message_ids(event_id):
+        msg = rt.store.messages.get_message(mid)
+        messages[mid] = (msg.state, [(t.get("from"), t["to"]) for t in msg.timeline])
+    return {"messages": messages, "outbox": r.lrange(keys.outbox_key("sms"), 0, -1),
+            "due": r.zrange(keys.DUE, 0, -1), "counts": rt.store.messages.state_counts(),
+            "unreported": r.zrange(keys.UNREPORTED, 0, -1),
+            "flushes": pipeline.queue(rt.rq_connection, pipeline.SEND_QUEUE).count}
+
+
+def test_drain_rerun_is_harmless(runtime: Runtime, client) -> None:  # noqa: ANN001
+    event_id = post_shop(client, payload=ORDER).json["event_id"]
+    [drain] = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).jobs
+    [token] = drain.args
+    # A drain job killed after processing its batch but before dropping it from the pending list: RQ runs it
+    # again with the same lease, and it processes the same events again.
     jobs.process_event_batch([event_id])
-    jobs.process_event_batch([event_id, "evt_expired"])
+    first = _what_processing_left(runtime, event_id)
+    [(mid, (state, timeline))] = first["messages"].items()
+    assert (state, timeline) == ("queued", [(None, "planned"), ("planned", "queued")])
+    assert first["outbox"] == [mid] and first["flushes"] == 1
+    assert jobs.drain_events(token) == {"events": 1, "more": 0}
+    jobs.process_event_batch([event_id, "evt_expired"])  # and once more, beside an event that has expired
+    # Nothing new: the same message, in the same state with the same timeline, once in the outbox, one flush.
+    assert _what_processing_left(runtime, event_id) == first
     assert runtime.store.events.get_event(event_id).status == "processed"
+    assert runtime.store.events.get_event(event_id).rules == ("order-confirmation",)
     assert runtime.store.events.get_event("evt_expired") is None
+    assert runtime.store.r.llen(store.EVENTS_PENDING) == 0

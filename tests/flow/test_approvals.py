@@ -24,11 +24,13 @@ from workers.wiring.handover import Verdict, decide
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-def order_event(rt: Runtime, n: int, phone: str = "+61411111111", body_id: int | None = None) -> str:
+def order_event(rt: Runtime, n: int, phone: str = "+61411111111", body_id: int | None = None,
+                type_: str = "orders/create") -> str:
+    """Process a shop order event (`type_` orders/cancelled for the order-cancelled rule); its one message id."""
     payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
     payload |= {"id": body_id if body_id is not None else n, "name": f"#{body_id or n}"}
     payload["customer"] = payload["customer"] | {"phone": phone}
-    event = Event(id=f"evt_order_{n}", source="shop", type="orders/create", external_id=str(n),
+    event = Event(id=f"evt_order_{n}", source="shop", type=type_, external_id=str(n),
                   received_at=time.time(), payload=payload)
     rt.store.events.ingest(event, 3600, 3600)
     rt.processing.process_events([event.id], time.time())
@@ -76,10 +78,27 @@ def test_approve_and_reject_through_the_api(manual: Runtime, client, work, simul
     assert simulator.state.ledger == {a: 1}
 
 
-def test_bulk_approval_by_rule(manual: Runtime, client) -> None:  # noqa: ANN001
-    ids = [order_event(manual, i, f"+6141111111{i}") for i in range(3)]
+def test_bulk_approval_by_rule(manual: Runtime, client, work, simulator: Simulator) -> None:  # noqa: ANN001
+    confirmations = [order_event(manual, i, f"+6141111111{i}") for i in range(3)]
+    cancellations = [order_event(manual, 10 + i, f"+6142222222{i}", type_="orders/cancelled") for i in range(2)]
+    held = {m.id: m.rule for m in manual.store.messages.held()}
+    assert held == dict.fromkeys(confirmations, "order-confirmation") | dict.fromkeys(cancellations, "order-cancelled")
+
     result = client.post("/api/approvals/approve", json={"rule": "order-confirmation", "by": "ann"}, headers=AUTH)
-    assert result.json["results"] == dict.fromkeys(ids, "approved")
+    assert result.status_code == 200
+    assert result.json["results"] == dict.fromkeys(confirmations, "approved")  # that rule's holds, and only them
+    waiting = client.get("/api/approvals", headers=AUTH).json["approvals"]
+    assert sorted(a["id"] for a in waiting) == sorted(cancellations)
+    work()
+    drain(manual)
+    for mid in confirmations:
+        msg = manual.store.messages.get_message(mid)
+        assert (msg.state, msg.approved_by) == ("sent", "ann")
+    for mid in cancellations:
+        msg = manual.store.messages.get_message(mid)
+        assert (msg.state, msg.approved_by) == ("held", None)  # another rule's holds: untouched
+        assert [t["to"] for t in msg.timeline] == ["planned", "held"]
+    assert simulator.state.ledger == dict.fromkeys(confirmations, 1)
 
 
 def test_two_simultaneous_approvals_send_once(manual: Runtime, work, simulator: Simulator) -> None:  # noqa: ANN001

@@ -68,14 +68,37 @@ def test_retry_after_schedules_the_next_attempt(e2e: Runtime, origin: Origin) ->
     assert registry.get_scheduled_time(job_id).timestamp() == pytest.approx(time.time() + 30, abs=3)
 
 
-def test_410_stops_for_good_and_other_4xx_are_not_retried(e2e: Runtime, origin: Origin) -> None:
+def test_410_stops_for_good_and_other_4xx_are_not_retried(e2e: Runtime, origin: Origin, work) -> None:  # noqa: ANN001
+    from rq.registry import ScheduledJobRegistry
+
+    from workers.wiring import pipeline
+
     origin.script = [(410, {}), (422, {})]
     a, b = message(e2e, "msg_a"), message(e2e, "msg_b")
     e2e.notifier.notify([a, b], "sent", time.time())
     sender = e2e.callback_sender()
-    assert sender.deliver(callback_id_for("msg_a", "sent"), time.time()) == "failed"
-    assert sender.deliver(callback_id_for("msg_b", "sent"), time.time()) == "failed"
+    gone, refused = callback_id_for("msg_a", "sent"), callback_id_for("msg_b", "sent")
+    now = time.time()
+    assert sender.deliver(gone, now) == "failed"
+    assert sender.deliver(refused, now) == "failed"
+    assert [r["answered"] for r in origin.received] == [410, 422]
+    for cid, status, why in ((gone, 410, "HTTP 410 Gone: the origin asked us to stop"),
+                             (refused, 422, "HTTP 422: not retried")):
+        record = e2e.store.callbacks.get_callback(cid)
+        assert record.status == "failed"
+        assert [(x["status"], x["next"]) for x in record.attempts] == [(status, "failed")]  # one attempt, no next
+        notes = [t for t in e2e.store.messages.get_message(record.message_id).timeline if t.get("kind") == "callback"]
+        assert [(n["result"], n["reason"]) for n in notes] == [("failed", why)]
+    # No retry anywhere: none scheduled, neither left pending for the sweep; both listed for a person to replay.
+    registry = ScheduledJobRegistry(queue=pipeline.queue(e2e.rq_connection, pipeline.CALLBACKS_QUEUE))
+    assert registry.get_job_ids() == []
+    assert e2e.store.callbacks.overdue_callbacks(now + 30 * 86400) == []
+    assert origin_mod.sweep(e2e.store, e2e.enqueuer, now + 86400) == []
+    assert sorted(e2e.store.callbacks.exhausted_callbacks()) == sorted([gone, refused])
+    # The jobs notify enqueued, and a worker with the scheduler, send nothing more.
+    work(("hookline-callbacks",), with_scheduler=True)
     assert len(origin.received) == 2
+    assert [e2e.store.callbacks.get_callback(c).status for c in (gone, refused)] == ["failed", "failed"]
 
 
 def test_exhausted_callbacks_are_listed_and_can_be_replayed(e2e: Runtime, origin: Origin, work) -> None:  # noqa: ANN001

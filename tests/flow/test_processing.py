@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 from rq.registry import ScheduledJobRegistry
+from rq.utils import current_timestamp
 
 from tests import signing
 from tests.conftest import ROOT, use_policies
+from tests.waiting import wait_for
 from workers.core.events import Event
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
@@ -216,8 +218,9 @@ def test_scheduled_message_fires_via_rq_scheduler_and_lands_in_the_outbox(runtim
     runtime.processing.process_events([eid], time.time())
     states = {m.rule: m.state for m in messages_of(runtime, eid)}
     assert states == {"reminder-24h": "suppressed", "reminder-2h": "scheduled"}
-    assert scheduled_registry(runtime).count == 1
-    time.sleep(2.5)
+    registry = scheduled_registry(runtime)
+    assert registry.count == 1
+    wait_for(lambda: registry.get_jobs_to_schedule(current_timestamp()), "the reminder's job to fall due")
     work(with_scheduler=True)  # the worker's scheduler moves due jobs to the queue, then runs them
     reminder = next(m for m in messages_of(runtime, eid) if m.rule == "reminder-2h")
     assert reminder.state == "queued"

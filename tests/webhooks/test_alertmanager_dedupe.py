@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from tests.conftest import ROOT
+from tests.waiting import wait_for
 from workers.core.events import body_digest, event_id_for
 from workers.entry.runtime import Runtime
 from workers.store.keys import seen_key
@@ -35,7 +36,7 @@ def test_a_retry_within_the_window_is_a_duplicate_and_after_it_is_accepted(clien
     assert runtime.settings.dedupe_window > 60
     # Time passes (the store forgets the id when the window ends): the repeat notification is accepted.
     runtime.store.r.pexpire(key, 1)
-    time.sleep(0.01)
+    wait_for(lambda: not runtime.store.r.exists(key), "the dedupe marker to expire")
     assert post(client, secrets_env).status_code == 202
 
 
@@ -46,7 +47,7 @@ def test_the_store_dedupes_for_exactly_the_window_it_is_given(runtime: Runtime) 
                   payload={})
     assert runtime.store.events.ingest(event, 0.05, 3600).created
     assert not runtime.store.events.ingest(event, 0.05, 3600).created
-    time.sleep(0.08)
+    wait_for(lambda: not runtime.store.r.exists(seen_key(event.dedupe_id)), "the 50 ms window to pass")
     assert runtime.store.events.ingest(event, 0.05, 3600).created
 
 
@@ -54,7 +55,7 @@ def test_a_repeat_notification_pages_again(client, runtime: Runtime, secrets_env
     first = post(client, secrets_env)
     runtime.processing.process_events([first.json["event_id"]], time.time())
     runtime.store.r.pexpire(seen_key(DEDUPE_ID), 1)
-    time.sleep(0.01)
+    wait_for(lambda: not runtime.store.r.exists(seen_key(DEDUPE_ID)), "the dedupe marker to expire")
     repeat = post(client, secrets_env)
     assert repeat.status_code == 202
     counts = runtime.processing.process_events([repeat.json["event_id"]], time.time())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -14,9 +15,12 @@ from rq import SimpleWorker
 
 from tests import signing
 from tests.conftest import API_TOKEN, SECRETS
+from tests.waiting import wait_for
 from webhooks import create_app
 from workers import store
+from workers.core.events import event_id_for
 from workers.entry.runtime import Runtime, set_runtime
+from workers.store.keys import seen_key
 from workers.tools.localredis import free_port, start_redis
 from workers.wiring import pipeline
 from workers.wiring.rulesdir import RulesDir
@@ -80,15 +84,34 @@ def test_repeat_is_answered_as_duplicate_and_not_handed_over_again(client, redis
 
 
 def test_event_id_defaults_to_the_body_digest(client, redis_client: redis.Redis, secrets_env) -> None:  # noqa: ANN001
-    payload = {"version": "4", "status": "firing", "alerts": [], "groupKey": "g"}
-    headers = {"Authorization": f"Bearer {secrets_env['ALERTMANAGER_TOKEN']}"}
-    first = client.post("/hooks/alerts", json=payload, headers=headers)
-    again = client.post("/hooks/alerts", json=payload, headers=headers)
-    other = client.post("/hooks/alerts", json={**payload, "status": "resolved"}, headers=headers)
+    body = json.dumps({"version": "4", "status": "firing", "alerts": [], "groupKey": "g"}).encode()
+    resolved = json.dumps({"version": "4", "status": "resolved", "alerts": [], "groupKey": "g"}).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    headers = {"Authorization": f"Bearer {secrets_env['ALERTMANAGER_TOKEN']}", "Content-Type": "application/json"}
+
+    def post(data: bytes):  # noqa: ANN202 - Flask's response
+        return client.post("/hooks/alerts", data=data, headers=headers)
+
+    first, again, other = post(body), post(body), post(resolved)
     assert (first.status_code, again.status_code, other.status_code) == (202, 200, 202)
     stored = api_get(client, f"/api/events/{first.json['event_id']}").json
-    assert stored["external_id"].startswith("sha256:")
-    assert stored["type"] == "firing"
+    assert (stored["external_id"], stored["type"]) == (digest, "firing")  # the body's own SHA-256
+    assert again.json == {"event_id": first.json["event_id"], "duplicate": True}  # within the window: the first's id
+    assert other.json["event_id"] != first.json["event_id"]
+    assert api_get(client, f"/api/events/{other.json['event_id']}").json["external_id"] == (
+        "sha256:" + hashlib.sha256(resolved).hexdigest())
+
+    # After the window the same bytes are a new event: the same digest, an id of its own each time it is accepted.
+    marker = seen_key(event_id_for("alerts", digest))
+    redis_client.pexpire(marker, 1)
+    wait_for(lambda: not redis_client.exists(marker), "the dedupe window to pass")
+    later = post(body)
+    assert later.status_code == 202
+    assert later.json["event_id"] not in (first.json["event_id"], other.json["event_id"])
+    assert api_get(client, f"/api/events/{later.json['event_id']}").json["external_id"] == digest
+    assert post(body).json == {"event_id": later.json["event_id"], "duplicate": True}  # now the new one's id
+    assert redis_client.lrange(store.EVENTS_PENDING, 0, -1) == [
+        first.json["event_id"], other.json["event_id"], later.json["event_id"]]
 
 
 def test_standard_webhooks_source_signed_by_the_library(client, secrets_env, calendar_source) -> None:  # noqa: ANN001
