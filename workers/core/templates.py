@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -115,11 +116,23 @@ def _phone_filter(region: str) -> Callable[..., str]:
     return fmt
 
 
+_INTERNALS = (ModuleType, jinja2.runtime.TemplateReference)  # `{{ self }}` and the like
+
+
+def _shown_value(value: Any) -> Any:
+    """`finalize`: what `{{ … }}` prints. A function, method or class is refused: its repr ("<built-in method
+    items of dict object at 0x…>", "<class 'jinja2.utils.Cycler'>") is Python's internals, never a message;
+    `{{ payload.items }}` for `{{ payload.items() }}` fails its message with a reason instead."""
+    if (callable(value) and not isinstance(value, jinja2.Undefined)) or isinstance(value, _INTERNALS):
+        raise RenderError("a function, class or template object cannot be shown (call it, or show a field)")
+    return value
+
+
 def environment(zone: str, region: str) -> SandboxedEnvironment:
     """The sandboxed environment every template compiles in; filters: datetime, money, phone."""
     # Immutable: a template must not change the event (payload.pop(…)) that the next rule reads.
     env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=False)
+                                        keep_trailing_newline=False, finalize=_shown_value)
     env.filters["datetime"] = _datetime_filter(zone)
     env.filters["money"] = _money
     env.filters["phone"] = _phone_filter(region)
