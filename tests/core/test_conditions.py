@@ -88,3 +88,11 @@ def test_a_path_function_given_the_wrong_type_fails_the_test_not_the_event() -> 
 def test_malformed_conditions_fail_at_load(when: dict, message: str) -> None:
     with pytest.raises(ConditionError, match=message):
         compile_condition(when)
+
+
+def test_a_nan_or_infinite_string_is_not_a_number_for_comparisons() -> None:
+    # Decimal parses them, and comparing Decimal('NaN') raises: the condition must simply not hold.
+    cond = compile_condition({"payload.total": {"gt": 10}})
+    for value in ("NaN", "sNaN", "Infinity", "-inf"):
+        ok, _ = cond.evaluate({"payload": {"total": value}})
+        assert not ok

@@ -23,9 +23,11 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return Decimal(str(value).strip())
+        number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
+    # "NaN", "Infinity" and "sNaN" parse as Decimals but are no amount anyone compares: not a number here.
+    return number if number.is_finite() else None
 
 
 def _equal(actual: Any, expected: Any) -> bool:
