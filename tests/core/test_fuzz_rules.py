@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +23,7 @@ from workers.errors import ConfigError
 
 ENV = environment("UTC", "AU")
 NOW = 1_800_000_000.0
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12) | st.sampled_from(
     ["", " ", "\x00", "é", "😀", "\u202e", "\ufeff", "ǅ", "a" * 300, "${NOPE}", "{{", "}}", "{%", "%}", "*", "?"])
@@ -200,6 +202,15 @@ PAYLOADS = PAYLOADS | st.fixed_dictionaries(
     optional={k: PAYLOADS for k in ("n", "l", "s", "t", "tz", "m", "from")})
 
 
+def _nan_text(value: Any) -> bool:
+    """Whether a string in `value` is one Decimal reads as a NaN ("NaN", "snan", " -nan12 "): see the xfail below."""
+    if isinstance(value, dict):
+        return any(_nan_text(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_nan_text(v) for v in value)
+    return isinstance(value, str) and re.fullmatch(r"\s*[+-]?s?nan\d*\s*", value, re.IGNORECASE) is not None
+
+
 @FUZZ
 @given(PAYLOADS, st.sampled_from(["e", "f", "", "é/😀"]))
 def test_any_payload_planned_against_valid_rules_never_raises(payload: Any, type_: str) -> None:
@@ -212,3 +223,14 @@ def test_any_payload_planned_against_valid_rules_never_raises(payload: Any, type
             if message.state == "failed":
                 assert message.reasons and all(isinstance(r, str) and r for r in message.reasons)
             json.dumps(message.reasons)
+
+
+@pytest.mark.parametrize(("value", "when"), [("NaN", {"gte": 1}), ("sNaN", {"lt": 1}), ("-nan", {"gt": 0}),
+                                             ("sNaN", 1)])
+def test_a_nan_string_against_a_numeric_condition_fails_the_test_not_the_event(value: str, when: Any) -> None:
+    [rule] = parse_rule_file({"rules": [{"name": "n", "source": "s", "event": "e", "when": {"payload.n": when},
+                                         "send": {"channel": "sms", "to": "+61411111111", "body": "b"}}]},
+                             "n.yaml", ENV, _read)
+    event = Event(id="evt_nan", source="s", type="e", external_id="x", received_at=NOW, payload={"n": value})
+    [outcome] = plan_event(event, [rule], NOW, "UTC", "AU")
+    assert not outcome.matched
