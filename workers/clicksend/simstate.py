@@ -32,7 +32,8 @@ CANCELLED_ERROR = 5  # the gateway's error_code for a cancelled message (status_
 
 @dataclass
 class Faults:
-    """What the simulator does wrong on purpose. Every field can be set by CLI flag or `PUT /_sim/faults`."""
+    """What the simulator does wrong on purpose. Every field can be set by `PUT /_sim/faults`, most also by a
+    CLI flag (`omitted_numbers` only through the control API)."""
 
     rate_limit: float = 0.0  # requests per second across all callers; 0 = unlimited
     rate_429: float = 0.0  # chance a request gets 429 (Retry-After: 1)
@@ -45,6 +46,9 @@ class Faults:
     no_credit_numbers: list[str] = field(default_factory=list)
     throttled_numbers: list[str] = field(default_factory=list)
     bad_request_numbers: list[str] = field(default_factory=list)  # a request including one is refused whole (400)
+    # Accepted (history, receipts, ledger) but left out of the send reply's `messages`, as a reply that does not
+    # mention every message: the sender cannot tell what happened to them and must look in history.
+    omitted_numbers: list[str] = field(default_factory=list)
     receipt_delay: float = 2.0  # seconds until a receipt leaves 200 (sent) for its final status
     undelivered_numbers: list[str] = field(default_factory=list)  # their receipts end in 301
     balance: str = "1000.000000"

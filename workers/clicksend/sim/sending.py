@@ -54,10 +54,11 @@ def send_or_price(channel: str, commit: bool, shape: Shape = same) -> Response:
     if fail:
         return envelope(500, "INTERNAL_SERVER_ERROR", "Simulated failure after accepting the messages.")
     queued = sum(e["status"] == "SUCCESS" for e in entries)
+    listed = [e for e in entries if not (commit and e.get("to") in f.omitted_numbers)]  # the rest: accepted, unsaid
     data = {
         "total_price": round(sum(float(e["message_price"]) for e in entries), 4),
         "total_count": len(entries), "queued_count": queued, "blocked_count": 0,
-        "messages": [shape(e, commit) for e in entries], "_currency": CURRENCY,
+        "messages": [shape(e, commit) for e in listed], "_currency": CURRENCY,
     }
     if channel == "mms":
         data["_media_file_url"] = body["media_file"]
