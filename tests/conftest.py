@@ -1,14 +1,19 @@
-"""Shared fixtures: a real Redis (REDIS_URL, or one this session starts), settings, runtime, app, workers."""
+"""Shared fixtures: a real Redis (REDIS_URL, or one this session starts), settings, runtime, app, workers; and
+the rule that tests send traffic to loopback addresses only."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -20,6 +25,7 @@ from webhooks import create_app
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.entry.runtime import Runtime, set_runtime
+from workers.net import guard
 from workers.tools.localredis import redis_answers, start_redis
 from workers.wiring import pipeline
 from workers.wiring.rulesdir import RulesDir
@@ -38,6 +44,57 @@ SECRETS = {
 }
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = ROOT / "examples"
+
+# --- loopback only ----------------------------------------------------------------------------------
+# Tests send traffic to this machine's loopback addresses and nowhere else, not even to an address expected to
+# fail: a connection, a datagram or a name lookup (the resolver is a server too) for anything else is stopped
+# and fails the test that tried. Names a test resolves itself (a fake getaddrinfo) never reach the real one.
+# This process only; the servers it starts are given loopback URLs.
+
+_NET_EVENTS = {"socket.connect", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo", "socket.gethostbyname",
+               "socket.gethostbyname_ex", "socket.gethostbyaddr"}
+_outside: list[str] = []
+
+
+def _is_loopback(host: object) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return False  # a name: only "localhost" is looked up for real
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _loopback_only(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _NET_EVENTS:
+        return
+    if event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
+        address = args[1]  # (socket, address)
+        if not isinstance(address, tuple):
+            return  # a Unix socket
+        host = address[0]
+    else:
+        host = args[0]
+    if not _is_loopback(host):
+        _outside.append(f"{event} {host!r}")
+        raise RuntimeError(f"tests send traffic to loopback addresses only, not to {host!r} ({event})")
+
+
+sys.addaudithook(_loopback_only)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_loopback() -> Iterator[None]:
+    """Fails a test that tried to reach anything but loopback, even if it caught the error."""
+    _outside.clear()
+    yield
+    tried, _outside[:] = list(_outside), []
+    assert tried == [], f"tried to reach beyond loopback: {tried}"
 
 
 def _pick_empty_db(base_url: str) -> str:
@@ -148,9 +205,9 @@ class Simulator:
     state: SimState
 
 
-def serve(app, port: int = 0) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
-    """Serve a WSGI app on 127.0.0.1 in a thread; return its URL and a stop function."""
-    server = make_server("127.0.0.1", port, app, threaded=True)
+def serve(app, port: int = 0, host: str = "127.0.0.1") -> tuple[str, Callable[[], None]]:  # noqa: ANN001
+    """Serve a WSGI app on a loopback address in a thread; return its URL and a stop function."""
+    server = make_server(host, port, app, threaded=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -159,7 +216,7 @@ def serve(app, port: int = 0) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
         server.shutdown()
         thread.join(5)
 
-    return f"http://127.0.0.1:{server.server_port}", stop
+    return f"http://{host}:{server.server_port}", stop
 
 
 @pytest.fixture
@@ -181,6 +238,25 @@ def origin() -> Iterator[Origin]:
     """A recording origin server over real HTTP that verifies Standard Webhooks signatures."""
     server = Origin(ORIGIN_SECRET)
     server.url, stop = serve(server.app())
+    yield server
+    stop()
+
+
+# A loopback address the outbound guard is made to treat as public (`public_origin`), so that a test can show
+# where a connection went without sending anything beyond this machine.
+PUBLIC_LOOKALIKE = "127.0.0.2"
+
+
+@pytest.fixture
+def public_origin(origin: Origin, monkeypatch: pytest.MonkeyPatch) -> Iterator[Origin]:
+    """A second recording origin on 127.0.0.2, at `origin`'s port, that the guard treats as a public address
+    (its forbidden-address check is patched for that one address); `origin` on 127.0.0.1 stays loopback and
+    refused."""
+    real = guard.forbidden_address
+    monkeypatch.setattr(guard, "forbidden_address", lambda address: None if address == PUBLIC_LOOKALIKE
+                        else real(address))
+    server = Origin(ORIGIN_SECRET)
+    server.url, stop = serve(server.app(), port=urlsplit(origin.url).port or 0, host=PUBLIC_LOOKALIKE)
     yield server
     stop()
 

@@ -146,6 +146,27 @@ def test_redirects_are_followed_after_checking_the_new_address(e2e: Runtime, ori
     assert [r["path"] for r in origin.received] == ["/orders/450789469/sms", "/moved"]
 
 
+def test_a_redirect_to_a_private_address_is_refused_not_followed(e2e: Runtime, origin: Origin,
+                                                                   public_origin: Origin) -> None:
+    # A source without allow_private whose (public) origin redirects to a loopback address: every hop goes
+    # through the source's own checked session, so the redirect is refused where it would connect.
+    rules = Path(e2e.settings.rules_dir)
+    sources = rules / "sources.yaml"
+    sources.write_text(sources.read_text().replace(origin.url, public_origin.url)
+                       .replace("allow_private: true", "allow_private: false"))
+    e2e.rules = RulesDir(rules, e2e.settings)
+    assert e2e.rules.reload()
+    public_origin.script = [(307, {"Location": f"{origin.url}/inside"})]
+    msg = message(e2e)
+    e2e.notifier.notify([msg], "sent", time.time())
+    cid = callback_id_for(msg.id, "sent")
+    assert e2e.callback_sender().deliver(cid, time.time()) == "failed"
+    assert [r["path"] for r in public_origin.received] == ["/orders/450789469/sms"]
+    assert origin.received == []  # never connected to
+    attempt = e2e.store.callbacks.get_callback(cid).attempts[0]
+    assert "127.0.0.1 is a loopback address" in attempt["error"]
+
+
 def test_a_callback_whose_job_was_lost_is_swept_and_sent_once(e2e: Runtime, origin: Origin, work) -> None:  # noqa: ANN001
     from workers.wiring import pipeline
 
