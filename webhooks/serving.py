@@ -13,11 +13,14 @@ nothing at all:
   idles as long.
 - Its body must arrive within `BODY_SECONDS` of the headers: every read of it waits at most until then
   (`pre_request` puts the deadline on the socket). `webhooks.bodies` reads each body whole before the app
-  and answers a body that stopped arriving with 408; the unread rest is drained for at most `keepalive`
-  seconds before the connection closes.
-- Errors the server answers itself (a garbage request line 400, a URI over `limit_request_line` 414, headers
-  over `limit_request_field_size` 431, an unsupported transfer coding 501) are JSON
+  and answers a body that stopped arriving with 408, and the connection is closed. A body the app did not
+  read to the end (413) is drained for at most `keepalive` seconds before the connection is reused.
+- Errors the server answers itself (a garbage request line 400, a request line over `limit_request_line`
+  414, a header over `limit_request_field_size` or more than `limit_request_fields` of them 431) are JSON
   `{"error": code, "message": text}` like every other error, not gunicorn's HTML page.
+
+The app is loaded in each worker after gevent has patched the standard library (`--preload` would load it in
+the master, before: not tried).
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ import gunicorn.util
 from webhooks.errors import code_for
 
 worker_class = "gevent"
-worker_connections = 500  # per worker; a connection costs a greenlet and, while its body arrives, that body
-keepalive = 5  # seconds for a request's headers to arrive, and for an idle kept-alive connection
+worker_connections = 1000  # per worker (gunicorn's default, as gthread had); a greenlet each, and its body
+# Seconds for a request's headers to arrive, and for an idle kept-alive connection. Also what a connection
+# waits, under overload, for its headers to be read at all: past it, it is closed unanswered (the sender
+# retries) instead of queueing without end.
+keepalive = 10
 timeout = 30  # a worker that stops answering its master this long is restarted
 graceful_timeout = 20
 limit_request_line = 4094
