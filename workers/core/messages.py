@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from workers.core.coerce import to_decimal, to_int
 from workers.core.lifecycle import State
 
 
@@ -24,21 +25,8 @@ class Channel(StrEnum):
     VOICE = "voice"
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
 def _float(value: Any) -> float | None:
     return None if value is None or value == "" else float(value)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None or value == "" else int(value)
 
 
 def _str(value: Any) -> str | None:
@@ -158,9 +146,9 @@ _LATER = ("timeline", "updated_at", "sending_since", "sent_at", "provider_id", "
           "receipt", "approved_by", "approved_at", "approval_note", "rejected_by", "rejected_at")
 
 _CONVERT = {
-    "estimate": _decimal, "reserved": _decimal, "price": _decimal,
+    "estimate": to_decimal, "reserved": to_decimal, "price": to_decimal,
     "send_at": _float, "updated_at": _float, "sending_since": _float, "sent_at": _float, "approved_at": _float,
     "rejected_at": _float, "created_at": lambda v: _float(v) or 0.0,
-    "segments": _int, "parts": _int, "list_id": _int,
+    "segments": to_int, "parts": to_int, "list_id": to_int,
     "provider_id": _str, "reserved_day": _str,
 }
