@@ -71,8 +71,7 @@ class BoundedBodies:
     Under gevent workers every connection is served at once; bodies are read concurrently (a slow one holds
     only its own greenlet), but the app's work is CPU and Redis round trips, which more than a few dozen at
     a time only slow down, and redis-py's pools refuse more than 100 connections ("Too many connections").
-    The rest wait here, bodies in hand, in arrival order. Under threads fewer than `concurrency` this is no
-    limit at all.
+    The rest wait here, bodies in hand. Under fewer threads than `concurrency` this is no limit at all.
     """
 
     def __init__(self, app: WSGIApplication, max_body: int, concurrency: int = 32):
