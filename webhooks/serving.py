@@ -42,8 +42,8 @@ worker_connections = 1000  # per worker (gunicorn's default, as gthread had); a 
 # retries) instead of queueing without end.
 keepalive = 10
 timeout = 30  # a worker that stops answering its master this long is restarted
-graceful_timeout = 20
-limit_request_line = 4094
+graceful_timeout = 20  # on SIGTERM, for requests in progress: longer than any header or body may take
+limit_request_line = 4094  # gunicorn's defaults, written out because the tests and README rely on them
 limit_request_fields = 100
 limit_request_field_size = 8190
 

@@ -138,6 +138,7 @@ def shop_post(url: str, webhook_id: str, timeout: float) -> requests.Response:
     return requests.post(f"{url}/hooks/shop", data=body, headers=headers, timeout=timeout)
 
 
+PROMPT = 5.0  # seconds: answered at once on a quiet machine; this leaves room for a busy one
 STALLED_BODY = (b"POST /hooks/shop HTTP/1.1\r\nHost: hookline\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 1000\r\n\r\n{\"id\": ")
 
@@ -151,12 +152,12 @@ def test_fifty_stalled_uploads_leave_the_service_answering_and_are_closed_in_bou
     opened = time.monotonic()
     time.sleep(0.5)  # every worker has them by now
 
+    started = time.monotonic()  # before: never answered (requests' timeout)
+    assert requests.get(f"{sockets.url}/healthz", timeout=10).json() == {"status": "ok"}
+    assert time.monotonic() - started < PROMPT
     started = time.monotonic()
-    assert requests.get(f"{sockets.url}/healthz", timeout=5).json() == {"status": "ok"}
-    assert time.monotonic() - started < 3
-    started = time.monotonic()
-    assert shop_post(sockets.url, f"stall-{time.time_ns()}", timeout=5).status_code == 202
-    assert time.monotonic() - started < 3
+    assert shop_post(sockets.url, f"stall-{time.time_ns()}", timeout=10).status_code == 202
+    assert time.monotonic() - started < PROMPT
 
     # Headers that stop arriving: the connection is closed after the keep-alive time.
     for sock in (half_headers, garbage):
@@ -169,8 +170,8 @@ def test_fifty_stalled_uploads_leave_the_service_answering_and_are_closed_in_bou
     status, reply, _ = json_reply(data)
     assert (status, reply["error"]) == (408, "timeout")
     for sock in stalled[1:]:  # the others went the same way, at the same time
-        data, first = read_reply(sock, 3)
-        assert data.startswith(b"HTTP/1.1 408 ") and first < 3
+        data, first = read_reply(sock, PROMPT)
+        assert data.startswith(b"HTTP/1.1 408 ") and first < PROMPT
 
 
 def chunked(head: bytes, body: bytes, piece: int = 65536) -> bytes:
