@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 PIECE = 64 * 1024
 
+# After refusing an oversized chunked body, read and drop up to this much more of it before answering: a
+# connection closed with unread data in its receive buffer is reset, and the client, still sending, would
+# see the reset instead of the 413. Bounded, so a client that never stops costs at most this.
+LINGER = 1024 * 1024
+
 
 def _too_large(max_body: int) -> IngestError:
     return IngestError(f"body larger than {max_body} bytes", 413, "too_large")
@@ -58,10 +63,20 @@ def read_body(environ: WSGIEnvironment, max_body: int) -> bytes | None:
     except TimeoutError:
         raise IngestError("the request body did not arrive in time", 408, "timeout") from None
     if size > max_body:
+        _linger(stream)
         raise _too_large(max_body)
     if declared is not None and size < declared:
         raise IngestError(f"body ended after {size} of {declared} bytes", 400, "bad_request")
     return b"".join(pieces)
+
+
+def _linger(stream: io.RawIOBase) -> None:
+    dropped = 0
+    try:
+        while dropped < LINGER and (piece := stream.read(PIECE)):
+            dropped += len(piece)
+    except (TimeoutError, OSError):
+        pass  # the 413 is the answer either way
 
 
 class BoundedBodies:

@@ -10,7 +10,7 @@ import hmac
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, Flask, redirect, render_template_string, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -91,7 +91,9 @@ def _safe_next(target: str | None) -> str | None:
     if not target or "\\" in target or any(ord(c) < 0x21 for c in target):
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/") or ".." in parts.path.split("/"):
+    # The browser decodes %2e%2e to ".." before it resolves the path, so judge the decoded segments.
+    segments = unquote(parts.path).split("/")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/") or {".", ".."} & set(segments):
         return None
     return parts.path + (f"?{parts.query}" if parts.query else "")
 

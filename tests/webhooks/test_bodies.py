@@ -78,6 +78,16 @@ def test_a_chunked_body_over_the_limit_is_413_over_real_sockets(live_server: str
     assert raw_post(live_server, head, alert_body(MAX_BODY)).startswith(b"HTTP/1.1 202 ")
 
 
+def test_a_client_still_sending_past_the_limit_reads_the_413_not_a_reset(live_server: str,
+                                                                         redis_client: redis.Redis) -> None:
+    head = (b"POST /hooks/alerts HTTP/1.1\r\nHost: hookline\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + SECRETS["ALERTMANAGER_TOKEN"].encode() + b"\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    reply = raw_post(live_server, head, alert_body(MAX_BODY) + b" " * (512 * 1024))
+    assert reply.startswith(b"HTTP/1.1 413 ")
+    assert nothing_stored(redis_client)
+
+
 class Stalls(io.RawIOBase):
     """A request body that gives `first` and then times out, as a socket with a deadline does."""
 

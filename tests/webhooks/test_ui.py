@@ -66,7 +66,8 @@ def test_sign_in_returns_to_the_page_asked_for(app) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/ui/", "//evil.example/ui/", "/\\evil.example/ui/",
-                                    "/api/events/x", "/ui/../api/events/x", "ui/approvals", "/ui/\r\nX: y",
+                                    "/api/events/x", "/ui/../api/events/x", "/ui/%2e%2e/api/events/x",
+                                    "/ui/%2E%2E/api/x", "/ui/.%2e/api/x", "ui/approvals", "/ui/\r\nX: y",
                                     "javascript:alert(1)"])
 def test_next_only_leads_to_our_own_pages(app, target: str) -> None:  # noqa: ANN001
     browser = app.test_client()
