@@ -31,47 +31,6 @@ def message_id_for(event_id: str, rule: str, recipient: str) -> str:
 
 
 @dataclass
-class Planned:
-    """One message while it is being planned (filled in step by step); `message()` is the value it becomes."""
-
-    id: str
-    event_id: str
-    source: str
-    rule: str
-    channel: str
-    state: str
-    reasons: list[str]
-    to: str | None = None
-    list_id: int | None = None
-    country: str | None = None
-    from_: str | None = None
-    body: str | None = None
-    subject: str | None = None
-    media_file: str | None = None
-    voice: str | None = None
-    lang: str | None = None
-    require_input: bool = False
-    machine_detection: bool = False
-    key: str | None = None
-    replace: bool = False
-    send_at: float | None = None
-    encoding: str | None = None
-    segments: int | None = None
-    non_gsm: list[str] = field(default_factory=list)
-    policy: str = "default"
-    timezone: str | None = None
-    critical: bool = False
-    created_at: float = 0.0
-
-    def message(self) -> Message:
-        """The planned message as a value."""
-        fields = dict(self.__dict__)
-        fields.update(channel=Channel(self.channel), state=State(self.state), reasons=tuple(self.reasons),
-                      non_gsm=tuple(self.non_gsm))
-        return Message(**fields)
-
-
-@dataclass
 class RuleOutcome:
     """What one rule did with one event: matched or why not, the messages it planned, the key it cancels."""
 
@@ -111,19 +70,20 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str, region: s
             except RenderError as exc:
                 outcome.reasons.append(f"cannot cancel: {exc}")
         elif rule.send is not None:
-            outcome.messages = [p.message() for p in _plan_sends(event, rule, rule.send, context, now, zone, region)]
+            outcome.messages = _plan_sends(event, rule, rule.send, context, now, zone, region)
         outcomes.append(outcome)
     return outcomes
 
 
 def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], now: float, zone: str,
-                region: str) -> list[Planned]:
-    base: dict[str, Any] = {"event_id": event.id, "source": event.source, "rule": rule.name, "channel": send.channel,
-            "policy": rule.policy, "critical": rule.critical, "replace": rule.replace, "created_at": now}
+                region: str) -> list[Message]:
+    base: dict[str, Any] = {"event_id": event.id, "source": event.source, "rule": rule.name,
+                            "channel": Channel(send.channel), "policy": rule.policy, "critical": rule.critical,
+                            "replace": rule.replace, "created_at": now}
     try:
         recipients = _recipients(send, context)
     except RenderError as exc:
-        return [Planned(id=message_id_for(event.id, rule.name, ""), state=State.FAILED, reasons=[str(exc)], **base)]
+        return [Message(id=message_id_for(event.id, rule.name, ""), state=State.FAILED, reasons=(str(exc),), **base)]
     out = []
     seen: set[str] = set()
     for raw in recipients:
@@ -134,17 +94,12 @@ def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], n
         if recipient in seen:
             continue  # the same number written two ways gets one message
         seen.add(recipient)
-        msg = Planned(id=message_id_for(event.id, rule.name, recipient), state=State.PLANNED, reasons=[],
+        msg = Message(id=message_id_for(event.id, rule.name, recipient), state=State.PLANNED,
                       to=None if send.list_id else recipient, list_id=send.list_id, country=country, **base)
         if problem:
-            msg.state, msg.reasons = State.FAILED, [problem]
-            out.append(msg)
+            out.append(msg.but(state=State.FAILED, reasons=(problem,)))
             continue
-        try:
-            _render_into(msg, rule, send, context | {"recipient": recipient}, event, now, zone)
-        except RenderError as exc:
-            msg.state, msg.reasons = State.FAILED, [str(exc)]
-        out.append(msg)
+        out.append(_rendered(msg, rule, send, context | {"recipient": recipient}, event, now, zone))
     return out
 
 
@@ -173,49 +128,67 @@ def _normalise(raw: str, region: str) -> tuple[str, str | None, str | None]:
     return e164, phonenumbers.region_code_for_number(number), None
 
 
-def _render_into(msg: Planned, rule: Rule, send: Send, context: dict[str, Any], event: Event, now: float,
-                 zone: str) -> None:
+def _rendered(msg: Message, rule: Rule, send: Send, context: dict[str, Any], event: Event, now: float,
+              zone: str) -> Message:
+    """`msg` with what `send` renders for it and when it goes out; failed, with what did render and the reason,
+    when something cannot be rendered."""
+    fields: dict[str, Any] = {}
+    reasons: list[str] = []
+    try:
+        _render_fields(fields, reasons, rule, send, context, event, now, zone)
+    except RenderError as exc:
+        return msg.but(**fields, state=State.FAILED, reasons=(str(exc),))
+    state = State.SUPPRESSED if fields.pop("skipped") else msg.state
+    return msg.but(**fields, state=state, reasons=(*msg.reasons, *reasons))
+
+
+def _render_fields(fields: dict[str, Any], reasons: list[str], rule: Rule, send: Send, context: dict[str, Any],
+                   event: Event, now: float, zone: str) -> None:
+    """Fill `fields` (and `reasons`) step by step, so what rendered before a failure is kept to show."""
     assert send.body is not None
-    msg.body = render(send.body, context, "send.body")
-    if not msg.body:
+    body = fields["body"] = render(send.body, context, "send.body")
+    if not body:
         raise RenderError("send.body: rendered empty")
     if send.from_ is not None:
-        msg.from_ = render(send.from_, context, "send.from") or None
+        fields["from_"] = render(send.from_, context, "send.from") or None
     if rule.key is not None:
-        msg.key = render(rule.key, context, "key")
+        fields["key"] = render(rule.key, context, "key")
     if send.channel == "mms":
-        msg.subject = render(send.subject, context, "send.subject") if send.subject else ""
-        if not msg.subject or len(msg.subject) > 20:
+        subject = render(send.subject, context, "send.subject") if send.subject else ""
+        if not subject or len(subject) > 20:
             raise RenderError("send.subject: must be 1 to 20 characters")
-        msg.media_file = render(send.media_file, context, "send.media_file") if send.media_file else None
+        media = render(send.media_file, context, "send.media_file") if send.media_file else None
+        fields.update(subject=subject, media_file=media)
     if send.channel == "voice":
-        msg.voice, msg.lang = send.voice, send.lang
-        msg.require_input, msg.machine_detection = send.require_input, send.machine_detection
-    seg = segments.count(msg.body)
-    msg.encoding, msg.segments, msg.non_gsm = seg.encoding, seg.parts, list(seg.non_gsm)
+        fields.update(voice=send.voice, lang=send.lang, require_input=send.require_input,
+                      machine_detection=send.machine_detection)
+    seg = segments.count(body)
+    fields.update(encoding=seg.encoding, segments=seg.parts, non_gsm=tuple(seg.non_gsm))
     if seg.non_gsm:
-        msg.reasons.append(f"UCS-2 because of {', '.join(repr(c) for c in seg.non_gsm)}: {seg.parts} part(s)")
+        reasons.append(f"UCS-2 because of {', '.join(repr(c) for c in seg.non_gsm)}: {seg.parts} part(s)")
     if rule.recipient_timezone:
         # The payload knows where the recipient is better than the number's region does.
         try:
             found = jmespath.search(rule.recipient_timezone, event.to_dict())
         except jmespath.exceptions.JMESPathError as exc:
             found = None
-            msg.reasons.append(f"recipient_timezone: {exc}; using the number's region")
-        msg.timezone = str(found) if found else None
-    _schedule(msg, rule, context, event, now, zone)
+            reasons.append(f"recipient_timezone: {exc}; using the number's region")
+        fields["timezone"] = str(found) if found else None
+    fields["send_at"], fields["skipped"], why = _schedule(rule, context, event, now, zone)
+    if why:
+        reasons.append(why)
 
 
-def _schedule(msg: Planned, rule: Rule, context: dict[str, Any], event: Event, now: float, zone: str) -> None:
+def _schedule(rule: Rule, context: dict[str, Any], event: Event, now: float,
+              zone: str) -> tuple[float | None, bool, str | None]:
+    """(when it goes out, None for now; whether it is skipped; why, when that needs saying)."""
     spec = rule.schedule
     if spec is None:
-        return
+        return None, False, None
     if spec.delay is not None:
         # From the event's arrival, so re-processing the event plans the same time.
-        msg.send_at = event.received_at + spec.delay
-        if msg.send_at <= now:
-            msg.send_at = None
-        return
+        at = event.received_at + spec.delay
+        return (at if at > now else None), False, None
     assert spec.at is not None
     rendered = render(spec.at, context, "schedule.at")
     if spec.zone is not None:
@@ -229,10 +202,7 @@ def _schedule(msg: Planned, rule: Rule, context: dict[str, Any], event: Event, n
     except ValueError as exc:
         raise RenderError(f"schedule.at: {exc}") from None
     if at > now:
-        msg.send_at = at
-    elif spec.if_past == "send":
-        msg.reasons.append("scheduled time already passed; sending now (if_past: send)")
-    else:
-        msg.state = State.SUPPRESSED
-        msg.reasons.append("scheduled time already passed (if_past: skip)")
-
+        return at, False, None
+    if spec.if_past == "send":
+        return None, False, "scheduled time already passed; sending now (if_past: send)"
+    return None, True, "scheduled time already passed (if_past: skip)"
