@@ -15,6 +15,8 @@ nothing at all:
   (`pre_request` puts the deadline on the socket). `webhooks.bodies` reads each body whole before the app
   and answers a body that stopped arriving with 408, and the connection is closed. A body the app did not
   read to the end (413) is drained for at most `keepalive` seconds before the connection is reused.
+- The access log, when one is asked for (`--access-logfile`), never shows ClickSend's receipt token (in the
+  push URLs' path or `?token=`) or an Authorization header: they are masked before gunicorn formats a line.
 - Errors the server answers itself (a garbage request line 400, a request line over `limit_request_line`
   414, a header over `limit_request_field_size` or more than `limit_request_fields` of them 431) are JSON
   `{"error": code, "message": text}` like every other error, not gunicorn's HTML page.
@@ -26,12 +28,14 @@ the master, before: not tried).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import warnings
 from typing import Any
 
 import gunicorn.util
+from gunicorn.glogging import Logger
 
 from webhooks.errors import code_for
 
@@ -82,6 +86,26 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
     if isinstance(wrapped, _BodyDeadline):
         unreader.sock = wrapped.sock
         wrapped.sock.settimeout(None)
+
+
+_SECRET_IN_URL = re.compile(r"(/clicksend/(?:receipts|inbound)/)[^/?\s]+|((?:^|[?&])token=)[^&\s]+")
+
+
+def _masked(value: str) -> str:
+    return _SECRET_IN_URL.sub(lambda m: (m.group(1) or m.group(2)) + "…", value)
+
+
+class AccessLog(Logger):
+    """gunicorn's logger, with secrets masked in every value an access log line may show."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> Any:
+        """gunicorn's atoms for a request's log line, secrets masked."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {key: "…" if "authorization" in key else _masked(value) if isinstance(value, str) else value
+                for key, value in atoms.items()}
+
+
+logger_class = AccessLog
 
 
 def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:

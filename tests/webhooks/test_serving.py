@@ -26,6 +26,7 @@ import requests
 
 from tests import signing
 from tests.conftest import API_TOKEN, ROOT, SECRETS, neutral_rules
+from tests.waiting import wait_for
 from webhooks import serving
 from workers import store
 from workers.tools.localredis import free_port
@@ -59,10 +60,16 @@ class Web:
 
 
 @pytest.fixture(scope="module")
-def web(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def web_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the web process runs and writes its logs."""
+    return tmp_path_factory.mktemp("web")
+
+
+@pytest.fixture(scope="module")
+def web(redis_url: str, web_home: Path) -> Iterator[int]:
     """`hookline up`'s web command on a free loopback port, with the shipped rules plus a bearer, a basic and an
     unsigned source; yields its port."""
-    home = tmp_path_factory.mktemp("web")
+    home = web_home
     rules = neutral_rules(home / "rules")
     (rules / "sources.yaml").write_text((rules / "sources.yaml").read_text().rstrip("\n") + "\n" + EXTRA_SOURCES)
     port = free_port()
@@ -70,9 +77,12 @@ def web(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[in
            "HOOKLINE_RULES_DIR": str(rules), "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_LOG_LEVEL": "WARNING",
            **SECRETS, **EXTRA_SECRETS}
     log = home / "web.log"
+    # An access log as an operator would ask for one, with the request line, path, query and a header.
+    access = ["--access-logfile", str(home / "access.log"),
+              "--access-logformat", '%(h)s "%(r)s" %(s)s %(U)s?%(q)s %({authorization}i)s']
     with log.open("wb") as out:
-        proc = subprocess.Popen(web_command(Path(sys.executable).parent, "127.0.0.1", port), cwd=home, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(web_command(Path(sys.executable).parent, "127.0.0.1", port) + access, cwd=home,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -251,3 +261,18 @@ def test_the_procfile_runs_the_web_process_as_hookline_up_does() -> None:
 
     assert settings(procfile) == settings(up) == ["gunicorn", "--config", "python:webhooks.serving",
                                                   "webhooks:create_app()"]
+
+
+def test_the_access_log_masks_the_receipt_token_and_authorization(web: int, web_home: Path) -> None:
+    secret = "receipt-secret-d41d8cd9"
+    for url in (f"/clicksend/receipts/{secret}", f"/clicksend/inbound/{secret}?x=1",
+                f"/clicksend/receipts?token={secret}&x=1"):
+        requests.post(f"http://127.0.0.1:{web}{url}", data={"a": "1"}, timeout=10,
+                      headers={"Authorization": f"Bearer {secret}"})
+    log = web_home / "access.log"
+    lines = wait_for(lambda: (found := [ln for ln in log.read_text().splitlines() if "/clicksend/" in ln])
+                     and len(found) >= 3 and found, timeout=10, what="three access log lines")
+    assert not [ln for ln in lines if secret in ln], lines
+    assert any('"POST /clicksend/receipts/… HTTP/1.1"' in ln for ln in lines), lines
+    assert any("/clicksend/inbound/…?x=1" in ln for ln in lines), lines
+    assert any("token=…&x=1" in ln for ln in lines), lines
