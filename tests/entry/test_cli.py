@@ -107,9 +107,9 @@ def test_rules_test_shows_matches_messages_and_the_clicksend_body() -> None:
     assert result.exit_code == 0, result.output
     assert "+ order-confirmation: matched" in result.output
     assert "- order-cancelled: no match: event type 'orders/create' does not match" in result.output
-    assert "body: Hi Ann, thanks for your order #1001 ($25.00)." in result.output  # AUD to an AU number
+    assert "body: Hi Bob, thanks for your order #1001 (US$409.94)." in result.output  # USD to an AU number
     assert "GSM-7, 1 segment(s)" in result.output
-    assert 'POST /v3/sms/send {"messages": [{"body": "Hi Ann' in result.output
+    assert 'POST /v3/sms/send {"messages": [{"body": "Hi Bob' in result.output
 
 
 def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> None:
@@ -281,7 +281,7 @@ def test_rules_test_shows_a_message_whose_template_renders_a_lone_surrogate_as_f
     reason = "body: lone surrogate \\ud800 at character 7 (not a character, so neither GSM-7 nor UCS-2 can carry it)"
     text = CliRunner().invoke(main, args)
     assert text.exit_code == 0, text.output  # printing the body used to raise UnicodeEncodeError
-    assert "body: Hi Ann\\ud800, thanks" in text.output  # shown as its escape
+    assert "body: Hi Bob\\ud800, thanks" in text.output  # shown as its escape
     assert f"state: failed; sends: now\n        why: {reason}\n" in text.output
     as_json = CliRunner().invoke(main, [*args, "--json"])
     assert as_json.exit_code == 0, as_json.output
