@@ -1,4 +1,5 @@
-"""The simulator's memory: accounts, sent messages, receipts, inbound, the ledger and the fault settings.
+"""The simulator's memory: accounts, sent messages, receipts, inbound, the ledger and the fault settings
+(lists, contacts, templates and e-mail addresses are in `simlists`, held here).
 
 In-process and thread-safe; time comes from a clock function so tests can drive it. Rows come out in the
 SMS shape; each resource blueprint in `workers.clicksend.sim` turns them into its own channel's shape.
@@ -17,6 +18,7 @@ from typing import Any
 
 import phonenumbers
 
+from workers.clicksend.simlists import SimLists
 from workers.core.segments import count as count_segments
 
 USER_ID = 123456
@@ -106,6 +108,7 @@ class SimState:
             self.ledger: dict[str, int] = {}
             self.calls: dict[str, int] = {}
             self.inbound: list[dict[str, Any]] = []
+            self.directory = SimLists(self.clock)  # lists, contacts, templates, e-mail addresses
             self._bucket = (0.0, self.clock())
 
     # --- faults ------------------------------------------------------------------------------------
