@@ -176,7 +176,15 @@ class ClickSendClient:
 
     def cancel_sms(self, message_id: str) -> dict[str, Any]:
         """Cancel a scheduled SMS at ClickSend."""
-        return self.request("PUT", f"/v3/sms/{message_id}/cancel")
+        return self.cancel("sms", message_id)
+
+    def cancel(self, channel: str, message_id: str) -> dict[str, Any]:
+        """Cancel one message scheduled at ClickSend (`sms` or `voice`); ProviderRejected (404) when unknown."""
+        return self.request("PUT", f"/v3/{channel}/{message_id}/cancel")
+
+    def cancel_all(self, channel: str) -> int:
+        """Cancel every message scheduled at ClickSend on `channel` (`sms` or `voice`); how many were."""
+        return to_int(self.request("PUT", f"/v3/{channel}/cancel-all").get("count")) or 0
 
     # --- mms: nothing of its own; it sends and prices through the shared section above ---------------
 
@@ -186,6 +194,16 @@ class ClickSendClient:
         """Voice languages and their genders."""
         data = self.request("GET", "/v3/voice/lang")
         return list(data.get("items") or data.get("data") or [])
+
+    def cancel_voice(self, message_id: str) -> dict[str, Any]:
+        """Cancel a scheduled voice call at ClickSend."""
+        return self.cancel("voice", message_id)
+
+    # --- countries ----------------------------------------------------------------------------------
+
+    def countries(self) -> list[dict[str, Any]]:
+        """The countries ClickSend knows: `code` (ISO 3166 alpha-2) and `value` (the name)."""
+        return list(self.request("GET", "/v3/countries").get("items") or [])
 
     # --- receipts -----------------------------------------------------------------------------------
 

@@ -98,6 +98,7 @@ class SimState:
         self.rand = random.Random(seed)
         self.lock = threading.Lock()
         self.faults = Faults()
+        self.country_codes = sorted(phonenumbers.SUPPORTED_REGIONS)  # what `GET /v3/countries` lists
         self.reset()
 
     def reset(self) -> None:

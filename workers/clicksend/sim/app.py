@@ -7,13 +7,25 @@ from __future__ import annotations
 
 from flask import Flask
 
-from workers.clicksend.sim import account, contacts, control, history, inbound, lists, mms, receipts, sms, voice
+from workers.clicksend.sim import (
+    account,
+    contacts,
+    control,
+    countries,
+    history,
+    inbound,
+    lists,
+    mms,
+    receipts,
+    sms,
+    voice,
+)
 from workers.clicksend.sim.gate import Credentials, install
 from workers.clicksend.sim.wire import STATE_KEY
 from workers.clicksend.simstate import SimState
 
 BLUEPRINTS = (account.bp, sms.bp, mms.bp, voice.bp, receipts.bp, inbound.bp, history.bp, lists.bp,
-              contacts.bp, control.bp)
+              contacts.bp, countries.bp, control.bp)
 
 
 def create_app(state: SimState, expected: Credentials) -> Flask:

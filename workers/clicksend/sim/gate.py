@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 from workers.clicksend.sim.wire import envelope, state
 
 CREDENTIALS_KEY = "simcredentials"  # app.extensions key holding the app's Credentials
-OPEN_PATHS = ("/_sim/", "/healthz")  # the control API and the health check need no ClickSend credentials
+# The control API and the health check need no ClickSend credentials; nor does ClickSend's country list.
+OPEN_PATHS = ("/_sim/", "/healthz", "/v3/countries")
 
 
 @dataclass(frozen=True)
