@@ -237,6 +237,12 @@ class ClickSendClient:
         params = {"page": page, "limit": limit, "date_from": date_from, "date_to": date_to, "q": q}
         return _page(self.request("GET", HISTORY_PATHS[channel], params=_clean(params)))
 
+    # --- any paged list (lists, contacts, templates, sender addresses) --------------------------------
+
+    def page(self, path: str, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """One page of the list endpoint at `path`, e.g. `/v3/sms/templates`."""
+        return _page(self.request("GET", path, params={"page": page, "limit": limit}))
+
     # --- lists and contacts -------------------------------------------------------------------------
 
     def lists(self, page: int = 1, limit: int = MAX_PAGE) -> Page:

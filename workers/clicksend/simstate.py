@@ -99,6 +99,7 @@ class SimState:
         self.lock = threading.Lock()
         self.faults = Faults()
         self.country_codes = sorted(phonenumbers.SUPPORTED_REGIONS)  # what `GET /v3/countries` lists
+        self.connections: dict[str, dict[str, Any]] = {}  # the Maton stand-in's connections (kept by reset)
         self.reset()
 
     def reset(self) -> None:
