@@ -98,6 +98,8 @@ def test_sms_templates(api: clicksend.ApiClient) -> None:
     page = sms.view_sms_templates(page=1, limit=15).data
     assert [(t.template_id, t.body) for t in page.data] == [(created.template_id, "Hi {first_name}")]
     assert sms.view_a_specific_sms_template(str(created.template_id)).data.template_name == "welcome"
+    assert sms.view_sms_templates(q="template_name:WELCOME").data.total == 1
+    assert sms.view_sms_templates(q="template_name:other").data.data == []
     change = clicksend.CreateSmsTemplateRequest(template_name="welcome", body="Hello {first_name}")
     updated = sms.update_sms_template(str(created.template_id), create_sms_template_request=change).data
     assert updated.body == "Hello {first_name}"

@@ -155,6 +155,8 @@ def test_one_sync_at_a_time(runtime: Runtime, sync: OptoutSync) -> None:
     token = runtime.store.optouts.claim_sync(60)
     assert token is not None
     assert sync.run(1_000_010.0) == {"busy": 1}
+    runtime.store.optouts.release_sync("someone-elses")  # not ours to give back
+    assert sync.run(1_000_010.0) == {"busy": 1}
     runtime.store.optouts.release_sync(token)
     assert sync.run(1_000_010.0) == {}
 

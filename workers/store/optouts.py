@@ -50,6 +50,14 @@ redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
 return 1
 """
 
+# KEYS: the sync lease. ARGV: our token. Deletes the lease only while it is still ours.
+RELEASE_IF_OURS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class LocalState:
@@ -66,6 +74,7 @@ class OptoutRecords:
     def __init__(self, r: redis.Redis):
         self.r = r
         self._apply = r.register_script(APPLY_IF_NEWER)
+        self._release = r.register_script(RELEASE_IF_OURS)
 
     def opt_out(self, number: str, now: float, via: str, detail: str = "") -> None:
         """Suppress every future message to `number`."""
@@ -156,10 +165,9 @@ class OptoutRecords:
             return token if self.r.set(OPTOUTS_SYNC_LEASE, token, nx=True, px=int(seconds * 1000)) else None
 
     def release_sync(self, token: str) -> None:
-        """Give the claim back (only our own)."""
+        """Give the claim back (only our own: one that lapsed and was taken by another sync stays theirs)."""
         with available():
-            if self.r.get(OPTOUTS_SYNC_LEASE) == token:
-                self.r.delete(OPTOUTS_SYNC_LEASE)
+            self._release(keys=[OPTOUTS_SYNC_LEASE], args=[token])
 
     @staticmethod
     def _journal(pipe: Any, number: str, action: str, at: float, via: str, detail: str, side: str = "hookline") -> None:

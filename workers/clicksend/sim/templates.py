@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from workers.clicksend.sim.wire import envelope, json_object, paginate, state
+from workers.clicksend.sim.wire import envelope, json_object, paginate, search, state
 
 bp = Blueprint("templates", __name__)
 KIND, ID = "templates", "template_id"
@@ -32,8 +32,8 @@ def _missing(template_id: int) -> Response:
 
 @bp.get("/v3/sms/templates")
 def templates() -> Response:
-    """Every template, paged."""
-    rows = [dict(r) for r in state().directory.rows(KIND).values()]
+    """Every template (those matching `q`, e.g. `template_name:welcome`), paged."""
+    rows = search([dict(r) for r in state().directory.rows(KIND).values()], request.args.get("q") or "")
     return envelope(200, "SUCCESS", "Here are your templates.", paginate(rows, request.path))
 
 
