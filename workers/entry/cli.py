@@ -19,6 +19,7 @@ from workers.clicksend.simulator import create_simulator
 from workers.core import providers
 from workers.core.phones import e164
 from workers.core.templates import parse_time
+from workers.entry.clicksend_cli import clicksend
 from workers.entry.runtime import Runtime
 from workers.errors import ConfigError, DryRunError
 from workers.flow import origin
@@ -333,6 +334,8 @@ def _e164(number: str, region: str) -> str:
         raise click.BadParameter("not a valid phone number", param_hint="NUMBER")
     return found
 
+
+main.add_command(clicksend)
 
 if __name__ == "__main__":
     main()

@@ -122,6 +122,18 @@ ALERTS = f"{PREFIX}:alerts"
 OPTOUTS = f"{PREFIX}:optouts"
 """Hash of suppressed numbers (E.164) → JSON: when, how, and the reply that asked."""
 
+OPTOUTS_LIFTED = f"{PREFIX}:optouts:lifted"
+"""Hash of numbers whose suppression was lifted → JSON: when, by whom (the sync weighs it against adds)."""
+
+OPTOUTS_CHANGES = f"{PREFIX}:optouts:changes"
+"""List of the latest suppression changes, newest first (JSON: number, action, at, via, detail)."""
+
+OPTOUTS_REMOTE = f"{PREFIX}:optouts:remote"
+"""Hash of the numbers on ClickSend's opt-out list at the last sync → JSON: contact ids, when seen."""
+
+OPTOUTS_SYNC_LEASE = f"{PREFIX}:optouts:sync"
+"""Held while an opt-out sync runs: one at a time."""
+
 RECEIPTS_UNKNOWN = f"{PREFIX}:stats:receipts_unknown"
 """Count of receipts naming no message we know."""
 

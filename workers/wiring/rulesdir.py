@@ -10,7 +10,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,13 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from workers.core.accountcheck import AccountFacts, account_problems
 from workers.core.callbacks import CompiledCallback, compile_callback
 from workers.core.policies import DEFAULT_POLICY, POLICIES_FILE, Policy, parse_policies
 from workers.core.rules import Rule, check_unique_names, parse_rule_file
-from workers.core.sources import Source, parse_sources
+from workers.core.sources import Source, nearest_line, parse_sources
 from workers.core.templates import environment
-from workers.errors import ConfigError, Problem
+from workers.errors import ConfigError, HooklineError, Problem
 from workers.wiring.settings import DEFAULT_REGION, DEFAULT_TIMEZONE, Settings
 
 log = logging.getLogger("hookline.rules")
@@ -185,10 +186,14 @@ def fingerprint(root: Path) -> tuple[tuple[str, float, int], ...]:
 class RulesDir:
     """The live configuration of one process: the last good snapshot, and the errors of a bad edit."""
 
-    def __init__(self, directory: str | Path, settings: Settings, environ: Mapping[str, str] | None = None):
+    def __init__(self, directory: str | Path, settings: Settings, environ: Mapping[str, str] | None = None,
+                 account: Callable[[], AccountFacts] | None = None):
+        """`account`, when given (credentials are set), supplies the ClickSend account's facts: a rule the
+        account cannot honour (a voice it lacks, a country ClickSend does not know) is then a load error."""
         self.directory = Path(directory)
         self.settings = settings
         self.environ = os.environ if environ is None else environ
+        self.account = account
         self.config: Config | None = None
         self.errors: list[str] = []
         self._checked = 0.0
@@ -203,6 +208,7 @@ class RulesDir:
         """Load the directory now; on errors keep the previous snapshot. True when the new one took."""
         try:
             config = load_config(self.directory, self.environ, self.settings.timezone, self.settings.default_region)
+            self._check_account(config)
         except ConfigError as exc:
             self.errors = [str(p) for p in exc.problems]
             for line in self.errors:
@@ -212,6 +218,34 @@ class RulesDir:
             self.config = config
             self.errors = []
         return True
+
+    def _check_account(self, config: Config) -> None:
+        """Raise ConfigError for what the account cannot honour; an unreachable ClickSend only warns (the
+        rules are loaded unchecked rather than not at all)."""
+        if self.account is None:
+            return
+        try:
+            facts = self.account()
+        except HooklineError as exc:
+            log.warning("rules not checked against the ClickSend account: %s", exc)
+            return
+        problems = account_problems(config.rules, config.policies, facts, self._locate)
+        if problems:
+            raise ConfigError(problems)
+
+    def _locate(self, filename: str, item: str, path: tuple[str, ...]) -> int | None:
+        """The line of `path` inside rule or policy `item` of `filename` (its nearest ancestor's)."""
+        try:
+            data, lines = load_yaml(self.directory / filename)
+        except (ConfigError, OSError):
+            return None
+        if filename == POLICIES_FILE:
+            return nearest_line(lines, ("policies", item, *path))
+        rules = data.get("rules") if isinstance(data, dict) else None
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            if isinstance(rule, dict) and rule.get("name") == item:
+                return nearest_line(lines, ("rules", str(i), *path))
+        return None
 
     def current(self, now: float | None = None) -> Config:
         """The snapshot to use now, after a cheap check (at most once a second) for edited files."""
