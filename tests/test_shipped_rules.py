@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 from workers.core.templates import compile_template, environment, parse_time, render
-from workers.tools.dryrun import PlaceholderEnviron, build_event, report
-from workers.wiring.rulesdir import load_config
+from workers.tools.dryrun import build_event, report
+from workers.wiring.rulesdir import PlaceholderEnviron, load_config
 
 FIXTURES = ROOT / "tests/fixtures/providers"
 ONCALL = ["+61411111111", "+61422222222"]
