@@ -29,9 +29,12 @@ def test_messages_by_state_and_one_message(client, runtime: Runtime) -> None:  #
 
 
 def test_optouts_through_the_api(client, runtime: Runtime) -> None:  # noqa: ANN001
-    added = client.post("/api/optouts", json={"number": "+61 411 111 111", "note": "asked by phone"}, headers=AUTH)
+    added = client.post("/api/optouts?reveal=1", json={"number": "+61 411 111 111", "note": "asked by phone"},
+                        headers=AUTH)
     assert added.status_code == 201 and added.json["number"] == "+61411111111"
-    assert list(client.get("/api/optouts", headers=AUTH).json) == ["+61411111111"]
+    [listed] = client.get("/api/optouts", headers=AUTH).json["optouts"]
+    assert listed["number"] == "+6141•••••11" and listed["via"] == "operator" and listed["detail"] == "asked by phone"
+    assert client.get("/api/optouts?reveal=1", headers=AUTH).json["optouts"][0]["number"] == "+61411111111"
     assert client.post("/api/optouts", json={"number": "12"}, headers=AUTH).status_code == 422
     assert client.delete("/api/optouts/+61411111111", headers=AUTH).status_code == 200
     assert client.delete("/api/optouts/+61411111111", headers=AUTH).status_code == 404
@@ -56,6 +59,6 @@ def test_json_that_is_not_an_object_gets_a_4xx_not_a_500(client) -> None:  # noq
         headers = {**AUTH, "Content-Type": "application/json"}
         assert client.post("/api/approvals/approve", data=body, headers=headers).status_code == 400
         assert client.post("/api/optouts", data=body, headers=headers).status_code == 422
-        assert client.post("/api/approvals/msg_none/approve", data=body, headers=headers).status_code == 409
+        assert client.post("/api/approvals/msg_none/approve", data=body, headers=headers).status_code == 404
     bad_ids = client.post("/api/approvals/approve", json={"ids": "msg_1"}, headers=AUTH)
     assert bad_ids.status_code == 400 and bad_ids.json["message"] == "ids must be a list of message ids"
