@@ -226,14 +226,18 @@ class EventRecords:
     def _matching(self, query: EventQuery, group: list[Position]) -> list[EventRecord | None]:
         """The records at `group` that match the query's filters (None for the others, and for expired ones).
         Filters are checked on small fields first; only matching records are read whole."""
+        # Membership of the source's and the type's index stands for the record's own fields (a score, or None).
+        memberships = [events_source_index(query.source)] if query.source else []
+        memberships += [events_type_index(query.type)] if query.type else []
         pipe = self.r.pipeline(transaction=False)
         for p in group:
             pipe.hmget(event_key(p.member), "status", "rules")
-            pipe.zscore(events_source_index(query.source), p.member) if query.source else pipe.echo("")
-            pipe.zscore(events_type_index(query.type), p.member) if query.type else pipe.echo("")
+            for key in memberships:
+                pipe.zscore(key, p.member)
         with available():
             flat = pipe.execute()
-        keep = [self._keeps(query, *flat[i:i + 3]) for i in range(0, len(flat), 3)]
+        step = 1 + len(memberships)
+        keep = [self._keeps(query, flat[i], flat[i + 1:i + step]) for i in range(0, len(flat), step)]
         wanted = [p.member for p, ok in zip(group, keep, strict=True) if ok]
         pipe = self.r.pipeline(transaction=False)
         for eid in wanted:
@@ -243,10 +247,10 @@ class EventRecords:
         return [records.get(p.member) for p in group]
 
     @staticmethod
-    def _keeps(query: EventQuery, fields: list[Any], in_source: Any, in_type: Any) -> bool:
+    def _keeps(query: EventQuery, fields: list[Any], memberships: list[Any]) -> bool:
         """True when an event with these status/rules fields (and index memberships) matches the query."""
         status, rules = fields
-        if status is None or in_source is None or in_type is None:
+        if status is None or None in memberships:
             return False  # expired, or not of the source or type asked for
         if query.status and text(status) != query.status:
             return False
