@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema
+from werkzeug.exceptions import BadRequest
 
 from webhooks import openapi
 from webhooks import schemas as sc
@@ -23,6 +24,7 @@ from webhooks.context import error, json_object, runtime
 from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.core.phones import e164
+from workers.core.records import EventRecord
 from workers.store.events import EventQuery
 from workers.store.messages import MessageQuery
 from workers.store.pages import Page, Position
@@ -32,28 +34,19 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 _DECISION = "<any(approve, reject):action>"
 
 
-class BadArgs(ValueError):
-    """A query string this API cannot read; answered 400."""
-
-
-@bp.errorhandler(BadArgs)
-def _bad_args(exc: BadArgs) -> ResponseReturnValue:
-    return error(400, "bad_request", str(exc))
-
-
 def args(schema: type[Schema]) -> dict[str, Any]:
-    """The query string read with `schema` (BadArgs, answered 400, when it does not fit)."""
+    """The query string read with `schema`; a 400 `bad_request` naming each problem when it does not fit."""
     try:
         return sc.load_args(schema, request.args)
     except ValueError as exc:
-        raise BadArgs(str(exc)) from None
+        raise BadRequest(str(exc)) from None
 
 
 def _after(cursor: str | None) -> Position | None:
     try:
         return Position.from_cursor(cursor) if cursor else None
     except ValueError as exc:
-        raise BadArgs(f"cursor: {exc}") from None
+        raise BadRequest(f"cursor: {exc}") from None
 
 
 def _unix(when: datetime | None) -> float | None:
@@ -82,8 +75,15 @@ def list_events() -> ResponseReturnValue:
     a = args(sc.EventListArgs)
     query = EventQuery(a.get("source"), a.get("type"), a.get("status"), a.get("rule"), _unix(a.get("since")),
                        _unix(a.get("until")), a.get("q"), a["limit"], _after(a.get("cursor")))
-    return _page("events", sc.EventPage, runtime().store.events.list_events(query), lambda r: r.to_json(),
-                 a["reveal"])
+    return _page("events", sc.EventPage, runtime().store.events.list_events(query), _event_json, a["reveal"])
+
+
+def _event_json(record: EventRecord) -> dict[str, Any]:
+    """The record as JSON with its count of planned messages as `planned` (`messages` lists them in detail)."""
+    doc = record.to_json()
+    if "messages" in doc:
+        doc["planned"] = doc.pop("messages")
+    return doc
 
 
 @bp.get("/events/<event_id>")
@@ -96,10 +96,9 @@ def get_event(event_id: str) -> ResponseReturnValue:
     if record is None:
         return error(404, "not_found", f"no event {event_id}")
     found = (store.messages.get_message(mid) for mid in store.messages.event_message_ids(event_id))
-    doc = record.to_json()
-    if "messages" in doc:
-        doc["planned"] = doc.pop("messages")
-    return jsonify(sc.dump(sc.EventDetail, doc | {"messages": [with_callbacks(m) for m in found if m]}, reveal))
+    detail = _event_json(record) | {"messages": [with_callbacks(m) for m in found if m]}
+    return jsonify(sc.dump(sc.EventDetail, detail, reveal))
+
 
 def with_callbacks(message: Message) -> dict[str, Any]:
     """The message as JSON with its callbacks and their attempts."""

@@ -308,15 +308,14 @@ class Event(Schema):
     processed_at = Time()
     failed_at = Time()
     rules = fields.List(fields.String())
-    messages = fields.Integer()
+    planned = fields.Integer(metadata={"description": "how many messages its rules planned, once processed"})
     error = fields.String()
 
 
 class EventDetail(Event):
-    """An event with its messages, each with its timeline and callbacks (`messages` is then that list)."""
+    """An event with its messages, each with its timeline and callbacks."""
 
-    messages = fields.List(fields.Nested(MessageDetail))  # type: ignore[assignment]
-    planned = fields.Integer(metadata={"description": "how many messages its rules planned"})
+    messages = fields.List(fields.Nested(MessageDetail))
 
 
 class EventPage(Schema):
