@@ -21,6 +21,25 @@ def event_key(event_id: str) -> str:
     return f"{PREFIX}:event:{event_id}"
 
 
+EVENTS_BY_TIME = f"{PREFIX}:idx:events"
+"""Sorted set of every stored event id by received time (trimmed to the event TTL by each ingest)."""
+
+
+def events_source_index(source: str) -> str:
+    """Sorted set of `source`'s event ids by received time."""
+    return f"{PREFIX}:idx:events:source:{source}"
+
+
+def events_type_index(event_type: str) -> str:
+    """Sorted set of the ids of events of `event_type` (any source) by received time."""
+    return f"{PREFIX}:idx:events:type:{event_type}"
+
+
+def events_external_index(external_id: str) -> str:
+    """Sorted set of the ids of events the sender called `external_id` (any source), by received time."""
+    return f"{PREFIX}:idx:events:ext:{external_id}"
+
+
 def seen_key(event_id: str) -> str:
     """Marks an event id as seen for the dedupe window."""
     return f"{PREFIX}:seen:{event_id}"
