@@ -1,6 +1,7 @@
 """No log line, at any level and from any logger (Hookline's, werkzeug's, RQ's), holds a full phone number, a webhook
 secret, the API token or the receipt token, through a whole flow: signed webhook, refused ones, the worker sending
-to the simulator, a pushed receipt, the API with a right and a wrong token."""
+to the simulator, a pushed receipt, the API with a right and a wrong token; nor does any line as JSON. The lines
+an operator follows are there: one per accepted event, one per message reaching sent and its final state."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.conftest import API_TOKEN, EXAMPLES_DIR, ORIGIN_SECRET, RECEIPT_TOKEN
 from tests.origin_server import Origin
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
+from workers.tools.trace import mask
+from workers.wiring.logs import JsonFormatter
 
 PHONE = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())["customer"]["phone"]
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
@@ -77,3 +80,13 @@ def test_no_log_line_holds_a_number_secret_or_token(e2e: Runtime, client, work, 
              if value in _text(r)]
     assert {"hookline.ingest", "rq.worker"} <= {r.name for r in records}
     assert not leaks, leaks
+    as_json = [JsonFormatter().format(r) for r in records]
+    assert not [(what, line[:200]) for line in as_json for what, value in forbidden.items()
+                if value in line or value in json.loads(line)["message"]]
+
+    accepted = [r for r in records if r.name == "hookline.ingest" and r.getMessage().startswith("accepted event")]
+    assert [(r.levelname, getattr(r, "event_id", None)) for r in accepted] == [("INFO", event_id)]
+    outcomes = [json.loads(line) for line, r in zip(as_json, records, strict=True) if r.name == "hookline.messages"]
+    assert [(o["state"], o["message_id"], o["event_id"], o["to"]) for o in outcomes] == [
+        ("sent", msg["id"], event_id, mask(PHONE)), ("delivered", msg["id"], event_id, mask(PHONE))]
+    assert all(o["level"] == "INFO" and mask(PHONE) in o["message"] for o in outcomes)

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from typing import cast
 
 import redis
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from webhooks import signatures
 from webhooks.context import error, runtime
 from workers.core.intake import build_event
-from workers.errors import ConfigError, IngestError
+from workers.errors import ConfigError, IngestError, StoreUnavailable
 
 bp = Blueprint("ingest", __name__)
 log = logging.getLogger("hookline.ingest")
@@ -35,6 +35,7 @@ def receive(source_name: str) -> ResponseReturnValue:
     source = config.sources.get(source_name)
     if source is None:
         return error(404, "unknown_source", f"no source named {source_name!r}")
+    g.hookline_source = source.name  # counted under its name; unknown names are not labels (anyone can send one)
     if source.body == "form":
         if request.mimetype != "application/x-www-form-urlencoded":
             return error(415, "unsupported_media_type", "send the event as application/x-www-form-urlencoded")
@@ -57,12 +58,28 @@ def receive(source_name: str) -> ResponseReturnValue:
         return jsonify(answer), 200
     result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
     if not result.created:
+        g.hookline_result = "duplicate"
         return jsonify({"event_id": result.event_id, "duplicate": True}), 200
+    g.hookline_result = "accepted"
     if result.drain_token:
         try:
             rt.enqueuer.drain(result.drain_token)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # The event is stored and queued; the periodic sweep starts the drain this enqueue missed.
             log.warning("event %s stored, drain not started (%s); the sweep will start it", event.id, exc)
-    log.debug("accepted event %s source=%s type=%s", event.id, source_name, event.type)
+    log.info("accepted event %s source=%s type=%s", event.id, source_name, event.type,
+             extra={"event_id": event.id, "source": source_name, "event_type": event.type})
     return jsonify({"event_id": event.id}), 202
+
+
+@bp.after_request
+def count(response: Response) -> Response:
+    """Count every answer by source, result (accepted, duplicate, refused) and status. A 503 is not counted:
+    Redis may be what failed, and a count must not make a failing request wait again."""
+    if response.status_code != 503:
+        result = g.get("hookline_result") or ("refused" if response.status_code >= 400 else "answered")
+        try:
+            runtime().store.counters.count_event(g.get("hookline_source", "(unknown)"), result, response.status_code)
+        except StoreUnavailable as exc:
+            log.warning("webhook answer not counted: %s", exc)
+    return response

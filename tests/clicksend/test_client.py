@@ -12,7 +12,7 @@ import requests
 from tests.conftest import Simulator, serve
 from tests.messages import message
 from tests.waiting import wait_for
-from workers.clicksend.client import ClickSendClient, Page, iter_pages, parse_retry_after
+from workers.clicksend.client import Call, ClickSendClient, Page, iter_pages, parse_retry_after
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
 from workers.core.coerce import to_decimal, to_int
@@ -89,6 +89,25 @@ def test_hanging_send_times_out_as_unknown(simulator: Simulator) -> None:
         client(simulator, timeout=(2, 0.5)).send("sms", payloads.request_body("sms", [sms("h1")]))
     assert info.value.outcome_unknown
     assert simulator.state.ledger == {"h1": 1}  # it was accepted: resending blindly would duplicate it
+
+
+def test_the_observer_is_told_of_every_call_with_its_endpoint_status_and_time(simulator: Simulator) -> None:
+    calls: list[Call] = []
+    c = client(simulator, timeout=(2, 0.5), observer=calls.append)
+    c.send("sms", payloads.request_body("sms", [sms("o1")]))
+    with pytest.raises(ProviderRejected):
+        c.cancel_sms("no-such-id")
+    simulator.state.faults.rate_429 = 1.0
+    with pytest.raises(RateLimited):
+        c.account()
+    simulator.state.faults.rate_429, simulator.state.faults.hang_rate = 0.0, 1.0
+    simulator.state.faults.hang_seconds = 2.0
+    with pytest.raises(ProviderUnavailable):
+        c.send("sms", payloads.request_body("sms", [sms("o2")]))
+    assert [(k.method, k.endpoint, k.status) for k in calls] == [
+        ("POST", "/v3/sms/send", "200"), ("PUT", "/v3/sms/{id}/cancel", "404"), ("GET", "/v3/account", "429"),
+        ("POST", "/v3/sms/send", "timeout")]
+    assert all(k.seconds > 0 for k in calls) and calls[-1].seconds >= 0.5
 
 
 def test_refused_connection_is_known_not_sent() -> None:

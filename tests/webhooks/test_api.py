@@ -49,9 +49,9 @@ def test_metrics_expose_states_outboxes_and_alerts(client, runtime: Runtime) -> 
     runtime.store.account.raise_alert("insufficient_credit", "no credit", time.time())
     assert client.get("/metrics").status_code == 401
     text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
-    assert 'hookline_messages{state="queued"} 1' in text
-    assert 'hookline_outbox_depth{channel="sms"} 1' in text
-    assert 'hookline_alert{name="insufficient_credit"} 1' in text
+    assert 'hookline_messages{state="queued"} 1.0' in text
+    assert 'hookline_outbox_depth{channel="sms"} 1.0' in text
+    assert 'hookline_alert{name="insufficient_credit"} 1.0' in text
     assert "alerts" not in client.get("/readyz").json  # for the operator only
     ready = client.get("/readyz", headers=AUTH).json
     assert ready["alerts"]["insufficient_credit"]["message"] == "no credit"

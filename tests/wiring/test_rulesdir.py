@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -46,7 +47,8 @@ def test_good_edit_is_picked_up(tmp_rules: Path) -> None:
     assert rd.errors == []
 
 
-def test_broken_edit_keeps_the_last_good_set_and_reports(tmp_rules: Path) -> None:
+def test_broken_edit_keeps_the_last_good_set_and_reports(tmp_rules: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hookline.rules")
     rd = rules_dir(tmp_rules)
     edit(tmp_rules / "sources.yaml", "sources: {shop: {verify: {scheme: nope}}}\n")
     assert set(rd.current(now=10_000).sources) == {"shop", "payments", "alerts", "grafana", "bookings", "calendly"}
@@ -54,6 +56,10 @@ def test_broken_edit_keeps_the_last_good_set_and_reports(tmp_rules: Path) -> Non
     edit(tmp_rules / "sources.yaml", "sources: {fixed: {verify: {scheme: bearer, secret: t}}}\n")
     assert set(rd.current(now=20_000).sources) == {"fixed"}
     assert rd.errors == []
+    reloaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rules reloaded")]
+    [line] = reloaded  # the broken edit was reported, not reloaded; the fix says so
+    assert line.startswith("rules reloaded: 1 sources, ")
+    assert line.endswith("; the 1 problem(s) reported before are fixed")
 
 
 def test_invalid_yaml_is_reported_with_its_line(tmp_rules: Path) -> None:

@@ -37,6 +37,14 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(info.value.problems) == 5
 
 
+def test_log_format_is_plain_unless_json_is_asked_for() -> None:
+    redis_only = {"REDIS_URL": "redis://localhost:6379/0"}
+    assert Settings.from_env(redis_only).log_format == "plain"
+    assert Settings.from_env(redis_only | {"HOOKLINE_LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(ConfigError, match="HOOKLINE_LOG_FORMAT: must be plain or json"):
+        Settings.from_env(redis_only | {"HOOKLINE_LOG_FORMAT": "xml"})
+
+
 def test_provider_modes_and_base_urls() -> None:
     direct = Settings.from_env({"REDIS_URL": "redis://x", "CLICKSEND_USERNAME": "u", "CLICKSEND_API_KEY": "k"})
     assert (direct.provider_mode, direct.provider_base_url) == ("direct", "https://rest.clicksend.com")

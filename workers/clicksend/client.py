@@ -7,7 +7,7 @@ the exception tree. It never retries by itself: the sender decides, because a se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -65,6 +65,21 @@ class Page:
     total: int
 
 
+@dataclass(frozen=True)
+class Call:
+    """One HTTP call as the observer sees it: the path template (ids shown as {id}), the HTTP status or what
+    went wrong before one (`connect_timeout`, `connection_error`, `timeout`), and how long it took."""
+
+    method: str
+    endpoint: str
+    status: str
+    seconds: float
+
+
+Observer = Callable[[Call], None]
+"""Told of every call after it finished (metrics); must not raise. The client does not know what it records."""
+
+
 class FetchPage(Protocol):
     """One page of a list endpoint by its number, e.g. `partial(client.receipts, "sms")`."""
 
@@ -90,9 +105,11 @@ class ClickSendClient:
 
     def __init__(self, base_url: str, *, username: str | None = None, api_key: str | None = None,
                  bearer: str | None = None, connection: str | None = None,
-                 timeout: tuple[float, float] = (5.0, 30.0), session: requests.Session | None = None) -> None:
+                 timeout: tuple[float, float] = (5.0, 30.0), session: requests.Session | None = None,
+                 observer: Observer | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.observer = observer
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
@@ -106,12 +123,16 @@ class ClickSendClient:
     # --- transport ----------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                idempotent: bool = True) -> dict[str, Any]:
-        """One call; returns the envelope's `data`. `idempotent=False` marks sends: their failures may be unknown."""
+                idempotent: bool = True, endpoint: str | None = None) -> dict[str, Any]:
+        """One call; returns the envelope's `data`. `idempotent=False` marks sends: their failures may be unknown.
+        `endpoint` names the path for the observer when it holds an id."""
         url = f"{self.base_url}{path}"
+        started, status = time.monotonic(), "connection_error"
         try:
             response = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
+            status = str(response.status_code)
         except requests.ConnectTimeout as exc:
+            status = "connect_timeout"
             # Never connected: the request was not written, so nothing can have happened.
             raise ProviderUnavailable(f"connect timeout: {exc}", outcome_unknown=False) from exc
         except requests.ConnectionError as exc:
@@ -119,7 +140,11 @@ class ClickSendClient:
             unknown = not idempotent and not _refused(exc)
             raise ProviderUnavailable(f"connection failed: {exc}", outcome_unknown=unknown) from exc
         except requests.Timeout as exc:
+            status = "timeout"
             raise ProviderUnavailable(f"read timeout: {exc}", outcome_unknown=not idempotent) from exc
+        finally:
+            if self.observer is not None:
+                self.observer(Call(method, endpoint or path, status, time.monotonic() - started))
         return self._read(response, idempotent)
 
     def _read(self, response: requests.Response, idempotent: bool) -> dict[str, Any]:
@@ -180,7 +205,7 @@ class ClickSendClient:
 
     def cancel(self, channel: str, message_id: str) -> dict[str, Any]:
         """Cancel one message scheduled at ClickSend (`sms` or `voice`); ProviderRejected (404) when unknown."""
-        return self.request("PUT", f"/v3/{channel}/{message_id}/cancel")
+        return self.request("PUT", f"/v3/{channel}/{message_id}/cancel", endpoint=f"/v3/{channel}/{{id}}/cancel")
 
     def cancel_all(self, channel: str) -> int:
         """Cancel every message scheduled at ClickSend on `channel` (`sms` or `voice`); how many were."""
@@ -213,7 +238,7 @@ class ClickSendClient:
 
     def receipt(self, message_id: str) -> dict[str, Any]:
         """One SMS receipt, read or not."""
-        return self.request("GET", f"/v3/sms/receipts/{message_id}")
+        return self.request("GET", f"/v3/sms/receipts/{message_id}", endpoint="/v3/sms/receipts/{id}")
 
     def mark_receipts_read(self, channel: str = "sms", date_before: int | None = None) -> None:
         """Mark receipts read (all, or those up to `date_before`)."""

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import redis
 
-from workers.clicksend.client import ClickSendClient
+from workers.clicksend.client import Call, ClickSendClient, Observer
 from workers.clicksend.facts import CachedFacts
-from workers.errors import ConfigError
+from workers.errors import ConfigError, StoreUnavailable
 from workers.flow.admission import Admission
 from workers.flow.approvals import Approvals
 from workers.flow.feedback import Feedback
@@ -45,7 +45,7 @@ class Runtime:
     def client(self) -> ClickSendClient:
         """The ClickSend client the settings describe (built on first use: web processes never need it)."""
         if self._client is None:
-            self._client = clicksend_client(self.settings)
+            self._client = clicksend_client(self.settings, call_counter(self.store))
         return self._client
 
     @property
@@ -100,8 +100,22 @@ class Runtime:
         return cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
 
 
-def clicksend_client(settings: Settings) -> ClickSendClient:
-    """The client the settings describe: direct, through Maton, or the simulator at CLICKSEND_BASE_URL.
+def call_counter(store: Store) -> Observer:
+    """The ClickSend client's observer: every call counted in Redis by endpoint and status, with its latency.
+    A Redis outage loses that count (logged), never the call or its outcome."""
+
+    def observe(call: Call) -> None:
+        try:
+            store.counters.count_call(f"{call.method} {call.endpoint}", call.status, call.seconds)
+        except StoreUnavailable as exc:
+            logging.getLogger("hookline.metrics").warning("ClickSend call not counted: %s", exc)
+
+    return observe
+
+
+def clicksend_client(settings: Settings, observer: Observer | None = None) -> ClickSendClient:
+    """The client the settings describe: direct, through Maton, or the simulator at CLICKSEND_BASE_URL;
+    `observer` is told of every call.
 
     Raises ConfigError when there is nowhere to send: no credentials and no simulator URL.
     """
@@ -109,9 +123,10 @@ def clicksend_client(settings: Settings) -> ClickSendClient:
     if not url:
         raise ConfigError(["no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator"])
     if settings.provider_mode == "maton":
-        return ClickSendClient(url, bearer=settings.maton_api_key, connection=settings.maton_connection)
+        return ClickSendClient(url, bearer=settings.maton_api_key, connection=settings.maton_connection,
+                               observer=observer)
     return ClickSendClient(url, username=settings.clicksend_username or "simulator",
-                           api_key=settings.clicksend_api_key or "simulator")
+                           api_key=settings.clicksend_api_key or "simulator", observer=observer)
 
 
 _lock = threading.Lock()

@@ -53,7 +53,13 @@ class Feedback:
         return msg
 
     def apply_receipt(self, receipt: dict[str, Any], now: float, via: str) -> str:
-        """Apply one receipt. Returns what happened: delivered, undelivered, pending, duplicate or unknown."""
+        """Apply one receipt and count it. Returns what happened: delivered, undelivered, pending, duplicate or
+        unknown."""
+        outcome = self._apply_receipt(receipt, now, via)
+        self.store.counters.count_receipts(via, {outcome: 1})
+        return outcome
+
+    def _apply_receipt(self, receipt: dict[str, Any], now: float, via: str) -> str:
         verdict = judge(receipt)
         msg = self.find_message(receipt.get("custom_string"), receipt.get("message_id"))
         if msg is None:
@@ -120,10 +126,13 @@ class Feedback:
         for channel in RECEIPT_CHANNELS:
             newest = None
             for result in iter_pages(partial(client.receipts, channel, limit=100)):
+                page: dict[str, int] = {}
                 for receipt in result.items:
-                    outcome = self.apply_receipt(receipt, now, "poll")
-                    counts[outcome] = counts.get(outcome, 0) + 1
+                    outcome = self._apply_receipt(receipt, now, "poll")
+                    page[outcome] = page.get(outcome, 0) + 1
                     newest = max(newest or 0, to_int(receipt.get("timestamp")) or 0)
+                self.store.counters.count_receipts("poll", page)  # one round trip a page
+                counts = {k: counts.get(k, 0) + page.get(k, 0) for k in counts.keys() | page.keys()}
             if newest:
                 client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
         return counts

@@ -29,11 +29,22 @@ from workers.core.sources import Callback
 from workers.errors import DestinationRefused, HooklineError, RenderError
 from workers.net.guard import session
 from workers.store import Store
+from workers.tools.trace import mask
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.rulesdir import RulesDir
 
 log = logging.getLogger("hookline.origin")
+outcomes = logging.getLogger("hookline.messages")
 MAX_REDIRECTS = 3
+
+
+def log_outcomes(messages: Iterable[Message], state: str) -> None:
+    """One line per message that entered `state` (sent or a final one): ids, rule, channel, masked recipient."""
+    for msg in messages:
+        to = mask(msg.to) if msg.to else f"list {msg.list_id}"
+        outcomes.info("message %s %s: event %s rule %s %s to %s", msg.id, state, msg.event_id, msg.rule,
+                      msg.channel, to, extra={"message_id": msg.id, "event_id": msg.event_id, "state": state,
+                                              "rule": msg.rule, "channel": msg.channel, "to": to})
 
 
 def callback_id_for(message_id: str, state: str) -> str:
@@ -61,6 +72,8 @@ class Notifier:
         except HooklineError:
             return 0
         messages = list(messages)
+        if state != "reply":
+            log_outcomes(messages, state)
         started = 0
         for msg in messages:
             cb = callbacks.get(msg.source)
@@ -133,7 +146,7 @@ class CallbackSender:
         cb = self.rules.current().callbacks.get(record.source)
         if cb is None:
             store.callbacks.record_attempt(callback_id, {"at": now, "error": "source has no callback any more"},
-                                           "failed", now)
+                                           "failed", now, counted=(record.source, "dropped"))
             return "failed"
         attempt_no = len(record.attempts) + 1
         started = time.monotonic()
@@ -146,7 +159,7 @@ class CallbackSender:
         except (RenderError, DestinationRefused) as exc:
             error = str(exc)
             store.callbacks.record_attempt(callback_id, {"at": now, "attempt": attempt_no, "error": error},
-                                           "failed", now)
+                                           "failed", now, counted=(record.source, "refused"))
             store.messages.note(record.message_id, {"at": now, "kind": "callback", "state": record.state,
                                                     "result": "failed", "reason": error})
             log.warning("callback %s refused: %s", callback_id, error)
@@ -157,7 +170,8 @@ class CallbackSender:
         attempt = {"at": now, "attempt": attempt_no, "status": status, "error": error,
                    "ms": round((time.monotonic() - started) * 1000), "next": step.status}
         final = "pending" if step.status == "retry" else step.status
-        store.callbacks.record_attempt(callback_id, attempt, final, now, next_at=now + step.delay)
+        store.callbacks.record_attempt(callback_id, attempt, final, now, next_at=now + step.delay,
+                                       counted=(record.source, step.status))
         store.messages.note(record.message_id, {"at": now, "kind": "callback", "state": record.state,
                                                 "result": step.status, "reason": step.reason})
         if step.status == "retry":

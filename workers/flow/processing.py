@@ -14,7 +14,7 @@ from workers.core.lifecycle import REPORTED, State
 from workers.core.messages import Message
 from workers.core.planning import RuleOutcome, plan_event
 from workers.flow.admission import Admission
-from workers.flow.origin import Notifier
+from workers.flow.origin import Notifier, log_outcomes
 from workers.store import Store
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.rulesdir import RulesDir
@@ -66,7 +66,9 @@ class Processing:
     def cancel(self, key: str, now: float, reason: str, except_event: str | None = None) -> int:
         """Cancel `key`'s pending messages and give back what admission took for them; how many were cancelled."""
         done = self.store.messages.cancel_by_key(key, now, reason, except_event=except_event)
-        self.admission.release([m for m in self.store.messages.get_messages(done) if m], now)
+        cancelled = [m for m in self.store.messages.get_messages(done) if m]
+        log_outcomes(cancelled, State.CANCELLED)
+        self.admission.release(cancelled, now)
         return len(done)
 
     def drop_stale(self, outcome: RuleOutcome) -> tuple[RuleOutcome, int]:
@@ -184,4 +186,6 @@ class _Batch:
                 self.channels.add(msg.channel)
             elif msg.state in REPORTED:
                 self.p.notifier.notify([msg], msg.state, self.now)
+            elif msg.state == State.CANCELLED:  # superseded before it was written: told to nobody, but logged
+                log_outcomes([msg], msg.state)
         self.pending.clear()

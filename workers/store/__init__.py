@@ -10,6 +10,7 @@ import redis
 
 from workers.store.account import AccountRecords
 from workers.store.callbacks import CallbackRecords
+from workers.store.counters import CounterRecords
 from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
 from workers.store.feedback import FeedbackRecords
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
@@ -34,6 +35,7 @@ class Store:
         self.account = AccountRecords(client)
         self.reservations = ReservationRecords(client)
         self.callbacks = CallbackRecords(client)
+        self.counters = CounterRecords(client)
 
     @classmethod
     def from_url(cls, url: str, message_ttl: float) -> Store:

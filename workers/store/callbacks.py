@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from workers.core.records import CallbackRecord
+from workers.store.counters import count_callback
 from workers.store.keys import (
     CALLBACKS_EXHAUSTED,
     CALLBACKS_PENDING,
@@ -79,14 +80,17 @@ class CallbackRecords:
             reply=doc.get("reply"), replayed=raw.get("replayed") == "1")
 
     def record_attempt(self, callback_id: str, attempt: dict[str, Any], status: str, now: float,
-                       next_at: float | None = None) -> None:
-        """Append an attempt and set the status (`pending` with its `next_at`, `delivered`, `failed`, `exhausted`)."""
+                       next_at: float | None = None, counted: tuple[str, str] | None = None) -> None:
+        """Append an attempt and set the status (`pending` with its `next_at`, `delivered`, `failed`, `exhausted`);
+        `counted` (source, result) adds the attempt to the callback counter in the same transaction."""
         key = callback_key(callback_id)
         with available():
             attempts = json.loads(self.r.hget(key, "attempts") or "[]")
             attempts.append(attempt)
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(key, mapping={"attempts": json.dumps(attempts), "status": status})
+            if counted is not None:
+                count_callback(pipe, *counted)
             if status in ("exhausted", "failed"):
                 pipe.zadd(CALLBACKS_EXHAUSTED, {callback_id: now})
             else:
@@ -127,6 +131,11 @@ class CallbackRecords:
         """Callbacks that gave up, oldest first."""
         with available():
             return texts(self.r.zrange(CALLBACKS_EXHAUSTED, 0, limit - 1))
+
+    def exhausted_count(self) -> int:
+        """How many callbacks gave up and wait for a replay."""
+        with available():
+            return int(self.r.zcard(CALLBACKS_EXHAUSTED))
 
     def message_callback_ids(self, message_id: str) -> list[str]:
         """The callbacks of a message."""

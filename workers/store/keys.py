@@ -212,3 +212,22 @@ def price_key(channel: str, country: str, encoding: str, parts: int) -> str:
 
 BALANCE_LOW = f"{PREFIX}:balance_low"
 """Set while the account balance is under a policy's floor."""
+
+
+# Deployment-wide counters (`store/counters.py`): hashes whose fields are label values joined by "|", written
+# by every process on every host with HINCRBY, read whole at scrape time.
+STATS_EVENTS = f"{PREFIX}:stats:events"
+"""Webhook requests by "<source>|<result>|<HTTP status>"."""
+
+STATS_MESSAGES = f"{PREFIX}:stats:messages"
+"""Messages that entered `sent` or a final state, by "<channel>|<rule>|<state>" (counted by the Lua steps)."""
+
+STATS_CLICKSEND = f"{PREFIX}:stats:clicksend"
+"""ClickSend calls by "<endpoint>|<status>|<bucket upper bound>" (latency histogram buckets, not cumulative),
+and the summed seconds by "<endpoint>|<status>|sum"."""
+
+STATS_RECEIPTS = f"{PREFIX}:stats:receipts"
+"""Delivery receipts by "<via>|<what applying them did>"."""
+
+STATS_CALLBACKS = f"{PREFIX}:stats:callbacks"
+"""Callback attempts by "<source>|<result>"."""

@@ -60,7 +60,7 @@ class MessageQuery:
         return msg if self.state is None or msg.state == self.state else None
 
 # KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), correlation key or '',
-# send_at or '', event id, channel, group retention ms.
+# send_at or '', event id, channel, group retention ms, rule.
 _CREATE = LIBRARY + """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
@@ -68,7 +68,8 @@ end
 local groups = {KEYS[3]}
 if ARGV[6] ~= '' then table.insert(groups, ARGV[6]) end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'updated_at', ARGV[4], 'event_id', ARGV[8],
-           'channel', ARGV[9], 'groups', cjson.encode(groups))
+           'channel', ARGV[9], 'groups', cjson.encode(groups), 'rule', ARGV[11])
+count_outcome(KEYS[1], ARGV[3])
 for _, entry in ipairs(cjson.decode(ARGV[5])) do
   redis.call('RPUSH', KEYS[2], cjson.encode(entry))
 end
@@ -143,7 +144,7 @@ class MessageRecords:
                 keys=[message_key(msg.id), message_log_key(msg.id), event_messages_key(msg.event_id)],
                 args=[msg.id, json.dumps(msg.document(), separators=(",", ":")), msg.state, now, json.dumps(entries),
                       correlation_key(msg.key) if msg.key else "", repr(msg.send_at) if scheduled else "",
-                      msg.event_id, msg.channel, self._ttl_ms],
+                      msg.event_id, msg.channel, self._ttl_ms, msg.rule],
                 client=pipe,
             )
         with available():
@@ -294,5 +295,6 @@ def _parse(raw: dict[str, str], timeline: tuple[Any, ...] = ()) -> Message | Non
         return None
     doc = json.loads(raw.pop("doc"))
     raw.pop("groups", None)  # Redis key names, for the scripts only
+    raw.pop("rule", None)  # a copy of the document's, for the counting scripts (a rule named "1" stays a string)
     doc.update({k: maybe_json(v) for k, v in raw.items()})
     return Message.from_json(doc | {"timeline": timeline})

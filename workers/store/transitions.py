@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.core.lifecycle import REPORTED, TRANSITIONS, State, sources_of
-from workers.store.keys import DUE, UNREPORTED, message_key, message_log_key, outbox_key, state_index_key
+from workers.store.keys import (
+    DUE,
+    STATS_MESSAGES,
+    UNREPORTED,
+    message_key,
+    message_log_key,
+    outbox_key,
+    state_index_key,
+)
 
 _LOG_SUFFIX = message_log_key("")[len(message_key("")):]
 assert message_log_key("x") == message_key("x") + _LOG_SUFFIX, "the scripts derive the log key from the message key"
@@ -25,6 +33,8 @@ def _lua_set(states: Iterable[str]) -> str:
 
 
 FINAL = frozenset(state for state in State if not TRANSITIONS[state])
+# Entering one of these is counted by channel, rule and state (`store/counters.py` reads the hash).
+COUNTED = FINAL | {State.SENT}
 
 # Lua shared by every script: key prefixes, the lifecycle table, group-set retention and `move`.
 LIBRARY = f"""
@@ -32,6 +42,7 @@ local P_MSG, LOG, P_IDX, P_OUTBOX = '{message_key("")}', '{_LOG_SUFFIX}', '{stat
 local DUE, UNREPORTED = '{DUE}', '{UNREPORTED}'
 local FINAL = {_lua_set(FINAL)}
 local REPORTED = {_lua_set(REPORTED)}
+local STATS_MESSAGES, COUNTED = '{STATS_MESSAGES}', {_lua_set(COUNTED)}
 local SOURCES = {{{", ".join(f"['{t}'] = {_lua_set(sources_of(t))}" for t in State)}}}
 
 -- A set grouping messages (an event's, a correlation key's) expires `ttl` ms after its last member became
@@ -57,6 +68,18 @@ local function csv_set(csv)
   return out
 end
 
+-- Count message hash `key` entering `target` (when counted) by channel, rule and state; records written before
+-- `rule` was a field of the hash have it in their document only.
+local function count_outcome(key, target)
+  if not COUNTED[target] then return end
+  local labels = redis.call('HMGET', key, 'channel', 'rule')
+  if not labels[2] then
+    local doc = cjson.decode(redis.call('HGET', key, 'doc'))
+    labels = {{labels[1] or doc.channel, doc.rule}}
+  end
+  redis.call('HINCRBY', STATS_MESSAGES, labels[1] .. '|' .. labels[2] .. '|' .. target, 1)
+end
+
 -- Move message `id` to `target` when the lifecycle allows it from its current state (and that state is in
 -- `expect`, a set or nil). `fields`: a table of strings to set; `send_at`: '' or a time (enters the due set);
 -- `ttl`: retention ms for final states; `front`: a queued message goes to the head of its outbox.
@@ -68,6 +91,7 @@ local function move(id, target, now, reason, expect, fields, send_at, ttl, front
   if not SOURCES[target][cur] or (expect and not expect[cur]) then return 0, cur end
   redis.call('HSET', key, 'state', target, 'updated_at', now)
   for k, v in pairs(fields) do redis.call('HSET', key, k, v) end
+  count_outcome(key, target)
   redis.call('RPUSH', key .. LOG, cjson.encode({{at = tonumber(now), from = cur, to = target, reason = reason}}))
   redis.call('ZREM', P_IDX .. cur, id)
   redis.call('ZADD', P_IDX .. target, now, id)

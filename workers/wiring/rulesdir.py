@@ -272,8 +272,12 @@ class RulesDir:
                 log.error("rules not loaded: %s", line)
             return False
         with self._lock:
+            replaced, fixed = self.config is not None, len(self.errors)
             self.config = config
             self.errors = []
+        if replaced or fixed:
+            log.info("rules reloaded: %d sources, %d rules%s", len(config.sources), len(config.rules),
+                     f"; the {fixed} problem(s) reported before are fixed" if fixed else "")
         return True
 
     def _check_account(self, config: Config) -> None:

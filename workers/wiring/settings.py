@@ -77,6 +77,9 @@ SECRETS_FILE = "secrets.env"
 RUNNING_FILE = "up.env"
 """In the home folder: where a running `hookline up` has its Redis and rules; removed when it stops."""
 
+DEFAULT_LOG_FORMAT = "plain"
+"""`plain` lines, or `json`: one JSON object per line (HOOKLINE_LOG_FORMAT)."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -105,6 +108,7 @@ class Settings:
     send_rate: float = DEFAULT_SEND_RATE
     send_batch: int = DEFAULT_SEND_BATCH
     log_level: str = DEFAULT_LOG_LEVEL
+    log_format: str = DEFAULT_LOG_FORMAT
 
     @property
     def provider_mode(self) -> str:
@@ -175,6 +179,7 @@ class Settings:
         take("send_rate", "HOOKLINE_SEND_RATE", _positive_float)
         take("send_batch", "HOOKLINE_SEND_BATCH", _batch_size)
         take("log_level", "HOOKLINE_LOG_LEVEL", _log_level)
+        take("log_format", "HOOKLINE_LOG_FORMAT", _log_format)
 
         if bool(get("CLICKSEND_USERNAME")) != bool(get("CLICKSEND_API_KEY")):
             problems.append("CLICKSEND_USERNAME, CLICKSEND_API_KEY: set both or neither")
@@ -284,3 +289,10 @@ def _log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
+
+
+def _log_format(raw: str) -> str:
+    value = raw.lower()
+    if value not in {"plain", "json"}:
+        raise ValueError("must be plain or json")
+    return value
