@@ -153,7 +153,7 @@ def test_approvals_list_as_a_table_and_as_json(manual: Runtime) -> None:
     assert header.split() == ["MESSAGE", "RULE", "TO", "ESTIMATE", "BODY"]
     assert sorted(row.split()[0] for row in rows) == sorted([first, second])
     assert all(_column_starts(row) == _column_starts(header) for row in rows)  # each cell under its heading
-    assert all("Hi Ann, thanks for your order" in row and "+61411111111" not in row for row in rows)
+    assert all("Hi Bob, thanks for your order" in row and "+61411111111" not in row for row in rows)
 
     listed = json.loads(runner.invoke(main, ["approvals", "list", "--json"]).output)
     mine = next(m for m in listed if m["id"] == first)
