@@ -75,6 +75,15 @@ def test_grafana_page_names_each_alert_when_they_share_no_alertname() -> None:
         "High CPU usage: This alert was triggered for zone eu-1"}
 
 
+def test_grafana_resolve_is_reported_by_the_alerts_own_summary() -> None:
+    matched = dry_run("grafana", "grafana/resolved.json", "2022-06-17T00:52:00Z")
+    assert set(matched) == {"grafana-resolved"}
+    # "<no value>" is Grafana's own rendering of the rule's summary template, as it sent it.
+    assert bodies(matched["grafana-resolved"]) == dict.fromkeys(
+        ONCALL, "[RESOLVED] Test alert: This is a summary field, failure on <no value>")
+    assert {m["key"] for m in matched["grafana-resolved"]["messages"]} == {'grafana-{}/{test="true"}:{}-resolved'}
+
+
 def test_calcom_reminders_24h_and_2h_before_in_the_attendees_zone() -> None:
     matched = dry_run("bookings", "calcom/booking-created.json", "2023-05-24T09:30:00Z")
     text = "Hi John, a reminder of your 60min on Thu 25 May at 15:00 at Calcom HQ. Reply STOP to opt out."
@@ -183,10 +192,9 @@ def test_money_marks_a_currency_that_is_not_the_recipients_own(recipient: str | 
         == expected
 
 
-# No real payload of their own to dry-run them on: Grafana's documentation and its notifier tests show no resolved
-# notification, and Calendly documents its reschedule pair (invitee.canceled with rescheduled: true, invitee.created
-# with old_invitee) only as screenshots.
-WITHOUT_A_REAL_PAYLOAD = {"grafana-resolved", "calendly-rescheduled"}
+# No real payload of its own to dry-run it on: Calendly documents its reschedule pair (invitee.canceled with
+# rescheduled: true, invitee.created with old_invitee) only as screenshots (see tests/fixtures/providers/README.md).
+WITHOUT_A_REAL_PAYLOAD = {"calendly-rescheduled"}
 
 
 def test_every_other_shipped_rule_is_dry_run_here() -> None:
