@@ -179,6 +179,25 @@ def test_calendly_cancel_cancels_the_invitees_reminders() -> None:
         "calendly-https://api.calendly.com/scheduled_events/DDVRNUTABYGF4LO2/invitees/AHT4VZ5PQYFOSTFB")
 
 
+def test_a_calendly_reschedule_retires_the_old_invitees_reminders_and_plans_the_new_ones(tmp_path: Path) -> None:
+    # Not a captured body (none is published, see WITHOUT_A_REAL_PAYLOAD): the real invitee.created above with
+    # `old_invitee` set as Calendly documents a reschedule's new invitee (the old invitee's URI, on the payload).
+    old = "https://api.calendly.com/scheduled_events/GBGBDCAADAEDCRZ2/invitees/OLDINVITEE0000000"
+    body = json.loads((FIXTURES / "calendly/invitee-created.json").read_text())
+    body["payload"]["old_invitee"] = old
+    (tmp_path / "calendly").mkdir()
+    (tmp_path / "calendly/rescheduled.json").write_text(json.dumps(body))
+    config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
+    at = parse_time("2019-08-20T00:00:00Z", "UTC").timestamp()
+    event = build_event(config, tmp_path / "calendly/rescheduled.json", "calendly", None, {}, at)
+    matched = {r["rule"]: r for r in report(config, event, at, "UTC", "US")["rules"] if r["matched"]}
+    assert set(matched) == {"calendly-rescheduled", "calendly-reminder-24h", "calendly-reminder-2h"}
+    assert matched["calendly-rescheduled"]["cancels_key"] == f"calendly-{old}"
+    new_key = f"calendly-{body['payload']['uri']}"
+    assert [m["key"] for r in ("calendly-reminder-24h", "calendly-reminder-2h") for m in matched[r]["messages"]] \
+        == [new_key, new_key]
+
+
 @pytest.mark.parametrize("recipient, expected", [
     (None, ["$25.00", "A$25.00", "€25.00", "£25.00", "25.00 CHF"]),
     ("+61491570156", ["US$25.00", "$25.00", "€25.00", "£25.00", "25.00 CHF"]),
@@ -193,7 +212,8 @@ def test_money_marks_a_currency_that_is_not_the_recipients_own(recipient: str | 
 
 
 # No real payload of its own to dry-run it on: Calendly documents its reschedule pair (invitee.canceled with
-# rescheduled: true, invitee.created with old_invitee) only as screenshots (see tests/fixtures/providers/README.md).
+# rescheduled: true, invitee.created with old_invitee) only as screenshots (see tests/fixtures/providers/README.md);
+# the reschedule test above sets old_invitee on the real invitee.created.
 WITHOUT_A_REAL_PAYLOAD = {"calendly-rescheduled"}
 
 
