@@ -191,6 +191,7 @@ class RulesDir:
         self.environ = os.environ if environ is None else environ
         self.config: Config | None = None
         self.errors: list[str] = []
+        self.reloaded_at: float | None = None  # when the snapshot in use was loaded (Unix time)
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -211,6 +212,7 @@ class RulesDir:
         with self._lock:
             self.config = config
             self.errors = []
+            self.reloaded_at = time.time()
         return True
 
     def current(self, now: float | None = None) -> Config:
