@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from workers.tools.localredis import free_port, start_redis  # noqa: E402
 
 SECRET = "bench-shop-secret"
-GUNICORN = os.environ.get("BENCH_GUNICORN", "--workers 3 --worker-class gthread --threads 4 --log-level warning "
+# The web process's own settings (gevent workers, bounded waits: webhooks/serving.py), for both apps.
+GUNICORN = os.environ.get("BENCH_GUNICORN", "--config python:webhooks.serving --workers 3 --log-level warning "
                           "--backlog 2048").split()
 
 

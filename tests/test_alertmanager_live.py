@@ -4,9 +4,17 @@ is reported.
 
 Debian's `prometheus-alertmanager` (installed by .ci/run when missing) runs on loopback ports with its cluster
 off, and sends to the web app served on a loopback port (the `live_server` fixture) with the shipped rules. The
-test skips only when the binary is absent. Alertmanager's clock is scaled down from minutes to seconds: a
-repeat_interval of REPEAT seconds, and the alerts source's dedupe window (the provider's minute) set to WINDOW,
-between the two things it has to tell apart (a retry within a second, a repeat after REPEAT).
+test skips only when the binary is absent.
+
+Alertmanager's clock is scaled down from minutes to seconds so the test is bounded (DEADLINE), and two shipped
+windows are scaled with it, because at this scale they would (rightly) swallow the repeat:
+- the alerts source's dedupe window, the alertmanager preset's 60 s, is set to WINDOW (4 s): past the retry
+  (within a second), short of the repeat (REPEAT, 8 s). In production the minute sits the same way between
+  Alertmanager's retries (seconds apart) and its repeat_interval (4 h by default, and never sooner than
+  group_interval, 5 min by default).
+- the `paging` policy's duplicate_window (2 min: the same text to the same person is not sent twice) is replaced
+  by the neutral policies every flow test uses (tests/conftest.py `neutral_rules`); a repeat_interval of minutes
+  or more is past it, as the README says.
 """
 
 from __future__ import annotations
@@ -52,7 +60,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    """The shipped rules (neutral policies), the alerts source's dedupe window scaled like repeat_interval."""
+    """The shipped rules with neutral policies (no 2-minute duplicate_window), and the alerts source's dedupe
+    window scaled from the preset's minute to WINDOW seconds, like repeat_interval from hours to REPEAT seconds."""
     rules = neutral_rules(tmp_path / "rules")
     sources = rules / "sources.yaml"
     token_line = '    secret: "${ALERTMANAGER_TOKEN}"\n'

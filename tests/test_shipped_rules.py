@@ -6,6 +6,7 @@ The payloads are tests/fixtures/providers/ (see the README there for where each 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 from workers.core.templates import compile_template, environment, parse_time, render
-from workers.tools.dryrun import PlaceholderEnviron, build_event, report
-from workers.wiring.rulesdir import load_config
+from workers.tools.dryrun import build_event, report
+from workers.wiring.rulesdir import PlaceholderEnviron, load_config
 
 FIXTURES = ROOT / "tests/fixtures/providers"
 ONCALL = ["+61411111111", "+61422222222"]
@@ -128,17 +129,45 @@ def test_shopify_shipment_with_tracking() -> None:
 
 
 def test_shopify_order_confirmation_on_the_user_facing_example() -> None:
+    # examples/shop-order.json: Shopify's own sample order #1001, payment authorized, in US dollars.
     config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
     event = build_event(config, ROOT / "examples/shop-order.json", "shop", "orders/create", {}, 0.0)
     matched = {r["rule"]: r for r in report(config, event, 0.0, "UTC", "US")["rules"] if r["matched"]}
+    assert set(matched) == {"order-confirmation"}
     assert bodies(matched["order-confirmation"]) == {"+61411111111": (
-        "Hi Ann, thanks for your order #1001 ($25.00). We'll text you when it ships.")}  # AUD to an AU number
+        "Hi Bob, thanks for your order #1001 (US$409.94). We'll text you when it ships.")}  # USD to an AU number
 
 
-def test_stripe_payment_failure() -> None:
-    matched = dry_run("payments", "stripe/payment-intent-failed.json", "2023-03-29T04:27:08Z")
+def test_shopify_paid_order_is_confirmed_once_by_orders_paid() -> None:
+    # Shopify sends its one sample order for every order topic, orders/paid included.
+    paid = dry_run("shop", "shopify/order-cancelled.json", "2022-04-06T12:00:00Z", "orders/paid")
+    assert set(paid) == {"order-paid"}
+    assert bodies(paid["order-paid"]) == {"+61491570156": (
+        "Hi John, thanks for your order #9999: we have received your payment of US$403.00. "
+        "We'll text you when it ships.")}
+
+
+def test_a_paid_order_is_not_confirmed_on_orders_create_too(tmp_path: Path) -> None:
+    config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
+    paid = tmp_path / "paid.json"  # the example as it is once paid at checkout
+    order = json.loads((ROOT / "examples/shop-order.json").read_text())
+    paid.write_text(json.dumps(order | {"financial_status": "paid"}))
+    event = build_event(config, paid, "shop", "orders/create", {}, 0.0)
+    assert [r["rule"] for r in report(config, event, 0.0, "UTC", "US")["rules"] if r["matched"]] == []
+
+
+def test_stripe_payment_failure_texts_the_number_given_with_the_declined_card() -> None:
+    matched = dry_run("payments", "stripe/payment-intent-failed.json", "2022-03-26T18:40:29Z")
+    assert set(matched) == {"payment-failed"}
     assert bodies(matched["payment-failed"]) == {"+61491570156": (
         "Your payment of US$20.00 did not go through: Your card was declined. Please try another card.")}
+
+
+def test_calendly_cancel_cancels_the_invitees_reminders() -> None:
+    matched = dry_run("calendly", "calendly/invitee-canceled.json", "2020-12-22T18:17:00Z")
+    assert set(matched) == {"calendly-cancelled"}
+    assert matched["calendly-cancelled"]["cancels_key"] == (
+        "calendly-https://api.calendly.com/scheduled_events/DDVRNUTABYGF4LO2/invitees/AHT4VZ5PQYFOSTFB")
 
 
 @pytest.mark.parametrize("recipient, expected", [
@@ -154,13 +183,28 @@ def test_money_marks_a_currency_that_is_not_the_recipients_own(recipient: str | 
         == expected
 
 
-# No real payload of their own to dry-run them on: Grafana's documentation shows no resolved notification, and
-# Calendly documents its reschedule pair (invitee.canceled with rescheduled: true, invitee.created with
-# old_invitee) only as screenshots.
-WITHOUT_A_REAL_PAYLOAD = {"grafana-resolved", "calendly-cancelled", "calendly-rescheduled"}
+# No real payload of their own to dry-run them on: Grafana's documentation and its notifier tests show no resolved
+# notification, and Calendly documents its reschedule pair (invitee.canceled with rescheduled: true, invitee.created
+# with old_invitee) only as screenshots.
+WITHOUT_A_REAL_PAYLOAD = {"grafana-resolved", "calendly-rescheduled"}
 
 
 def test_every_other_shipped_rule_is_dry_run_here() -> None:
     config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
     tested = Path(__file__).read_text().split("WITHOUT_A_REAL_PAYLOAD =")[0]
     assert [r.name for r in config.rules if f'"{r.name}"' not in tested and r.name not in WITHOUT_A_REAL_PAYLOAD] == []
+
+
+ALERTMANAGER_GROUP_INTERVAL = 300.0  # Alertmanager's default; a repeat is sent on a group_interval tick, never sooner
+
+
+@pytest.mark.parametrize("source", ["alerts", "grafana"])
+def test_a_repeat_notification_pages_again_with_alertmanagers_default_intervals(source: str) -> None:
+    # A repeat is byte-identical to the first notification: it must fall outside both the source's dedupe window
+    # and the paging policy's duplicate_window (same text, same person), while a retry (seconds later) does not.
+    config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
+    dedupe = config.sources[source].dedupe_window
+    paging = config.policies["paging"].duplicate_window
+    assert dedupe is not None and paging is not None
+    assert 30 < dedupe < ALERTMANAGER_GROUP_INTERVAL and paging < ALERTMANAGER_GROUP_INTERVAL
+    assert {r.policy for r in config.rules if source in r.sources} == {"paging"}

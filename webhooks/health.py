@@ -1,7 +1,7 @@
 """Liveness and readiness: `/healthz` (the process answers) and `/readyz` (Redis and sources usable).
 
 `/readyz` answers anyone with its status and checks; what is behind them (source names, config errors,
-alerts, paused outboxes) only a caller with the API token sees.
+alerts, paused outboxes) only a caller with the API token sees. Answers take `webhooks.schemas`' shapes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from webhooks import schemas
 from webhooks.auth import bearer_ok
 from webhooks.context import runtime
 from workers.errors import ConfigError
@@ -46,4 +47,4 @@ def readyz() -> ResponseReturnValue:
             "alerts": rt.store.account.alerts() if redis_ok else {},
             "paused_outboxes": {c: p for c in pipeline.CHANNELS if redis_ok and (p := rt.store.outbox.paused(c))},
         })
-    return jsonify(body), 200 if redis_ok and rules_ok else 503
+    return jsonify(schemas.dump(schemas.Ready, body)), 200 if redis_ok and rules_ok else 503

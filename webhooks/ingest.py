@@ -51,6 +51,10 @@ def receive(source_name: str) -> ResponseReturnValue:
         raise
     # BadJSON (400) and PayloadInvalid (422) are answered by the IngestError handler.
     event = build_event(source, headers, body, now)
+    answer = source.handshake_answer(event.type, event.payload)
+    if answer is not None:  # the provider checking the endpoint (its preset says how): nothing to store
+        log.info("answered the %s handshake for %s", event.type, source_name)
+        return jsonify(answer), 200
     result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
     if not result.created:
         return jsonify({"event_id": result.event_id, "duplicate": True}), 200

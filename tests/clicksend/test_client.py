@@ -215,3 +215,24 @@ def test_retry_after_as_seconds_or_date() -> None:
     assert parse_retry_after("3", 0) == 3.0
     assert parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 0) == 10.0
     assert parse_retry_after("soon", 0) is None
+
+
+def test_a_scheduled_voice_call_can_be_cancelled_like_an_sms(simulator: Simulator) -> None:
+    c = client(simulator)
+    later = int(simulator.state.clock()) + 3600
+    calls = [{"to": "+61411111111", "body": "Hi", "voice": "female", "lang": "en-au", "schedule": later}] * 2
+    first, second = (m.message_id for m in c.send("voice", {"messages": calls}).messages)
+    assert first and second
+    assert c.cancel_voice(first) == {"items": []}
+    assert c.cancel_all("voice") == 1
+    assert {row["message_id"]: row["status"] for row in c.history("voice").items} == {
+        first: "Cancelled", second: "Cancelled"}
+    with pytest.raises(ProviderRejected) as info:
+        c.cancel_voice("NO-SUCH-CALL")
+    assert info.value.status == 404
+
+
+def test_countries_and_voice_languages(simulator: Simulator) -> None:
+    c = client(simulator)
+    assert {"code": "AU", "value": "Australia"} in c.countries()
+    assert {"code": "en-in", "country": "en-in", "gender": "female"} in c.voice_languages()

@@ -123,3 +123,24 @@ def test_an_unset_secret_variable_is_reported_once_under_the_source_key() -> Non
         parse_sources({"sources": {"src": {"provider": "calcom", "secret": "${CAL_SECRET}"}}}, {})
     assert [str(p) for p in info.value.problems] == [
         "sources.yaml: src: secret: environment variable CAL_SECRET is not set"]
+
+
+def test_a_handshake_echoes_its_field_only_for_its_own_type() -> None:
+    handshake = providers.CATALOG["slack"].handshake
+    assert handshake is not None
+    assert handshake.answer("url_verification", {"type": "url_verification", "challenge": "c1"}) == {"challenge": "c1"}
+    assert handshake.answer("app_mention", {"challenge": "c1"}) is None  # an event, whatever it holds
+    assert handshake.answer("url_verification", {"type": "url_verification"}) is None  # nothing to echo: stored
+    assert handshake.answer("url_verification", ["challenge"]) is None
+
+
+@pytest.mark.parametrize("name, body, expected", [
+    ("standard-webhooks", {"type": "invoice.paid", "timestamp": "2022-11-03T20:26:10Z", "data": {}}, "invoice.paid"),
+    ("svix", {"type": "user.created", "timestamp": "2022-11-03T20:26:10Z", "data": {}}, "user.created"),
+])
+def test_standard_webhooks_and_svix_read_the_type_from_the_body(name: str, body: dict[str, Any],
+                                                                 expected: str) -> None:
+    source = load(minimal(name))
+    assert source.event_type.read({}, body) == expected
+    overridden = load(minimal(name) | {"event_type": {"header": "X-Kind"}})
+    assert overridden.event_type.read({"X-Kind": "k"}, body) == "k"

@@ -51,7 +51,14 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     raise AssertionError("hookline up did not become ready")
 
 
-def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+def _beside(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`hookline ARGS` in another process, in `cwd`, with nothing exported (only where Python finds our code)."""
+    return subprocess.run([sys.executable, "-m", "workers.entry.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)})
+
+
+def test_up_runs_everything_commands_beside_it_need_no_environment_and_ctrl_c_leaves_nothing_behind(
+        tmp_path: Path) -> None:
     neutral_rules(tmp_path / "rules")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HOOKLINE_"))}
     env.pop("SHOP_WEBHOOK_SECRET", None)
@@ -73,32 +80,54 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> 
                    "X-Shopify-Webhook-Id": "up-1", **signing.shopify(secrets["SHOP_WEBHOOK_SECRET"], body)}
         accepted = requests.post(f"{base}/hooks/shop", data=body, headers=headers, timeout=5)
         assert accepted.status_code == 202
-        event_url = f"{base}/api/events/{accepted.json()['event_id']}"
+        event_id = accepted.json()["event_id"]
         auth = {"Authorization": f"Bearer {secrets['HOOKLINE_API_TOKEN']}"}
         deadline = time.monotonic() + 30
         while True:  # webhook → worker → simulator: the order confirmation goes out
-            event = requests.get(event_url, headers=auth, timeout=5).json()
+            event = requests.get(f"{base}/api/events/{event_id}", headers=auth, timeout=5).json()
             if event["status"] == "processed" and [m["state"] for m in event["messages"]] == ["sent"]:
                 break
             assert time.monotonic() < deadline, f"the message never went out: {event}"
             time.sleep(0.2)
+
+        # Another terminal in the same folder, nothing exported: the commands find up's Redis and secrets.
+        traced = _beside(["trace", event_id], tmp_path)
+        assert traced.returncode == 0, traced.stderr
+        assert traced.stdout.startswith(f"event {event_id}  source=shop  type=orders/create")
+        assert "rule=order-confirmation  state=sent" in traced.stdout
+        held = _beside(["approvals", "list"], tmp_path)
+        assert (held.returncode, held.stdout) == (0, "nothing to approve: no message is held\n"), held.stderr
+        assert _beside(["approvals", "list", "--json"], tmp_path).stdout == "[]\n"
+        checked = _beside(["rules", "check"], tmp_path)  # up's generated secrets count: no warnings
+        assert (checked.returncode, checked.stderr) == (0, ""), checked.stderr
+        assert checked.stdout.startswith(f"{tmp_path / 'rules'}: ok (")
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=40)
     assert proc.returncode == 0, output
     assert "hookline: stopping" in output
     assert "MESSAGES ARE SIMULATED" in output
+    assert f"hookline: pages at {base}/ui/  (sign in with HOOKLINE_API_TOKEN in .hookline/secrets.env)" in output
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()
+    assert not (tmp_path / ".hookline/up.env").exists()  # nothing runs here now, and commands say so
+    after = _beside(["trace", event_id], tmp_path)
+    assert after.returncode == 2 and "REDIS_URL: not set" in after.stderr and ".hookline/up.env" in after.stderr
 
 
-def test_up_outside_the_checkout_says_where_the_rules_are_and_starts_nothing(tmp_path: Path) -> None:
+def test_up_outside_the_checkout_says_init_writes_the_rules_and_starts_nothing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HOOKLINE_"))}
     done = subprocess.run([sys.executable, "-m", "workers.entry.cli", "up", "--port", str(free_port())], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
-    assert f"no rules directory at {tmp_path / 'rules'}" in done.stdout
+    assert f"no rules directory at {tmp_path / 'rules'}: `hookline init` writes the example rules there" in done.stdout
     assert not (tmp_path / ".hookline").exists()  # no Redis started, no secrets written
+    written = _beside(["init"], tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.startswith("wrote 9 example files into rules/")
+    shipped = sorted(p.relative_to(ROOT / "rules") for p in (ROOT / "rules").rglob("*") if p.is_file())
+    assert sorted(p.relative_to(tmp_path / "rules") for p in (tmp_path / "rules").rglob("*") if p.is_file()) == shipped
+    assert all((tmp_path / "rules" / p).read_bytes() == (ROOT / "rules" / p).read_bytes() for p in shipped)
 
 
 def test_rules_test_shows_matches_messages_and_the_clicksend_body() -> None:
@@ -107,9 +136,9 @@ def test_rules_test_shows_matches_messages_and_the_clicksend_body() -> None:
     assert result.exit_code == 0, result.output
     assert "+ order-confirmation: matched" in result.output
     assert "- order-cancelled: no match: event type 'orders/create' does not match" in result.output
-    assert "body: Hi Ann, thanks for your order #1001 ($25.00)." in result.output  # AUD to an AU number
+    assert "body: Hi Bob, thanks for your order #1001 (US$409.94)." in result.output  # USD to an AU number
     assert "GSM-7, 1 segment(s)" in result.output
-    assert 'POST /v3/sms/send {"messages": [{"body": "Hi Ann' in result.output
+    assert 'POST /v3/sms/send {"messages": [{"body": "Hi Bob' in result.output
 
 
 def test_rules_test_json_with_a_ucs2_body_and_a_pretend_time(tmp_path: Path) -> None:
@@ -181,30 +210,63 @@ def test_trace_replay_and_optout_commands(e2e, client, work, origin, monkeypatch
     missing = runner.invoke(main, ["trace", "evt_missing"])
     assert (missing.exit_code, missing.stderr) == (1, "no event evt_missing\n")
 
+    as_json = json.loads(runner.invoke(main, ["trace", event_id, "--json"]).output)
+    assert (as_json["event"]["id"], as_json["event"]["status"], as_json["event"]["rules"]) == (
+        event_id, "processed", ["order-confirmation"])
+    [traced_msg] = as_json["messages"]
+    assert (traced_msg["id"], traced_msg["to"], traced_msg["state"]) == (mid, "+6141•••••11", "sent")
+    moved = [(e["from"], e["to"]) for e in traced_msg["timeline"] if "kind" not in e]
+    assert moved[-1] == ("sending", "sent")
+    assert [e["result"] for e in traced_msg["timeline"] if e.get("kind") == "callback"][-1] == "exhausted"
+    assert traced_msg["timeline"][0]["at"].endswith("+00:00")  # ISO 8601 with its offset, not a Unix float
+    assert [a["status"] for a in traced_msg["callbacks"][0]["attempts"]] == [500, 500, 500]
+    assert "+61411111111" not in json.dumps(as_json)
+    missing_json = runner.invoke(main, ["trace", "evt_missing", "--json"])
+    assert (missing_json.exit_code, missing_json.stdout, missing_json.stderr) == (1, "", "no event evt_missing\n")
+
     # replay: without ids it lists what gave up; with a message id it sends that message's callbacks again
     listed = runner.invoke(main, ["replay"])
-    assert (listed.exit_code, listed.output) == (0, f"{cid}  sent  message {mid}  exhausted\n")
+    assert listed.exit_code == 0
+    assert listed.output.splitlines() == [
+        "CALLBACK" + " " * (len(cid) - 6) + "STATE  MESSAGE" + " " * (len(mid) - 5) + "STATUS     ATTEMPTS",
+        f"{cid}  sent   {mid}  exhausted  3"]
+    [exhausted] = json.loads(runner.invoke(main, ["replay", "--json"]).output)
+    assert (exhausted["id"], exhausted["message_id"], exhausted["status"]) == (cid, mid, "exhausted")
+    unknown = runner.invoke(main, ["replay", "cb_missing", mid])
+    assert (unknown.exit_code, unknown.stderr) == (1, "no callback or message cb_missing; nothing replayed\n")
+    assert e2e.store.callbacks.get_callback(cid).status == "exhausted"  # nothing replayed, not even the known one
     replayed = runner.invoke(main, ["replay", mid])
     assert (replayed.exit_code, replayed.output) == (0, f"replaying 1 callback(s): {cid}\n")
     work(("hookline-callbacks",))
     assert e2e.store.callbacks.get_callback(cid).status == "delivered"
     assert [r["answered"] for r in origin.received] == [500, 500, 500, 200]
-    assert runner.invoke(main, ["replay"]).output == ""  # nothing left that gave up
+    assert runner.invoke(main, ["replay"]).output == "nothing to replay: no callback has given up\n"
+    assert runner.invoke(main, ["replay", "--json"]).output == "[]\n"
+    assert runner.invoke(main, ["replay", mid]).output == "nothing to replay: none of these callbacks has given up\n"
     assert runner.invoke(main, ["trace", event_id]).output.splitlines()[-1] == (
         f"    callback {cid} (sent): delivered; attempts: 500, 500, 500, 200")
 
     # optout: add, list and remove change the suppression list
-    assert runner.invoke(main, ["optout", "list"]).output == ""
+    assert runner.invoke(main, ["optout", "list"]).output == "nothing suppressed: the list is empty\n"
+    assert runner.invoke(main, ["optout", "list", "--json"]).output == "[]\n"
     added = runner.invoke(main, ["optout", "add", "+61 411 111 111", "--note", "asked"])
     assert (added.exit_code, added.output) == (0, "suppressed +6141•••••11\n")
     assert runner.invoke(main, ["optout", "add", "+61422222222"]).exit_code == 0
     assert set(e2e.store.optouts.optouts()) == {"+61411111111", "+61422222222"}
-    listed = runner.invoke(main, ["optout", "list"])
-    assert listed.output == "+6141•••••11  via operator  asked\n+6142•••••22  via operator  \n"
+    header, first, second = runner.invoke(main, ["optout", "list"]).output.splitlines()
+    assert (first.split()[0], first.split()[-2:], second.split()[0]) == (
+        "+6141•••••11", ["operator", "asked"], "+6142•••••22")
+    # The columns line up under their headings, on every row.
+    assert header.index("SINCE") == first.index(" 20") + 1 == second.index(" 20") + 1
+    assert header.index("VIA") == first.index("operator") == second.index("operator")
+    entries = json.loads(runner.invoke(main, ["optout", "list", "--json"]).output)
+    assert [(e["number"], e["via"], e["detail"]) for e in entries] == [
+        ("+6141•••••11", "operator", "asked"), ("+6142•••••22", "operator", "")]
+    assert entries[0]["since"].endswith("+00:00")
     removed = runner.invoke(main, ["optout", "remove", "+61411111111"])
     assert (removed.exit_code, removed.output) == (0, "lifted +6141•••••11\n")
     assert list(e2e.store.optouts.optouts()) == ["+61422222222"]
-    assert runner.invoke(main, ["optout", "list"]).output == "+6142•••••22  via operator  \n"
+    assert runner.invoke(main, ["optout", "list"]).output.splitlines()[1].startswith("+6142•••••22  ")
     again = runner.invoke(main, ["optout", "remove", "+61411111111"])
     assert (again.exit_code, again.stderr) == (1, "+6141•••••11 was not suppressed\n")
 
@@ -281,7 +343,7 @@ def test_rules_test_shows_a_message_whose_template_renders_a_lone_surrogate_as_f
     reason = "body: lone surrogate \\ud800 at character 7 (not a character, so neither GSM-7 nor UCS-2 can carry it)"
     text = CliRunner().invoke(main, args)
     assert text.exit_code == 0, text.output  # printing the body used to raise UnicodeEncodeError
-    assert "body: Hi Ann\\ud800, thanks" in text.output  # shown as its escape
+    assert "body: Hi Bob\\ud800, thanks" in text.output  # shown as its escape
     assert f"state: failed; sends: now\n        why: {reason}\n" in text.output
     as_json = CliRunner().invoke(main, [*args, "--json"])
     assert as_json.exit_code == 0, as_json.output

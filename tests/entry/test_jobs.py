@@ -17,7 +17,7 @@ from workers.store import keys
 from workers.wiring import pipeline
 from workers.wiring.settings import Settings
 
-ORDER = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())  # paid, with a phone: one SMS per order
+ORDER = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())  # authorized, with a phone: one SMS per order
 
 
 def drain_one_job_at_a_time(rt: Runtime, ids: list[str]) -> list[tuple[dict, list[str]]]:

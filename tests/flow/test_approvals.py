@@ -60,7 +60,7 @@ def test_approve_and_reject_through_the_api(manual: Runtime, client, work, simul
     assert {x["id"] for x in listed} == {a, b}
     first = next(x for x in listed if x["id"] == a)
     assert first["to"] == "+6141•••••11" and first["reasons"] == ["policy default: approval is manual"]
-    assert first["body"].startswith("Hi Ann") and first["segments"] == 1 and first["estimate"] == "0.0792"
+    assert first["body"].startswith("Hi Bob") and first["segments"] == 1 and first["estimate"] == "0.0792"
 
     assert client.post(f"/api/approvals/{a}/approve", json={"note": "ok", "by": "ann"}).status_code == 401
     approved = client.post(f"/api/approvals/{a}/approve", json={"note": "looks fine", "by": "ann"}, headers=AUTH)
@@ -147,7 +147,7 @@ def test_approval_pages_need_the_token_and_csrf(manual: Runtime, app, work) -> N
     page = browser.get("/ui/approvals")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "Hi Ann, thanks for your order" in html and "+6141•••••11" in html and "+61411111111" not in html
+    assert "Hi Bob, thanks for your order" in html and "+6141•••••11" in html and "+61411111111" not in html
     csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
     assert browser.post(f"/ui/approvals/{mid}/approve", data={"note": "x"}).status_code == 403
     assert browser.post(f"/ui/approvals/{mid}/approve", data={"note": "x", "csrf": "forged"}).status_code == 403

@@ -65,7 +65,7 @@ def test_shop_order_becomes_one_queued_sms(runtime: Runtime) -> None:
     assert counts == {"queued": 1}
     [msg] = messages_of(runtime, eid)
     assert msg.to == "+61411111111"
-    assert msg.body == "Hi Ann, thanks for your order #1001 ($25.00). We'll text you when it ships."  # AUD, AU number
+    assert msg.body == "Hi Bob, thanks for your order #1001 (US$409.94). We'll text you when it ships."  # US$: AU
     assert (msg.state, msg.encoding, msg.segments, msg.key) == ("queued", "GSM-7", 1, "order-450789469")
     assert [t["to"] for t in msg.timeline] == ["planned", "queued"]
     assert "approved automatically" in msg.timeline[1]["reason"]

@@ -15,6 +15,7 @@ from tests.conftest import API_TOKEN, EXAMPLES_DIR, Simulator, use_policies
 from tests.origin_server import Origin
 from tests.test_end_to_end import post_order
 from tests.webhooks.test_ui import form_token
+from webhooks.ui import events as events_page
 from webhooks.ui import messages as messages_page
 from workers.entry.runtime import Runtime
 from workers.flow.origin import callback_id_for
@@ -281,6 +282,9 @@ def test_the_dashboard_counts_the_last_hour_and_links_into_the_lists(operator: O
         listed = operator.get(link.group(1).replace("&amp;", "&"))
         assert listed.count('<tr id="msg_') == 1
     assert re.search(r"<title>[^<]*: 1 sent, 1 failed</title>", page)  # this hour's bars in the chart
+    events = re.search(r'<a href="([^"]+)" id="events-hour"><b>(\d+)</b>', page)
+    assert events and events.group(2) == "2"
+    assert operator.get(events.group(1).replace("&amp;", "&")).count('href="/ui/events/evt_') == 2
 
 
 def test_an_event_page_tells_the_whole_story(operator: Operator, e2e: Runtime, client, work) -> None:  # noqa: ANN001
@@ -288,9 +292,35 @@ def test_an_event_page_tells_the_whole_story(operator: Operator, e2e: Runtime, c
     work()
     page = operator.get(f"/ui/events/{event_id}")
     assert "orders/create" in page and "story-1" in page and "order-confirmation" in page
-    assert "&#34;first_name&#34;: &#34;Ann&#34;" in page  # the payload
+    assert "&#34;email&#34;: &#34;bob.norman@hostmail.com&#34;" in page  # the payload
     assert "queued → " in page and "accepted by ClickSend" in page and "HTTP 200" in page
     assert "+6141•••••11" in page
     assert "There is no event evt_nope" in operator.get("/ui/events/evt_nope", 404)
     found = operator.get(f"/ui/events?q={event_id}")
     assert f'href="/ui/events/{event_id}"' in found
+
+
+def test_events_are_listed_newest_first_filtered_searched_and_paged(operator: Operator, e2e: Runtime,  # noqa: ANN001
+                                                                    client, work,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    events = [order(client, f"list-{n}", f"+6141111114{n}", n) for n in range(3)]
+    work()
+    listed = operator.get("/ui/events")
+    assert [listed.index(e) for e in reversed(events)] == sorted(listed.index(e) for e in events)  # newest first
+    for query in ("source=shop", "type=orders/create", "status=processed", "rule=order-confirmation",
+                  f"since={int(time.time()) - 600}"):
+        assert all(e in operator.get(f"/ui/events?{query}") for e in events), query
+    for query in ("source=alerts", "type=orders/cancelled", "status=failed", "rule=reminder-24h",
+                  f"since={int(time.time()) + 600}", f"until={int(time.time()) - 600}"):
+        assert not any(e in operator.get(f"/ui/events?{query}") for e in events), query
+    by_external = operator.get("/ui/events?q=list-1")
+    assert events[1] in by_external and events[0] not in by_external and events[2] not in by_external
+    assert events[2] in operator.get(f"/ui/events?q={events[2]}")
+    assert operator.client.get("/ui/events?status=lost").status_code == 400
+    assert operator.client.get("/ui/events?cursor=nonsense").status_code == 400
+    monkeypatch.setattr(events_page, "PAGE_SIZE", 2)
+    first = operator.get("/ui/events?source=shop")
+    older = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert older and events[2] in first and events[1] in first and events[0] not in first
+    second = operator.get(older.group(1).replace("&amp;", "&"))
+    assert events[0] in second and events[1] not in second and 'rel="next"' not in second

@@ -29,10 +29,11 @@ from werkzeug.datastructures import Headers
 from tests import signing
 from tests.conftest import NEUTRAL_POLICIES, ROOT, WHSEC
 from webhooks.signatures import verify
-from workers.core import providers
+from workers.core import providers, schemes
 from workers.core.sources import parse_sources
 from workers.entry.runtime import Runtime
 from workers.errors import SignatureInvalid
+from workers.wiring.settings import Settings
 
 FIXTURES = ROOT / "tests/fixtures/providers"
 URL = "https://hooks.example.com/hooks/p"  # what Square and Twilio are told to call, and sign
@@ -118,11 +119,11 @@ CASES: dict[str, Case] = {
         lambda s, b, t: signing.pagerduty([s], b), "incident.triggered"),
     "standard-webhooks": Case(
         minimal({"type": "invoice.paid", "timestamp": "2022-11-03T20:26:10.344522Z", "data": {"id": "inv_1"}}),
-        lambda s, b, t: signing.standard(s, b, t, msg_id=f"msg_{uuid.uuid4().hex}"), "event",
+        lambda s, b, t: signing.standard(s, b, t, msg_id=f"msg_{uuid.uuid4().hex}"), "invoice.paid",
         secret=WHSEC, wrong=WHSEC_WRONG, timestamp=True),
     "svix": Case(
         minimal({"type": "user.created", "timestamp": "2022-11-03T20:26:10.344522Z", "data": {"id": "user_1"}}),
-        lambda s, b, t: signing.svix(s, b, t, msg_id=f"msg_{uuid.uuid4().hex}"), "event",
+        lambda s, b, t: signing.svix(s, b, t, msg_id=f"msg_{uuid.uuid4().hex}"), "user.created",
         secret=WHSEC, wrong=WHSEC_WRONG, timestamp=True),
     "alertmanager": Case(
         fixture("alertmanager/firing.json"), lambda s, b, t: {"Authorization": f"Bearer {s}"}, "firing",
@@ -156,8 +157,13 @@ def params(names: tuple[str, ...]) -> list[object]:
     return list(names)
 
 
+def signs_timestamp(name: str) -> bool:
+    """Whether the provider's scheme signs a timestamp, so that a replay window applies to its requests."""
+    return schemes.REGISTRY[providers.CATALOG[name].scheme].signs_timestamp
+
+
 ALL = params(providers.names())
-STAMPED = params(tuple(n for n in providers.names() if providers.CATALOG[n].tolerance is not None))
+STAMPED = params(tuple(n for n in providers.names() if signs_timestamp(n)))
 
 
 def case(name: str) -> Case:
@@ -166,14 +172,36 @@ def case(name: str) -> Case:
 
 
 @pytest.fixture
-def rules_dir(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+def environ() -> dict[str, str]:
+    """HOOKLINE_* variables a test sets (by parametrizing `environ`); none by default."""
+    return {}
+
+
+@pytest.fixture
+def source_extra() -> str:
+    """More YAML for source `p` (a test parametrizes it); nothing by default."""
+    return ""
+
+
+@pytest.fixture
+def settings(settings: Settings, environ: dict[str, str]) -> Settings:
+    """The test settings, or with `environ` set, the settings `Settings.from_env` reads from it."""
+    if not environ:
+        return settings
+    env = {"REDIS_URL": settings.redis_url, "HOOKLINE_RULES_DIR": settings.rules_dir, **environ}
+    return Settings.from_env(env).with_(api_token=settings.api_token)
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path, name: str, source_extra: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A rules directory with one source `p`, the preset and its secret only, and a rule that takes anything."""
     rules = tmp_path / "rules"
     rules.mkdir()
     provider = providers.CATALOG[name]
     monkeypatch.setenv("P_SECRET", case(name).secret)
     url = f"    url: {URL}\n" if "url" in provider.needs else ""
-    (rules / "sources.yaml").write_text(f'sources:\n  p:\n    provider: {name}\n    secret: "${{P_SECRET}}"\n{url}')
+    (rules / "sources.yaml").write_text(
+        f'sources:\n  p:\n    provider: {name}\n    secret: "${{P_SECRET}}"\n{url}{source_extra}')
     (rules / "policies.yaml").write_text(NEUTRAL_POLICIES)
     (rules / "catch-all.yaml").write_text(
         "rules:\n  - name: catch-all\n    source: p\n    event: '*'\n"
@@ -231,8 +259,8 @@ def test_every_provider_has_a_case() -> None:
     assert set(CASES) == set(providers.names())
     for name, c in CASES.items():
         provider = providers.CATALOG[name]
-        # Timestamped exactly when the preset has a replay window for one.
-        assert c.timestamp == (provider.tolerance is not None), name
+        # Timestamped exactly when the preset's scheme says it signs one.
+        assert c.timestamp == signs_timestamp(name), name
         assert (c.content_type == FORM) == (provider.body == "form"), name
         assert c.signs_body == (provider.scheme not in ("bearer", "gitlab")), name
 
@@ -288,12 +316,34 @@ def test_one_added_space_is_refused(client, accepted, name: str) -> None:  # noq
 
 
 @pytest.mark.parametrize("name", STAMPED)
-def test_a_stale_timestamp_is_refused(client, name: str) -> None:  # noqa: ANN001
-    tolerance = providers.CATALOG[name].tolerance
-    assert tolerance is not None
+def test_a_stale_timestamp_is_refused(client, settings, name: str) -> None:  # noqa: ANN001
+    tolerance = settings.signature_tolerance  # HOOKLINE_SIGNATURE_TOLERANCE, 5 minutes unless set
     now = int(time.time())
     assert refused(post(client, name, case(name).body, signed(name, ts=now - int(tolerance) - 60)))
     assert refused(post(client, name, case(name).body, signed(name, ts=now + int(tolerance) + 60)))
+
+
+TOLERANCE_30S = {"HOOKLINE_SIGNATURE_TOLERANCE": "30s"}
+
+
+@pytest.mark.parametrize("environ", [TOLERANCE_30S])
+@pytest.mark.parametrize("name", STAMPED)
+def test_presets_take_their_replay_window_from_hookline_signature_tolerance(
+        client, runtime: Runtime, name: str) -> None:  # noqa: ANN001
+    assert (runtime.settings.signature_tolerance, runtime.rules.current().sources["p"].verify.tolerance) == (30, None)
+    now = int(time.time())
+    # 45 s old or ahead: inside the 5-minute default, outside the 30 s set here.
+    assert refused(post(client, name, case(name).body, signed(name, ts=now - 45)))
+    assert refused(post(client, name, case(name).body, signed(name, ts=now + 45)))
+    assert post(client, name, case(name).body, signed(name, ts=now - 20)).status_code == 202
+
+
+@pytest.mark.parametrize("environ, source_extra", [(TOLERANCE_30S, "    tolerance: 2m\n")])
+@pytest.mark.parametrize("name", STAMPED)
+def test_a_sources_own_tolerance_beats_the_setting(client, name: str) -> None:  # noqa: ANN001
+    now = int(time.time())
+    assert refused(post(client, name, case(name).body, signed(name, ts=now - 150)))
+    assert post(client, name, case(name).body, signed(name, ts=now - 90)).status_code == 202
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -322,13 +372,26 @@ def test_form_cases_are_signed_right_below_the_edge(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["slack"])  # `name` picks the rules directory
-@pytest.mark.xfail(strict=True, reason="the edge answers Slack's url_verification with 202 {event_id}; Slack enables a "
-                                       "Request URL only once the challenge is echoed back, so a slack source never "
-                                       "gets an event")
-def test_slack_url_verification_is_answered_with_its_challenge(client, name: str) -> None:  # noqa: ANN001
-    # docs.slack.dev "url_verification event": the body Slack sends when the Request URL is set, signed like any.
+def test_slack_url_verification_is_answered_with_its_challenge_and_stores_nothing(
+        client, runtime: Runtime, redis_client, name: str) -> None:  # noqa: ANN001
+    # docs.slack.dev "url_verification event": the body Slack sends when the Request URL is set, signed like any;
+    # Slack enables the URL once the challenge comes back (as text, a form or JSON {"challenge": ...}).
     challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
     body = minimal({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge, "type": "url_verification"})
+    keys_before = set(redis_client.keys("*"))
     response = post(client, name, body, signed(name, body=body))
-    assert response.status_code == 200
-    assert response.get_data(as_text=True) == challenge or (response.json or {}).get("challenge") == challenge
+    assert (response.status_code, response.json) == (200, {"challenge": challenge})
+    assert set(redis_client.keys("*")) == keys_before  # no event, no dedupe marker, no drain job
+    # Only a verified one: unsigned or wrongly signed, it is refused like any request.
+    assert refused(post(client, name, body, {}))
+    assert refused(post(client, name, body, signed(name, body=body, secret=WRONG)))
+    # And only the handshake: an ordinary event still becomes one.
+    assert post(client, name, case(name).body, signed(name)).status_code == 202
+
+
+def test_only_slack_answers_a_handshake() -> None:
+    # The answer is the preset's data; no other provider has one (a Standard Webhooks event that happens to be
+    # called url_verification is an event like any).
+    assert {n for n in providers.names() if providers.CATALOG[n].handshake} == {"slack"}
+    source = parse_sources({"sources": {"p": {"provider": "standard-webhooks", "secret": WHSEC}}}, {})["p"]
+    assert source.handshake_answer("url_verification", {"challenge": "x"}) is None

@@ -383,3 +383,39 @@ def test_typeform_wants_base64_not_hex() -> None:
     hexed = {"Typeform-Signature": "sha256=" + signing.hmac_hex("s1", BODY)}
     rejects(Verify("typeform", ("s1",)), hexed)
     rejects(Verify("typeform", ("s1",)), {"Typeform-Signature": signing.hmac_b64("s1", BODY)})  # no sha256=
+
+
+def test_slack_published_example() -> None:
+    # docs.slack.dev "Verifying requests from Slack": the slash-command request, secret and signature it walks
+    # through (the timestamp is five seconds old here, inside the window).
+    spec = Verify("slack", ("8f742231b10e8888abcd99yyyzzz85a5",))
+    body = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+            b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+            b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
+            b"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+    headers = {"X-Slack-Request-Timestamp": "1531420618",
+               "X-Slack-Signature": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"}
+    check(spec, headers, body=body, now=1531420618 + 5)
+    rejects(spec, headers, body=body.replace(b"foobar", b"foobaz"), now=1531420618 + 5)
+    rejects(spec, headers, body=body, now=1531420618 + 3600)  # the same request an hour later: a replay
+
+
+def test_twilio_published_example() -> None:
+    # twilio.com/docs/usage/security "Validating signatures from Twilio": auth token 12345, this URL and these
+    # POST parameters give 0/KCTR6DLpKmkAf8muzZqo1nDgQ=.
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    body = b"CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212"
+    headers = {"X-Twilio-Signature": "0/KCTR6DLpKmkAf8muzZqo1nDgQ="}
+    check(Verify("twilio", ("12345",), url=url), headers, body=body)
+    rejects(Verify("twilio", ("12345",), url=url), headers, body=body.replace(b"Digits=1234", b"Digits=1235"))
+    rejects(Verify("twilio", ("12346",), url=url), headers, body=body)
+
+
+def test_the_registry_says_which_schemes_sign_a_timestamp() -> None:
+    # What `Scheme.signs_timestamp` claims is what the cases above exercise (hmac-sha256 signs one only when
+    # configured with timestamp_header, so it does not claim it).
+    from workers.core import schemes
+
+    claimed = {name for name, scheme in schemes.REGISTRY.items() if scheme.signs_timestamp}
+    exercised = {spec.scheme for spec, _, stamped in ALL.values() if stamped and spec.scheme != "hmac-sha256"}
+    assert claimed == exercised

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 from workers.errors import ConfigError
-from workers.wiring.settings import DEFAULT_REGION, Settings
+from workers.wiring.settings import DEFAULT_REGION, Settings, beside_up, read_env_file, write_env_file
 
 
 def test_defaults_with_only_redis_url() -> None:
@@ -82,3 +82,23 @@ def test_only_settings_reads_hooklines_environment_variables() -> None:
              for package in ("workers", "webhooks") for path in sorted((ROOT / package).rglob("*.py"))
              if str(path.relative_to(ROOT)) not in ALLOWED for line, name in _environment_reads(path)]
     assert reads == [], "read settings through workers.wiring.settings.Settings"
+
+
+def test_commands_beside_up_read_its_files_under_the_environment_and_the_flag(tmp_path: Path) -> None:
+    write_env_file(tmp_path / "secrets.env", {"SHOP_WEBHOOK_SECRET": "generated", "HOOKLINE_API_TOKEN": "t1"})
+    write_env_file(tmp_path / "up.env", {"REDIS_URL": "redis://127.0.0.1:1/0", "HOOKLINE_RULES_DIR": "/srv/rules"},
+                   comment="written by hookline up")
+    assert (tmp_path / "up.env").stat().st_mode & 0o777 == 0o600
+    assert read_env_file(tmp_path / "up.env") == {"REDIS_URL": "redis://127.0.0.1:1/0",
+                                                  "HOOKLINE_RULES_DIR": "/srv/rules"}  # the comment skipped
+    from_files = beside_up(tmp_path, {})
+    assert (from_files["REDIS_URL"], from_files["SHOP_WEBHOOK_SECRET"]) == ("redis://127.0.0.1:1/0", "generated")
+    settings = Settings.from_env(from_files)
+    assert (settings.rules_dir, settings.api_token) == ("/srv/rules", "t1")
+
+    environ = {"REDIS_URL": "redis://127.0.0.1:2/0", "SHOP_WEBHOOK_SECRET": "real", "HOOKLINE_RULES_DIR": " "}
+    over = beside_up(tmp_path, environ)
+    assert (over["REDIS_URL"], over["SHOP_WEBHOOK_SECRET"]) == ("redis://127.0.0.1:2/0", "real")  # set: it wins
+    assert over["HOOKLINE_RULES_DIR"] == "/srv/rules"  # set to nothing counts as not set
+    assert beside_up(tmp_path, environ, redis_url="redis://127.0.0.1:3/0")["REDIS_URL"] == "redis://127.0.0.1:3/0"
+    assert beside_up(tmp_path / "nothing-here", {"A": "1"}) == {"A": "1"}

@@ -10,10 +10,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Flask, redirect, render_template, request, session
+from flask import Flask, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import runtime
+from workers.store.pages import Position
 from workers.tools.trace import mask
 
 # The most ids one bulk form may carry (a page never lists more).
@@ -128,3 +129,20 @@ def safe_next(target: str | None) -> str | None:
 def back(default: str) -> ResponseReturnValue:
     """Redirect to the page the form came from (its `back` field, one of ours), else to `default`."""
     return redirect(safe_next(request.form.get("back")) or default)
+
+
+def read_cursor() -> Position | None:
+    """The page's `cursor` (where the previous page stopped); ValueError saying so when it is not ours."""
+    raw = request.args.get("cursor")
+    try:
+        return Position.from_cursor(raw) if raw else None
+    except ValueError:
+        raise ValueError("That page link is not one this site made; start again from the first page.") from None
+
+
+def next_page(endpoint: str, position: Position | None) -> str | None:
+    """The link to the page after this one (same filters, `cursor` where this one stopped), None at the end."""
+    if position is None:
+        return None
+    args: dict[str, Any] = request.args.to_dict() | {"cursor": position.cursor()}
+    return url_for(endpoint, **args)

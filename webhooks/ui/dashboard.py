@@ -65,11 +65,13 @@ def dashboard() -> ResponseReturnValue:
     browse = Browse(store.r)
     periods = {"hour": now - HOUR, "day": now - DAY}
     recent = {name: browse.entered_since(RECENT, since) for name, since in periods.items()}
+    recent_events = {name: browse.events_since(since) for name, since in periods.items()}
     start = (now // HOUR) * HOUR - 23 * HOUR
     starts = [start + i * HOUR for i in range(24)]
     drawn = chart(starts, browse.per_bucket(SENT_LIKE, start, HOUR, 24),
                   browse.per_bucket((State.FAILED,), start, HOUR, 24))
-    return page("dashboard.html", title="Dashboard", periods=periods, recent=recent, states=RECENT,
+    return page("dashboard.html", title="Dashboard", periods=periods, recent=recent, recent_events=recent_events,
+                states=RECENT,
                 waiting={s.value: n for s, n in zip(WAITING, _counts(store.messages.state_counts(), WAITING),
                                                     strict=True)},
                 pending_events=store.events.pending_count(), alerts=store.account.alerts(), chart=drawn)

@@ -11,22 +11,47 @@ from flask import Blueprint, request, url_for
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import runtime
-from webhooks.ui.base import back, flash, form_ids, page, summary, user
+from webhooks.ui.base import back, flash, form_ids, next_page, page, parse_time, read_cursor, summary, user
 from workers.core.lifecycle import CANCELLABLE
+from workers.store.events import EVENT_STATUSES, EventQuery
 from workers.tools.trace import story
 from workers.wiring import handover
 
 bp = Blueprint("events", __name__, url_prefix="/events")
 
 
+PAGE_SIZE = 50
+
+
+def _filters() -> EventQuery | str:
+    """The list's query from the page's arguments, or what is wrong with them."""
+    args = request.args
+    status = args.get("status") or None
+    if status and status not in EVENT_STATUSES:
+        return f"status must be one of: {', '.join(EVENT_STATUSES)}"
+    try:
+        after = read_cursor()
+    except ValueError as exc:
+        return str(exc)
+    return EventQuery(source=args.get("source") or None, type=args.get("type") or None, status=status,
+                      rule=args.get("rule") or None, since=parse_time(args.get("since")),
+                      until=parse_time(args.get("until")), search=(args.get("q") or "").strip() or None,
+                      limit=PAGE_SIZE, after=after)
+
+
 @bp.get("", endpoint="listing")
 def listing() -> ResponseReturnValue:
-    """Events newest first; `?q=` finds one by its id."""
-    store = runtime().store
-    term = (request.args.get("q") or "").strip()
-    record = store.events.get_event(term) if term else None
-    return page("events.html", title="Events", events=[record] if record else [], q=term, args=request.args,
-                next_url=None)
+    """Events newest first: `source`, `type`, `status`, `rule`, `since`/`until` (Unix seconds or ISO-8601),
+    `q` an event id or the sender's id; `cursor` for the next page."""
+    query = _filters()
+    if isinstance(query, str):
+        return page("message.html", 400, title="Events", text=query)
+    found = runtime().store.events.list_events(query)
+    next_url = next_page("ui.events.listing", found.next)
+    config = runtime().rules.config
+    return page("events.html", title="Events", events=found.items, args=request.args, next_url=next_url,
+                statuses=EVENT_STATUSES, sources=sorted(config.sources) if config else [],
+                rules=sorted(r.name for r in config.rules) if config else [])
 
 
 @bp.get("/<event_id>", endpoint="detail")

@@ -1,20 +1,20 @@
-"""The messages page: messages in one state, newest first, filtered by time and paged, with the bulk action
-that state allows (resend failed and undelivered ones; cancel pending ones), handed over through
-`handover`. Without a state it lists how many messages each state holds."""
+"""The messages page: messages newest change first, filtered by state, channel, rule, event and time and
+paged, with how many each state holds; a state's list carries the bulk action that state allows (resend
+failed and undelivered ones, cancel pending ones), handed over through `handover`."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from flask import Blueprint, request, url_for
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import runtime
-from webhooks.ui.base import back, flash, form_ids, note, page, parse_time, summary, user
+from webhooks.ui.base import back, flash, form_ids, next_page, note, page, parse_time, read_cursor, summary, user
 from workers.core.lifecycle import CANCELLABLE, State
-from workers.store.browse import Browse
+from workers.store.messages import MessageQuery
 from workers.wiring import handover
+from workers.wiring.pipeline import CHANNELS
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -32,30 +32,37 @@ def _action_for(state: State) -> str | None:
     return "cancel" if state in CANCELLABLE else None
 
 
+def _filters() -> MessageQuery | str:
+    """The list's query from the page's arguments, or what is wrong with them."""
+    args = request.args
+    try:
+        state = State(args["state"]) if args.get("state") else None
+    except ValueError:
+        return f"There is no state {args['state']!r}."
+    try:
+        after = read_cursor()
+    except ValueError as exc:
+        return str(exc)
+    return MessageQuery(state=state, channel=args.get("channel") or None, rule=args.get("rule") or None,
+                        event_id=args.get("event_id") or None, since=parse_time(args.get("since")),
+                        until=parse_time(args.get("until")), limit=PAGE_SIZE, after=after)
+
+
 @bp.get("", endpoint="listing")
 def listing() -> ResponseReturnValue:
-    """`?state=` (one of the states), `since`/`until` (Unix seconds or ISO-8601), `offset` for the next page."""
+    """Messages newest change first: `state`, `channel`, `rule`, `event_id`, `since`/`until` (when each entered
+    its state; Unix seconds or ISO-8601), `cursor` for the next page; and how many each state holds."""
+    query = _filters()
+    if isinstance(query, str):
+        return page("message.html", 400, title="Messages", text=query)
     store = runtime().store
-    counts = store.messages.state_counts()
-    raw = request.args.get("state", "")
-    if not raw:
-        return page("messages.html", title="Messages", state=None, counts=counts, states=WATCHED)
-    try:
-        state = State(raw)
-    except ValueError:
-        return page("message.html", 400, title="Messages", text=f"There is no state {raw!r}.")
-    since, until = parse_time(request.args.get("since")), parse_time(request.args.get("until"))
-    try:
-        offset = max(0, int(request.args.get("offset", "0")))
-    except ValueError:
-        offset = 0
-    found = Browse(store.r).newest_in_state(state, PAGE_SIZE, offset, since, until)
-    msgs = [m for m in store.messages.get_messages(list(found.ids)) if m]
-    args: dict[str, Any] = request.args.to_dict() | {"offset": found.next_offset}
-    next_url = url_for("ui.messages.listing", **args) if found.next_offset is not None else None
-    return page("messages.html", title=f"Messages: {state}", state=state, counts=counts, states=WATCHED, msgs=msgs,
-                action=_action_for(state), next_url=next_url, since=request.args.get("since", ""),
-                until=request.args.get("until", ""))
+    found = store.messages.list_messages(query)
+    next_url = next_page("ui.messages.listing", found.next)
+    config = runtime().rules.config
+    return page("messages.html", title=f"Messages: {query.state}" if query.state else "Messages",
+                state=query.state, counts=store.messages.state_counts(), states=WATCHED, msgs=found.items,
+                action=_action_for(query.state) if query.state else None, next_url=next_url, args=request.args,
+                channels=CHANNELS, rules=sorted(r.name for r in config.rules) if config else [])
 
 
 @bp.post("/resend")

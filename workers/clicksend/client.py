@@ -176,7 +176,15 @@ class ClickSendClient:
 
     def cancel_sms(self, message_id: str) -> dict[str, Any]:
         """Cancel a scheduled SMS at ClickSend."""
-        return self.request("PUT", f"/v3/sms/{message_id}/cancel")
+        return self.cancel("sms", message_id)
+
+    def cancel(self, channel: str, message_id: str) -> dict[str, Any]:
+        """Cancel one message scheduled at ClickSend (`sms` or `voice`); ProviderRejected (404) when unknown."""
+        return self.request("PUT", f"/v3/{channel}/{message_id}/cancel")
+
+    def cancel_all(self, channel: str) -> int:
+        """Cancel every message scheduled at ClickSend on `channel` (`sms` or `voice`); how many were."""
+        return to_int(self.request("PUT", f"/v3/{channel}/cancel-all").get("count")) or 0
 
     # --- mms: nothing of its own; it sends and prices through the shared section above ---------------
 
@@ -186,6 +194,16 @@ class ClickSendClient:
         """Voice languages and their genders."""
         data = self.request("GET", "/v3/voice/lang")
         return list(data.get("items") or data.get("data") or [])
+
+    def cancel_voice(self, message_id: str) -> dict[str, Any]:
+        """Cancel a scheduled voice call at ClickSend."""
+        return self.cancel("voice", message_id)
+
+    # --- countries ----------------------------------------------------------------------------------
+
+    def countries(self) -> list[dict[str, Any]]:
+        """The countries ClickSend knows: `code` (ISO 3166 alpha-2) and `value` (the name)."""
+        return list(self.request("GET", "/v3/countries").get("items") or [])
 
     # --- receipts -----------------------------------------------------------------------------------
 
@@ -219,11 +237,29 @@ class ClickSendClient:
         params = {"page": page, "limit": limit, "date_from": date_from, "date_to": date_to, "q": q}
         return _page(self.request("GET", HISTORY_PATHS[channel], params=_clean(params)))
 
+    # --- any paged list (lists, contacts, templates, sender addresses) --------------------------------
+
+    def page(self, path: str, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """One page of the list endpoint at `path`, e.g. `/v3/sms/templates`."""
+        return _page(self.request("GET", path, params={"page": page, "limit": limit}))
+
     # --- lists and contacts -------------------------------------------------------------------------
 
     def lists(self, page: int = 1, limit: int = MAX_PAGE) -> Page:
         """Contact lists."""
         return _page(self.request("GET", "/v3/lists", params={"page": page, "limit": limit}))
+
+    def list_contacts(self, list_id: int, page: int = 1, limit: int = MAX_PAGE) -> Page:
+        """One page of a list's contacts."""
+        return _page(self.request("GET", f"/v3/lists/{list_id}/contacts", params={"page": page, "limit": limit}))
+
+    def add_contact(self, list_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """A new contact on a list (ClickSend does not look for an existing one with that number)."""
+        return self.request("POST", f"/v3/lists/{list_id}/contacts", json=fields, idempotent=False)
+
+    def delete_contact(self, list_id: int, contact_id: int) -> None:
+        """Remove a contact from a list."""
+        self.request("DELETE", f"/v3/lists/{list_id}/contacts/{contact_id}")
 
 
 def _refused(exc: requests.ConnectionError) -> bool:

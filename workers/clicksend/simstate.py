@@ -1,4 +1,5 @@
-"""The simulator's memory: accounts, sent messages, receipts, inbound, the ledger and the fault settings.
+"""The simulator's memory: accounts, sent messages, receipts, inbound, the ledger and the fault settings
+(lists, contacts, templates and e-mail addresses are in `simlists`, held here).
 
 In-process and thread-safe; time comes from a clock function so tests can drive it. Rows come out in the
 SMS shape; each resource blueprint in `workers.clicksend.sim` turns them into its own channel's shape.
@@ -17,6 +18,7 @@ from typing import Any
 
 import phonenumbers
 
+from workers.clicksend.simlists import SimLists
 from workers.core.segments import count as count_segments
 
 USER_ID = 123456
@@ -96,6 +98,8 @@ class SimState:
         self.rand = random.Random(seed)
         self.lock = threading.Lock()
         self.faults = Faults()
+        self.country_codes = sorted(phonenumbers.SUPPORTED_REGIONS)  # what `GET /v3/countries` lists
+        self.connections: dict[str, dict[str, Any]] = {}  # the Maton stand-in's connections (kept by reset)
         self.reset()
 
     def reset(self) -> None:
@@ -106,6 +110,7 @@ class SimState:
             self.ledger: dict[str, int] = {}
             self.calls: dict[str, int] = {}
             self.inbound: list[dict[str, Any]] = []
+            self.directory = SimLists(self.clock)  # lists, contacts, templates, e-mail addresses
             self._bucket = (0.0, self.clock())
 
     # --- faults ------------------------------------------------------------------------------------

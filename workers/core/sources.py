@@ -90,8 +90,14 @@ class Source:
     provider: str | None = None  # the catalog entry this source was built from, if any
     dedupe_window: float | None = None  # None: the global HOOKLINE_DEDUPE_WINDOW
     body: str = "json"  # how request bodies are encoded: json | form
+    handshake: providers.Handshake | None = None  # the provider's endpoint check, answered instead of stored
     # Compiled once at load from `schema`; checks payloads at the edge.
     validator: jsonschema.protocols.Validator | None = field(default=None, compare=False, repr=False)
+
+    def handshake_answer(self, event_type: str, payload: Any) -> dict[str, str] | None:
+        """What to answer instead of storing a verified request of `event_type`: the provider's handshake
+        (Slack's url_verification challenge); None for an ordinary event."""
+        return self.handshake.answer(event_type, payload) if self.handshake is not None else None
 
     def payload_errors(self, payload: Any, limit: int = 10) -> list[str]:
         """Why `payload` fails this source's schema (`path: problem`), at most `limit`; empty when it passes."""
@@ -321,6 +327,7 @@ def _build(name: str, body: dict[str, Any]) -> Source:
         provider=preset.name if preset else None,
         dedupe_window=body.get("dedupe_window", preset.dedupe_window if preset else None),
         body=body.get("body", preset.body if preset else "json"),
+        handshake=preset.handshake if preset else None,
     )
 
 

@@ -1,51 +1,59 @@
-"""The `hookline` command: a click group whose commands call into the rest of `workers`."""
+"""The `hookline` command: a click group whose commands call into the rest of `workers`.
+
+This module holds the group and the commands that run servers (`up`, `simulator`); the others are in
+`cli_rules` (init, rules, sources) and `cli_store` (trace, replay, approvals, optout), and what they share
+(settings beside `hookline up`, tables, JSON) in `cli_shared`.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
-from typing import TypeVar
 
 import click
 from werkzeug.serving import make_server
 
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
-from workers.core import providers
-from workers.core.phones import e164
-from workers.core.templates import parse_time
-from workers.entry.runtime import Runtime
-from workers.errors import ConfigError, DryRunError
-from workers.flow import origin
-from workers.store import Store
-from workers.tools import dryrun, supervisor, trace
-from workers.tools.localredis import redis_answers
-from workers.wiring import handover
-from workers.wiring.rulesdir import load_config
-from workers.wiring.settings import Settings
+from workers.entry import cli_rules, cli_store
+from workers.entry.cli_shared import home, remember_home
+from workers.entry.clicksend_cli import clicksend
+from workers.tools import supervisor
+from workers.wiring.settings import DEFAULT_HOME
 
-RET_OK, RET_FAILED, RET_CONFIG = 0, 1, 2
+
+def _version() -> str:
+    try:
+        return metadata.version("hookline")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: run from a checkout)"
 
 
 @click.group()
+@click.version_option(_version(), "--version", prog_name="hookline", message="%(prog)s %(version)s")
+@click.option("--home", default=DEFAULT_HOME, show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              callback=remember_home, expose_value=False, is_eager=True,
+              help="Folder of `hookline up`'s files: its Redis's data, generated secrets, where it runs.")
 def main() -> None:
-    """Hookline: events in, SMS/MMS/voice out through ClickSend, outcomes reported back."""
+    """Hookline: events in, SMS/MMS/voice out through ClickSend, outcomes reported back.
+
+    Commands run in the folder where `hookline up` runs need nothing exported: they read where its Redis is and
+    its generated secrets from ./.hookline/. The environment, when set, wins over those files, and a command's
+    --redis-url over both.
+    """
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the web server binds.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port the web server listens on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 32), help="RQ worker processes.")
-@click.option("--home", default=".hookline", show_default=True, type=click.Path(path_type=Path),
-              help="Folder for the private Redis's data and generated development secrets.")
-def up(host: str, port: int, workers: int, home: Path) -> None:
-    """Run everything on this machine: Redis (if REDIS_URL is unset), web, workers and cron."""
-    sys.exit(supervisor.up(host, port, workers, os.environ, home))
+@click.option("--redis-url", metavar="URL", help="Use this Redis (else $REDIS_URL, else start a private one).")
+def up(host: str, port: int, workers: int, redis_url: str | None) -> None:
+    """Run everything on this machine: Redis (unless one is given), web, workers and cron."""
+    sys.exit(supervisor.up(host, port, workers, os.environ, home(), redis_url=redis_url))
 
 
 @main.command()
@@ -102,237 +110,9 @@ def simulator(host: str, port: int, rate_limit: float, rate_429: float, rate_500
     make_server(host, port, app, threaded=True).serve_forever()
 
 
-@main.group()
-def rules() -> None:
-    """Check and try out the rules directory."""
-
-
-@rules.command("check")
-@click.argument("directory", required=False, type=click.Path(path_type=Path))
-def rules_check(directory: Path | None) -> None:
-    """Validate every file in DIRECTORY (default $HOOKLINE_RULES_DIR or ./rules); list every problem."""
-    settings = _settings(require_redis=False)
-    directory = directory or Path(settings.rules_dir)
-    try:
-        config = load_config(directory, os.environ, settings.timezone, settings.default_region)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(RET_CONFIG)
-    click.echo(f"{directory}: ok ({len(config.sources)} sources, {len(config.rules)} rules)")
-
-
-@rules.command("test")
-@click.argument("event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--source", "source_name", required=True, help="The source the event comes from.")
-@click.option("--type", "event_type", help="Event type (else read the way the source reads it).")
-@click.option("--header", "headers", multiple=True, help="A request header, K:V (repeatable).")
-@click.option("--now", "now_text", help="Pretend it is this time (ISO 8601; naive = HOOKLINE_TIMEZONE).")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Rules directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def rules_test(event_file: Path, source_name: str, event_type: str | None, headers: tuple[str, ...],
-               now_text: str | None, directory: Path | None, as_json: bool) -> None:
-    """Dry run: which rules EVENT_FILE matches and exactly what would be sent. Sends and stores nothing."""
-    settings = _settings(require_redis=False)
-    directory = directory or Path(settings.rules_dir)
-    zone, region = settings.timezone, settings.default_region
-    try:
-        config = load_config(directory, dryrun.PlaceholderEnviron(os.environ), zone, region)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(RET_CONFIG)
-    header_map = {}
-    for item in headers:
-        key, sep, value = item.partition(":")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not K:V", param_hint="--header")
-        header_map[key.strip()] = value.strip()
-    try:
-        now = parse_time(now_text, zone).timestamp() if now_text else time.time()
-        event = dryrun.build_event(config, event_file, source_name, event_type, header_map, now)
-    except (DryRunError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(RET_FAILED)
-    store = _read_only_store(settings)
-    result = dryrun.report(config, event, now, zone, region, store)
-    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else dryrun.as_text(result))
-
-
-def _read_only_store(settings: Settings) -> Store | None:
-    """The store for a dry run's facts when REDIS_URL answers, else None (facts are then zero)."""
-    if not settings.redis_url or not redis_answers(settings.redis_url):
-        return None
-    return Store.from_url(settings.redis_url, settings.message_ttl)
-
-
-def _settings(require_redis: bool = True) -> Settings:
-    """Settings from the environment (the one reader of HOOKLINE_* and REDIS_URL); exit 2 listing every problem."""
-    try:
-        return Settings.from_env(require_redis=require_redis)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(RET_CONFIG)
-
-
-def _runtime() -> Runtime:
-    return Runtime.build(_settings())  # a bad rules directory is logged, not raised: only settings can stop us
-
-
-@main.group("sources")
-def sources_group() -> None:
-    """Where events come from: the provider catalog a source can name."""
-
-
-@sources_group.command("providers")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def sources_providers(as_json: bool) -> None:
-    """List the providers a source can name: how each authenticates, its secret's name there, its event types."""
-    catalog = list(providers.CATALOG.values())
-    if as_json:
-        click.echo(json.dumps([{"name": p.name, "title": p.title, "scheme": p.scheme, "authenticates": p.authenticates,
-                                "secret": p.secret_name, "event_types": list(p.event_types), "body": p.body,
-                                "needs": list(p.needs), "dedupe_window": p.dedupe_window, "tolerance": p.tolerance,
-                                "docs": p.docs} for p in catalog], indent=2))
-        return
-    table = [("PROVIDER", "AUTHENTICATES", "SECRET (as the provider calls it)", "EVENT TYPES")]
-    for p in catalog:
-        notes = "".join(f"; needs {n}:" for n in p.needs) + ("; form bodies" if p.body == "form" else "")
-        table.append((p.name, p.authenticates + notes, p.secret_name,
-                      ", ".join(p.event_types) or "(defined by the sender)"))
-    widths = [max(len(line[i]) for line in table) for i in range(3)]
-    for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)) + "  " + line[3])
-
-
-@main.command("trace")
-@click.argument("event_id")
-def trace_cmd(event_id: str) -> None:
-    """Print an event, its messages, every transition with its reason, receipts, replies and callbacks."""
-    text = trace.trace(_runtime().store, event_id)
-    if text is None:
-        click.echo(f"no event {event_id}", err=True)
-        sys.exit(RET_FAILED)
-    click.echo(text)
-
-
-@main.command("replay")
-@click.argument("ids", nargs=-1)
-@click.option("--all-exhausted", is_flag=True, help="Replay every callback that gave up.")
-def replay_cmd(ids: tuple[str, ...], all_exhausted: bool) -> None:
-    """Send exhausted or failed callbacks again (callback ids, or message ids for all of theirs)."""
-    rt = _runtime()
-    targets = list(ids) + (rt.store.callbacks.exhausted_callbacks(1000) if all_exhausted else [])
-    if not targets:
-        for cid in rt.store.callbacks.exhausted_callbacks():
-            cb = rt.store.callbacks.get_callback(cid)
-            if cb is not None:
-                click.echo(f"{cid}  {cb.state}  message {cb.message_id}  {cb.status}")
-        return
-    done = origin.replay(rt.store, rt.enqueuer, targets)
-    click.echo(f"replaying {len(done)} callback(s)" + (": " + " ".join(done) if done else ""))
-
-
-@main.group("approvals")
-def approvals_group() -> None:
-    """The approval queue: messages held for a person."""
-
-
-@approvals_group.command("list")
-@click.option("--rule", help="Only this rule's messages.")
-@click.option("--event", "event_id", help="Only this event's messages.")
-def approvals_list(rule: str | None, event_id: str | None) -> None:
-    """Held messages: id, rule, masked recipient, estimate and body."""
-    rt = _runtime()
-    for msg in rt.store.messages.held(rule, event_id):
-        click.echo(f"{msg.id}  {msg.rule}  {trace.mask(msg.to)}  est {msg.estimate}  {(msg.body or '')[:60]!r}")
-
-
-def _decide(action: str, ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
-    rt = _runtime()
-    targets = list(ids) or ([m.id for m in rt.store.messages.held(rule, event_id)] if rule or event_id else [])
-    if not targets:
-        raise click.UsageError("give message ids, or --rule / --event")
-    results = handover.decide(rt.store, rt.enqueuer, targets, handover.Verdict(action), by, note, time.time())
-    for mid, result in results.items():
-        click.echo(f"{mid}: {result}")
-    if not all(r in ("approved", "rejected") for r in results.values()):
-        sys.exit(RET_FAILED)
-
-
-_Command = TypeVar("_Command", bound=Callable[..., None])
-_decision_options = [
-    click.argument("ids", nargs=-1),
-    click.option("--rule", help="Every held message of this rule."),
-    click.option("--event", "event_id", help="Every held message of this event."),
-    click.option("--note", default="", help="Kept with the decision."),
-    click.option("--by", default=lambda: os.environ.get("USER", "cli"), help="Who decides (default $USER)."),
-]
-
-
-def _with_decision_options(fn: _Command) -> _Command:
-    """Stack the options every decision command takes."""
-    for option in reversed(_decision_options):
-        fn = option(fn)
-    return fn
-
-
-@approvals_group.command("approve")
-@_with_decision_options
-def approvals_approve(ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
-    """Approve held messages (by id, or all of a rule or event)."""
-    _decide("approve", ids, rule, event_id, note, by)
-
-
-@approvals_group.command("reject")
-@_with_decision_options
-def approvals_reject(ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:
-    """Reject held messages (by id, or all of a rule or event)."""
-    _decide("reject", ids, rule, event_id, note, by)
-
-
-@main.group()
-def optout() -> None:
-    """The suppression list: numbers that never get messages."""
-
-
-@optout.command("list")
-def optout_list() -> None:
-    """Every suppressed number (masked), since when and why."""
-    for number, info in sorted(_runtime().store.optouts.optouts().items()):
-        click.echo(f"{trace.mask(number)}  via {info.get('via')}  {info.get('detail', '')}")
-
-
-@optout.command("add")
-@click.argument("number")
-@click.option("--note", default="", help="Why (kept with the entry).")
-def optout_add(number: str, note: str) -> None:
-    """Suppress NUMBER."""
-    rt = _runtime()
-    e164 = _e164(number, rt.settings.default_region)
-    rt.store.optouts.opt_out(e164, time.time(), via="operator", detail=note)
-    click.echo(f"suppressed {trace.mask(e164)}")
-
-
-@optout.command("remove")
-@click.argument("number")
-def optout_remove(number: str) -> None:
-    """Lift the suppression of NUMBER."""
-    rt = _runtime()
-    e164 = _e164(number, rt.settings.default_region)
-    if not rt.store.optouts.opt_in(e164):
-        click.echo(f"{trace.mask(e164)} was not suppressed", err=True)
-        sys.exit(RET_FAILED)
-    click.echo(f"lifted {trace.mask(e164)}")
-
-
-def _e164(number: str, region: str) -> str:
-    found = e164(number, region)
-    if found is None:
-        raise click.BadParameter("not a valid phone number", param_hint="NUMBER")
-    return found
-
+for _command in (cli_rules.init, cli_rules.rules, cli_rules.sources_group, cli_store.trace_cmd,
+                 cli_store.replay_cmd, cli_store.approvals_group, cli_store.optout, clicksend):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

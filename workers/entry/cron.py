@@ -12,6 +12,7 @@ cron.register(jobs.sweep_pending_events, pipeline.EVENTS_QUEUE, interval=30, res
 cron.register(jobs.fire_due_messages, pipeline.EVENTS_QUEUE, interval=15, result_ttl=60)
 cron.register(jobs.recover_sending, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
 cron.register(jobs.poll_feedback, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
+cron.register(jobs.sync_optouts, pipeline.SEND_QUEUE, interval=60, result_ttl=60)
 cron.register(jobs.expire_holds, pipeline.EVENTS_QUEUE, interval=60, result_ttl=60)
 cron.register(jobs.trim_indexes, pipeline.EVENTS_QUEUE, interval=3600, result_ttl=60)
 cron.register(jobs.sweep_callbacks, pipeline.CALLBACKS_QUEUE, interval=60, result_ttl=60)

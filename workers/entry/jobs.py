@@ -13,6 +13,7 @@ from workers.core.coerce import to_decimal
 from workers.core.lifecycle import CANCELLABLE, State
 from workers.entry.runtime import Runtime, get_runtime
 from workers.flow import origin
+from workers.flow.optouts import OptoutSync
 from workers.store.callbacks import CALLBACK_TTL
 from workers.wiring import pipeline
 
@@ -114,6 +115,12 @@ def _check_balance(rt: Runtime, balance: Decimal | None, now: float) -> bool:
     else:
         rt.store.account.clear_alert("balance_low")
     return low
+
+
+def sync_optouts() -> dict[str, int]:
+    """Periodic: keep the suppression list and ClickSend's opt-out list in step, both ways."""
+    rt = get_runtime()
+    return OptoutSync(rt.store, lambda: rt.client, rt.settings.default_region).run(time.time())
 
 
 def expire_holds() -> list[str]:

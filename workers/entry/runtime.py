@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import redis
 
 from workers.clicksend.client import ClickSendClient
+from workers.clicksend.facts import CachedFacts
 from workers.errors import ConfigError
 from workers.flow.admission import Admission
 from workers.flow.approvals import Approvals
@@ -93,7 +94,8 @@ class Runtime:
         logs.configure(settings)
         store = Store.from_url(settings.redis_url, settings.message_ttl)
         rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        rules = RulesDir(settings.rules_dir, settings, environ)
+        account = CachedFacts(lambda: clicksend_client(settings)) if settings.provider_mode != "simulated" else None
+        rules = RulesDir(settings.rules_dir, settings, environ, account)
         rules.reload()
         return cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
 

@@ -100,7 +100,7 @@ class Feedback:
             self.store.optouts.opt_out(sender, now, via="reply", detail=body[:40])
             result = "opted_out"
         elif sender and keyword == "start":
-            self.store.optouts.opt_in(sender)
+            self.store.optouts.opt_in(sender, now, via="reply", detail=body[:40])
             result = "opted_in"
         msg = self.find_message(item.get("custom_string") or None, item.get("original_message_id") or None)
         if msg is not None:

@@ -1,24 +1,15 @@
-"""What the operator pages count and page through that no repository answers: how many messages entered
-each state since a time, those counts per hour for the dashboard's chart, and a newest-first page of one
-state's index. Reads only; knows nothing of HTTP."""
+"""What the operator pages count that no repository answers: how many messages entered each state since a
+time (and those counts per hour, for the dashboard's chart), and how many events were received since a time.
+Reads only; knows nothing of HTTP."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import redis
 
 from workers.core.lifecycle import State
-from workers.store.keys import available, state_index_key, texts
-
-
-@dataclass(frozen=True)
-class StatePage:
-    """Ids newest first (by when each entered the state) and the offset of the next page (None at the end)."""
-
-    ids: tuple[str, ...]
-    next_offset: int | None
+from workers.store.keys import EVENTS_BY_TIME, available, state_index_key
 
 
 class Browse:
@@ -36,6 +27,11 @@ class Browse:
         with available():
             return {s.value: int(n) for s, n in zip(states, pipe.execute(), strict=True)}
 
+    def events_since(self, since: float) -> int:
+        """How many stored events were received at `since` or later."""
+        with available():
+            return int(self.r.zcount(EVENTS_BY_TIME, since, "+inf"))
+
     def per_bucket(self, states: Iterable[State], start: float, width: float, buckets: int) -> list[int]:
         """For `buckets` consecutive spans of `width` seconds from `start`: how many messages entered one of
         `states` in each span and are still in it."""
@@ -49,13 +45,3 @@ class Browse:
             flat = [int(n) for n in pipe.execute()]
         per = len(states)
         return [sum(flat[i * per:(i + 1) * per]) for i in range(buckets)]
-
-    def newest_in_state(self, state: State, limit: int, offset: int = 0, since: float | None = None,
-                        until: float | None = None) -> StatePage:
-        """A page of `state`'s ids, newest first, within [since, until], starting `offset` entries in."""
-        low = "-inf" if since is None else repr(since)
-        high = "+inf" if until is None else repr(until)
-        with available():
-            found = texts(self.r.zrevrangebyscore(state_index_key(state), high, low, start=offset, num=limit + 1))
-        more = len(found) > limit
-        return StatePage(tuple(found[:limit]), offset + limit if more else None)

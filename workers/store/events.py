@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import redis
 
 from workers.core.events import Event
 from workers.core.records import EventRecord
-from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING, available, event_key, maybe_json, seen_key, text, texts
+from workers.store.keys import (
+    EVENTS_BY_TIME,
+    EVENTS_DRAIN,
+    EVENTS_PENDING,
+    available,
+    event_key,
+    events_external_index,
+    events_source_index,
+    events_type_index,
+    maybe_json,
+    seen_key,
+    text,
+    texts,
+)
 from workers.store.lease import FINISH_ROUND
+from workers.store.pages import Page, Position, Walker, Window, scan
+
+EVENT_STATUSES = ("received", "processed", "failed")
+_CHUNK = 250  # index entries read, and records checked against the filters, per round trip
 
 # A drain job that has not finished within this long is presumed dead; another may take over.
 DRAIN_LEASE_MS = 300_000
 
-# Dedupe, persist, hand over, and claim the drain in one atomic step: either all happen or none.
+# Dedupe, persist, index, hand over, and claim the drain in one atomic step: either all happen or none.
+# KEYS[5..]: the listing indexes (by time, source, type, external id); ARGV[7]: the received time. Each index
+# drops the entries older than the event TTL as it gains one and expires with its newest event, so none
+# outlives the records it points to by more than until its next ingest; no periodic job is needed.
 _INGEST = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) == false then
   return {0, 0, redis.call('GET', KEYS[1])}
 end
 redis.call('HSET', KEYS[2], 'doc', ARGV[2], 'status', 'received')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local expired = '(' .. string.format('%.6f', tonumber(ARGV[7]) - tonumber(ARGV[4]) / 1000)
+for i = 5, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[7], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', expired)
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+end
 redis.call('RPUSH', KEYS[3], ARGV[1])
 if redis.call('SET', KEYS[4], ARGV[6], 'NX', 'PX', ARGV[5]) then
   return {1, 1}
@@ -61,6 +90,36 @@ class IngestResult:
     event_id: str
 
 
+@dataclass(frozen=True)
+class EventQuery:
+    """Which events to list, newest first; every filter is optional. `search` is an event id or the id the
+    sender gave (its external id, any source); `since`/`until` bound the received time (Unix seconds)."""
+
+    source: str | None = None
+    type: str | None = None
+    status: str | None = None
+    rule: str | None = None
+    since: float | None = None
+    until: float | None = None
+    search: str | None = None
+    limit: int = 50
+    after: Position | None = None
+
+
+def _indexes(event: Event) -> list[str]:
+    """The listing indexes an event enters when it is ingested."""
+    return [EVENTS_BY_TIME, events_source_index(event.source), events_type_index(event.type),
+            events_external_index(event.external_id)]
+
+
+def _record(raw: Any) -> EventRecord | None:
+    """An event hash as a record (None when there is no record)."""
+    if not raw or "doc" not in raw:
+        return None
+    doc = json.loads(raw.pop("doc"))
+    return EventRecord.from_json(doc | {text(k): maybe_json(text(v)) for k, v in raw.items()})
+
+
 class EventRecords:
     """Event records and the pending list."""
 
@@ -70,6 +129,7 @@ class EventRecords:
         self._drain_done = r.register_script(FINISH_ROUND)
         self._drain_claim = r.register_script(_DRAIN_CLAIM)
         self._hset_existing = r.register_script(_HSET_EXISTING)
+        self._walker = Walker(r)
 
     def ingest(self, event: Event, dedupe_window: float, ttl: float) -> IngestResult:
         """Store `event` and queue it for the workers unless its dedupe id was seen within `dedupe_window`."""
@@ -77,19 +137,16 @@ class EventRecords:
         doc = json.dumps(event.to_dict(), separators=(",", ":"))
         with available():
             created, claimed, *first = self._ingest(
-                keys=[seen_key(event.dedupe_id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN],
-                args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token],
+                keys=[seen_key(event.dedupe_id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN, *_indexes(event)],
+                args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token,
+                      repr(event.received_at)],
             )
         return IngestResult(bool(created), token if claimed else None, text(first[0]) if first else event.id)
 
     def get_event(self, event_id: str) -> EventRecord | None:
         """The stored event with its processing status, or None."""
         with available():
-            raw = self.r.hgetall(event_key(event_id))
-        if not raw or "doc" not in raw:
-            return None
-        doc = json.loads(raw.pop("doc"))
-        return EventRecord.from_json(doc | {text(k): maybe_json(text(v)) for k, v in raw.items()})
+            return _record(self.r.hgetall(event_key(event_id)))
 
     def load_events(self, event_ids: list[str]) -> list[Event]:
         """The events still stored among `event_ids`, in order (expired ones are skipped)."""
@@ -135,3 +192,66 @@ class EventRecords:
         """How many events wait for processing."""
         with available():
             return int(self.r.llen(EVENTS_PENDING))
+
+    def list_events(self, query: EventQuery) -> Page[EventRecord]:
+        """A page of stored events matching `query`, newest received first. Source and type are read from their
+        indexes; status and rule are checked on the records, at most `pages.SCAN_BUDGET` per page."""
+        window = Window(query.after, query.since, query.until)
+        if query.search:
+            entries = self._search(query.search, window)
+        else:
+            entries = self._walker.walk(self._narrowest(query), window, _CHUNK)
+        return scan(entries, partial(self._matching, query), query.limit, _CHUNK)
+
+    def _narrowest(self, query: EventQuery) -> str:
+        """The smallest index that holds every event the query can match."""
+        keys = [k for k, given in ((events_type_index(query.type or ""), query.type),
+                                   (events_source_index(query.source or ""), query.source)) if given]
+        if len(keys) < 2:
+            return keys[0] if keys else EVENTS_BY_TIME
+        with available():
+            sizes = [self.r.zcard(k) for k in keys]
+        return keys[sizes.index(min(sizes))]
+
+    def _search(self, term: str, window: Window) -> Iterator[Position]:
+        """The event whose id is `term`, and those whose senders called them `term`, newest first."""
+        with available():
+            score = self.r.zscore(EVENTS_BY_TIME, term)
+        start = window.start()
+        direct = [Position(float(score), term)] if score is not None else []
+        direct = [p for p in direct if window.holds(p) and (start is None or p < start)]
+        by_external = (p for p in self._walker.walk(events_external_index(term), window, _CHUNK) if p.member != term)
+        return heapq.merge(direct, by_external, reverse=True)
+
+    def _matching(self, query: EventQuery, group: list[Position]) -> list[EventRecord | None]:
+        """The records at `group` that match the query's filters (None for the others, and for expired ones).
+        Filters are checked on small fields first; only matching records are read whole."""
+        # Membership of the source's and the type's index stands for the record's own fields (a score, or None).
+        memberships = [events_source_index(query.source)] if query.source else []
+        memberships += [events_type_index(query.type)] if query.type else []
+        pipe = self.r.pipeline(transaction=False)
+        for p in group:
+            pipe.hmget(event_key(p.member), "status", "rules")
+            for key in memberships:
+                pipe.zscore(key, p.member)
+        with available():
+            flat = pipe.execute()
+        step = 1 + len(memberships)
+        keep = [self._keeps(query, flat[i], flat[i + 1:i + step]) for i in range(0, len(flat), step)]
+        wanted = [p.member for p, ok in zip(group, keep, strict=True) if ok]
+        pipe = self.r.pipeline(transaction=False)
+        for eid in wanted:
+            pipe.hgetall(event_key(eid))
+        with available():
+            records = dict(zip(wanted, (_record(raw) for raw in pipe.execute()), strict=True))
+        return [records.get(p.member) for p in group]
+
+    @staticmethod
+    def _keeps(query: EventQuery, fields: list[Any], memberships: list[Any]) -> bool:
+        """True when an event with these status/rules fields (and index memberships) matches the query."""
+        status, rules = fields
+        if status is None or None in memberships:
+            return False  # expired, or not of the source or type asked for
+        if query.status and text(status) != query.status:
+            return False
+        return not query.rule or query.rule in (maybe_json(text(rules)) if rules else [])

@@ -21,6 +21,25 @@ def event_key(event_id: str) -> str:
     return f"{PREFIX}:event:{event_id}"
 
 
+EVENTS_BY_TIME = f"{PREFIX}:idx:events"
+"""Sorted set of every stored event id by received time (trimmed to the event TTL by each ingest)."""
+
+
+def events_source_index(source: str) -> str:
+    """Sorted set of `source`'s event ids by received time."""
+    return f"{PREFIX}:idx:events:source:{source}"
+
+
+def events_type_index(event_type: str) -> str:
+    """Sorted set of the ids of events of `event_type` (any source) by received time."""
+    return f"{PREFIX}:idx:events:type:{event_type}"
+
+
+def events_external_index(external_id: str) -> str:
+    """Sorted set of the ids of events the sender called `external_id` (any source), by received time."""
+    return f"{PREFIX}:idx:events:ext:{external_id}"
+
+
 def seen_key(event_id: str) -> str:
     """Marks an event id as seen for the dedupe window."""
     return f"{PREFIX}:seen:{event_id}"
@@ -121,6 +140,18 @@ ALERTS = f"{PREFIX}:alerts"
 
 OPTOUTS = f"{PREFIX}:optouts"
 """Hash of suppressed numbers (E.164) → JSON: when, how, and the reply that asked."""
+
+OPTOUTS_LIFTED = f"{PREFIX}:optouts:lifted"
+"""Hash of numbers whose suppression was lifted → JSON: when, by whom (the sync weighs it against adds)."""
+
+OPTOUTS_CHANGES = f"{PREFIX}:optouts:changes"
+"""List of the latest suppression changes, newest first (JSON: number, action, at, via, detail)."""
+
+OPTOUTS_REMOTE = f"{PREFIX}:optouts:remote"
+"""Hash of the numbers on ClickSend's opt-out list at the last sync → JSON: contact ids, when seen."""
+
+OPTOUTS_SYNC_LEASE = f"{PREFIX}:optouts:sync"
+"""Held while an opt-out sync runs: one at a time."""
 
 RECEIPTS_UNKNOWN = f"{PREFIX}:stats:receipts_unknown"
 """Count of receipts naming no message we know."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -30,9 +31,33 @@ from workers.store.keys import (
     text,
     texts,
 )
+from workers.store.pages import Page, Position, Walker, Window, scan
 from workers.store.transitions import LIBRARY, TRANSITION, Change, transition_args
 
-__all__ = ["Change", "MessageRecords"]
+__all__ = ["Change", "MessageQuery", "MessageRecords"]
+
+_CHUNK = 200  # index entries read, and messages checked against the filters, per round trip
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """Which messages to list, newest first by when each entered its current state (`updated_at`); every
+    filter is optional. `since`/`until` bound that time (Unix seconds)."""
+
+    state: State | None = None
+    channel: str | None = None
+    rule: str | None = None
+    event_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    after: Position | None = None
+
+    def keeps(self, msg: Message | None) -> Message | None:
+        """`msg` when it matches the filters no index answered, else None."""
+        if msg is None or (self.channel and msg.channel != self.channel) or (self.rule and msg.rule != self.rule):
+            return None
+        return msg if self.state is None or msg.state == self.state else None
 
 # KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), correlation key or '',
 # send_at or '', event id, channel, group retention ms.
@@ -85,6 +110,7 @@ class MessageRecords:
         self._create = r.register_script(_CREATE)
         self._transition = r.register_script(TRANSITION)
         self._newest = r.register_script(_NEWEST)
+        self._walker = Walker(r)
 
     @property
     def _ttl_ms(self) -> int:
@@ -215,6 +241,27 @@ class MessageRecords:
             pipe.zcard(state_index_key(state))
         with available():
             return {state.value: int(n) for state, n in zip(State, pipe.execute(), strict=True)}
+
+    def list_messages(self, query: MessageQuery) -> Page[Message]:
+        """A page of messages (without timelines) matching `query`, newest change first. State and event are
+        read from their indexes (every state's index merged when no state is given); channel and rule are
+        checked on the messages, at most `pages.SCAN_BUDGET` per page."""
+        window = Window(query.after, query.since, query.until)
+        if query.event_id is not None:
+            return self._event_page(query, window)
+        keys = [state_index_key(s) for s in ([query.state] if query.state else list(State))]
+        entries = self._walker.merged(keys, window, _CHUNK)
+        return scan(entries, lambda group: [query.keeps(m) for m in self.get_messages([p.member for p in group])],
+                    query.limit, _CHUNK)
+
+    def _event_page(self, query: MessageQuery, window: Window) -> Page[Message]:
+        """A page of one event's messages: the event's set is read whole (an event plans a bounded number)."""
+        found = [m for m in self.get_messages(self.event_message_ids(query.event_id or "")) if query.keeps(m)]
+        by_position = {Position(m.updated_at or m.created_at, m.id): m for m in found if m}
+        start = window.start()
+        entries = iter(sorted((p for p in by_position if window.holds(p) and (start is None or p < start)),
+                              reverse=True))
+        return scan(entries, lambda group: [by_position[p] for p in group], query.limit, _CHUNK)
 
     def due_messages(self, now: float, limit: int = 500) -> list[str]:
         """Scheduled messages whose time has come."""

@@ -6,7 +6,7 @@ Reads the event file and the rules directory; everything else is the pure core's
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,27 +19,6 @@ from workers.errors import BadJSON, DryRunError, EventTypeMissing, PayloadInvali
 from workers.flow.admission import assess, describe, estimate
 from workers.store import Store
 from workers.wiring.rulesdir import Config
-
-
-class PlaceholderEnviron(Mapping[str, str]):
-    """The environment, with a stand-in for every secret that is not set: a dry run verifies no signature."""
-
-    PLACEHOLDER = "whsec_ZHJ5LXJ1bi1wbGFjZWhvbGRlcg=="  # valid for every scheme, including standard-webhooks
-
-    def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-
-    def __getitem__(self, name: str) -> str:
-        return self.environ.get(name, self.PLACEHOLDER)
-
-    def __contains__(self, name: object) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.environ)
-
-    def __len__(self) -> int:
-        return len(self.environ)
 
 
 def build_event(config: Config, event_file: Path, source_name: str, event_type: str | None,

@@ -23,7 +23,14 @@ import yaml
 from workers.core.envrefs import find_refs
 from workers.tools.localredis import free_port, start_redis
 from workers.wiring import pipeline
-from workers.wiring.settings import DEFAULT_RULES_DIR
+from workers.wiring.settings import (
+    DEFAULT_RULES_DIR,
+    RUNNING_FILE,
+    SECRETS_FILE,
+    read_env_file,
+    recorded_redis_url,
+    write_env_file,
+)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -95,13 +102,8 @@ def dev_secrets(home: Path, rules_dir: Path, environ: Mapping[str, str]) -> dict
 
     Generated once and kept in `.hookline/secrets.env` (mode 600) so they survive restarts.
     """
-    path = home / "secrets.env"
-    saved: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            name, sep, value = line.partition("=")
-            if sep and not name.startswith("#"):
-                saved[name.strip()] = value.strip()
+    path = home / SECRETS_FILE
+    saved = read_env_file(path)
     needed = {"HOOKLINE_API_TOKEN": False, "HOOKLINE_RECEIPT_TOKEN": False}
     needed.update(_source_refs(rules_dir / "sources.yaml"))
     out: dict[str, str] = {}
@@ -113,9 +115,7 @@ def dev_secrets(home: Path, rules_dir: Path, environ: Mapping[str, str]) -> dict
                            else secrets.token_urlsafe(24))
         out[name] = saved[name]
     if out:
-        home.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{k}={v}\n" for k, v in saved.items()))
-        path.chmod(0o600)
+        write_env_file(path, saved)
     return out
 
 
@@ -148,10 +148,17 @@ def web_command(bin_dir: Path, host: str, port: int, workers: int = 3) -> list[s
             "--workers", str(workers), "--log-level", "warning", "webhooks:create_app()"]
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)  # at once, even into a pipe or a log file
+
+
 def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Path,
-       say: Callable[[str], None] = print) -> int:
-    """Run the whole service until Ctrl-C (or SIGTERM); return the process exit code."""
-    env = dict(environ)
+       say: Callable[[str], None] = _say, redis_url: str | None = None) -> int:
+    """Run the whole service until Ctrl-C (or SIGTERM); return the process exit code.
+
+    `redis_url` (else REDIS_URL) names a Redis to use; with neither a private one is started under `home`.
+    """
+    env = dict(environ) | ({"REDIS_URL": redis_url} if redis_url else {})
     sup = Supervisor(home, say)
     stop = [False]
 
@@ -160,11 +167,12 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
 
     rules_dir = Path(env.get("HOOKLINE_RULES_DIR", DEFAULT_RULES_DIR))
     if not rules_dir.is_dir():
-        say(f"hookline: no rules directory at {rules_dir.resolve()}: run `hookline up` in the Hookline checkout "
-            "(its rules/ holds the shipped examples) or set HOOKLINE_RULES_DIR")
+        say(f"hookline: no rules directory at {rules_dir.resolve()}: `hookline init` writes the example rules "
+            "there (then run `hookline up` again), or set HOOKLINE_RULES_DIR to your own")
         return 2
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    running = home / RUNNING_FILE
     try:
         if not env.get("REDIS_URL"):
             proc, url = start_redis(home / "redis")
@@ -174,37 +182,65 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
         generated = dev_secrets(home, rules_dir, env)
         env.update(generated)
         if generated:
-            say(f"hookline: generated {', '.join(sorted(generated))}; values in {home / 'secrets.env'}")
-        bin_dir = Path(sys.executable).parent
-        settings_mode = _provider_mode(env)
-        if settings_mode == "simulated" and not env.get("CLICKSEND_BASE_URL"):
-            sim_port = free_port()
-            # Fresh credentials each run, given to the simulator (by environment, not argv) and to our own
-            # processes: they talk to it exactly as to ClickSend, and a caller without them gets 401.
-            sim_user, sim_key = f"hookline-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
-            sup.start("simulator", [sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port)],
-                      env | {"HOOKLINE_SIMULATOR_USERNAME": sim_user, "HOOKLINE_SIMULATOR_API_KEY": sim_key})
-            env.update(CLICKSEND_BASE_URL=f"http://127.0.0.1:{sim_port}", CLICKSEND_USERNAME=sim_user,
-                       CLICKSEND_API_KEY=sim_key)
-            banner = ["NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE",
-                      f"simulator at {env['CLICKSEND_BASE_URL']}  (ledger: /_sim/ledger)",
-                      "set CLICKSEND_USERNAME + CLICKSEND_API_KEY, or MATON_API_KEY, to send for real"]
-            width = max(len(line) for line in banner)
-            say("\n  " + "!" * (width + 8))
-            for line in banner:
-                say(f"  !!  {line.ljust(width)}  !!")
-            say("  " + "!" * (width + 8) + "\n")
-        elif settings_mode != "simulated":
-            say(f"hookline: sending for real through ClickSend ({settings_mode})")
-        sup.start("web", web_command(bin_dir, host, port), env)
-        for i in range(workers):
-            sup.start(f"worker-{i + 1}", [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"],
-                                          "--with-scheduler", "--quiet", "--worker-class",
-                                          "workers.entry.worker.HooklineWorker", *pipeline.ALL_QUEUES], env)
-        sup.start("cron", [str(bin_dir / "rq"), "cron", "--url", env["REDIS_URL"], "workers.entry.cron",
-                           "--logging-level", "WARNING"], env)
-        say(f"hookline: listening on http://{host}:{port}  (POST /hooks/<source>, GET /readyz); Ctrl-C stops")
+            say(f"hookline: generated {', '.join(sorted(generated))}; values in {home / SECRETS_FILE}")
+        write_env_file(running, {"REDIS_URL": env["REDIS_URL"], "HOOKLINE_RULES_DIR": str(rules_dir.resolve())},
+                       comment=f"Written by `hookline up` (pid {os.getpid()}) for the commands run beside it; "
+                               "removed when it stops.\nThe environment, when set, wins over this file.")
+        _start_children(sup, env, host, port, workers)
+        for line in banner(host, port, home, token_in_file="HOOKLINE_API_TOKEN" in generated):
+            say(line)
         return sup.wait(stop)
     finally:
         say("hookline: stopping")
+        if recorded_redis_url(home) == env.get("REDIS_URL"):
+            running.unlink()  # ours (not another `up`'s in the same folder): commands now say nothing runs
         sup.stop_all()
+
+
+def _start_children(sup: Supervisor, env: dict[str, str], host: str, port: int, workers: int) -> None:
+    """The simulator (when nothing else sends), the web server, the RQ workers and cron; `env` gains the
+    simulator's URL and credentials."""
+    bin_dir = Path(sys.executable).parent
+    settings_mode = _provider_mode(env)
+    if settings_mode == "simulated" and not env.get("CLICKSEND_BASE_URL"):
+        _start_simulator(sup, env)
+    elif settings_mode != "simulated":
+        sup.say(f"hookline: sending for real through ClickSend ({settings_mode})")
+    sup.start("web", web_command(bin_dir, host, port), env)
+    for i in range(workers):
+        sup.start(f"worker-{i + 1}", [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"],
+                                      "--with-scheduler", "--quiet", "--worker-class",
+                                      "workers.entry.worker.HooklineWorker", *pipeline.ALL_QUEUES], env)
+    sup.start("cron", [str(bin_dir / "rq"), "cron", "--url", env["REDIS_URL"], "workers.entry.cron",
+                       "--logging-level", "WARNING"], env)
+
+
+def _start_simulator(sup: Supervisor, env: dict[str, str]) -> None:
+    sim_port = free_port()
+    # Fresh credentials each run, given to the simulator (by environment, not argv) and to our own
+    # processes: they talk to it exactly as to ClickSend, and a caller without them gets 401.
+    sim_user, sim_key = f"hookline-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    sup.start("simulator", [sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port)],
+              env | {"HOOKLINE_SIMULATOR_USERNAME": sim_user, "HOOKLINE_SIMULATOR_API_KEY": sim_key})
+    env.update(CLICKSEND_BASE_URL=f"http://127.0.0.1:{sim_port}", CLICKSEND_USERNAME=sim_user,
+               CLICKSEND_API_KEY=sim_key)
+    lines = ["NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE",
+             f"simulator at {env['CLICKSEND_BASE_URL']}  (ledger: /_sim/ledger)",
+             "set CLICKSEND_USERNAME + CLICKSEND_API_KEY, or MATON_API_KEY, to send for real"]
+    width = max(len(line) for line in lines)
+    sup.say("\n  " + "!" * (width + 8))
+    for line in lines:
+        sup.say(f"  !!  {line.ljust(width)}  !!")
+    sup.say("  " + "!" * (width + 8) + "\n")
+
+
+def banner(host: str, port: int, home: Path, token_in_file: bool) -> list[str]:
+    """What `hookline up` says once everything is started: where to send, where the pages are, where the
+    token that signs in to them is, and that commands run here find this instance by themselves."""
+    base = f"http://{host}:{port}"
+    token = f"HOOKLINE_API_TOKEN in {home / SECRETS_FILE}" if token_in_file else \
+        "the HOOKLINE_API_TOKEN of this environment"
+    return [f"hookline: listening on {base}  (POST /hooks/<source>, GET /readyz); Ctrl-C stops",
+            f"hookline: pages at {base}/ui/  (sign in with {token})",
+            f"hookline: commands run in this folder (hookline trace, approvals list, …) find this Redis through "
+            f"{home / RUNNING_FILE}"]

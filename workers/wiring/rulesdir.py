@@ -1,6 +1,7 @@
 """Reading the rules directory from disk, with hot reload that never replaces good config with bad.
 
-Owns file access, YAML parsing and line numbers; validation itself is the pure core's (`core.sources`…).
+Owns file access, YAML parsing and line numbers; validation itself is the pure core's (`core.sources`…). Also
+the check without secrets (`check_config`): an unset `${VAR}` is a warning there, everything else an error.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from workers.core.accountcheck import AccountFacts, account_problems
 from workers.core.callbacks import CompiledCallback, compile_callback
 from workers.core.policies import DEFAULT_POLICY, POLICIES_FILE, Policy, parse_policies
 from workers.core.rules import Rule, check_unique_names, parse_rule_file
-from workers.core.sources import Source, parse_sources
+from workers.core.sources import Source, nearest_line, parse_sources
 from workers.core.templates import environment
-from workers.errors import ConfigError, Problem
+from workers.errors import ConfigError, HooklineError, Problem
 from workers.wiring.settings import DEFAULT_REGION, DEFAULT_TIMEZONE, Settings
 
 log = logging.getLogger("hookline.rules")
@@ -182,13 +184,73 @@ def fingerprint(root: Path) -> tuple[tuple[str, float, int], ...]:
     return tuple(out)
 
 
+class PlaceholderEnviron(Mapping[str, str]):
+    """The environment, with a stand-in for every secret that is not set: for a dry run (which verifies no
+    signature) and a check without the production secrets."""
+
+    PLACEHOLDER = "whsec_ZHJ5LXJ1bi1wbGFjZWhvbGRlcg=="  # valid for every scheme, including standard-webhooks
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self.environ.get(name, self.PLACEHOLDER)
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.environ)
+
+    def __len__(self) -> int:
+        return len(self.environ)
+
+
+# core.sources's wording for a `${VAR}` the environment does not set.
+_UNSET = re.compile(r"environment variable \w+ is not set")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a check of the rules directory found: errors, and the `${VAR}`s left unset (warnings)."""
+
+    config: Config | None  # None when there are errors
+    errors: tuple[Problem | str, ...] = ()
+    unset: tuple[Problem, ...] = ()
+
+
+def check_config(directory: str | Path, environ: Mapping[str, str], zone: str = DEFAULT_TIMEZONE,
+                 region: str = DEFAULT_REGION) -> Checked:
+    """Validate the directory as `load_config` does, but report each unset `${VAR}` apart from the errors:
+    everything else is validated as if it were set (a stand-in value), so a rules repository's CI, which has
+    no production secrets, still finds every real problem."""
+    try:
+        return Checked(load_config(directory, environ, zone, region))
+    except ConfigError as exc:
+        unset = tuple(p for p in exc.problems if isinstance(p, Problem) and _UNSET.fullmatch(p.message))
+        if not unset:
+            return Checked(None, tuple(exc.problems))
+    # A field whose secret is a stand-in is not judged by that value: its real one is unknown here.
+    stand_ins = {(p.file, p.item, p.field) for p in unset}
+    try:
+        return Checked(load_config(directory, PlaceholderEnviron(environ), zone, region), (), unset)
+    except ConfigError as exc:
+        errors = tuple(p for p in exc.problems
+                       if not (isinstance(p, Problem) and (p.file, p.item, p.field) in stand_ins))
+        return Checked(None, errors, unset)
+
+
 class RulesDir:
     """The live configuration of one process: the last good snapshot, and the errors of a bad edit."""
 
-    def __init__(self, directory: str | Path, settings: Settings, environ: Mapping[str, str] | None = None):
+    def __init__(self, directory: str | Path, settings: Settings, environ: Mapping[str, str] | None = None,
+                 account: Callable[[], AccountFacts] | None = None):
+        """`account`, when given (credentials are set), supplies the ClickSend account's facts: a rule the
+        account cannot honour (a voice it lacks, a country ClickSend does not know) is then a load error."""
         self.directory = Path(directory)
         self.settings = settings
         self.environ = os.environ if environ is None else environ
+        self.account = account
         self.config: Config | None = None
         self.errors: list[str] = []
         self.reloaded_at: float | None = None  # when the snapshot in use was loaded (Unix time)
@@ -204,6 +266,7 @@ class RulesDir:
         """Load the directory now; on errors keep the previous snapshot. True when the new one took."""
         try:
             config = load_config(self.directory, self.environ, self.settings.timezone, self.settings.default_region)
+            self._check_account(config)
         except ConfigError as exc:
             self.errors = [str(p) for p in exc.problems]
             for line in self.errors:
@@ -214,6 +277,34 @@ class RulesDir:
             self.errors = []
             self.reloaded_at = time.time()
         return True
+
+    def _check_account(self, config: Config) -> None:
+        """Raise ConfigError for what the account cannot honour; an unreachable ClickSend only warns (the
+        rules are loaded unchecked rather than not at all)."""
+        if self.account is None:
+            return
+        try:
+            facts = self.account()
+        except HooklineError as exc:
+            log.warning("rules not checked against the ClickSend account: %s", exc)
+            return
+        problems = account_problems(config.rules, config.policies, facts, self._locate)
+        if problems:
+            raise ConfigError(problems)
+
+    def _locate(self, filename: str, item: str, path: tuple[str, ...]) -> int | None:
+        """The line of `path` inside rule or policy `item` of `filename` (its nearest ancestor's)."""
+        try:
+            data, lines = load_yaml(self.directory / filename)
+        except (ConfigError, OSError):
+            return None
+        if filename == POLICIES_FILE:
+            return nearest_line(lines, ("policies", item, *path))
+        rules = data.get("rules") if isinstance(data, dict) else None
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            if isinstance(rule, dict) and rule.get("name") == item:
+                return nearest_line(lines, ("rules", str(i), *path))
+        return None
 
     def current(self, now: float | None = None) -> Config:
         """The snapshot to use now, after a cheap check (at most once a second) for edited files."""

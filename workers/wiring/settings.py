@@ -3,6 +3,10 @@
 Nothing here reads the environment at import time; callers pass the mapping in (default `os.environ`). This is
 the one module that reads Hookline's environment variables, and the `DEFAULT_*` constants below are the one
 home of their defaults: code that needs a default without a Settings at hand imports the constant.
+
+It also owns the files `hookline up` leaves under `./.hookline/` (`secrets.env`, `up.env`) and the order in
+which a command run beside it reads them (`beside_up`): a `--redis-url` flag, then the environment, then
+`up.env`, then `secrets.env`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,6 +67,15 @@ DEFAULT_SEND_BATCH = MAX_SEND_BATCH
 
 DEFAULT_LOG_LEVEL = "INFO"
 """Level of the `hookline` loggers (HOOKLINE_LOG_LEVEL)."""
+
+DEFAULT_HOME = ".hookline"
+"""Folder `hookline up` keeps its state in (the private Redis's data, generated secrets, where it runs)."""
+
+SECRETS_FILE = "secrets.env"
+"""In the home folder: the development secrets `hookline up` generated (NAME=value lines, mode 600)."""
+
+RUNNING_FILE = "up.env"
+"""In the home folder: where a running `hookline up` has its Redis and rules; removed when it stops."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +152,8 @@ class Settings:
 
         redis_url = get("REDIS_URL")
         if redis_url is None and require_redis:
-            problems.append("REDIS_URL: not set (e.g. redis://127.0.0.1:6379/0)")
+            problems.append("REDIS_URL: not set (e.g. redis://127.0.0.1:6379/0); a command run beside `hookline up` "
+                            f"reads it from {DEFAULT_HOME}/{RUNNING_FILE}, or pass --redis-url")
         elif redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
         take("rules_dir", "HOOKLINE_RULES_DIR")
@@ -171,6 +186,48 @@ class Settings:
         if settings.event_ttl < settings.dedupe_window:
             settings = settings.with_(event_ttl=settings.dedupe_window)
         return settings
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The NAME=value lines of `path` (blank lines and `#` comments skipped); {} when there is no such file."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and not name.lstrip().startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def write_env_file(path: Path, values: Mapping[str, str], comment: str = "") -> None:
+    """Write `values` as NAME=value lines readable only by their owner (they may hold secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)  # before the secrets go in, and whatever mode an older file had
+    path.write_text(header + "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+
+
+def recorded_redis_url(home: Path | str = DEFAULT_HOME) -> str | None:
+    """The Redis a `hookline up` running with this home folder recorded, if any."""
+    return read_env_file(Path(home) / RUNNING_FILE).get("REDIS_URL")
+
+
+def beside_up(home: Path | str = DEFAULT_HOME, environ: Mapping[str, str] | None = None,
+              redis_url: str | None = None) -> dict[str, str]:
+    """The environment a command run beside `hookline up` works in, for `Settings.from_env` and `${VAR}`s.
+
+    Lowest first: `home/secrets.env`, then `home/up.env`, then the environment (default `os.environ`; a variable
+    set to an empty value counts as unset), then `redis_url` (a command's `--redis-url`).
+    """
+    home = Path(home)
+    env = os.environ if environ is None else environ
+    merged = read_env_file(home / SECRETS_FILE) | read_env_file(home / RUNNING_FILE)
+    merged.update({name: value for name, value in env.items() if value.strip() or name not in merged})
+    if redis_url:
+        merged["REDIS_URL"] = redis_url
+    return merged
 
 
 def _url(raw: str) -> str:

@@ -11,13 +11,15 @@ import hmac
 import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from workers.clicksend.sim.wire import envelope, state
 
 CREDENTIALS_KEY = "simcredentials"  # app.extensions key holding the app's Credentials
-OPEN_PATHS = ("/_sim/", "/healthz")  # the control API and the health check need no ClickSend credentials
+# The control API and the health check need no ClickSend credentials; nor does ClickSend's country list.
+OPEN_PATHS = ("/_sim/", "/healthz", "/v3/countries")
+MATON_PATHS = ("/connections",)  # the stand-in for Maton's connection API (ctrl.maton.ai)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ def authorised(expected: Credentials) -> bool:
     Once any credentials are configured only they pass: a form that was not configured is refused too.
     """
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if request.path.startswith(MATON_PATHS):  # Maton's own API: its key alone, no connection, no basic auth
+        return scheme.lower() == "bearer" and bool(value) and (expected.open or (
+            expected.bearer is not None and hmac.compare_digest(value.encode(), expected.bearer.encode())))
     if scheme.lower() == "bearer" and value:
         if expected.open:
             return True
@@ -79,6 +84,10 @@ def before_request() -> Response | None:
     if f.latency:
         time.sleep(f.latency)
     if not authorised(credentials()):
+        if request.path.startswith(MATON_PATHS):
+            response = jsonify({"error": "UNAUTHORIZED", "message": "Invalid API key."})
+            response.status_code = 401
+            return response
         return envelope(401, "UNAUTHORIZED", "Invalid credentials.")
     wait = sim.rate_limited()
     if wait is not None or sim.chance(f.rate_429):

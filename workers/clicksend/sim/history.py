@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from workers.clicksend.sim.wire import as_int, envelope, paginate, state
+from workers.clicksend.sim.wire import as_int, envelope, paginate, search, state
 
 bp = Blueprint("history", __name__)
 
@@ -35,20 +35,12 @@ def history(channel: str) -> Response:
     date_from = as_int(request.args.get("date_from"), 0)
     date_to = as_int(request.args.get("date_to"), 2**62)
     rows = [sim.history_item(s) for s in sim.history(channel) if date_from <= s.date <= date_to]
-    rows = _search(rows, request.args.get("q") or "")
+    rows = search(rows, request.args.get("q") or "")
     _order(rows, request.args.get("order_by") or "date:asc")
     shape = SHAPES.get(channel)
     if shape is not None:
         rows = [shape(r) for r in rows]
     return envelope(200, "SUCCESS", "Here is your history.", paginate(rows, request.path))
-
-
-def _search(rows: list[dict[str, Any]], q: str) -> list[dict[str, Any]]:
-    # `q=field:value,field2:value2`: every term must match, case-insensitively, as ClickSend's search does.
-    for term in filter(None, q.split(",")):
-        field, _, value = term.partition(":")
-        rows = [r for r in rows if str(r.get(field.strip(), "")).lower() == value.strip().lower()]
-    return rows
 
 
 def _order(rows: list[dict[str, Any]], order_by: str) -> None:

@@ -68,6 +68,9 @@ class Scheme:
     defaults: Defaults
     # Which config keys hold the secrets handed to the verifier as `Verify.secrets`, in this order.
     secret_keys: tuple[str, ...] = ("secret", "secrets")
+    # Whether every request of this scheme carries a signed timestamp, checked against the replay window
+    # (HOOKLINE_SIGNATURE_TOLERANCE, or the source's `tolerance:`). hmac-sha256 signs one only when configured.
+    signs_timestamp: bool = False
 
     def config_problems(self, data: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Every problem with `data` (a loaded `verify:` mapping) for this scheme, as (field, problem)."""

@@ -31,12 +31,14 @@ _ENTRIES = (
         standard.standard_webhooks,
         checks=(needs_secret, whsec_secrets),
         defaults=Defaults(event_id=Where(header="webhook-id")),
+        signs_timestamp=True,
     ),
     Scheme(
         "svix",
         standard.svix,
         checks=(needs_secret, whsec_secrets),
         defaults=Defaults(event_id=Where(header="svix-id")),
+        signs_timestamp=True,
     ),
     Scheme(
         "github",
@@ -49,6 +51,7 @@ _ENTRIES = (
         hmac.stripe,
         checks=(needs_secret,),
         defaults=Defaults(event_id=Where(path="id"), event_type=Where(path="type")),
+        signs_timestamp=True,
     ),
     Scheme(
         "shopify",
@@ -62,6 +65,7 @@ _ENTRIES = (
         checks=(needs_secret,),
         # Calendly's body says what happened (`event: invitee.created`) but carries no delivery id.
         defaults=Defaults(event_type=Where(path="event")),
+        signs_timestamp=True,
     ),
     Scheme(
         "slack",
@@ -70,6 +74,7 @@ _ENTRIES = (
         # Events API bodies: `event_id` is kept across Slack's retries; the inner event's type says what
         # happened, and the outer `type` names the envelopes that have none (url_verification).
         defaults=Defaults(event_id=Where(path="event_id"), event_type=Where(path="event.type || type")),
+        signs_timestamp=True,
     ),
     Scheme(
         "calcom",
