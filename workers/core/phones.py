@@ -6,6 +6,7 @@ Pure: phonenumbers' metadata only.
 from __future__ import annotations
 
 import phonenumbers
+from phonenumbers import timezone as number_zones
 
 
 def e164(raw: str, region: str, *, strict: bool = True) -> str | None:
@@ -19,3 +20,13 @@ def e164(raw: str, region: str, *, strict: bool = True) -> str | None:
     if strict and not phonenumbers.is_valid_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def time_zones(number: str | None) -> tuple[str, ...]:
+    """The time zones a number may be in (phonenumbers' metadata; several for a large country), or () when
+    it cannot be parsed or its zone is unknown."""
+    try:
+        zones = number_zones.time_zones_for_number(phonenumbers.parse(number or "", None))
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(z for z in zones if z != "Etc/Unknown")

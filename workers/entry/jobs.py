@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from workers.core.coerce import to_decimal
+from workers.core.lifecycle import CANCELLABLE, State
 from workers.entry.runtime import Runtime, get_runtime
 from workers.flow import origin
 from workers.flow.optouts import OptoutSync
@@ -155,3 +156,13 @@ def apply_push(kind: str, data: dict[str, Any]) -> str:
     feedback = get_runtime().feedback
     apply = feedback.apply_receipt if kind == "receipt" else feedback.apply_inbound
     return apply(data, time.time(), "push")
+
+
+def cancel_messages(message_ids: list[str], reason: str) -> list[str]:
+    """Cancel the messages a person chose that are still pending, and give back what admission reserved for
+    them. A re-run finds them cancelled already and gives nothing back twice."""
+    rt, now = get_runtime(), time.time()
+    done = [mid for mid in message_ids
+            if rt.store.messages.transition(mid, State.CANCELLED, now, reason, expect=CANCELLABLE)[0]]
+    rt.admission.release([m for m in rt.store.messages.get_messages(done) if m], now)
+    return done

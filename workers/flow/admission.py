@@ -15,14 +15,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-from phonenumbers import timezone as number_zones
-
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
 from workers.core.decisions import Action, Decision, Facts, decide
 from workers.core.lifecycle import State
 from workers.core.messages import Message
+from workers.core.phones import time_zones
 from workers.core.policies import Policy
 from workers.errors import ConfigError, HooklineError, ProviderError
 from workers.store import Store
@@ -72,11 +70,7 @@ def zones_for(msg: Message) -> tuple[str, ...]:
             return (msg.timezone,)
         except (ValueError, KeyError):
             pass
-    try:
-        zones = number_zones.time_zones_for_number(phonenumbers.parse(msg.to or "", None))
-    except phonenumbers.NumberParseException:
-        return ()
-    return tuple(z for z in zones if z != "Etc/Unknown")
+    return time_zones(msg.to)
 
 
 def duplicate_digest(msg: Message) -> str:

@@ -15,6 +15,7 @@ from workers.core.lifecycle import State
 from workers.store.keys import (
     BUCKET,
     available,
+    maybe_text,
     outbox_flush_key,
     outbox_key,
     outbox_limit_key,
@@ -110,6 +111,16 @@ class OutboxRecords:
         with available():
             raw = self.r.get(outbox_pause_key(channel))
         return json.loads(raw) if raw else None
+
+    def resume(self, channel: str) -> bool:
+        """Lift the pause on `channel` (a person's call); True when there was one."""
+        with available():
+            return bool(self.r.delete(outbox_pause_key(channel)))
+
+    def flush_token(self, channel: str) -> str | None:
+        """The token of the flush lease on `channel`, when one is held."""
+        with available():
+            return maybe_text(self.r.get(outbox_flush_key(channel)))
 
     def batch_limit(self, channel: str) -> int | None:
         """The narrowed batch size for `channel`, or None for the configured one."""

@@ -1,5 +1,6 @@
 """`hookline trace`: an event, its messages and everything that happened to them, as text for a person to read
-or as JSON for a script (times as ISO-8601 strings, numbers masked either way).
+or as JSON for a script (times as ISO-8601 strings, numbers masked either way); and the same story as values
+(`story`) for the operator pages.
 
 Reads the store only; never changes it.
 """
@@ -7,6 +8,7 @@ Reads the store only; never changes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +50,30 @@ def _messages(store: Store, event_id: str) -> list[tuple[Message, list[CallbackR
                          if (cb := store.callbacks.get_callback(cid)) is not None]
             out.append((msg, callbacks))
     return out
+
+
+@dataclass(frozen=True)
+class MessageStory:
+    """One message of an event, its timeline read with it, and its callbacks."""
+
+    message: Message
+    callbacks: tuple[CallbackRecord, ...]
+
+
+@dataclass(frozen=True)
+class EventStory:
+    """An event and everything that happened to what it planned."""
+
+    event: EventRecord
+    messages: tuple[MessageStory, ...]
+
+
+def story(store: Store, event_id: str) -> EventStory | None:
+    """The story of `event_id` as values, or None when there is no such event (expired messages left out)."""
+    event = store.events.get_event(event_id)
+    if event is None:
+        return None
+    return EventStory(event, tuple(MessageStory(msg, tuple(cbs)) for msg, cbs in _messages(store, event_id)))
 
 
 def trace(store: Store, event_id: str) -> str | None:

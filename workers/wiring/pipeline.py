@@ -24,6 +24,7 @@ RECONCILE = "workers.entry.jobs.reconcile_messages"
 SEND_CALLBACK = "workers.entry.jobs.send_callback"
 REPORT_CHANGE = "workers.entry.jobs.report_change"
 APPLY_PUSH = "workers.entry.jobs.apply_push"
+CANCEL_MESSAGES = "workers.entry.jobs.cancel_messages"
 CHANNELS = ("sms", "mms", "voice")
 # Shorter than the sending lease, so a flush is never still running when recovery takes its messages.
 FLUSH_TIMEOUT = 90
@@ -104,3 +105,8 @@ class Enqueuer:
         """Apply a receipt or reply ClickSend pushed (`kind` receipt|inbound); retried if a worker dies."""
         self._queue(SEND_QUEUE).enqueue(APPLY_PUSH, kind, data, result_ttl=60, failure_ttl=_WEEK,
                                         retry=_DRAIN_RETRY)
+
+    def cancel(self, message_ids: list[str], reason: str) -> None:
+        """Cancel pending messages a person chose and give back what admission reserved for them."""
+        self._queue(EVENTS_QUEUE).enqueue(CANCEL_MESSAGES, message_ids, reason, result_ttl=60, failure_ttl=_WEEK,
+                                          retry=_DRAIN_RETRY)

@@ -253,6 +253,7 @@ class RulesDir:
         self.account = account
         self.config: Config | None = None
         self.errors: list[str] = []
+        self.reloaded_at: float | None = None  # when the snapshot in use was loaded (Unix time)
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -275,6 +276,7 @@ class RulesDir:
             replaced, fixed = self.config is not None, len(self.errors)
             self.config = config
             self.errors = []
+            self.reloaded_at = time.time()
         if replaced or fixed:
             log.info("rules reloaded: %d sources, %d rules%s", len(config.sources), len(config.rules),
                      f"; the {fixed} problem(s) reported before are fixed" if fixed else "")
