@@ -19,6 +19,7 @@ from webhooks import signatures
 from webhooks.context import error, runtime
 from workers.core.intake import build_event
 from workers.errors import ConfigError, IngestError, StoreUnavailable
+from workers.store.counters import ACCEPTED, DUPLICATE
 
 bp = Blueprint("ingest", __name__)
 log = logging.getLogger("hookline.ingest")
@@ -58,9 +59,9 @@ def receive(source_name: str) -> ResponseReturnValue:
         return jsonify(answer), 200
     result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
     if not result.created:
-        g.hookline_result = "duplicate"
+        g.hookline_result = DUPLICATE
         return jsonify({"event_id": result.event_id, "duplicate": True}), 200
-    g.hookline_result = "accepted"
+    g.hookline_result = ACCEPTED
     if result.drain_token:
         try:
             rt.enqueuer.drain(result.drain_token)
@@ -76,8 +77,8 @@ def receive(source_name: str) -> ResponseReturnValue:
 def count(response: Response) -> Response:
     """Count every answer by source, result (accepted, duplicate, refused) and status. A 503 is not counted:
     Redis may be what failed, and a count must not make a failing request wait again."""
-    if response.status_code != 503:
-        result = g.get("hookline_result") or ("refused" if response.status_code >= 400 else "answered")
+    result = g.get("hookline_result") or ("refused" if response.status_code >= 400 else "answered")
+    if response.status_code != 503 and result not in (ACCEPTED, DUPLICATE):  # those the ingest step counted
         try:
             runtime().store.counters.count_event(g.get("hookline_source", "(unknown)"), result, response.status_code)
         except StoreUnavailable as exc:

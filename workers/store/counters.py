@@ -26,6 +26,9 @@ from workers.store.keys import (
     text,
 )
 
+ACCEPTED, DUPLICATE = "accepted", "duplicate"
+"""The webhook results the ingest step counts itself, in the round trip that stores (or dedupes) the event."""
+
 SEP = "|"
 """Joins label values into a field; no label value holds it (source and rule names are [A-Za-z0-9_.-])."""
 

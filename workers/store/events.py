@@ -14,10 +14,12 @@ import redis
 
 from workers.core.events import Event
 from workers.core.records import EventRecord
+from workers.store.counters import ACCEPTED, DUPLICATE, field
 from workers.store.keys import (
     EVENTS_BY_TIME,
     EVENTS_DRAIN,
     EVENTS_PENDING,
+    STATS_EVENTS,
     available,
     event_key,
     events_external_index,
@@ -37,18 +39,21 @@ _CHUNK = 250  # index entries read, and records checked against the filters, per
 # A drain job that has not finished within this long is presumed dead; another may take over.
 DRAIN_LEASE_MS = 300_000
 
-# Dedupe, persist, index, hand over, and claim the drain in one atomic step: either all happen or none.
+# Dedupe, persist, index, hand over, and claim the drain in one atomic step: either all happen or none. The
+# answer (accepted or duplicate) is counted in the same step (KEYS[5]), so counting costs no round trip.
 # KEYS[5..]: the listing indexes (by time, source, type, external id); ARGV[7]: the received time. Each index
 # drops the entries older than the event TTL as it gains one and expires with its newest event, so none
 # outlives the records it points to by more than until its next ingest; no periodic job is needed.
 _INGEST = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) == false then
+  redis.call('HINCRBY', KEYS[5], ARGV[9], 1)
   return {0, 0, redis.call('GET', KEYS[1])}
 end
+redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
 redis.call('HSET', KEYS[2], 'doc', ARGV[2], 'status', 'received')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local expired = '(' .. string.format('%.6f', tonumber(ARGV[7]) - tonumber(ARGV[4]) / 1000)
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[7], ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', expired)
   redis.call('PEXPIRE', KEYS[i], ARGV[4])
@@ -137,9 +142,11 @@ class EventRecords:
         doc = json.dumps(event.to_dict(), separators=(",", ":"))
         with available():
             created, claimed, *first = self._ingest(
-                keys=[seen_key(event.dedupe_id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN, *_indexes(event)],
+                keys=[seen_key(event.dedupe_id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN, STATS_EVENTS,
+                      *_indexes(event)],
                 args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token,
-                      repr(event.received_at)],
+                      repr(event.received_at), field(event.source, ACCEPTED, 202),
+                      field(event.source, DUPLICATE, 200)],
             )
         return IngestResult(bool(created), token if claimed else None, text(first[0]) if first else event.id)
 
