@@ -54,6 +54,10 @@ RULES = """rules:
     send: {channel: sms, to: "{{ payload.phone }}", from: Hookline, body: "Reminder {{ payload.n }}"}
     schedule: {at: "{{ payload.at }}"}
 """
+# The Procfile's `worker` and `callbacks` processes (read from it, so the tests run what production runs).
+_PROCFILE = {line.split(":", 1)[0]: line.split() for line in (ROOT / "Procfile").read_text().splitlines() if line}
+WORK_QUEUES = tuple(q for q in _PROCFILE["worker"] if q.startswith("hookline-"))
+CALLBACK_QUEUES = tuple(q for q in _PROCFILE.get("callbacks", []) if q.startswith("hookline-"))
 POLICIES = "policies:\n  default: {approval: auto}\n"
 _LOG_TAIL = 40
 
@@ -121,15 +125,19 @@ class Cluster:
         self.web_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{self.web_url}/readyz"), "the web process to be ready", timeout=60, interval=0.1)
 
-    def start_worker(self) -> str:
-        """One more `rq worker --with-scheduler` on the Procfile's queues; returns its name."""
+    def start_worker(self, queues: tuple[str, ...] = WORK_QUEUES, tag: str = "worker") -> str:
+        """One more `rq worker --with-scheduler` on the Procfile's `worker` queues (or `queues`); its name."""
         self._worker_count += 1
-        name = f"worker-{self._worker_count}"
+        name = f"{tag}-{self._worker_count}"
         self.rq_names[name] = f"{name}-{secrets.token_hex(3)}"
         self.workers[name] = self.start(name, [
             str(BIN / "rq"), "worker", "--url", self.redis_url, "--with-scheduler", "--worker-class",
-            "workers.entry.worker.HooklineWorker", "--name", self.rq_names[name], *pipeline.ALL_QUEUES])
+            "workers.entry.worker.HooklineWorker", "--name", self.rq_names[name], *queues])
         return name
+
+    def start_callback_worker(self) -> str:
+        """The Procfile's `callbacks` worker: the callbacks queue alone."""
+        return self.start_worker(CALLBACK_QUEUES, tag="callbacks")
 
     def start_cron(self) -> None:
         """`rq cron workers.entry.cron`, as the Procfile runs it."""
@@ -145,6 +153,17 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
         child.proc.wait(10)
         self.note(f"SIGKILL {name}: {why}")
+
+    def replace_exited_workers(self) -> list[str]:
+        """Start a new worker for each that exited on its own, as a process manager (a Procfile platform,
+        systemd) restarts them: RQ's worker exits when Redis goes away while a job runs. Returns their names."""
+        gone = [name for name, child in self.workers.items() if child.proc.poll() is not None]
+        for name in gone:
+            child = self.workers.pop(name)
+            self.note(f"{name} exited with {child.proc.returncode} on its own; started another in its place")
+            self.start_worker(CALLBACK_QUEUES if name.startswith("callbacks") else WORK_QUEUES,
+                              tag="callbacks" if name.startswith("callbacks") else "worker")
+        return gone
 
     def kill_all_workers(self, why: str) -> None:
         """SIGKILL every worker."""
@@ -207,7 +226,7 @@ class Cluster:
         """Children that exited although nobody killed them."""
         alive = set(self.workers)
         return [f"{c.name} exited with {c.proc.returncode}" for c in self.sup.children
-                if c.proc.poll() is not None and (not c.name.startswith("worker-") or c.name in alive)]
+                if c.proc.poll() is not None and (c.name not in self.rq_names or c.name in alive)]
 
     def report(self, expected: Iterable[str] = ()) -> str:
         """What happened: the test's notes, the ledger against `expected` message ids, message states, and the

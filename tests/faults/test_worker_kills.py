@@ -86,6 +86,7 @@ def test_2000_messages_through_five_sigkills_are_each_sent_exactly_once(tmp_path
         c.start_web()
         c.start_worker()
         c.start_worker()
+        c.start_callback_worker()
         c.start_cron()
         store = c.store()
         accepted: list[str] = []
