@@ -34,7 +34,6 @@ from tests.waiting import wait_for
 from workers.store import Store
 from workers.tools.localredis import free_port, start_redis
 from workers.tools.supervisor import Child, Supervisor, web_command
-from workers.wiring import pipeline
 
 BIN = Path(sys.executable).parent
 SOURCES = """sources:

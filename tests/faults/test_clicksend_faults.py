@@ -15,7 +15,7 @@ from workers.flow.sender import MAX_RETRIES
 
 pytestmark = pytest.mark.faults
 
-EVENTS = 400
+EVENTS = 200
 
 
 def test_429s_500s_and_hanging_sends_deliver_everything_once_within_the_retry_budget(tmp_path: Path) -> None:
