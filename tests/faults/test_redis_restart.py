@@ -1,7 +1,8 @@
 """redis-server killed with SIGKILL and restarted (AOF, `appendfsync always`) while events arrive: every event
 answered 202 is processed and its message sent, and nothing is sent twice. Requests made while Redis is down
-get 503 and store nothing. The web process and `rq cron` carry on by themselves once it is back; an RQ worker
-whose job was running when Redis went away exits, and is started again as a process manager would.
+get 503, and the sender's retry is answered as usual (202, or 200 for one stored before its answer was lost).
+The web process and `rq cron` carry on by themselves once it is back; an RQ worker whose job was running when
+Redis went away exits, and is started again as a process manager would.
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ def post_all(c: Cluster, accepted: list[str], refused: list[int], stop: threadin
             except requests.RequestException:
                 refused.append(i)
                 continue
-            if answer.status_code in (200, 202):  # 200: a retry of one stored just before the crash
-                if answer.status_code == 202:
-                    accepted.append(answer.json()["event_id"])
+            if answer.status_code in (200, 202):  # 200: a retry of one stored before an answer was lost
+                accepted.append(answer.json()["event_id"])
                 break
             assert answer.status_code == 503, answer.text
             refused.append(i)
@@ -70,7 +70,7 @@ def test_every_accepted_event_survives_a_redis_crash_and_nothing_is_sent_twice(t
         wait_for(lambda: not c.replace_exited_workers() and all_processed(store, accepted),
                  "every accepted event to be processed", timeout=120, interval=0.5)
         expected = expected_messages(store, accepted)
-        assert len(expected) == len(accepted) == EVENTS, c.report(expected)
+        assert len(expected) == len(set(accepted)) == EVENTS, c.report(expected)
         wait_for(lambda: not c.replace_exited_workers() and gone_out(store) >= EVENTS, "every message to be sent",
                  timeout=180, interval=1.0)
         assert_each_sent_once(c, expected)
