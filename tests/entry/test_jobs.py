@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import redis
 from rq import SimpleWorker
@@ -126,3 +127,39 @@ def test_drain_rerun_is_harmless(runtime: Runtime, client) -> None:  # noqa: ANN
     assert runtime.store.events.get_event(event_id).rules == ("order-confirmation",)
     assert runtime.store.events.get_event("evt_expired") is None
     assert runtime.store.r.llen(store.EVENTS_PENDING) == 0
+
+
+def test_a_drain_whose_lease_lapsed_takes_it_back_and_drains(runtime: Runtime, client,  # noqa: ANN001
+                                                             redis_client: redis.Redis) -> None:
+    event_id = post_shop(client, payload=ORDER).json["event_id"]
+    [drain] = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).jobs
+    [token] = drain.args
+    redis_client.delete(store.EVENTS_DRAIN)  # it waited in the queue longer than the lease and nobody claimed it
+    assert jobs.drain_events(token) == {"events": 1, "more": 0}
+    assert runtime.store.events.get_event(event_id).status == "processed"
+    assert redis_client.exists(store.EVENTS_DRAIN) == 0
+
+
+def test_two_drains_over_the_same_events_at_once_create_and_send_each_message_once(
+        e2e: Runtime, client, work, simulator) -> None:  # noqa: ANN001
+    # What an overlap would do (a drain frozen past its lease while another took over): both plan the same
+    # events; message ids derive from event, rule and recipient and creation is set-if-absent, so the second
+    # finds every message there and queues nothing.
+    ids = [post_shop(client, webhook_id=f"o{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(20)]
+    pipeline.queue(e2e.rq_connection, pipeline.EVENTS_QUEUE).empty()
+    start = threading.Barrier(2)
+
+    def drain() -> None:
+        start.wait(10)
+        jobs.process_event_batch(ids)
+
+    threads = [threading.Thread(target=drain) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    outbox = e2e.store.r.lrange(keys.outbox_key("sms"), 0, -1)
+    assert len(outbox) == len(set(outbox)) == 20
+    work()
+    assert sorted(simulator.state.ledger.values()) == [1] * 20
+    assert [e2e.store.events.get_event(i).status for i in ids] == ["processed"] * 20

@@ -8,7 +8,9 @@ from rq import cron
 from workers.entry import jobs
 from workers.wiring import pipeline
 
-cron.register(jobs.sweep_pending_events, pipeline.EVENTS_QUEUE, interval=30, result_ttl=60)
+# Every 10 s: with the drain lease lapsing 15 s after a dead holder, pending events wait at most ~25 s for a
+# drain even when no new event arrives to claim it (a new event claims it at once).
+cron.register(jobs.sweep_pending_events, pipeline.EVENTS_QUEUE, interval=10, result_ttl=60)
 cron.register(jobs.fire_due_messages, pipeline.EVENTS_QUEUE, interval=15, result_ttl=60)
 cron.register(jobs.recover_sending, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
 cron.register(jobs.poll_feedback, pipeline.SEND_QUEUE, interval=30, result_ttl=60)

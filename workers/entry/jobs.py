@@ -19,12 +19,23 @@ from workers.wiring import pipeline
 
 
 def drain_events(token: str) -> dict[str, int]:
-    """Process one batch of pending events while holding the drain lease `token`; chain the next batch."""
+    """Process one batch of pending events while holding the drain lease `token`; chain the next batch.
+
+    The lease is short and renewed while the batch is processed, so it lapses seconds after a worker dies
+    with it. A job whose lease another drain holds now (RQ re-running a killed job, a drain claimed again
+    while this one waited in the queue) does nothing; one whose lease lapsed with nobody else holding it
+    takes it back, so no pending event is left without a drain.
+    """
     rt = get_runtime()
-    ids = rt.store.events.pending_batch(rt.settings.event_batch)
-    if ids:
-        process_event_batch(ids)
-    more = rt.store.events.finish_batch(token, len(ids))
+    events = rt.store.events
+    keeper = events.drain_keeper(token)
+    if not keeper.hold():
+        return {"events": 0, "more": -1}
+    with keeper:
+        ids = events.pending_batch(rt.settings.event_batch)
+        if ids:
+            process_event_batch(ids)
+    more = events.finish_batch(token, len(ids))
     if more == 1:
         rt.enqueuer.drain(token)
     return {"events": len(ids), "more": more}
@@ -58,10 +69,18 @@ def sweep_pending_events() -> bool:
 
 
 def flush_outbox(channel: str, token: str) -> dict[str, Any]:
-    """Send one batch from `channel`'s outbox holding its flush lease; chain or reschedule the next flush."""
+    """Send one batch from `channel`'s outbox holding its flush lease; chain or reschedule the next flush.
+
+    The lease is short and renewed while the batch is sent (as the drain's); a job whose lease another flush
+    holds now does nothing.
+    """
     rt = get_runtime()
+    keeper = rt.store.outbox.flush_keeper(channel, token)
+    if not keeper.hold():
+        return {"skipped": "another flush holds the lease"}  # a flush claimed again while this one waited
     now = time.time()
-    outcome = rt.sender().flush(channel, now)
+    with keeper:
+        outcome = rt.sender().flush(channel, now)
     if outcome.wait > 0:
         if rt.store.outbox.extend_flush(channel, token, outcome.wait):
             rt.enqueuer.flush(channel, token, at=now + outcome.wait)

@@ -30,14 +30,16 @@ from workers.store.keys import (
     text,
     texts,
 )
-from workers.store.lease import FINISH_ROUND
+from workers.store.lease import FINISH_ROUND, LeaseKeeper
 from workers.store.pages import Page, Position, Walker, Window, scan
 
 EVENT_STATUSES = ("received", "processed", "failed")
 _CHUNK = 250  # index entries read, and records checked against the filters, per round trip
 
-# A drain job that has not finished within this long is presumed dead; another may take over.
-DRAIN_LEASE_MS = 300_000
+# The drain lease lapses this long after its holder stops renewing it: a drain job renews it every third of
+# this while it works (`drain_keeper`), so a worker killed mid-drain holds up new events for seconds, not
+# minutes. It is also how long a claimed drain may wait in the queue before another claim may replace it.
+DRAIN_LEASE_MS = 15_000
 
 # Dedupe, persist, index, hand over, and claim the drain in one atomic step: either all happen or none. The
 # answer (accepted or duplicate) is counted in the same step (KEYS[5]), so counting costs no round trip.
@@ -194,6 +196,10 @@ class EventRecords:
         with available():
             claimed = self._drain_claim(keys=[EVENTS_PENDING, EVENTS_DRAIN], args=[token, DRAIN_LEASE_MS])
         return token if claimed else None
+
+    def drain_keeper(self, token: str) -> LeaseKeeper:
+        """The keeper of the drain lease `token`: `hold()` it before draining, and work inside `with` it."""
+        return LeaseKeeper(self.r, EVENTS_DRAIN, token, DRAIN_LEASE_MS)
 
     def pending_count(self) -> int:
         """How many events wait for processing."""

@@ -21,10 +21,13 @@ from workers.store.keys import (
     outbox_limit_key,
     outbox_pause_key,
 )
-from workers.store.lease import FINISH_ROUND
+from workers.store.lease import FINISH_ROUND, LeaseKeeper
 from workers.store.transitions import CLAIM, REQUEUE
 
-FLUSH_LEASE_MS = 120_000
+# A flush renews its lease every third of this while it works (`flush_keeper`), so a worker killed mid-flush
+# holds up its channel's outbox for seconds, not minutes; a flush waiting out a pause holds it longer
+# (`extend_flush`). Messages it left `sending` are settled by receipts or the sending lease (flow.sender).
+FLUSH_LEASE_MS = 15_000
 
 # Take one token from the shared bucket (rate ARGV[1]/s, burst ARGV[2]); return 0, or seconds to wait.
 _TOKEN = """
@@ -73,6 +76,10 @@ class OutboxRecords:
                 return False
             self.r.pexpire(outbox_flush_key(channel), int((seconds + 60) * 1000))
             return True
+
+    def flush_keeper(self, channel: str, token: str) -> LeaseKeeper:
+        """The keeper of `channel`'s flush lease `token`: `hold()` it before flushing, flush inside `with` it."""
+        return LeaseKeeper(self.r, outbox_flush_key(channel), token, FLUSH_LEASE_MS)
 
     def finish_flush(self, channel: str, token: str) -> int:
         """1: more waits, keep flushing; 0: empty, lease released; -1: lease lost."""

@@ -207,10 +207,12 @@ def _start_children(sup: Supervisor, env: dict[str, str], host: str, port: int, 
     elif settings_mode != "simulated":
         sup.say(f"hookline: sending for real through ClickSend ({settings_mode})")
     sup.start("web", web_command(bin_dir, host, port), env)
-    for i in range(workers):
-        sup.start(f"worker-{i + 1}", [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"],
-                                      "--with-scheduler", "--quiet", "--worker-class",
-                                      "workers.entry.worker.HooklineWorker", *pipeline.ALL_QUEUES], env)
+    # Callbacks get a worker of their own (the Procfile's `callbacks`): a slow origin then holds that one only,
+    # never the workers that plan and send.
+    queue_sets = [(f"worker-{i + 1}", (pipeline.EVENTS_QUEUE, pipeline.SEND_QUEUE)) for i in range(workers)]
+    for name, queues in [*queue_sets, ("callbacks", (pipeline.CALLBACKS_QUEUE,))]:
+        sup.start(name, [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"], "--with-scheduler", "--quiet",
+                         "--worker-class", "workers.entry.worker.HooklineWorker", *queues], env)
     sup.start("cron", [str(bin_dir / "rq"), "cron", "--url", env["REDIS_URL"], "workers.entry.cron",
                        "--logging-level", "WARNING"], env)
 

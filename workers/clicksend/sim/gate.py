@@ -96,6 +96,7 @@ def before_request() -> Response | None:
         response.headers["Retry-After"] = str(int(wait or 1))
         return response
     if sim.chance(f.rate_500):
+        sim.count_call("500")
         return envelope(500, "INTERNAL_SERVER_ERROR", "Simulated failure.")
     return None
 

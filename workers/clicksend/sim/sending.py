@@ -50,6 +50,7 @@ def send_or_price(channel: str, commit: bool, shape: Shape = same) -> Response:
         for entry in entries:  # a price reply has no send time (ClickSend gives empty strings)
             entry["date"] = entry["schedule"] = ""
     if hang:
+        sim.count_call("hang")
         time.sleep(f.hang_seconds)
     if fail:
         return envelope(500, "INTERNAL_SERVER_ERROR", "Simulated failure after accepting the messages.")
