@@ -110,6 +110,19 @@ def test_processing_the_same_event_twice_creates_nothing_new(runtime: Runtime) -
     assert runtime.store.r.llen(keys.outbox_key("voice")) == 2
 
 
+def test_processing_the_same_event_again_reserves_no_more_budget(runtime: Runtime) -> None:
+    # A drain killed after it created the messages but before it marked the events processed runs them again:
+    # the messages exist, so nothing may be admitted (and charged to the day's budget) a second time.
+    use_policies(runtime, "policies:\n  default: {daily_budget: 100}\n  paging: {daily_budget: 100}\n")
+    eid = ingest(runtime, "alerts", example("alertmanager-firing.json"), "firing", "a-budget")
+    runtime.processing.process_events([eid], time.time())
+    day = admission.day_of(runtime.settings.timezone, time.time())
+    spent = runtime.store.reservations.spent(day)
+    assert spent > 0
+    runtime.processing.process_events([eid], time.time())
+    assert runtime.store.reservations.spent(day) == spent
+
+
 def test_booking_reminders_are_scheduled_24h_and_2h_before(runtime: Runtime) -> None:
     start = int(time.time()) + 3 * 86400
     eid = ingest(runtime, "bookings", booking("b1", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))),

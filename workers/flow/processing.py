@@ -41,21 +41,25 @@ class Processing:
         what came before it, so it also reaches messages planned earlier in the same batch.
         """
         config = self.rules.current()
-        batch = _Batch(self, now)
         processed: list[tuple[str, dict[str, object]]] = []
         failed: list[tuple[str, dict[str, object]]] = []
+        plans: list[tuple[str, list[RuleOutcome]]] = []
         for event in self.store.events.load_events(event_ids):
             try:
-                outcomes = plan_event(event, list(config.rules), now, self.settings.timezone,
-                                      self.settings.default_region)
+                plans.append((event.id, plan_event(event, list(config.rules), now, self.settings.timezone,
+                                                   self.settings.default_region)))
             except Exception as exc:  # noqa: BLE001 - one poison event must not block every event behind it
                 log.exception("event %s could not be planned; recorded as failed", event.id)
                 failed.append((event.id, {"error": f"{type(exc).__name__}: {exc}"}))
-                continue
-            planned = sum(batch.apply(event.id, outcome) for outcome in outcomes if outcome.matched)
+        # Messages a killed run of this batch created already keep what admission gave them: admitting them
+        # again would charge the day's budget twice.
+        existing = self.store.messages.existing(m.id for _, outcomes in plans for o in outcomes for m in o.messages)
+        batch = _Batch(self, now, existing)
+        for event_id, outcomes in plans:
+            planned = sum(batch.apply(event_id, outcome) for outcome in outcomes if outcome.matched)
             matched = [o.rule for o in outcomes if o.matched]
-            processed.append((event.id, {"rules": matched, "messages": planned}))
-            log.debug("event %s: rules %s, %d message(s)", event.id, matched or "none", planned)
+            processed.append((event_id, {"rules": matched, "messages": planned}))
+            log.debug("event %s: rules %s, %d message(s)", event_id, matched or "none", planned)
         batch.write()
         self.store.events.mark_processed(processed, now)
         self.store.events.mark_processed(failed, now, status="failed")
@@ -149,8 +153,8 @@ class Processing:
 class _Batch:
     """The messages of one drain batch on their way into Redis, and what happened to them."""
 
-    def __init__(self, processing: Processing, now: float):
-        self.p, self.now = processing, now
+    def __init__(self, processing: Processing, now: float, existing: set[str]):
+        self.p, self.now, self.existing = processing, now, existing
         self.pending: list[Message] = []
         self.counts: Counter[str] = Counter()
         self.channels: set[str] = set()
@@ -166,7 +170,7 @@ class _Batch:
             self.counts["cancelled"] += self.p.cancel(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
         fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
         for planned in outcome.messages:
-            msg = self.p.admit(planned, now, fan_out)
+            msg = planned if planned.id in self.existing else self.p.admit(planned, now, fan_out)
             if msg.replace and msg.key:
                 self.write()
                 self.counts["replaced"] += self.p.cancel(msg.key, now, f"replaced by event {event_id}", event_id)

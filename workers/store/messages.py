@@ -127,6 +127,16 @@ class MessageRecords:
         with available():
             return sum(int(n) for n in pipe.execute())
 
+    def existing(self, message_ids: Iterable[str]) -> set[str]:
+        """Which of `message_ids` are stored, in one round trip."""
+        ids = list(message_ids)
+        pipe = self.r.pipeline(transaction=False)
+        for mid in ids:
+            pipe.exists(message_key(mid))
+        with available():
+            found = pipe.execute() if ids else []
+        return {mid for mid, there in zip(ids, found, strict=True) if there}
+
     def create_messages(self, messages: Iterable[Message], now: float) -> list[bool]:
         """Create each message unless its id exists (re-processing creates nothing); True where created.
 
