@@ -75,7 +75,7 @@ def test_next_only_leads_to_our_own_pages(app, target: str) -> None:  # noqa: AN
     assert 'name="next"' not in page
     done = browser.post("/ui/login", data={"name": "Ann", "token": API_TOKEN, "csrf": form_token(page),
                                            "next": target})
-    assert (done.status_code, done.headers["Location"]) == (302, "/ui/approvals")
+    assert (done.status_code, done.headers["Location"]) == (302, "/ui/")
 
 
 def test_the_next_page_keeps_its_query(app) -> None:  # noqa: ANN001

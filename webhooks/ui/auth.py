@@ -74,7 +74,7 @@ def login() -> ResponseReturnValue:
     session.clear()
     session["user"] = (request.form.get("name") or "operator").strip()[:80] or "operator"
     session["csrf"] = secrets.token_urlsafe(32)
-    return redirect(safe_next(next_url) or url_for("ui.approvals.page"))
+    return redirect(safe_next(next_url) or url_for("ui.dashboard.page"))
 
 
 @bp.post("/logout")

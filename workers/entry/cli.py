@@ -21,6 +21,7 @@ from workers.clicksend.simulator import create_simulator
 from workers.entry import cli_rules, cli_store
 from workers.entry.cli_shared import home, remember_home
 from workers.entry.clicksend_cli import clicksend
+from workers.errors import ToolError
 from workers.tools import supervisor
 from workers.wiring.settings import DEFAULT_HOME
 
@@ -53,7 +54,12 @@ def main() -> None:
 @click.option("--redis-url", metavar="URL", help="Use this Redis (else $REDIS_URL, else start a private one).")
 def up(host: str, port: int, workers: int, redis_url: str | None) -> None:
     """Run everything on this machine: Redis (unless one is given), web, workers and cron."""
-    sys.exit(supervisor.up(host, port, workers, os.environ, home(), redis_url=redis_url))
+    try:
+        code = supervisor.up(host, port, workers, os.environ, home(), redis_url=redis_url)
+    except ToolError as exc:  # what it started is stopped already
+        click.echo(f"hookline: {exc}", err=True)
+        code = 1
+    sys.exit(code)
 
 
 @main.command()

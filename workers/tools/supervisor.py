@@ -11,6 +11,7 @@ import ctypes
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from workers.core.envrefs import find_refs
+from workers.errors import ToolError
 from workers.tools.localredis import free_port, start_redis
 from workers.wiring import pipeline
 from workers.wiring.settings import (
@@ -222,8 +224,10 @@ def _start_simulator(sup: Supervisor, env: dict[str, str]) -> None:
     # Fresh credentials each run, given to the simulator (by environment, not argv) and to our own
     # processes: they talk to it exactly as to ClickSend, and a caller without them gets 401.
     sim_user, sim_key = f"hookline-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
-    sup.start("simulator", [sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port)],
-              env | {"HOOKLINE_SIMULATOR_USERNAME": sim_user, "HOOKLINE_SIMULATOR_API_KEY": sim_key})
+    child = sup.start("simulator", [sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port)],
+                      env | {"HOOKLINE_SIMULATOR_USERNAME": sim_user, "HOOKLINE_SIMULATOR_API_KEY": sim_key})
+    # The workers and cron ask ClickSend for the account as they start: they find the simulator listening.
+    _wait_listening(child, sim_port)
     env.update(CLICKSEND_BASE_URL=f"http://127.0.0.1:{sim_port}", CLICKSEND_USERNAME=sim_user,
                CLICKSEND_API_KEY=sim_key)
     lines = ["NO CLICKSEND CREDENTIALS: MESSAGES ARE SIMULATED, NOTHING REACHES A PHONE",
@@ -234,6 +238,16 @@ def _start_simulator(sup: Supervisor, env: dict[str, str]) -> None:
     for line in lines:
         sup.say(f"  !!  {line.ljust(width)}  !!")
     sup.say("  " + "!" * (width + 8) + "\n")
+
+
+def _wait_listening(child: Child, port: int, timeout: float = 20.0) -> None:
+    """Return once `child` accepts connections on 127.0.0.1:`port`; ToolError if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while child.proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise ToolError(f"the {child.name} did not start listening on port {port}")
 
 
 def banner(host: str, port: int, home: Path, token_in_file: bool) -> list[str]:
