@@ -175,14 +175,16 @@ def generate(seed: int = 20261201) -> list[Case]:
     return cases
 
 
-# How many keys the database holds, the pending events and every RQ queue's length, in one round trip. Left out
-# of the keys: the counter of answers (ARGV[1]; counting a refusal stores nothing of it) and the dedupe markers
-# (ARGV[2]), which are only ever written with an event record (counted) and whose one-minute windows (alerts)
-# may expire while the fuzz runs.
+# How many lasting keys the database holds, the pending events and every RQ queue's length, in one round trip.
+# Left out of the keys: the counter of answers (ARGV[1]; counting a refusal stores nothing of it), the dedupe
+# markers (ARGV[2]), only ever written with an event record (counted), and any key with less than ten minutes
+# to live (the drain lease lapses within seconds of the last ingest, an alert's marker within a minute): anything
+# a request stores comes with its event record, which lives for days.
 _COUNTS = """
 local n = 0
 for _, k in ipairs(redis.call('KEYS', '*')) do
-  if k ~= ARGV[1] and string.sub(k, 1, #ARGV[2]) ~= ARGV[2] then n = n + 1 end
+  local ttl = redis.call('PTTL', k)
+  if k ~= ARGV[1] and string.sub(k, 1, #ARGV[2]) ~= ARGV[2] and (ttl == -1 or ttl > 600000) then n = n + 1 end
 end
 local out = {n}
 for _, k in ipairs(KEYS) do out[#out + 1] = redis.call('LLEN', k) end
