@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SECRETS
 
 # What a process does at start (settings from the environment, then logs.configure), then one line with fields.
 SCRIPT = """
@@ -47,3 +47,16 @@ def test_plain_format_is_the_default() -> None:
     assert lines[0].endswith("ERROR hookline.test: message msg_1 failed")
     assert "ValueError: boom" in lines
     assert lines[-1].endswith("INFO hookline.test: accepted event evt_1")
+
+
+def test_json_format_covers_rqs_own_lines_in_a_worker(redis_url: str) -> None:
+    # RQ's command puts its own handlers on `rq.worker` (not propagating) before the worker class is built.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
+    env = clean | SECRETS | {"PYTHONPATH": str(ROOT), "REDIS_URL": redis_url, "HOOKLINE_LOG_FORMAT": "json"}
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "rq"), "worker", "--burst", "--url",
+                           redis_url, "--worker-class", "workers.entry.worker.HooklineWorker", "log-format-test"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
+    lines = (done.stdout + done.stderr).splitlines()
+    assert any("log-format-test" in json.loads(line)["message"] for line in lines if line.startswith("{")), lines
+    assert [line for line in lines if not line.startswith("{")] == []
+    assert {json.loads(line)["logger"] for line in lines} >= {"rq.worker"}

@@ -31,16 +31,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+def _foreign_handlers() -> list[logging.Handler]:
+    """The handlers RQ's and gunicorn's commands put on their own loggers before Hookline's code runs (RQ's do
+    not propagate to the root logger), so that in JSON mode their lines are JSON too."""
+    loggers = [logger for name, logger in logging.root.manager.loggerDict.items()
+               if name.split(".")[0] in ("rq", "gunicorn") and isinstance(logger, logging.Logger)]
+    return [handler for logger in loggers for handler in logger.handlers]
+
+
 def configure(settings: Settings) -> None:
     """Hookline's level from the settings, and its format: plain lines when nothing else configured logging,
-    or JSON on the root logger's stream handler (added when it has none)."""
+    or JSON on the root logger's stream handler (added when it has none) and on RQ's and gunicorn's own."""
     root = logging.getLogger()
     if settings.log_format == "json":
         streams = [h for h in root.handlers if type(h) is logging.StreamHandler]  # not pytest's or file handlers
         if not streams:
             streams = [logging.StreamHandler()]
             root.addHandler(streams[0])
-        for handler in streams:
+        for handler in streams + _foreign_handlers():
             handler.setFormatter(JsonFormatter())
     elif not root.handlers:
         logging.basicConfig(format=PLAIN)
