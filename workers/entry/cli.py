@@ -1,8 +1,8 @@
 """The `hookline` command: a click group whose commands call into the rest of `workers`.
 
-This module holds the group and the commands that run servers (`up`, `simulator`); the others are in
-`cli_rules` (init, rules, sources) and `cli_store` (trace, replay, approvals, optout), and what they share
-(settings beside `hookline up`, tables, JSON) in `cli_shared`.
+This module holds the group, the commands that run servers (`up`, `simulator`) and `demo`, which talks to one;
+the others are in `cli_rules` (init, rules, sources) and `cli_store` (trace, replay, approvals, optout), and what
+they share (settings beside `hookline up`, tables, JSON) in `cli_shared`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from werkzeug.serving import make_server
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.entry import cli_rules, cli_store
-from workers.entry.cli_shared import home, remember_home
+from workers.entry.cli_shared import environ, home, redis_url_option, remember_home, runtime
 from workers.entry.clicksend_cli import clicksend
 from workers.errors import ToolError
+from workers.tools import demo as demo_tool
 from workers.tools import supervisor
-from workers.wiring.settings import DEFAULT_HOME
+from workers.wiring.settings import DEFAULT_HOME, recorded_web_url
 
 
 def _version() -> str:
@@ -114,6 +115,26 @@ def simulator(host: str, port: int, rate_limit: float, rate_429: float, rate_500
     app = create_simulator(state, username=username or None, api_key=api_key or None, bearer=maton_key or None,
                            connection=maton_connection or None)
     make_server(host, port, app, threaded=True).serve_forever()
+
+
+@main.command()
+@click.option("--url", metavar="URL", help="The Hookline to post to (else the `hookline up` running here, from "
+              f"{DEFAULT_HOME}/up.env, else http://127.0.0.1:8000).")
+@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(1), help="Seconds to wait "
+              "for everything to settle.")
+@redis_url_option
+def demo(url: str | None, timeout: float) -> None:
+    """Post a signed order, a critical alert and a booking (then moved and cancelled) and follow each live.
+
+    Signs with the secrets `hookline up` generated (or the environment's); exits 0 when every event settled as
+    expected, 1 otherwise.
+    """
+    env = environ()
+    missing = [n for n in ("SHOP_WEBHOOK_SECRET", "ALERTMANAGER_TOKEN", "CALCOM_WEBHOOK_SECRET") if not env.get(n)]
+    if missing:
+        raise click.UsageError(f"{', '.join(missing)}: not set (is `hookline up` running in this folder?)")
+    base = (url or recorded_web_url(home()) or "http://127.0.0.1:8000").rstrip("/")
+    sys.exit(demo_tool.run(base, env, runtime().store, timeout, say=lambda line: click.echo(line)))
 
 
 for _command in (cli_rules.init, cli_rules.rules, cli_rules.sources_group, cli_store.trace_cmd,

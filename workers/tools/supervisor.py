@@ -185,7 +185,8 @@ def up(host: str, port: int, workers: int, environ: Mapping[str, str], home: Pat
         env.update(generated)
         if generated:
             say(f"hookline: generated {', '.join(sorted(generated))}; values in {home / SECRETS_FILE}")
-        write_env_file(running, {"REDIS_URL": env["REDIS_URL"], "HOOKLINE_RULES_DIR": str(rules_dir.resolve())},
+        write_env_file(running, {"REDIS_URL": env["REDIS_URL"], "HOOKLINE_RULES_DIR": str(rules_dir.resolve()),
+                                 "HOOKLINE_URL": f"http://{host}:{port}"},
                        comment=f"Written by `hookline up` (pid {os.getpid()}) for the commands run beside it; "
                                "removed when it stops.\nThe environment, when set, wins over this file.")
         _start_children(sup, env, host, port, workers)

@@ -75,7 +75,8 @@ SECRETS_FILE = "secrets.env"
 """In the home folder: the development secrets `hookline up` generated (NAME=value lines, mode 600)."""
 
 RUNNING_FILE = "up.env"
-"""In the home folder: where a running `hookline up` has its Redis and rules; removed when it stops."""
+"""In the home folder: where a running `hookline up` has its Redis, rules and web server (HOOKLINE_URL);
+removed when it stops."""
 
 DEFAULT_LOG_FORMAT = "plain"
 """`plain` lines, or `json`: one JSON object per line (HOOKLINE_LOG_FORMAT)."""
@@ -217,6 +218,11 @@ def write_env_file(path: Path, values: Mapping[str, str], comment: str = "") -> 
 def recorded_redis_url(home: Path | str = DEFAULT_HOME) -> str | None:
     """The Redis a `hookline up` running with this home folder recorded, if any."""
     return read_env_file(Path(home) / RUNNING_FILE).get("REDIS_URL")
+
+
+def recorded_web_url(home: Path | str = DEFAULT_HOME) -> str | None:
+    """The web server (http://host:port) a `hookline up` running with this home folder recorded, if any."""
+    return read_env_file(Path(home) / RUNNING_FILE).get("HOOKLINE_URL")
 
 
 def beside_up(home: Path | str = DEFAULT_HOME, environ: Mapping[str, str] | None = None,
