@@ -142,6 +142,14 @@ class Cluster:
         """`rq cron workers.entry.cron`, as the Procfile runs it."""
         self.start("cron", [str(BIN / "rq"), "cron", "--url", self.redis_url, "workers.entry.cron"])
 
+    def start_service(self) -> None:
+        """Everything the Procfile runs beside the simulator: web, two workers, the callbacks worker and cron."""
+        self.start_web()
+        self.start_worker()
+        self.start_worker()
+        self.start_callback_worker()
+        self.start_cron()
+
     def kill_worker(self, name: str, why: str) -> None:
         """SIGKILL a worker and every process under it: its scheduler and the work horse running its job (RQ
         puts the horse in a process group of its own, so killing the worker's group alone would spare it)."""

@@ -29,11 +29,7 @@ def test_429s_500s_and_hanging_sends_deliver_everything_once_within_the_retry_bu
     env = {"HOOKLINE_SEND_BATCH": "10", "HOOKLINE_SEND_RATE": "100"}
     with cluster(tmp_path, env) as c:
         c.start_simulator("--rate-429", "0.30", "--rate-500", "0.05", "--hang-rate", "0.02")
-        c.start_web()
-        c.start_worker()
-        c.start_worker()
-        c.start_callback_worker()
-        c.start_cron()
+        c.start_service()
         accepted = []
         # At least one of each, whatever the draw: the first send call fails with 500, the next one hangs.
         c.faults(rate_429=0.0, rate_500=1.0)

@@ -45,11 +45,7 @@ def post_all(c: Cluster, accepted: list[str], refused: list[int], stop: threadin
 def test_every_accepted_event_survives_a_redis_crash_and_nothing_is_sent_twice(tmp_path: Path) -> None:
     with cluster(tmp_path, {"HOOKLINE_EVENT_BATCH": "50", "HOOKLINE_SEND_BATCH": "50"}) as c:
         c.start_simulator("--latency", "0.02")
-        c.start_web()
-        c.start_worker()
-        c.start_worker()
-        c.start_callback_worker()
-        c.start_cron()
+        c.start_service()
         accepted: list[str] = []
         refused: list[int] = []
         stop = threading.Event()

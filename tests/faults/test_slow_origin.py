@@ -94,11 +94,7 @@ def test_a_hanging_then_dead_origin_does_not_hold_up_sending_or_receipts(tmp_pat
         "      max_attempts: 2\n")
     with cluster(tmp_path, sources=sources) as c:
         c.start_simulator()
-        c.start_web()
-        c.start_worker()
-        c.start_worker()
-        c.start_callback_worker()
-        c.start_cron()
+        c.start_service()
         first = post(c, "a", 10)
         wait_for(lambda: origin.started > 0, "a callback to reach the origin and hang", timeout=60)
         hanging = origin.started

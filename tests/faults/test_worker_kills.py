@@ -83,11 +83,7 @@ def test_2000_messages_through_five_sigkills_are_each_sent_exactly_once(tmp_path
     env = {"HOOKLINE_EVENT_BATCH": "100", "HOOKLINE_SEND_BATCH": "200"}
     with cluster(tmp_path, env) as c:
         c.start_simulator("--latency", "0.02")
-        c.start_web()
-        c.start_worker()
-        c.start_worker()
-        c.start_callback_worker()
-        c.start_cron()
+        c.start_service()
         store = c.store()
         accepted: list[str] = []
 

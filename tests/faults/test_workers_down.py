@@ -23,11 +23,7 @@ DUE_IN = 15.0  # seconds from posting: time to plan them with the workers up, th
 def test_reminders_due_while_every_worker_was_down_go_out_when_they_return(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         c.start_simulator()
-        c.start_web()
-        c.start_worker()
-        c.start_worker()
-        c.start_callback_worker()
-        c.start_cron()
+        c.start_service()
         due = time.time() + DUE_IN
         at = datetime.fromtimestamp(due, tz=UTC).isoformat()
         accepted = []

@@ -15,27 +15,17 @@ from flask.typing import ResponseReturnValue
 from webhooks.context import runtime
 from webhooks.ui.base import MAX_BULK, back, flash, form_ids, note, page, summary, user
 from workers.core.messages import Message
-from workers.core.phones import time_zones
+from workers.core.phones import recipient_zones
 from workers.errors import HooklineError
 from workers.wiring import handover
 
 bp = Blueprint("approvals", __name__, url_prefix="/approvals")
 
 
-def recipient_zones(msg: Message) -> tuple[str, ...]:
-    """Where the recipient may be: the zone the rule gave, else the number's (at most three)."""
-    if msg.timezone:
-        try:
-            ZoneInfo(msg.timezone)
-            return (msg.timezone,)
-        except (ValueError, KeyError):
-            pass
-    return time_zones(msg.to)[:3]
-
-
 def local_times(msg: Message, now: float) -> list[str]:
     """The recipient's local time now, in each zone they may be in: `Australia/Sydney Tue 14:05`."""
-    return [f"{z} {datetime.fromtimestamp(now, tz=ZoneInfo(z)):%a %H:%M}" for z in recipient_zones(msg)]
+    zones = recipient_zones(msg.timezone, msg.to)[:3]
+    return [f"{z} {datetime.fromtimestamp(now, tz=ZoneInfo(z)):%a %H:%M}" for z in zones]
 
 
 def _expiry(msg: Message) -> float | None:

@@ -5,6 +5,8 @@ Pure: phonenumbers' metadata only.
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import phonenumbers
 from phonenumbers import timezone as number_zones
 
@@ -30,3 +32,15 @@ def time_zones(number: str | None) -> tuple[str, ...]:
     except phonenumbers.NumberParseException:
         return ()
     return tuple(z for z in zones if z != "Etc/Unknown")
+
+
+def recipient_zones(timezone: str | None, number: str | None) -> tuple[str, ...]:
+    """Where a recipient may be: `timezone` (the zone a rule read from the payload) when it is a real zone, else
+    the number's zones."""
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+            return (timezone,)
+        except (ValueError, KeyError):
+            pass
+    return time_zones(number)

@@ -100,6 +100,15 @@ def _done(row: Any) -> None:
     click.echo("Done: " + json.dumps(row, ensure_ascii=False, sort_keys=True))
 
 
+def _delete(client: ClickSendClient, path: str, what: str, describe: Callable[[dict[str, Any]], str],
+            yes: bool) -> None:
+    """Read what `path` names, show it with `describe`, ask, then delete it."""
+    before = client.request("GET", path)
+    confirm(yes, f"delete {what} {describe(before)}", f"DELETE {path}")
+    client.request("DELETE", path)
+    click.echo(f"Done: {what} deleted.")
+
+
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """`field: old → new` for each field that changes."""
     return [f"{k}: {before.get(k)!r} → {v!r}" for k, v in after.items() if before.get(k) != v] or ["(no change)"]
@@ -349,12 +358,8 @@ def contacts_delete(account: Account, list_ref: str, contact_id: int, yes: bool)
     """Remove a contact from a list."""
     client = account.client()
     row = resolve_list(client, list_ref)
-    path = f"/v3/lists/{row['list_id']}/contacts/{contact_id}"
-    before = client.request("GET", path)
-    confirm(yes, f"delete contact #{contact_id} {before.get('phone_number')} from list #{row['list_id']}",
-            f"DELETE {path}")
-    client.request("DELETE", path)
-    click.echo(f"Done: contact #{contact_id} deleted.")
+    _delete(client, f"/v3/lists/{row['list_id']}/contacts/{contact_id}", f"contact #{contact_id}",
+            lambda before: f"{before.get('phone_number')} from list #{row['list_id']}", yes)
 
 
 def _move(account: Account, list_ref: str, contact_id: int, to_ref: str, yes: bool, verb: str) -> None:
@@ -458,12 +463,8 @@ def templates_update(account: Account, template_id: int, name: str | None, body:
 @_calls
 def templates_delete(account: Account, template_id: int, yes: bool) -> None:
     """Delete a template."""
-    client = account.client()
-    path = f"/v3/sms/templates/{template_id}"
-    before = client.request("GET", path)
-    confirm(yes, f"delete template #{template_id} {before.get('template_name')!r}", f"DELETE {path}")
-    client.request("DELETE", path)
-    click.echo(f"Done: template #{template_id} deleted.")
+    _delete(account.client(), f"/v3/sms/templates/{template_id}", f"template #{template_id}",
+            lambda before: repr(before.get("template_name")), yes)
 
 
 # --- verified sender addresses ----------------------------------------------------------------------------
@@ -503,12 +504,8 @@ def emails_add(account: Account, address: str, yes: bool) -> None:
 @_calls
 def emails_delete(account: Account, email_address_id: int, yes: bool) -> None:
     """Delete an address."""
-    client = account.client()
-    path = f"/v3/email/addresses/{email_address_id}"
-    before = client.request("GET", path)
-    confirm(yes, f"delete the sender address #{email_address_id} {before.get('email_address')!r}", f"DELETE {path}")
-    client.request("DELETE", path)
-    click.echo(f"Done: address #{email_address_id} deleted.")
+    _delete(account.client(), f"/v3/email/addresses/{email_address_id}", f"the sender address #{email_address_id}",
+            lambda before: repr(before.get("email_address")), yes)
 
 
 # --- Maton connections ------------------------------------------------------------------------------------

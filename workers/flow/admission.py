@@ -20,7 +20,7 @@ from workers.core import payloads
 from workers.core.decisions import Action, Decision, Facts, decide
 from workers.core.lifecycle import State
 from workers.core.messages import Message
-from workers.core.phones import time_zones
+from workers.core.phones import recipient_zones
 from workers.core.policies import Policy
 from workers.errors import ConfigError, HooklineError, ProviderError
 from workers.store import Store
@@ -60,17 +60,6 @@ class Outcome:
         if self.reservation is not None:
             changed = changed.but(reserved=self.reservation.amount, reserved_day=self.reservation.day)
         return changed
-
-
-def zones_for(msg: Message) -> tuple[str, ...]:
-    """The recipient's possible time zones: the payload's (when the rule names one), else the number's."""
-    if msg.timezone:
-        try:
-            ZoneInfo(msg.timezone)
-            return (msg.timezone,)
-        except (ValueError, KeyError):
-            pass
-    return time_zones(msg.to)
 
 
 def duplicate_digest(msg: Message) -> str:
@@ -126,7 +115,7 @@ def gather(store: Store | None, policy: Policy, msg: Message, now: float, cost: 
         spent_today=store.reservations.spent(day) if store and policy.daily_budget is not None else Decimal(0),
         estimate=cost,
         fan_out=fan_out,
-        zones=zones_for(msg) if at_send_time else (),
+        zones=recipient_zones(msg.timezone, msg.to) if at_send_time else (),
         balance_low=bool(store and store.account.balance_low()),
         approved_by=msg.approved_by,
     )
