@@ -318,6 +318,10 @@ def test_events_are_listed_newest_first_filtered_searched_and_paged(operator: Op
     assert events[2] in operator.get(f"/ui/events?q={events[2]}")
     assert operator.client.get("/ui/events?status=lost").status_code == 400
     assert operator.client.get("/ui/events?cursor=nonsense").status_code == 400
+    for bad in ("since=nan", "until=yesterday"):  # a filter that cannot be read is said so, never dropped
+        for listing in ("/ui/events", "/ui/messages"):
+            answer = operator.client.get(f"{listing}?{bad}")
+            assert (answer.status_code, "is not a time" in answer.get_data(as_text=True)) == (400, True), bad
     monkeypatch.setattr(events_page, "PAGE_SIZE", 2)
     first = operator.get("/ui/events?source=shop")
     older = re.search(r'<a href="([^"]+)" rel="next">', first)

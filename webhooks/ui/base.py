@@ -4,6 +4,7 @@ list of ids and a page's time filters. Reads nothing from the store."""
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -89,17 +90,21 @@ def note() -> str:
 
 def parse_time(raw: str | None) -> float | None:
     """A page's `since`/`until` filter: Unix seconds, or an ISO-8601 date or time (the configured zone when it
-    has no offset); None when empty or unreadable."""
+    has no offset); None when empty. ValueError, saying so, when it is neither."""
     if not raw:
         return None
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValueError(f"{raw!r} is not a time")
+        return seconds
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        return None
+        raise ValueError(f"{raw!r} is not a time: give an ISO-8601 date or time, or Unix seconds") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone())).timestamp()
 
 

@@ -31,11 +31,12 @@ def _filters() -> EventQuery | str:
         return f"status must be one of: {', '.join(EVENT_STATUSES)}"
     try:
         after = read_cursor()
+        since, until = parse_time(args.get("since")), parse_time(args.get("until"))
     except ValueError as exc:
         return str(exc)
     return EventQuery(source=args.get("source") or None, type=args.get("type") or None, status=status,
-                      rule=args.get("rule") or None, since=parse_time(args.get("since")),
-                      until=parse_time(args.get("until")), search=(args.get("q") or "").strip() or None,
+                      rule=args.get("rule") or None, since=since,
+                      until=until, search=(args.get("q") or "").strip() or None,
                       limit=PAGE_SIZE, after=after)
 
 

@@ -41,11 +41,12 @@ def _filters() -> MessageQuery | str:
         return f"There is no state {args['state']!r}."
     try:
         after = read_cursor()
+        since, until = parse_time(args.get("since")), parse_time(args.get("until"))
     except ValueError as exc:
         return str(exc)
     return MessageQuery(state=state, channel=args.get("channel") or None, rule=args.get("rule") or None,
-                        event_id=args.get("event_id") or None, since=parse_time(args.get("since")),
-                        until=parse_time(args.get("until")), limit=PAGE_SIZE, after=after)
+                        event_id=args.get("event_id") or None, since=since,
+                        until=until, limit=PAGE_SIZE, after=after)
 
 
 @bp.get("", endpoint="listing")
