@@ -101,7 +101,7 @@ def test_a_message_missing_from_the_send_reply_is_reconciled_through_history_bef
     [accepted] = [s for s in simulator.state.sent if s.custom_string == left_out]
     assert (msg.state, msg.provider_id) == ("sent", accepted.message_id)
     assert msg.timeline[-1]["reason"] == "found in ClickSend history"
-    assert rt.store.feedback.message_for_provider_id(accepted.message_id) == left_out  # receipts will find it
+    assert rt.store.messages.find_many([(None, accepted.message_id)])[0].id == left_out  # receipts will find it
     assert simulator.state.ledger == dict.fromkeys(ids, 1)
     assert simulator.state.ledger_view()["duplicates"] == {}
 

@@ -5,6 +5,7 @@ through the same code either way. Applying is idempotent and never moves a messa
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -37,116 +38,143 @@ class Feedback:
     settings: Settings
     notifier: Notifier
 
-    def find_message(self, custom_string: str | None, provider_id: str | None) -> Message | None:
-        """Our message for a receipt or reply: by custom_string (our id), else by ClickSend's message_id.
-
-        When both are given they must agree, so a forged custom_string cannot touch another message.
-        """
-        msg = None
-        if custom_string and custom_string.startswith("msg_"):
-            msg = self.store.messages.get_message(custom_string, with_log=False)
-        if msg is None and provider_id:
-            mid = self.store.feedback.message_for_provider_id(provider_id)
-            msg = self.store.messages.get_message(mid, with_log=False) if mid else None
-        if msg is not None and provider_id and msg.provider_id and msg.provider_id != str(provider_id):
-            return None
-        return msg
-
     def apply_receipt(self, receipt: dict[str, Any], now: float, via: str) -> str:
         """Apply one receipt and count it. Returns what happened: delivered, undelivered, pending, duplicate or
         unknown."""
-        outcome = self._apply_receipt(receipt, now, via)
-        self.store.counters.count_receipts(via, {outcome: 1})
+        [outcome] = self.apply_receipts([receipt], now, via)
         return outcome
 
-    def _apply_receipt(self, receipt: dict[str, Any], now: float, via: str) -> str:
-        verdict = judge(receipt)
-        msg = self.find_message(receipt.get("custom_string"), receipt.get("message_id"))
-        if msg is None:
-            count = self.store.feedback.count_unknown_receipt()
-            log.info("receipt for an unknown message (%s so far)", count)
-            return "unknown"
-        summary = {k: receipt.get(k) for k in ("status_code", "status_text", "error_code", "error_text", "timestamp")}
-        if not verdict.final:
-            self.store.messages.note(msg.id, {"at": now, "kind": "receipt", "via": via, "result": "pending",
-                                      "reason": verdict.reason})
-            return "pending"
-        target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
-        if msg.state in (State.SENDING, State.UNKNOWN):
-            # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
-            proved = Change(msg.id, State.SENT, "delivery receipt proves it was accepted",
-                            {"provider_id": receipt.get("message_id")})
-            if self.store.messages.apply_many([proved], now)[0]:
-                if receipt.get("message_id"):
-                    self.store.feedback.index_provider_ids({str(receipt["message_id"]): msg.id})
+    def apply_receipts(self, receipts: list[dict[str, Any]], now: float, via: str) -> list[str]:
+        """Apply a page of receipts and count them, in a few round trips for the whole page: find the messages,
+        move them (each move a compare-and-set, so a repeat or a late receipt after a final one changes
+        nothing), tell the origins. Returns what happened to each, as `apply_receipt` does."""
+        found = self.store.messages.find_many([(r.get("custom_string"), r.get("message_id")) for r in receipts])
+        changes: list[Change] = []
+        notes: list[tuple[str, dict[str, Any]]] = []
+        plans: list[tuple[int | None, int | None]] = []  # per receipt: its proving change and its final change
+        for receipt, msg in zip(receipts, found, strict=True):
+            verdict = judge(receipt)
+            if msg is None or not verdict.final:
+                if msg is not None:
+                    notes.append((msg.id, {"at": now, "kind": "receipt", "via": via, "result": "pending",
+                                           "reason": verdict.reason}))
+                plans.append((None, None))
+                continue
+            proving = None
+            if msg.state in (State.SENDING, State.UNKNOWN):
+                # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
+                proving = len(changes)
+                changes.append(Change(msg.id, State.SENT, "delivery receipt proves it was accepted",
+                                      {"provider_id": receipt.get("message_id")}))
+            target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
+            plans.append((proving, len(changes)))
+            changes.append(Change(msg.id, target, f"receipt ({via}): {verdict.reason}",
+                                  {"receipt": _summary(receipt)}, expect=frozenset({State.SENT})))
+        moved = self.store.messages.apply_many(changes, now, notes)
+        outcomes: list[str] = []
+        told: list[tuple[Message, str, dict[str, Any] | None]] = []
+        proved_ids: dict[str, str] = {}
+        for receipt, msg, (proving, final) in zip(receipts, found, plans, strict=True):
+            if msg is None:
+                outcomes.append("unknown")
+                continue
+            if final is None:
+                outcomes.append("pending")
+                continue
+            if proving is not None and moved[proving]:
                 provider_id = receipt.get("message_id")
-                sent = msg.but(state=State.SENT, provider_id=str(provider_id) if provider_id else None)
-                self.notifier.notify([sent], State.SENT, now)
-        moved = self.store.messages.apply_many([Change(msg.id, target, f"receipt ({via}): {verdict.reason}",
-                                            {"receipt": summary}, expect=frozenset({State.SENT}))], now)[0]
-        if not moved:
-            return "duplicate"  # already final: a repeat, or a late receipt after a final one
-        self.notifier.notify([msg.but(state=target)], target, now, {"receipt": summary})
-        return verdict.outcome
+                if provider_id:
+                    proved_ids[str(provider_id)] = msg.id
+                told.append((msg.but(state=State.SENT, provider_id=str(provider_id) if provider_id else None),
+                             str(State.SENT), None))
+            if not moved[final]:
+                outcomes.append("duplicate")  # already final: a repeat, or a late receipt after a final one
+                continue
+            target = changes[final].target
+            told.append((msg.but(state=target), str(target), {"receipt": _summary(receipt)}))
+            outcomes.append(judge(receipt).outcome)
+        unknown = outcomes.count("unknown")
+        if unknown:
+            log.info("%s receipt(s) for unknown messages (%s so far)", unknown,
+                     self.store.feedback.count_unknown_receipts(unknown))
+        self.store.feedback.index_provider_ids(proved_ids)
+        self.notifier.notify_each(told, now)
+        self.store.counters.count_receipts(via, dict(Counter(outcomes)))
+        return outcomes
 
     def apply_inbound(self, item: dict[str, Any], now: float, via: str) -> str:
-        """Apply one inbound reply: opt-out keywords, then link it to the message it answers.
+        """Apply one inbound reply, as `apply_inbounds` does."""
+        [outcome] = self.apply_inbounds([item], now, via)
+        return outcome
 
-        The reply is marked seen only after its effects are recorded: a worker killed half-way leaves it to be
+    def apply_inbounds(self, items: list[dict[str, Any]], now: float, via: str) -> list[str]:
+        """Apply a page of inbound replies: opt-out keywords, then link each to the message it answers.
+        Returns, per reply, opted_out, opted_in, reply or duplicate.
+
+        A reply is marked seen only after its effects are recorded: a worker killed half-way leaves it to be
         applied again (opting out twice changes nothing, the callback id is per reply), never a STOP skipped.
         """
-        inbound_id = str(item.get("message_id") or "")
-        if inbound_id and self.store.feedback.inbound_seen(inbound_id):
-            return "duplicate"
-        sender = e164(str(item.get("from") or item.get("sms") or ""), self.settings.default_region, strict=False)
-        body = str(item.get("body") or item.get("message") or "")
-        keyword = reply_keyword(body)
-        result = "reply"
-        if sender and keyword == "stop":
-            self.store.optouts.opt_out(sender, now, via="reply", detail=body[:40])
-            result = "opted_out"
-        elif sender and keyword == "start":
-            self.store.optouts.opt_in(sender, now, via="reply", detail=body[:40])
-            result = "opted_in"
-        msg = self.find_message(item.get("custom_string") or None, item.get("original_message_id") or None)
-        if msg is not None:
-            reply = {"id": inbound_id, "body": body, "timestamp": to_int(item.get("timestamp")), "keyword": keyword}
-            self.store.messages.note(msg.id, {"at": now, "kind": "reply", "via": via,
-                                                 "reason": f"reply: {body[:160]}", "keyword": keyword})
-            self.notifier.notify([msg], "reply", now, {"reply": reply, "id": inbound_id})
-        if inbound_id:
-            self.store.feedback.mark_inbound_seen(inbound_id)
-        return result
+        ids = [str(item.get("message_id") or "") for item in items]
+        seen = self.store.feedback.inbound_seen([i for i in ids if i])
+        found = self.store.messages.find_many(
+            [(item.get("custom_string") or None, item.get("original_message_id") or None) for item in items])
+        outcomes: list[str] = []
+        notes: list[tuple[str, dict[str, Any]]] = []
+        told: list[tuple[Message, str, dict[str, Any] | None]] = []
+        for inbound_id, item, msg in zip(ids, items, found, strict=True):
+            if inbound_id in seen:
+                outcomes.append("duplicate")
+                continue
+            seen.add(inbound_id)
+            sender = e164(str(item.get("from") or item.get("sms") or ""), self.settings.default_region, strict=False)
+            body = str(item.get("body") or item.get("message") or "")
+            keyword = reply_keyword(body)
+            result = "reply"
+            if sender and keyword == "stop":
+                self.store.optouts.opt_out(sender, now, via="reply", detail=body[:40])
+                result = "opted_out"
+            elif sender and keyword == "start":
+                self.store.optouts.opt_in(sender, now, via="reply", detail=body[:40])
+                result = "opted_in"
+            if msg is not None:
+                reply = {"id": inbound_id, "body": body, "timestamp": to_int(item.get("timestamp")),
+                         "keyword": keyword}
+                notes.append((msg.id, {"at": now, "kind": "reply", "via": via, "reason": f"reply: {body[:160]}",
+                                       "keyword": keyword}))
+                told.append((msg, "reply", {"reply": reply, "id": inbound_id}))
+            outcomes.append(result)
+        self.store.messages.apply_many([], now, notes)
+        self.notifier.notify_each(told, now)
+        self.store.feedback.mark_inbound_seen([i for i, o in zip(ids, outcomes, strict=True) if i and o != "duplicate"])
+        return outcomes
 
     def poll_receipts(self, now: float) -> dict[str, int]:
-        """Read every page of unread receipts (largest pages), apply them, then mark read those up to the newest
-        applied but no later than a minute before this pass began."""
-        counts: dict[str, int] = {}
+        """Read every page of unread receipts (largest pages), apply each page at once, then mark read those up
+        to the newest applied but no later than a minute before this pass began."""
+        counts: Counter[str] = Counter()
         client = self.client()
         for channel in RECEIPT_CHANNELS:
             newest = None
             for result in iter_pages(partial(client.receipts, channel, limit=100)):
-                page: dict[str, int] = {}
-                for receipt in result.items:
-                    outcome = self._apply_receipt(receipt, now, "poll")
-                    page[outcome] = page.get(outcome, 0) + 1
-                    newest = max(newest or 0, to_int(receipt.get("timestamp")) or 0)
-                self.store.counters.count_receipts("poll", page)  # one round trip a page
-                counts = {k: counts.get(k, 0) + page.get(k, 0) for k in counts.keys() | page.keys()}
+                counts.update(self.apply_receipts(list(result.items), now, "poll"))
+                newest = max([newest or 0, *(to_int(r.get("timestamp")) or 0 for r in result.items)])
             if newest:
                 client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
-        return counts
+        return dict(counts)
 
     def poll_inbound(self, now: float) -> dict[str, int]:
-        """Read every page of unread inbound SMS, apply them, then mark read as `poll_receipts` does."""
-        counts: dict[str, int] = {}
+        """Read every page of unread inbound SMS, apply each page at once, then mark read as `poll_receipts`
+        does."""
+        counts: Counter[str] = Counter()
         newest = None
         client = self.client()
         for result in iter_pages(partial(client.inbound, limit=100)):
-            for item in result.items:
-                outcome = self.apply_inbound(item, now, "poll")
-                counts[outcome] = counts.get(outcome, 0) + 1
-                newest = max(newest or 0, to_int(item.get("timestamp")) or 0)
+            counts.update(self.apply_inbounds(list(result.items), now, "poll"))
+            newest = max([newest or 0, *(to_int(item.get("timestamp")) or 0 for item in result.items)])
         if newest:
             client.mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
-        return counts
+        return dict(counts)
+
+def _summary(receipt: dict[str, Any]) -> dict[str, Any]:
+    """What a message keeps of its final receipt (and its origin is told)."""
+    return {k: receipt.get(k) for k in ("status_code", "status_text", "error_code", "error_text", "timestamp")}

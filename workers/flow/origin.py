@@ -67,15 +67,20 @@ class Notifier:
         Then the changes are marked reported; until then they stay listed (the store lists them with the change
         itself), so a worker that dies before this completes leaves them to `sweep_unreported`.
         """
+        return self.notify_each([(msg, state, extra) for msg in messages], now)
+
+    def notify_each(self, changes: Iterable[tuple[Message, str, dict[str, Any] | None]], now: float) -> int:
+        """`notify` for (message, state, extra) changes of different states and extras (a page of receipts),
+        marked reported in one round trip."""
         try:
             callbacks = self.rules.current().callbacks
         except HooklineError:
             return 0
-        messages = list(messages)
-        if state != "reply":
-            log_outcomes(messages, state)
-        started = 0
-        for msg in messages:
+        started, reported = 0, []
+        for msg, state, extra in changes:
+            if state != "reply":
+                log_outcomes([msg], state)
+                reported.append((msg.id, state))
             cb = callbacks.get(msg.source)
             if cb is None or state not in cb.spec.on:
                 continue
@@ -87,8 +92,7 @@ class Notifier:
             if self.store.callbacks.create_callback(cid, record, now):
                 self.enqueuer.callback(cid)
                 started += 1
-        if state != "reply":
-            self.store.messages.reported([(msg.id, state) for msg in messages])
+        self.store.messages.reported(reported)
         return started
 
     def sweep_unreported(self, now: float, grace: float = 60.0) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import redis
 
-from workers.store.keys import RECEIPTS_UNKNOWN, available, inbound_seen_key, maybe_text, provider_key
+from workers.store.keys import RECEIPTS_UNKNOWN, available, inbound_seen_key, provider_key
 
 PROVIDER_ID_TTL = 180 * 86400  # ClickSend keeps history four months; receipts never come later than that
 
@@ -27,22 +27,25 @@ class FeedbackRecords:
         with available():
             pipe.execute()
 
-    def message_for_provider_id(self, provider_id: str) -> str | None:
-        """Our message id for a ClickSend message_id."""
+    def count_unknown_receipts(self, count: int) -> int:
+        """`count` more receipts that named no message of ours; the total so far."""
         with available():
-            return maybe_text(self.r.get(provider_key(provider_id)))
+            return int(self.r.incrby(RECEIPTS_UNKNOWN, count))
 
-    def count_unknown_receipt(self) -> int:
-        """One more receipt that named no message of ours."""
+    def inbound_seen(self, inbound_ids: list[str]) -> set[str]:
+        """Which inbound reply ids were applied already (each remembered for a week), in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for inbound_id in inbound_ids:
+            pipe.exists(inbound_seen_key(inbound_id))
         with available():
-            return int(self.r.incr(RECEIPTS_UNKNOWN))
+            there = pipe.execute() if inbound_ids else []
+        return {i for i, seen in zip(inbound_ids, there, strict=True) if seen}
 
-    def inbound_seen(self, inbound_id: str) -> bool:
-        """True once an inbound reply id has been applied (remembered for a week)."""
+    def mark_inbound_seen(self, inbound_ids: list[str]) -> None:
+        """Remember that inbound replies were applied, so a repeat push or poll skips them."""
+        pipe = self.r.pipeline(transaction=False)
+        for inbound_id in inbound_ids:
+            pipe.set(inbound_seen_key(inbound_id), 1, ex=7 * 86400)
         with available():
-            return bool(self.r.exists(inbound_seen_key(inbound_id)))
-
-    def mark_inbound_seen(self, inbound_id: str) -> None:
-        """Remember that an inbound reply was applied, so a repeat push or poll skips it."""
-        with available():
-            self.r.set(inbound_seen_key(inbound_id), 1, ex=7 * 86400)
+            if inbound_ids:
+                pipe.execute()

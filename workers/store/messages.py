@@ -27,6 +27,7 @@ from workers.store.keys import (
     maybe_text,
     message_key,
     message_log_key,
+    provider_key,
     state_index_key,
     text,
     texts,
@@ -173,13 +174,19 @@ class MessageRecords:
             moved, previous = self._transition(args=transition_args(change, now, self._ttl_ms))
         return moved == 1, previous or None
 
-    def apply_many(self, changes: Iterable[Change], now: float) -> list[bool]:
-        """Several transitions in one round trip; True where the message moved."""
+    def apply_many(self, changes: Iterable[Change], now: float,
+                   notes: Iterable[tuple[str, dict[str, Any]]] = ()) -> list[bool]:
+        """Several transitions, in order, and timeline `notes` (message id, entry) in one round trip; True where
+        the message moved."""
         pipe = self.r.pipeline(transaction=False)
+        count = 0
         for change in changes:
             self._transition(args=transition_args(change, now, self._ttl_ms), client=pipe)
+            count += 1
+        for message_id, entry in notes:
+            pipe.rpush(message_log_key(message_id), json.dumps(entry, separators=(",", ":")))
         with available():
-            return [r[0] == 1 for r in pipe.execute()]
+            return [r[0] == 1 for r in pipe.execute()[:count]]
 
     def unreported(self, before: float, limit: int = 500) -> list[tuple[str, str]]:
         """(message id, state) of changes into reported states made before `before` whose callbacks were
@@ -208,6 +215,30 @@ class MessageRecords:
         with available():
             raws = pipe.execute()
         return [_parse(raw) for raw in raws]
+
+    def find_many(self, refs: list[tuple[str | None, str | None]]) -> list[Message | None]:
+        """The message each (our id or None, ClickSend's message_id or None) names, without timelines: by our
+        id first, else by ClickSend's; None when neither finds one, or when both are given and disagree (a
+        forged custom_string cannot touch another message). One round trip, two when some are found only by
+        ClickSend's id."""
+        ours = [mid if mid and mid.startswith("msg_") else None for mid, _ in refs]
+        theirs = [str(pid) if pid else None for _, pid in refs]
+        pipe = self.r.pipeline(transaction=False)
+        for mid in ours:
+            if mid:
+                pipe.hgetall(message_key(mid))
+        for pid in theirs:
+            if pid:
+                pipe.get(provider_key(pid))
+        with available():
+            answers = iter(pipe.execute())
+        found = [_parse(next(answers)) if mid else None for mid in ours]
+        by_provider = [maybe_text(next(answers)) if pid else None for pid in theirs]
+        later = [i for i, msg in enumerate(found) if msg is None and by_provider[i]]
+        for i, msg in zip(later, self.get_messages([str(by_provider[i]) for i in later]), strict=True):
+            found[i] = msg
+        return [None if msg and pid and msg.provider_id and msg.provider_id != pid else msg
+                for msg, pid in zip(found, theirs, strict=True)]
 
     def get_message(self, message_id: str, with_log: bool = True) -> Message | None:
         """The message: its document, current state and fields, and (optionally) its timeline."""
