@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from webhooks.context import error, json_object, runtime
 from workers.core.coerce import to_int
+from workers.store.pushed import Pushed
 
 bp = Blueprint("clicksend_push", __name__, url_prefix="/clicksend")
 log = logging.getLogger("hookline.push")
@@ -42,7 +43,9 @@ def _guarded(kind: str, token: str | None) -> ResponseReturnValue:
     if to_int(data.get("user_id")) != to_int(known):
         log.warning("push refused: user_id does not match the account")
         return error(403, "forbidden", "user_id does not match this account")
-    rt.enqueuer.apply_push(kind, {str(k): v for k, v in data.items()})
+    token = rt.store.pushed.push(Pushed(kind, {str(k): v for k, v in data.items()}))
+    if token:
+        rt.enqueuer.apply_pushed(token)
     return jsonify({"ok": True, "queued": True})
 
 

@@ -13,6 +13,7 @@ from workers.wiring import pipeline
 cron.register(jobs.sweep_pending_events, pipeline.EVENTS_QUEUE, interval=10, result_ttl=60)
 cron.register(jobs.fire_due_messages, pipeline.EVENTS_QUEUE, interval=15, result_ttl=60)
 cron.register(jobs.recover_sending, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
+cron.register(jobs.sweep_pushed, pipeline.SEND_QUEUE, interval=10, result_ttl=60)
 cron.register(jobs.poll_feedback, pipeline.SEND_QUEUE, interval=30, result_ttl=60)
 cron.register(jobs.sync_optouts, pipeline.SEND_QUEUE, interval=60, result_ttl=60)
 cron.register(jobs.expire_holds, pipeline.EVENTS_QUEUE, interval=60, result_ttl=60)

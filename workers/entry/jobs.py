@@ -15,7 +15,11 @@ from workers.entry.runtime import Runtime, get_runtime
 from workers.flow import origin
 from workers.flow.optouts import OptoutSync
 from workers.store.callbacks import CALLBACK_TTL
+from workers.store.pushed import Pushed
 from workers.wiring import pipeline
+
+# Pushed receipts and replies applied per job round: one page of a poll.
+PUSHED_PAGE = 100
 
 
 def drain_events(token: str) -> dict[str, int]:
@@ -170,11 +174,41 @@ def report_change(message_id: str, state: str) -> int:
     return rt.notifier.notify([msg], state, time.time())
 
 
+def apply_pushed(token: str) -> dict[str, int]:
+    """Apply a page of what ClickSend pushed while holding the drain lease `token`; chain the next page.
+
+    Leased like `drain_events`: a job whose lease another holds does nothing, one whose lease lapsed with
+    nobody else holding it takes it back.
+    """
+    rt = get_runtime()
+    pushed = rt.store.pushed
+    keeper = pushed.keeper(token)
+    if not keeper.hold():
+        return {"applied": 0, "more": -1}
+    with keeper:
+        items = pushed.batch(PUSHED_PAGE)
+        rt.feedback.apply_pushed(items, time.time())
+    more = pushed.finish(token, len(items))
+    if more == 1:
+        rt.enqueuer.apply_pushed(token)
+    return {"applied": len(items), "more": more}
+
+
 def apply_push(kind: str, data: dict[str, Any]) -> str:
-    """Apply a receipt (`kind` receipt) or reply (`inbound`) that ClickSend pushed to the web edge."""
-    feedback = get_runtime().feedback
-    apply = feedback.apply_receipt if kind == "receipt" else feedback.apply_inbound
-    return apply(data, time.time(), "push")
+    """A receipt (`kind` receipt) or reply (`inbound`) pushed before pushes were kept in a list: RQ may still
+    hold such jobs after an upgrade, and ClickSend will not push them again."""
+    [outcome] = get_runtime().feedback.apply_pushed([Pushed(kind, data)], time.time())
+    return outcome
+
+
+def sweep_pushed() -> bool:
+    """Periodic safety net: start applying pushed receipts and replies when some wait and no job holds the
+    lease (the job that would have was lost)."""
+    rt = get_runtime()
+    token = rt.store.pushed.claim()
+    if token:
+        rt.enqueuer.apply_pushed(token)
+    return token is not None
 
 
 def cancel_messages(message_ids: list[str], reason: str) -> list[str]:

@@ -20,6 +20,7 @@ from workers.core.receipts import judge, reply_keyword
 from workers.flow.origin import Notifier
 from workers.store import Store
 from workers.store.messages import Change
+from workers.store.pushed import Pushed
 from workers.wiring.settings import Settings
 
 log = logging.getLogger("hookline.feedback")
@@ -48,28 +49,10 @@ class Feedback:
         """Apply a page of receipts and count them, in a few round trips for the whole page: find the messages,
         move them (each move a compare-and-set, so a repeat or a late receipt after a final one changes
         nothing), tell the origins. Returns what happened to each, as `apply_receipt` does."""
+        if not receipts:
+            return []
         found = self.store.messages.find_many([(r.get("custom_string"), r.get("message_id")) for r in receipts])
-        changes: list[Change] = []
-        notes: list[tuple[str, dict[str, Any]]] = []
-        plans: list[tuple[int | None, int | None]] = []  # per receipt: its proving change and its final change
-        for receipt, msg in zip(receipts, found, strict=True):
-            verdict = judge(receipt)
-            if msg is None or not verdict.final:
-                if msg is not None:
-                    notes.append((msg.id, {"at": now, "kind": "receipt", "via": via, "result": "pending",
-                                           "reason": verdict.reason}))
-                plans.append((None, None))
-                continue
-            proving = None
-            if msg.state in (State.SENDING, State.UNKNOWN):
-                # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
-                proving = len(changes)
-                changes.append(Change(msg.id, State.SENT, "delivery receipt proves it was accepted",
-                                      {"provider_id": receipt.get("message_id")}))
-            target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
-            plans.append((proving, len(changes)))
-            changes.append(Change(msg.id, target, f"receipt ({via}): {verdict.reason}",
-                                  {"receipt": _summary(receipt)}, expect=frozenset({State.SENT})))
+        changes, notes, plans = _plan_receipts(receipts, found, now, via)
         moved = self.store.messages.apply_many(changes, now, notes)
         outcomes: list[str] = []
         told: list[tuple[Message, str, dict[str, Any] | None]] = []
@@ -114,6 +97,8 @@ class Feedback:
         A reply is marked seen only after its effects are recorded: a worker killed half-way leaves it to be
         applied again (opting out twice changes nothing, the callback id is per reply), never a STOP skipped.
         """
+        if not items:
+            return []
         ids = [str(item.get("message_id") or "") for item in items]
         seen = self.store.feedback.inbound_seen([i for i in ids if i])
         found = self.store.messages.find_many(
@@ -148,6 +133,16 @@ class Feedback:
         self.store.feedback.mark_inbound_seen([i for i, o in zip(ids, outcomes, strict=True) if i and o != "duplicate"])
         return outcomes
 
+    def apply_pushed(self, items: list[Pushed], now: float) -> list[str]:
+        """Apply what ClickSend pushed (receipts and replies, in any mix), a page at a time; an outcome each, in
+        order."""
+        receipts = [i for i, item in enumerate(items) if item.kind == "receipt"]
+        replies = [i for i, item in enumerate(items) if item.kind != "receipt"]
+        outcomes = dict(zip(receipts, self.apply_receipts([items[i].data for i in receipts], now, "push"),
+                            strict=True))
+        outcomes |= zip(replies, self.apply_inbounds([items[i].data for i in replies], now, "push"), strict=True)
+        return [outcomes[i] for i in range(len(items))]
+
     def poll_receipts(self, now: float) -> dict[str, int]:
         """Read every page of unread receipts (largest pages), apply each page at once, then mark read those up
         to the newest applied but no later than a minute before this pass began."""
@@ -178,3 +173,31 @@ class Feedback:
 def _summary(receipt: dict[str, Any]) -> dict[str, Any]:
     """What a message keeps of its final receipt (and its origin is told)."""
     return {k: receipt.get(k) for k in ("status_code", "status_text", "error_code", "error_text", "timestamp")}
+
+
+def _plan_receipts(receipts: list[dict[str, Any]], found: list[Message | None], now: float, via: str,
+                   ) -> tuple[list[Change], list[tuple[str, dict[str, Any]]], list[tuple[int | None, int | None]]]:
+    """The changes and timeline notes a page of receipts asks for (`found`: the message of each), and for each
+    receipt the index of its proving change and of its final change among them (None: none)."""
+    changes: list[Change] = []
+    notes: list[tuple[str, dict[str, Any]]] = []
+    plans: list[tuple[int | None, int | None]] = []
+    for receipt, msg in zip(receipts, found, strict=True):
+        verdict = judge(receipt)
+        if msg is None or not verdict.final:
+            if msg is not None:
+                notes.append((msg.id, {"at": now, "kind": "receipt", "via": via, "result": "pending",
+                                       "reason": verdict.reason}))
+            plans.append((None, None))
+            continue
+        proving = None
+        if msg.state in (State.SENDING, State.UNKNOWN):
+            # The receipt beat our own bookkeeping (or reconciliation): it proves ClickSend has the message.
+            proving = len(changes)
+            changes.append(Change(msg.id, State.SENT, "delivery receipt proves it was accepted",
+                                  {"provider_id": receipt.get("message_id")}))
+        target = State.DELIVERED if verdict.outcome == "delivered" else State.UNDELIVERED
+        plans.append((proving, len(changes)))
+        changes.append(Change(msg.id, target, f"receipt ({via}): {verdict.reason}",
+                              {"receipt": _summary(receipt)}, expect=frozenset({State.SENT})))
+    return changes, notes, plans

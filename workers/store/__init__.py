@@ -17,6 +17,7 @@ from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
 from workers.store.optouts import OptoutRecords
 from workers.store.outbox import OutboxRecords
+from workers.store.pushed import PushedRecords
 from workers.store.reservations import ReservationRecords
 
 __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
@@ -31,6 +32,7 @@ class Store:
         self.messages = MessageRecords(client, message_ttl)
         self.outbox = OutboxRecords(client, message_ttl)
         self.feedback = FeedbackRecords(client)
+        self.pushed = PushedRecords(client)
         self.optouts = OptoutRecords(client)
         self.account = AccountRecords(client)
         self.reservations = ReservationRecords(client)

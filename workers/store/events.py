@@ -30,7 +30,7 @@ from workers.store.keys import (
     text,
     texts,
 )
-from workers.store.lease import FINISH_ROUND, LeaseKeeper
+from workers.store.lease import CLAIM, FINISH_ROUND, LeaseKeeper
 from workers.store.pages import Page, Position, Walker, Window, scan
 
 EVENT_STATUSES = ("received", "processed", "failed")
@@ -65,17 +65,6 @@ if redis.call('SET', KEYS[4], ARGV[6], 'NX', 'PX', ARGV[5]) then
   return {1, 1}
 end
 return {1, 0}
-"""
-
-# Claim the drain when events wait and nobody holds it (the periodic sweep; a lost enqueue).
-_DRAIN_CLAIM = """
-if redis.call('LLEN', KEYS[1]) == 0 then
-  return 0
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
-end
-return 0
 """
 
 
@@ -134,7 +123,7 @@ class EventRecords:
         self.r = r
         self._ingest = r.register_script(_INGEST)
         self._drain_done = r.register_script(FINISH_ROUND)
-        self._drain_claim = r.register_script(_DRAIN_CLAIM)
+        self._drain_claim = r.register_script(CLAIM)
         self._hset_existing = r.register_script(_HSET_EXISTING)
         self._walker = Walker(r)
 

@@ -154,6 +154,9 @@ OPTOUTS_SYNC_LEASE = f"{PREFIX}:optouts:sync"
 """Held while an opt-out sync runs: one at a time."""
 
 RECEIPTS_UNKNOWN = f"{PREFIX}:stats:receipts_unknown"
+# What ClickSend pushed (receipts and replies) waiting to be applied a page at a time, and its drain's lease.
+PUSHED = f"{PREFIX}:pushed"
+PUSHED_DRAIN = f"{PREFIX}:pushed:drain"
 """Count of receipts naming no message we know."""
 
 ACCOUNT = f"{PREFIX}:account"

@@ -33,6 +33,18 @@ redis.call('DEL', KEYS[2])
 return 0
 """
 
+# KEYS: the list, the lease. ARGV: a new token, lease ms. Claim the lease for a new job when items wait and
+# nobody holds it (the periodic sweep; a lost enqueue): 1 when claimed.
+CLAIM = """
+if redis.call('LLEN', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+
 # KEYS: the lease. ARGV: the token, lease ms, 1 to take the lease back when nobody holds it (0: renew only).
 # 1 when `token` holds the lease for another ARGV[2] ms; 0 when another token holds it (or, renewing only,
 # when it was released or expired).

@@ -23,7 +23,7 @@ FLUSH_OUTBOX = "workers.entry.jobs.flush_outbox"
 RECONCILE = "workers.entry.jobs.reconcile_messages"
 SEND_CALLBACK = "workers.entry.jobs.send_callback"
 REPORT_CHANGE = "workers.entry.jobs.report_change"
-APPLY_PUSH = "workers.entry.jobs.apply_push"
+APPLY_PUSHED = "workers.entry.jobs.apply_pushed"
 CANCEL_MESSAGES = "workers.entry.jobs.cancel_messages"
 CHANNELS = ("sms", "mms", "voice")
 # Shorter than the sending lease, so a flush is never still running when recovery takes its messages.
@@ -101,10 +101,10 @@ class Enqueuer:
         self._queue(CALLBACKS_QUEUE).enqueue(REPORT_CHANGE, message_id, state, result_ttl=60, failure_ttl=_WEEK,
                                              retry=_DRAIN_RETRY)
 
-    def apply_push(self, kind: str, data: dict[str, str]) -> None:
-        """Apply a receipt or reply ClickSend pushed (`kind` receipt|inbound); retried if a worker dies."""
-        self._queue(SEND_QUEUE).enqueue(APPLY_PUSH, kind, data, result_ttl=60, failure_ttl=_WEEK,
-                                        retry=_DRAIN_RETRY)
+    def apply_pushed(self, token: str) -> None:
+        """Apply what ClickSend pushed, a page at a time, holding the drain lease `token`."""
+        self._queue(SEND_QUEUE).enqueue(APPLY_PUSHED, token, retry=_DRAIN_RETRY, result_ttl=60, failure_ttl=_WEEK,
+                                        job_timeout=DRAIN_TIMEOUT)
 
     def cancel(self, message_ids: list[str], reason: str) -> None:
         """Cancel pending messages a person chose and give back what admission reserved for them."""
