@@ -116,7 +116,7 @@ def _check_account(found: Settings, directory: Path, config: Config) -> str:
         click.echo(str(problem), err=True)
     if problems:
         sys.exit(RET_CONFIG)
-    templates = f", {len(stored.templates)} stored templates" if stored is not None else ""
+    templates = f", stored templates ({len(stored.templates)} on the account)" if stored is not None else ""
     return f"checked against the ClickSend account (voices, countries{templates})"
 
 
