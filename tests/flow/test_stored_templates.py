@@ -33,7 +33,7 @@ rules:
       placeholders: {{first_name: "{{{{ payload.first_name }}}}", custom_1: "{{{{ payload.code }}}}"}}
 """
 BODY = "Hi {first_name}, welcome to {{ payload.shop | upper }}. Your code: {custom_1}"
-CUSTOMER = {"phone": "+61411111111", "first_name": "Ada", "shop": "ShopCo", "code": "ADA-7"}
+CUSTOMER = {"id": 7, "phone": "+61411111111", "first_name": "Ada", "shop": "ShopCo", "code": "ADA-7"}
 REFRESH = 300.0
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import click
 
+from workers.clicksend.client import ClickSendClient
 from workers.clicksend.facts import fetch_facts
 from workers.clicksend.templates import fetch_templates
 from workers.core import providers
-from workers.core.storedtemplates import compile_snapshot
+from workers.core.storedtemplates import Snapshot, compile_snapshot
 from workers.core.templates import environment, parse_time
 from workers.entry.cli_shared import (
     RET_CONFIG,
@@ -106,11 +107,9 @@ def _check_account(found: Settings, directory: Path, config: Config) -> str:
     try:
         client = clicksend_client(found)
         facts = fetch_facts(client)
-        rows = fetch_templates(client) if names_stored(config) else None
+        stored = _stored(found, config, client)
     except HooklineError as exc:
         fail(f"error: not checked against the ClickSend account: {exc}", RET_FAILED)
-    env = environment(found.timezone, found.default_region)
-    stored = compile_snapshot(env, rows, time.time()) if rows is not None else None
     problems = check_against_account(directory, config, facts, stored)
     for problem in problems:
         click.echo(str(problem), err=True)
@@ -118,6 +117,13 @@ def _check_account(found: Settings, directory: Path, config: Config) -> str:
         sys.exit(RET_CONFIG)
     templates = f", stored templates ({len(stored.templates)} on the account)" if stored is not None else ""
     return f"checked against the ClickSend account (voices, countries{templates})"
+
+
+def _stored(found: Settings, config: Config, client: ClickSendClient) -> Snapshot | None:
+    """The account's stored templates as they are now, when a rule names one (read only: no cache)."""
+    if not names_stored(config):
+        return None
+    return compile_snapshot(environment(found.timezone, found.default_region), fetch_templates(client), time.time())
 
 
 def _headers(items: tuple[str, ...]) -> dict[str, str]:
@@ -157,7 +163,13 @@ def rules_test(event_file: Path, source_name: str, event_type: str | None, heade
         event = dryrun.build_event(config, event_file, source_name, event_type, header_map, now)
     except (DryRunError, ValueError) as exc:
         fail(f"error: {exc}", RET_FAILED)
-    result = dryrun.report(config, event, now, zone, region, _read_only_store(found))
+    try:
+        stored = _stored(found, config, clicksend_client(found))
+    except ConfigError:
+        stored = None  # no ClickSend to ask: messages from stored templates show why they would fail
+    except HooklineError as exc:
+        fail(f"error: stored templates not fetched from ClickSend: {exc}", RET_FAILED)
+    result = dryrun.report(config, event, now, zone, region, _read_only_store(found), stored)
     if as_json:
         echo_json(result)
     else:

@@ -1,9 +1,11 @@
-"""`hookline rules check` against the ClickSend account (the simulator over HTTP): with credentials set it checks
-what the service checks at load (voices, countries, stored templates), each problem on its line; without, it
-says the account was not checked; credentials ClickSend refuses are a failure, not a pass."""
+"""`hookline rules check` and `rules test` against the ClickSend account (the simulator over HTTP): with
+credentials set the check does what the service does at load (voices, countries, stored templates), each
+problem on its line; without, it says the account was not checked; credentials ClickSend refuses are a failure,
+not a pass. The dry run renders stored templates as they are on the account."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.conftest import Simulator, serve
-from tests.flow.test_stored_templates import RULE, store_template
+from tests.flow.test_stored_templates import CUSTOMER, RULE, store_template
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.entry.cli import main
@@ -86,3 +88,29 @@ def test_a_template_whose_placeholders_the_rule_gives_passes(checked_dir: Path, 
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     store_template(simulator, body="Hi {first_name}, code {custom_1}")
     assert check(checked_dir, monkeypatch, simulator).exit_code == 0
+
+
+def dry_run(directory: Path, tmp_path: Path) -> dict:
+    event = tmp_path / "customer.json"
+    event.write_text(json.dumps(CUSTOMER))
+    result = CliRunner().invoke(main, ["rules", "test", str(event), "--source", "shop", "--type", "customers/create",
+                                       "--dir", str(directory), "--json"])
+    assert result.exit_code == 0, result.output
+    [rule] = [r for r in json.loads(result.output)["rules"] if r["rule"] == "welcome-stored"]
+    [message] = rule["messages"]
+    return message
+
+
+def test_the_dry_run_renders_the_stored_template_as_it_is_on_the_account(
+        checked_dir: Path, simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store_template(simulator)
+    monkeypatch.setenv("CLICKSEND_BASE_URL", simulator.url)
+    assert dry_run(checked_dir, tmp_path)["body"] == "Hi Ada, welcome to SHOPCO. Your code: ADA-7"
+
+
+def test_the_dry_run_without_clicksend_says_why_the_message_would_fail(checked_dir: Path, tmp_path: Path) -> None:
+    message = dry_run(checked_dir, tmp_path)
+    assert message["state"] == "failed"
+    assert message["reasons"] == ["send.template: clicksend:welcome: not fetched: no ClickSend account to fetch "
+                                  "stored templates from (set ClickSend credentials, or CLICKSEND_BASE_URL for "
+                                  "the simulator)"]
