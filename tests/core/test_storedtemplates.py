@@ -34,7 +34,7 @@ def rules(template: str = "clicksend:welcome", placeholders: dict | None = None,
 
 
 def snapshot(*rows: tuple[int, str, str]) -> Snapshot:
-    return compile_snapshot(ENV, [StoredTemplate(*row) for row in rows], 0.0)
+    return compile_snapshot(ENV, [StoredTemplate(*row) for row in rows])
 
 
 def planned(snap: Snapshot | None, **kw) -> object:  # noqa: ANN003

@@ -3,7 +3,7 @@ the account's templates compiled for rendering, the rendering itself (ClickSend 
 `{first_name}` and Jinja2 expressions, in the same sandbox as every other template), and the load check of
 the rules that name them.
 
-Pure: the templates' rows are handed in, with the time they were fetched; fetching them is
+Pure: the templates' rows are handed in; fetching them is
 `workers.clicksend.templates`'s and caching them `workers.flow.storedtemplates`'s.
 
 A placeholder is `{name}` where `name` is one of ClickSend's contact fields (`CONTACT_FIELDS`); its value is
@@ -89,10 +89,9 @@ def compile_stored(env: SandboxedEnvironment, template: StoredTemplate) -> Compi
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The account's stored templates as fetched at `fetched_at` (Unix time), compiled."""
+    """The account's stored templates as last fetched, compiled."""
 
     templates: tuple[Compiled, ...]
-    fetched_at: float
 
     def find(self, ref: str) -> Compiled:
         """The template `ref` names: an id (digits), else a name (case-insensitive). RenderError saying why
@@ -110,9 +109,9 @@ class Snapshot:
         return found[0]
 
 
-def compile_snapshot(env: SandboxedEnvironment, rows: Iterable[StoredTemplate], fetched_at: float) -> Snapshot:
+def compile_snapshot(env: SandboxedEnvironment, rows: Iterable[StoredTemplate]) -> Snapshot:
     """Every template of `rows` compiled in `env`."""
-    return Snapshot(tuple(compile_stored(env, row) for row in rows), fetched_at)
+    return Snapshot(tuple(compile_stored(env, row) for row in rows))
 
 
 NOT_FETCHED = "not fetched: no ClickSend account to fetch stored templates from (set ClickSend credentials, or " \

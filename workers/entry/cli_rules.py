@@ -123,7 +123,7 @@ def _stored(found: Settings, config: Config, client: ClickSendClient) -> Snapsho
     """The account's stored templates as they are now, when a rule names one (read only: no cache)."""
     if not names_stored(config):
         return None
-    return compile_snapshot(environment(found.timezone, found.default_region), fetch_templates(client), time.time())
+    return compile_snapshot(environment(found.timezone, found.default_region), fetch_templates(client))
 
 
 def _headers(items: tuple[str, ...]) -> dict[str, str]:

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from workers.core.lifecycle import REPORTED, State
 from workers.core.messages import Message
 from workers.core.planning import RuleOutcome, plan_event
-from workers.core.rules import Rule
 from workers.core.storedtemplates import Snapshot
 from workers.flow.admission import Admission
 from workers.flow.origin import Notifier, log_outcomes
 from workers.flow.storedtemplates import StoredTemplateCache
 from workers.store import Store
 from workers.wiring.pipeline import Enqueuer
-from workers.wiring.rulesdir import RulesDir
+from workers.wiring.rulesdir import Config, RulesDir, names_stored
 from workers.wiring.settings import Settings
 
 log = logging.getLogger("hookline.processing")
@@ -45,7 +44,7 @@ class Processing:
         what came before it, so it also reaches messages planned earlier in the same batch.
         """
         config = self.rules.current()
-        stored = self.stored_templates(config.rules, now)
+        stored = self.stored_templates(config, now)
         processed: list[tuple[str, dict[str, object]]] = []
         failed: list[tuple[str, dict[str, object]]] = []
         plans: list[tuple[str, list[RuleOutcome]]] = []
@@ -72,10 +71,10 @@ class Processing:
             self.enqueuer.kick(channel)
         return batch.counts
 
-    def stored_templates(self, rules: tuple[Rule, ...], now: float) -> Snapshot | None:
+    def stored_templates(self, config: Config, now: float) -> Snapshot | None:
         """The account's stored templates when a rule names one (fetched at most once per refresh interval; an
         outage with no copy yet raises, and the batch is processed again later)."""
-        if self.templates is None or not any(rule.send and rule.send.stored for rule in rules):
+        if self.templates is None or not names_stored(config):
             return None
         return self.templates.snapshot(now)
 

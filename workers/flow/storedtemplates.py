@@ -42,7 +42,7 @@ class StoredTemplateCache:
         """
         saved = self.records.load()
         if saved is not None and now - saved[1] < self.refresh:
-            return self._compile(*saved)
+            return self._compile(saved[0])
         try:
             return self.fetch(now)
         except ConfigError:
@@ -53,7 +53,7 @@ class StoredTemplateCache:
             log.warning("stored templates not fetched again (%s); using the copy of %.0f s ago for another %.0f s",
                         exc, now - saved[1], self.refresh)
             self.records.save(saved[0], now)
-            return self._compile(saved[0], now)
+            return self._compile(saved[0])
 
     def fetch(self, now: float) -> Snapshot:
         """Fetch the templates now and share them (the rules' load check wants the account as it is).
@@ -62,9 +62,9 @@ class StoredTemplateCache:
         """
         rows = fetch_templates(self.client())
         self.records.save(rows, now)
-        return self._compile(rows, now)
+        return self._compile(rows)
 
-    def _compile(self, rows: tuple[StoredTemplate, ...], fetched_at: float) -> Snapshot:
+    def _compile(self, rows: tuple[StoredTemplate, ...]) -> Snapshot:
         if self._compiled is None or tuple(c.template for c in self._compiled.templates) != rows:
-            self._compiled = compile_snapshot(self.env, rows, fetched_at)
+            self._compiled = compile_snapshot(self.env, rows)
         return self._compiled
