@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,9 +20,11 @@ from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.messages import Channel, Message
 from workers.core.rules import Rule, Send
+from workers.core.storedtemplates import Snapshot, render_stored
 from workers.core.templates import parse_time, render
 from workers.errors import RenderError
 
+Body = Callable[[dict[str, Any]], str]  # a message's context → its body
 _SPLIT = re.compile(r"[,;\n]+")
 
 
@@ -42,8 +45,10 @@ class RuleOutcome:
     order: float | None = None  # the rule's `order`, as seconds or a number: older than its key's newest = stale
 
 
-def plan_event(event: Event, rules: list[Rule], now: float, zone: str, region: str) -> list[RuleOutcome]:
-    """Match `event` against every rule and plan what each matching rule sends or cancels."""
+def plan_event(event: Event, rules: list[Rule], now: float, zone: str, region: str,
+               stored: Snapshot | None = None) -> list[RuleOutcome]:
+    """Match `event` against every rule and plan what each matching rule sends or cancels; `stored` is the
+    account's stored templates (None: none could be fetched), for rules that name one."""
     doc = event.to_dict()
     context = {"event": doc, "payload": event.payload}
     outcomes = []
@@ -70,13 +75,23 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str, region: s
             except RenderError as exc:
                 outcome.reasons.append(f"cannot cancel: {exc}")
         elif rule.send is not None:
-            outcome.messages = _plan_sends(event, rule, rule.send, context, now, zone, region)
+            outcome.messages = _plan_sends(event, rule, rule.send, context, now, zone, region, _body(rule.send, stored))
         outcomes.append(outcome)
     return outcomes
 
 
+def _body(send: Send, stored: Snapshot | None) -> Body:
+    """How this send's body renders: its own template, or the stored template it names."""
+    if send.stored is not None:
+        ref, placeholders = send.stored, send.placeholders
+        return lambda context: render_stored(ref, placeholders, stored, context)
+    body = send.body
+    assert body is not None
+    return lambda context: render(body, context, "send.body")
+
+
 def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], now: float, zone: str,
-                region: str) -> list[Message]:
+                region: str, body: Body) -> list[Message]:
     base: dict[str, Any] = {"event_id": event.id, "source": event.source, "rule": rule.name,
                             "channel": Channel(send.channel), "policy": rule.policy, "critical": rule.critical,
                             "replace": rule.replace, "created_at": now}
@@ -99,7 +114,7 @@ def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], n
         if problem:
             out.append(msg.but(state=State.FAILED, reasons=(problem,)))
             continue
-        out.append(_rendered(msg, rule, send, context | {"recipient": recipient}, event, now, zone))
+        out.append(_rendered(msg, rule, send, context | {"recipient": recipient}, event, now, zone, body))
     return out
 
 
@@ -129,13 +144,13 @@ def _normalise(raw: str, region: str) -> tuple[str, str | None, str | None]:
 
 
 def _rendered(msg: Message, rule: Rule, send: Send, context: dict[str, Any], event: Event, now: float,
-              zone: str) -> Message:
+              zone: str, body: Body) -> Message:
     """`msg` with what `send` renders for it and when it goes out; failed, with what did render and the reason,
     when something cannot be rendered."""
     fields: dict[str, Any] = {}
     reasons: list[str] = []
     try:
-        _render_fields(fields, reasons, rule, send, context, event, now, zone)
+        _render_fields(fields, reasons, rule, send, context, event, now, zone, body)
     except RenderError as exc:
         return msg.but(**fields, state=State.FAILED, reasons=(str(exc),))
     state = State.SUPPRESSED if fields.pop("skipped") else msg.state
@@ -143,12 +158,11 @@ def _rendered(msg: Message, rule: Rule, send: Send, context: dict[str, Any], eve
 
 
 def _render_fields(fields: dict[str, Any], reasons: list[str], rule: Rule, send: Send, context: dict[str, Any],
-                   event: Event, now: float, zone: str) -> None:
+                   event: Event, now: float, zone: str, render_body: Body) -> None:
     """Fill `fields` (and `reasons`) step by step, so what rendered before a failure is kept to show."""
-    assert send.body is not None
-    body = fields["body"] = render(send.body, context, "send.body")
+    body = fields["body"] = render_body(context)
     if not body:
-        raise RenderError("send.body: rendered empty")
+        raise RenderError("send.template: rendered empty" if send.stored else "send.body: rendered empty")
     if send.from_ is not None:
         fields["from_"] = render(send.from_, context, "send.from") or None
     if rule.key is not None:

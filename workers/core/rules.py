@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
@@ -15,8 +15,10 @@ from jinja2.sandbox import SandboxedEnvironment
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from workers.core.conditions import Condition, compile_condition
+from workers.core.contactfields import CONTACT_FIELDS
 from workers.core.fields import Duration, StrOrList
 from workers.core.sources import flatten_errors, nearest_line
+from workers.core.storedtemplates import stored_ref
 from workers.core.templates import compile_template
 from workers.errors import ConditionError, ConfigError, Problem
 
@@ -30,6 +32,7 @@ class SendSchema(Schema):
     from_ = fields.String(data_key="from")
     body = fields.String(validate=validate.Length(min=1))
     template = fields.String()
+    placeholders = fields.Dict(keys=fields.String(validate=validate.OneOf(CONTACT_FIELDS)), values=fields.String())
     country = fields.String(validate=validate.Length(equal=2))
     subject = fields.String()
     media_file = fields.String()
@@ -44,6 +47,7 @@ class SendSchema(Schema):
             raise ValidationError("give exactly one of to or list_id", "to")
         if ("body" in data) == ("template" in data):
             raise ValidationError("give exactly one of body or template", "body")
+        _check_stored(data)
         channel = data.get("channel")
         if channel == "mms":
             if "media_file" not in data:
@@ -57,6 +61,16 @@ class SendSchema(Schema):
         voice_only = {"voice", "lang", "require_input", "machine_detection"} & set(data)
         if channel != "voice" and voice_only:
             raise ValidationError(f"only voice messages have {', '.join(sorted(voice_only))}", sorted(voice_only)[0])
+
+
+def _check_stored(data: dict[str, Any]) -> None:
+    """`template: clicksend:<id or name>` names a stored template, which alone takes `placeholders`."""
+    ref = stored_ref(data.get("template") or "")
+    if ref == "":
+        raise ValidationError("name the stored template: clicksend:<id or name>", "template")
+    if "placeholders" in data and ref is None:
+        raise ValidationError("placeholders go with a stored template (template: clicksend:<id or name>)",
+                              "placeholders")
 
 
 class CancelSchema(Schema):
@@ -128,6 +142,8 @@ class Send:
     list_id: int | None = None
     from_: jinja2.Template | None = None
     body: jinja2.Template | None = None
+    stored: str | None = None  # a stored ClickSend template's id or name (`template: clicksend:…`), body None
+    placeholders: Mapping[str, jinja2.Template] = field(default_factory=dict)  # its `{name}`s' values
     country: str | None = None
     subject: jinja2.Template | None = None
     media_file: jinja2.Template | None = None
@@ -249,7 +265,10 @@ class _Compiler:
 
     def send(self, spec: dict[str, Any]) -> Send:
         body_text = spec.get("body")
-        if "template" in spec:
+        stored = stored_ref(spec.get("template") or "")
+        if stored is not None:
+            body_text = None
+        elif "template" in spec:
             try:
                 body_text = self.read_template(spec["template"])
             except (OSError, ValueError) as exc:
@@ -266,8 +285,14 @@ class _Compiler:
             country=spec.get("country", "").upper() or None,
             subject=self.template(spec.get("subject"), "send.subject"),
             media_file=self.template(spec.get("media_file"), "send.media_file"),
+            stored=stored, placeholders=self.placeholders(spec.get("placeholders") or {}),
             **voice_defaults,
         )
+
+    def placeholders(self, spec: dict[str, str]) -> dict[str, jinja2.Template]:
+        """A stored template's placeholder values, each a template rendered with the event."""
+        compiled = {name: self.template(text, f"send.placeholders.{name}") for name, text in spec.items()}
+        return {name: template for name, template in compiled.items() if template is not None}
 
 
 def check_unique_names(rules: list[Rule]) -> list[Problem]:

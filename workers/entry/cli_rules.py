@@ -1,5 +1,6 @@
 """The `hookline` commands about the rules directory: `init` (write the examples), `rules check` (validate,
-with or without the production secrets), `rules test` (dry run) and `sources providers` (the catalog).
+with or without the production secrets, and against the ClickSend account when credentials are set), `rules
+test` (dry run) and `sources providers` (the catalog).
 
 None of them needs Redis; `rules test` reads facts from one when it answers.
 """
@@ -12,8 +13,12 @@ from pathlib import Path
 
 import click
 
+from workers.clicksend.client import ClickSendClient
+from workers.clicksend.facts import fetch_facts
+from workers.clicksend.templates import fetch_templates
 from workers.core import providers
-from workers.core.templates import parse_time
+from workers.core.storedtemplates import Snapshot, compile_snapshot
+from workers.core.templates import environment, parse_time
 from workers.entry.cli_shared import (
     RET_CONFIG,
     RET_FAILED,
@@ -24,11 +29,19 @@ from workers.entry.cli_shared import (
     redis_url_option,
     settings,
 )
-from workers.errors import ConfigError, DryRunError
+from workers.entry.runtime import clicksend_client
+from workers.errors import ConfigError, DryRunError, HooklineError
 from workers.store import Store
 from workers.tools import dryrun, examples
 from workers.tools.localredis import redis_answers
-from workers.wiring.rulesdir import PlaceholderEnviron, check_config, load_config
+from workers.wiring.rulesdir import (
+    Config,
+    PlaceholderEnviron,
+    check_against_account,
+    check_config,
+    load_config,
+    names_stored,
+)
 from workers.wiring.settings import Settings
 
 
@@ -60,8 +73,10 @@ def rules_check(directory: Path | None, require_secrets: bool) -> None:
     """Validate every file in DIRECTORY (default $HOOKLINE_RULES_DIR or ./rules); list every problem.
 
     An unset ${VAR} (a secret the environment lacks) is a warning, and the rest is checked as if it were set,
-    so a rules repository's CI needs no production secrets; --require-secrets makes it an error.
-    Exit codes: 0 valid (warnings may be printed), 2 problems found (or an invalid setting).
+    so a rules repository's CI needs no production secrets; --require-secrets makes it an error. With ClickSend
+    credentials set, the rules are also checked against the account, as the service does when it loads them.
+    Exit codes: 0 valid (warnings may be printed), 1 ClickSend could not be asked, 2 problems found (or an
+    invalid setting).
     """
     found = settings(require_redis=False)
     directory = directory or Path(found.rules_dir)
@@ -75,9 +90,40 @@ def rules_check(directory: Path | None, require_secrets: bool) -> None:
     if errors:
         sys.exit(RET_CONFIG)
     assert checked.config is not None
+    account = _check_account(found, directory, checked.config)
     unset = (f"; {len(checked.unset)} secret(s) not set (warnings above; --require-secrets makes them errors)"
              if checked.unset else "")
-    click.echo(f"{directory}: ok ({len(checked.config.sources)} sources, {len(checked.config.rules)} rules){unset}")
+    click.echo(f"{directory}: ok ({len(checked.config.sources)} sources, {len(checked.config.rules)} rules){unset}; "
+               f"{account}")
+
+
+def _check_account(found: Settings, directory: Path, config: Config) -> str:
+    """Check `config` against the ClickSend account when credentials are set, as the service does at load
+    (voices, countries, the stored templates rules name); what was checked. Exit 2 listing the problems, 1 when
+    ClickSend cannot be asked."""
+    if found.provider_mode == "simulated":
+        return ("not checked against a ClickSend account: no credentials set (CLICKSEND_USERNAME + "
+                "CLICKSEND_API_KEY, or MATON_API_KEY)")
+    try:
+        client = clicksend_client(found)
+        facts = fetch_facts(client)
+        stored = _stored(found, config, client)
+    except HooklineError as exc:
+        fail(f"error: not checked against the ClickSend account: {exc}", RET_FAILED)
+    problems = check_against_account(directory, config, facts, stored)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        sys.exit(RET_CONFIG)
+    templates = f", stored templates ({len(stored.templates)} on the account)" if stored is not None else ""
+    return f"checked against the ClickSend account (voices, countries{templates})"
+
+
+def _stored(found: Settings, config: Config, client: ClickSendClient) -> Snapshot | None:
+    """The account's stored templates as they are now, when a rule names one (read only: no cache)."""
+    if not names_stored(config):
+        return None
+    return compile_snapshot(environment(found.timezone, found.default_region), fetch_templates(client))
 
 
 def _headers(items: tuple[str, ...]) -> dict[str, str]:
@@ -117,7 +163,13 @@ def rules_test(event_file: Path, source_name: str, event_type: str | None, heade
         event = dryrun.build_event(config, event_file, source_name, event_type, header_map, now)
     except (DryRunError, ValueError) as exc:
         fail(f"error: {exc}", RET_FAILED)
-    result = dryrun.report(config, event, now, zone, region, _read_only_store(found))
+    try:
+        stored = _stored(found, config, clicksend_client(found))
+    except ConfigError:
+        stored = None  # no ClickSend to ask: messages from stored templates show why they would fail
+    except HooklineError as exc:
+        fail(f"error: stored templates not fetched from ClickSend: {exc}", RET_FAILED)
+    result = dryrun.report(config, event, now, zone, region, _read_only_store(found), stored)
     if as_json:
         echo_json(result)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ import redis
 
 from workers.clicksend.client import Call, ClickSendClient, Observer
 from workers.clicksend.facts import CachedFacts
+from workers.core.templates import environment
 from workers.errors import ConfigError, StoreUnavailable
 from workers.flow.admission import Admission
 from workers.flow.approvals import Approvals
@@ -23,6 +25,7 @@ from workers.flow.feedback import Feedback
 from workers.flow.origin import CallbackSender, Notifier
 from workers.flow.processing import Processing
 from workers.flow.sender import Sender
+from workers.flow.storedtemplates import StoredTemplateCache
 from workers.store import Store
 from workers.wiring import logs
 from workers.wiring.pipeline import Enqueuer
@@ -40,6 +43,7 @@ class Runtime:
     rules: RulesDir
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("hookline"))
     _client: ClickSendClient | None = None
+    _templates: StoredTemplateCache | None = None
 
     @property
     def client(self) -> ClickSendClient:
@@ -47,6 +51,15 @@ class Runtime:
         if self._client is None:
             self._client = clicksend_client(self.settings, call_counter(self.store))
         return self._client
+
+    @property
+    def templates(self) -> StoredTemplateCache:
+        """The account's stored templates, shared through Redis, fetched on this runtime's client."""
+        if self._templates is None:
+            self._templates = StoredTemplateCache(self.store.templates, lambda: self.client,
+                                                  self.settings.template_refresh,
+                                                  environment(self.settings.timezone, self.settings.default_region))
+        return self._templates
 
     @property
     def enqueuer(self) -> Enqueuer:
@@ -66,7 +79,8 @@ class Runtime:
 
     @property
     def processing(self) -> Processing:
-        return Processing(self.store, self.rules, self.settings, self.enqueuer, self.admission, self.notifier)
+        return Processing(self.store, self.rules, self.settings, self.enqueuer, self.admission, self.notifier,
+                          self.templates)
 
     @property
     def approvals(self) -> Approvals:
@@ -96,8 +110,11 @@ class Runtime:
         rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
         account = CachedFacts(lambda: clicksend_client(settings)) if settings.provider_mode != "simulated" else None
         rules = RulesDir(settings.rules_dir, settings, environ, account)
+        runtime = cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
+        if account is not None:  # with credentials, a missing stored template is a load error too
+            rules.stored = lambda: runtime.templates.fetch(time.time())
         rules.reload()
-        return cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
+        return runtime
 
 
 def call_counter(store: Store) -> Observer:

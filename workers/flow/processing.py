@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from workers.core.lifecycle import REPORTED, State
 from workers.core.messages import Message
 from workers.core.planning import RuleOutcome, plan_event
+from workers.core.storedtemplates import Snapshot
 from workers.flow.admission import Admission
 from workers.flow.origin import Notifier, log_outcomes
+from workers.flow.storedtemplates import StoredTemplateCache
 from workers.store import Store
 from workers.wiring.pipeline import Enqueuer
-from workers.wiring.rulesdir import RulesDir
+from workers.wiring.rulesdir import Config, RulesDir, names_stored
 from workers.wiring.settings import Settings
 
 log = logging.getLogger("hookline.processing")
@@ -33,6 +35,7 @@ class Processing:
     enqueuer: Enqueuer
     admission: Admission
     notifier: Notifier
+    templates: StoredTemplateCache | None = None  # the account's stored templates, for rules that name one
 
     def process_events(self, event_ids: list[str], now: float) -> Counter[str]:
         """Plan and store the messages of a batch of events (idempotent); returns counts by starting state.
@@ -41,13 +44,14 @@ class Processing:
         what came before it, so it also reaches messages planned earlier in the same batch.
         """
         config = self.rules.current()
+        stored = self.stored_templates(config, now)
         processed: list[tuple[str, dict[str, object]]] = []
         failed: list[tuple[str, dict[str, object]]] = []
         plans: list[tuple[str, list[RuleOutcome]]] = []
         for event in self.store.events.load_events(event_ids):
             try:
                 plans.append((event.id, plan_event(event, list(config.rules), now, self.settings.timezone,
-                                                   self.settings.default_region)))
+                                                   self.settings.default_region, stored)))
             except Exception as exc:  # noqa: BLE001 - one poison event must not block every event behind it
                 log.exception("event %s could not be planned; recorded as failed", event.id)
                 failed.append((event.id, {"error": f"{type(exc).__name__}: {exc}"}))
@@ -66,6 +70,13 @@ class Processing:
         for channel in batch.channels:
             self.enqueuer.kick(channel)
         return batch.counts
+
+    def stored_templates(self, config: Config, now: float) -> Snapshot | None:
+        """The account's stored templates when a rule names one (fetched at most once per refresh interval; an
+        outage with no copy yet raises, and the batch is processed again later)."""
+        if self.templates is None or not names_stored(config):
+            return None
+        return self.templates.snapshot(now)
 
     def cancel(self, key: str, now: float, reason: str, except_event: str | None = None) -> int:
         """Cancel `key`'s pending messages and give back what admission took for them; how many were cancelled."""

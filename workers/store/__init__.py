@@ -19,6 +19,7 @@ from workers.store.optouts import OptoutRecords
 from workers.store.outbox import OutboxRecords
 from workers.store.pushed import PushedRecords
 from workers.store.reservations import ReservationRecords
+from workers.store.templates import TemplateRecords
 
 __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
 
@@ -38,6 +39,7 @@ class Store:
         self.reservations = ReservationRecords(client)
         self.callbacks = CallbackRecords(client)
         self.counters = CounterRecords(client)
+        self.templates = TemplateRecords(client)
 
     @classmethod
     def from_url(cls, url: str, message_ttl: float) -> Store:

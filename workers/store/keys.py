@@ -162,6 +162,9 @@ PUSHED_DRAIN = f"{PREFIX}:pushed:drain"
 ACCOUNT = f"{PREFIX}:account"
 """Hash of facts about the ClickSend account (user_id, balance) refreshed by the workers."""
 
+STORED_TEMPLATES = f"{PREFIX}:clicksend:templates"
+"""JSON: the account's stored SMS templates as last fetched (`fetched_at`, `templates`), shared by every worker."""
+
 CALLBACKS_PENDING = f"{PREFIX}:callbacks:pending"
 """Sorted set of pending callback ids by when their next attempt is due: the sweep's safety net."""
 

@@ -15,6 +15,7 @@ from workers.core import intake, payloads
 from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.planning import plan_event
+from workers.core.storedtemplates import Snapshot
 from workers.errors import BadJSON, DryRunError, EventTypeMissing, PayloadInvalid
 from workers.flow.admission import assess, describe, estimate
 from workers.store import Store
@@ -39,11 +40,12 @@ def build_event(config: Config, event_file: Path, source_name: str, event_type: 
 
 
 def report(config: Config, event: Event, now: float, zone: str, region: str,
-           store: Store | None = None) -> dict[str, Any]:
+           store: Store | None = None, stored: Snapshot | None = None) -> dict[str, Any]:
     """Which rules matched and why the others did not, every message as it would be sent, and the policy
-    decision with the facts it used (read from `store` when given; nothing is written)."""
+    decision with the facts it used (read from `store` when given; nothing is written); `stored` is the
+    account's stored templates, for rules that name one."""
     out_rules = []
-    for outcome in plan_event(event, list(config.rules), now, zone, region):
+    for outcome in plan_event(event, list(config.rules), now, zone, region, stored):
         fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
         entry: dict[str, Any] = {"rule": outcome.rule, "matched": outcome.matched, "reasons": outcome.reasons}
         if outcome.cancel_key:

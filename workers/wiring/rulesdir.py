@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from workers.core.callbacks import CompiledCallback, compile_callback
 from workers.core.policies import DEFAULT_POLICY, POLICIES_FILE, Policy, parse_policies
 from workers.core.rules import Rule, check_unique_names, parse_rule_file
 from workers.core.sources import Source, nearest_line, parse_sources
+from workers.core.storedtemplates import Snapshot, stored_template_problems
 from workers.core.templates import environment
 from workers.errors import ConfigError, HooklineError, Problem
 from workers.wiring.settings import DEFAULT_REGION, DEFAULT_TIMEZONE, Settings
@@ -219,6 +221,37 @@ class Checked:
     unset: tuple[Problem, ...] = ()
 
 
+def names_stored(config: Config) -> bool:
+    """Whether a rule names a stored template (`template: clicksend:…`)."""
+    return any(rule.send is not None and rule.send.stored is not None for rule in config.rules)
+
+
+def check_against_account(directory: Path, config: Config, facts: AccountFacts,
+                          stored: Snapshot | None) -> list[Problem]:
+    """What the account cannot honour in `config`, read from `directory`: voices, countries, and (with `stored`,
+    its templates) the stored templates the rules name; each problem on its line."""
+    locate = partial(_locate, directory)
+    problems = account_problems(config.rules, config.policies, facts, locate)
+    if stored is not None:
+        problems.extend(stored_template_problems(config.rules, stored, locate))
+    return problems
+
+
+def _locate(directory: Path, filename: str, item: str, path: tuple[str, ...]) -> int | None:
+    """The line of `path` inside rule or policy `item` of `filename` (its nearest ancestor's)."""
+    try:
+        data, lines = load_yaml(directory / filename)
+    except (ConfigError, OSError):
+        return None
+    if filename == POLICIES_FILE:
+        return nearest_line(lines, ("policies", item, *path))
+    rules = data.get("rules") if isinstance(data, dict) else None
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if isinstance(rule, dict) and rule.get("name") == item:
+            return nearest_line(lines, ("rules", str(i), *path))
+    return None
+
+
 def check_config(directory: str | Path, environ: Mapping[str, str], zone: str = DEFAULT_TIMEZONE,
                  region: str = DEFAULT_REGION) -> Checked:
     """Validate the directory as `load_config` does, but report each unset `${VAR}` apart from the errors:
@@ -244,13 +277,15 @@ class RulesDir:
     """The live configuration of one process: the last good snapshot, and the errors of a bad edit."""
 
     def __init__(self, directory: str | Path, settings: Settings, environ: Mapping[str, str] | None = None,
-                 account: Callable[[], AccountFacts] | None = None):
+                 account: Callable[[], AccountFacts] | None = None, stored: Callable[[], Snapshot] | None = None):
         """`account`, when given (credentials are set), supplies the ClickSend account's facts: a rule the
-        account cannot honour (a voice it lacks, a country ClickSend does not know) is then a load error."""
+        account cannot honour (a voice it lacks, a country ClickSend does not know) is then a load error; so
+        is a stored template (`template: clicksend:…`) that `stored`, the account's templates, lacks."""
         self.directory = Path(directory)
         self.settings = settings
         self.environ = os.environ if environ is None else environ
         self.account = account
+        self.stored = stored
         self.config: Config | None = None
         self.errors: list[str] = []
         self.reloaded_at: float | None = None  # when the snapshot in use was loaded (Unix time)
@@ -289,26 +324,13 @@ class RulesDir:
             return
         try:
             facts = self.account()
+            stored = self.stored() if self.stored is not None and names_stored(config) else None
         except HooklineError as exc:
             log.warning("rules not checked against the ClickSend account: %s", exc)
             return
-        problems = account_problems(config.rules, config.policies, facts, self._locate)
+        problems = check_against_account(self.directory, config, facts, stored)
         if problems:
             raise ConfigError(problems)
-
-    def _locate(self, filename: str, item: str, path: tuple[str, ...]) -> int | None:
-        """The line of `path` inside rule or policy `item` of `filename` (its nearest ancestor's)."""
-        try:
-            data, lines = load_yaml(self.directory / filename)
-        except (ConfigError, OSError):
-            return None
-        if filename == POLICIES_FILE:
-            return nearest_line(lines, ("policies", item, *path))
-        rules = data.get("rules") if isinstance(data, dict) else None
-        for i, rule in enumerate(rules if isinstance(rules, list) else []):
-            if isinstance(rule, dict) and rule.get("name") == item:
-                return nearest_line(lines, ("rules", str(i), *path))
-        return None
 
     def current(self, now: float | None = None) -> Config:
         """The snapshot to use now, after a cheap check (at most once a second) for edited files."""

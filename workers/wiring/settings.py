@@ -65,6 +65,10 @@ MAX_SEND_BATCH = 1000
 DEFAULT_SEND_BATCH = MAX_SEND_BATCH
 """Messages per provider call (HOOKLINE_SEND_BATCH)."""
 
+DEFAULT_TEMPLATE_REFRESH = 300.0
+"""Seconds a fetched copy of the account's stored templates (`template: clicksend:…`) is used before it is
+fetched again (HOOKLINE_TEMPLATE_REFRESH)."""
+
 DEFAULT_LOG_LEVEL = "INFO"
 """Level of the `hookline` loggers (HOOKLINE_LOG_LEVEL)."""
 
@@ -108,6 +112,7 @@ class Settings:
     event_batch: int = DEFAULT_EVENT_BATCH
     send_rate: float = DEFAULT_SEND_RATE
     send_batch: int = DEFAULT_SEND_BATCH
+    template_refresh: float = DEFAULT_TEMPLATE_REFRESH
     log_level: str = DEFAULT_LOG_LEVEL
     log_format: str = DEFAULT_LOG_FORMAT
 
@@ -179,6 +184,7 @@ class Settings:
         take("event_batch", "HOOKLINE_EVENT_BATCH", _positive_int)
         take("send_rate", "HOOKLINE_SEND_RATE", _positive_float)
         take("send_batch", "HOOKLINE_SEND_BATCH", _batch_size)
+        take("template_refresh", "HOOKLINE_TEMPLATE_REFRESH", _positive_duration)
         take("log_level", "HOOKLINE_LOG_LEVEL", _log_level)
         take("log_format", "HOOKLINE_LOG_FORMAT", _log_format)
 

@@ -14,6 +14,7 @@ from workers.clicksend.sim import (
     countries,
     emails,
     history,
+    imports,
     inbound,
     lists,
     maton,
@@ -28,7 +29,7 @@ from workers.clicksend.sim.wire import STATE_KEY
 from workers.clicksend.simstate import SimState
 
 BLUEPRINTS = (account.bp, sms.bp, mms.bp, voice.bp, receipts.bp, inbound.bp, history.bp, lists.bp,
-              contacts.bp, countries.bp, templates.bp, emails.bp, maton.bp, control.bp)
+              contacts.bp, imports.bp, countries.bp, templates.bp, emails.bp, maton.bp, control.bp)
 
 
 def create_app(state: SimState, expected: Credentials) -> Flask:
