@@ -25,6 +25,7 @@ from workers.flow.processing import Processing
 from workers.flow.sender import Sender
 from workers.store import Store
 from workers.wiring import logs
+from workers.wiring.connections import open_store, rq_connection
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.rulesdir import RulesDir
 from workers.wiring.settings import Settings
@@ -92,12 +93,11 @@ class Runtime:
         `environ` resolves `${VAR}` references in the rules directory (default `os.environ`).
         """
         logs.configure(settings)
-        store = Store.from_url(settings.redis_url, settings.message_ttl)
-        rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        store = open_store(settings)
         account = CachedFacts(lambda: clicksend_client(settings)) if settings.provider_mode != "simulated" else None
         rules = RulesDir(settings.rules_dir, settings, environ, account)
         rules.reload()
-        return cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
+        return cls(settings=settings, store=store, rq_connection=rq_connection(settings), rules=rules)
 
 
 def call_counter(store: Store) -> Observer:

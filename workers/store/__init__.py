@@ -10,6 +10,7 @@ import redis
 
 from workers.store.account import AccountRecords
 from workers.store.callbacks import CallbackRecords
+from workers.store.connection import connect
 from workers.store.counters import CounterRecords
 from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
 from workers.store.feedback import FeedbackRecords
@@ -25,11 +26,11 @@ __all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "
 class Store:
     """The repositories on one Redis database; flow steps are handed the ones they use."""
 
-    def __init__(self, client: redis.Redis, message_ttl: float):
+    def __init__(self, client: redis.Redis, message_ttl: float, min_replicas: int = 0):
         self.r = client
-        self.events = EventRecords(client)
+        self.events = EventRecords(client, min_replicas)
         self.messages = MessageRecords(client, message_ttl)
-        self.outbox = OutboxRecords(client, message_ttl)
+        self.outbox = OutboxRecords(client, message_ttl, min_replicas)
         self.feedback = FeedbackRecords(client)
         self.optouts = OptoutRecords(client)
         self.account = AccountRecords(client)
@@ -38,10 +39,12 @@ class Store:
         self.counters = CounterRecords(client)
 
     @classmethod
-    def from_url(cls, url: str, message_ttl: float) -> Store:
-        """A store on its own connection pool (strings decoded); `message_ttl` is how long final messages are kept."""
-        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
-                                        socket_timeout=5, socket_connect_timeout=5), message_ttl)
+    def from_url(cls, url: str, message_ttl: float, min_replicas: int = 0) -> Store:
+        """A store on its own connection pool (strings decoded) to the Redis `url` names (plain or Sentinel);
+        `message_ttl` is how long final messages are kept; an event is accepted, and a claimed batch sent, once
+        `min_replicas` replicas have it too."""
+        return cls(connect(url, decode_responses=True, health_check_interval=30, socket_timeout=5,
+                           socket_connect_timeout=5), message_ttl, min_replicas)
 
     def ping(self) -> bool:
         """True when Redis answers."""

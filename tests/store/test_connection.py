@@ -1,0 +1,134 @@
+"""Reading Redis URLs (plain and `redis+sentinel://`), and writes that must reach a replica: on a Redis with
+none, an ingest and a claim are refused (NotReplicated) and the claim is undone; on a Sentinel-managed one
+they go through, and the client follows the primary it is told of."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.messages import message
+from tests.sentinels import sentinels
+from workers.core.events import Event
+from workers.errors import ConfigError, NotReplicated
+from workers.store import Store
+from workers.store.connection import (
+    DEFAULT_SENTINEL_PORT,
+    SentinelAddress,
+    check_url,
+    close,
+    connect,
+    parse_sentinel_url,
+    shown_url,
+)
+from workers.tools.localredis import free_port, redis_answers, start_redis
+from workers.wiring.settings import Settings
+
+
+def test_a_sentinel_url_names_every_sentinel_the_service_the_database_and_the_primarys_credentials() -> None:
+    address = parse_sentinel_url("redis+sentinel://app:s%40cret@10.0.0.1:26380,sentinel-b,[::1]:26381/orders/3")
+    assert address == SentinelAddress(
+        sentinels=(("10.0.0.1", 26380), ("sentinel-b", DEFAULT_SENTINEL_PORT), ("::1", 26381)),
+        service="orders", db=3, username="app", password="s@cret")
+
+
+def test_a_sentinel_url_without_database_or_credentials_means_database_0_and_no_password() -> None:
+    assert parse_sentinel_url("REDIS+SENTINEL://127.0.0.1/mymaster") == SentinelAddress(
+        (("127.0.0.1", 26379),), "mymaster")
+    assert parse_sentinel_url("redis+sentinel://:pw@h:1/m/").password == "pw"  # a trailing slash is no database
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("redis+sentinel://127.0.0.1:26379", "no service name"),
+    ("redis+sentinel://127.0.0.1:26379/", "no service name"),
+    ("redis+sentinel://127.0.0.1:26379/mymaster/one", "database must be a whole number, not 'one'"),
+    ("redis+sentinel://127.0.0.1:26379/mymaster/0/extra", "too many path segments"),
+    ("redis+sentinel://127.0.0.1:0/mymaster", "port must be a number from 1 to 65535"),
+    ("redis+sentinel://127.0.0.1:70000/mymaster", "port must be a number from 1 to 65535"),
+    ("redis+sentinel://127.0.0.1:port/mymaster", "port must be a number from 1 to 65535"),
+    ("redis+sentinel://a:1,,b:2/mymaster", "an empty sentinel address"),
+    ("redis+sentinel:///mymaster", "an empty sentinel address"),
+    ("redis+sentinel://::1:26379/mymaster", "IPv6 in brackets"),
+    ("redis+sentinel://[::1/mymaster", "bracketed IPv6 address"),
+    ("redis+sentinel://h/mymaster?socket_timeout=1", "takes no query"),
+    ("redis+sentinel://secretword@h/mymaster", "write the password as :password@"),
+])
+def test_a_malformed_sentinel_url_says_what_is_wrong_and_shows_the_shape(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match="sentinel|Sentinel|IPv6") as caught:
+        parse_sentinel_url(url)
+    assert problem in str(caught.value)
+    assert "secretword" not in str(caught.value)
+
+
+def test_settings_report_a_malformed_sentinel_url_as_a_redis_url_problem() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"REDIS_URL": "redis+sentinel://:hunter2@127.0.0.1:26379"})
+    assert caught.value.problems == [
+        "REDIS_URL: no service name (Sentinel's master name) after the hosts: "
+        "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]"]
+    with pytest.raises(ValueError, match="must start with redis://, rediss://, unix:// or redis\\+sentinel://"):
+        check_url("sentinel://127.0.0.1:26379/mymaster")
+
+
+def test_with_a_sentinel_url_an_event_must_reach_one_replica_unless_the_setting_says_otherwise() -> None:
+    sentinel = "redis+sentinel://127.0.0.1:26379/mymaster/0"
+    assert Settings.from_env({"REDIS_URL": sentinel}).min_replicas == 1
+    assert Settings.from_env({"REDIS_URL": sentinel, "HOOKLINE_MIN_REPLICAS": "0"}).min_replicas == 0
+    assert Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379/0"}).min_replicas == 0
+    assert Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379/0", "HOOKLINE_MIN_REPLICAS": "2"}).min_replicas == 2
+    with pytest.raises(ConfigError, match="HOOKLINE_MIN_REPLICAS: must be a whole number, 0 or more"):
+        Settings.from_env({"REDIS_URL": sentinel, "HOOKLINE_MIN_REPLICAS": "-1"})
+
+
+def test_a_printed_redis_url_leaves_the_password_out_sentinel_urls_included() -> None:
+    assert shown_url("redis+sentinel://app:hunter2@a:1,b:2/m/0") == "redis+sentinel://app:•••@a:1,b:2/m/0"
+    assert shown_url("redis://:hunter2@127.0.0.1:6379/0") == "redis://:•••@127.0.0.1:6379/0"
+    assert shown_url("redis+sentinel://a:1,b:2/m") == "redis+sentinel://a:1,b:2/m"
+
+
+def _event(n: int) -> Event:
+    return Event(id=f"evt_repl{n}", source="shop", type="orders/create", external_id=f"repl-{n}",
+                 received_at=time.time(), payload={"n": n})
+
+
+def test_an_event_no_replica_acknowledged_is_refused(redis_client: redis.Redis) -> None:
+    # A Redis without replicas: WAIT 1 times out with 0, so the edge must not answer 202.
+    store = Store(redis_client, 3600, min_replicas=1)
+    with pytest.raises(NotReplicated) as caught:
+        store.events.ingest(_event(1), 3600, 3600)
+    assert (caught.value.required, caught.value.acknowledged) == (1, 0)
+    assert Store(redis_client, 3600).events.ingest(_event(2), 3600, 3600).created  # none required: accepted
+
+
+def test_a_claim_no_replica_acknowledged_is_undone_before_anything_is_sent(redis_client: redis.Redis) -> None:
+    plain = Store(redis_client, 3600)
+    messages = [message(id=f"msg_repl{i}", to="+61411111111", body="hi") for i in range(3)]
+    plain.messages.create_messages(messages, time.time())
+    assert plain.messages.state_counts().get("queued") == 3
+    with pytest.raises(NotReplicated):
+        Store(redis_client, 3600, min_replicas=1).outbox.claim_batch("sms", 10, time.time())
+    assert plain.messages.state_counts().get("queued") == 3  # back, not left `sending`
+    assert plain.outbox.claim_batch("sms", 10, time.time()) == [m.id for m in messages]  # in their order
+
+
+def test_a_store_on_a_sentinel_url_writes_to_the_primary_the_sentinel_names_and_waits_for_a_replica(
+        tmp_path: Path) -> None:
+    proc, plain_url = start_redis(tmp_path / "primary", port=free_port())
+    try:
+        with sentinels(tmp_path, int(plain_url.rsplit(":", 1)[1].split("/")[0]), replicas=1) as found:
+            settings = Settings.from_env({"REDIS_URL": found.url})
+            assert redis_answers(found.url)
+            store = Store.from_url(settings.redis_url, 3600, settings.min_replicas)
+            assert store.events.ingest(_event(3), 3600, 3600).created
+            close(store.r)
+            with redis.Redis(port=next(iter(found.replicas))) as replica:
+                assert replica.exists("hl:event:evt_repl3")  # on the replica before ingest returned
+            client = connect(found.url)
+            assert client.info("replication")["role"] == "master"
+            close(client)
+    finally:
+        proc.kill()
+        proc.wait(10)
