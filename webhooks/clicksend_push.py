@@ -43,6 +43,7 @@ def _guarded(kind: str, token: str | None) -> ResponseReturnValue:
         log.warning("push refused: user_id does not match the account")
         return error(403, "forbidden", "user_id does not match this account")
     rt.enqueuer.apply_push(kind, {str(k): v for k, v in data.items()})
+    rt.store.replicated()  # ClickSend does not push again after a 200: the job must survive a failover
     return jsonify({"ok": True, "queued": True})
 
 

@@ -279,15 +279,6 @@ def test_redis_down_is_503_and_nothing_is_stored(tmp_path, rules_dir, secrets_en
         proc.wait(10)
 
 
-def test_an_event_no_replica_acknowledged_is_503_and_its_retry_a_duplicate(settings) -> None:  # noqa: ANN001
-    # HOOKLINE_MIN_REPLICAS=1 on a Redis without replicas: stored on the primary, but a failover could lose it,
-    # so the sender is told to retry; once accepted without that demand, the retry is the same event.
-    rt = Runtime.build(settings.with_(min_replicas=1))
-    assert_error(post_shop(create_app(runtime=rt).test_client()), 503, "unavailable")
-    retry = post_shop(create_app(runtime=Runtime.build(settings)).test_client())
-    assert (retry.status_code, retry.json["duplicate"]) == (200, True)
-
-
 def test_accepted_events_survive_a_redis_crash_and_are_processed_after(tmp_path, rules_dir,  # noqa: ANN001
                                                                         secrets_env) -> None:  # noqa: ANN001
     # `hookline up`'s Redis (AOF, fsync on every write): a 202 answered just before a crash is not forgotten.

@@ -134,6 +134,7 @@ class Feedback:
                 self.store.counters.count_receipts("poll", page)  # one round trip a page
                 counts = {k: counts.get(k, 0) + page.get(k, 0) for k in counts.keys() | page.keys()}
             if newest:
+                self.store.replicated()  # ClickSend will not list them again: a failover must not lose them
                 client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
         return counts
 
@@ -148,5 +149,6 @@ class Feedback:
                 counts[outcome] = counts.get(outcome, 0) + 1
                 newest = max(newest or 0, to_int(item.get("timestamp")) or 0)
         if newest:
+            self.store.replicated()  # as for receipts: a STOP lost at a failover would not be seen again
             client.mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
         return counts

@@ -22,9 +22,6 @@ from redis.sentinel import Sentinel
 SENTINEL_SCHEME = "redis+sentinel"
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_SENTINEL_PORT = 26379
-REPLICA_TIMEOUT_MS = 1000
-"""How long a write that must reach replicas (HOOKLINE_MIN_REPLICAS) waits for them before it is refused."""
-
 SHAPE = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]"
 
 
@@ -122,15 +119,6 @@ def close(client: redis.Redis) -> None:
     client.close()
     for sentinel in getattr(manager, "sentinels", []):
         sentinel.close()
-
-
-def execute_replicated(pipe: redis.client.Pipeline, replicas: int,
-                       timeout_ms: int = REPLICA_TIMEOUT_MS) -> tuple[list[Any], int]:
-    """Run `pipe` followed by `WAIT replicas timeout_ms`: its replies (WAIT's left out) and how many replicas
-    acknowledged its writes in time. WAIT counts the writes of its own connection, hence one pipeline."""
-    pipe.wait(replicas, timeout_ms)
-    *replies, acknowledged = pipe.execute()
-    return replies, int(acknowledged)
 
 
 def shown_url(url: str) -> str:

@@ -14,8 +14,6 @@ import redis
 
 from workers.core.events import Event
 from workers.core.records import EventRecord
-from workers.errors import NotReplicated
-from workers.store.connection import execute_replicated
 from workers.store.counters import ACCEPTED, DUPLICATE, field
 from workers.store.keys import (
     EVENTS_BY_TIME,
@@ -132,9 +130,8 @@ def _record(raw: Any) -> EventRecord | None:
 class EventRecords:
     """Event records and the pending list."""
 
-    def __init__(self, r: redis.Redis, min_replicas: int = 0):
+    def __init__(self, r: redis.Redis):
         self.r = r
-        self.min_replicas = min_replicas
         self._ingest = r.register_script(_INGEST)
         self._drain_done = r.register_script(FINISH_ROUND)
         self._drain_claim = r.register_script(_DRAIN_CLAIM)
@@ -145,23 +142,14 @@ class EventRecords:
         """Store `event` and queue it for the workers unless its dedupe id was seen within `dedupe_window`."""
         token = secrets.token_hex(8)
         doc = json.dumps(event.to_dict(), separators=(",", ":"))
-        # With replicas required, WAIT follows the step on its connection: NotReplicated when too few have it
-        # (a duplicate's answer too: its counter write comes after the first event's in the replication stream).
-        pipe = self.r.pipeline(transaction=False) if self.min_replicas else None
         with available():
-            reply = self._ingest(
+            created, claimed, *first = self._ingest(
                 keys=[seen_key(event.dedupe_id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN, STATS_EVENTS,
                       *_indexes(event)],
                 args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token,
                       repr(event.received_at), field(event.source, ACCEPTED, 202),
                       field(event.source, DUPLICATE, 200)],
-                client=pipe,
             )
-            if pipe is not None:
-                (reply,), acknowledged = execute_replicated(pipe, self.min_replicas)
-                if acknowledged < self.min_replicas:
-                    raise NotReplicated(self.min_replicas, acknowledged)
-        created, claimed, *first = reply
         return IngestResult(bool(created), token if claimed else None, text(first[0]) if first else event.id)
 
     def get_event(self, event_id: str) -> EventRecord | None:

@@ -12,8 +12,6 @@ from typing import Any
 import redis
 
 from workers.core.lifecycle import State
-from workers.errors import NotReplicated
-from workers.store.connection import execute_replicated
 from workers.store.keys import (
     BUCKET,
     available,
@@ -51,10 +49,9 @@ return tostring(wait)
 class OutboxRecords:
     """Outboxes and their flush leases, pauses, narrowed batch sizes and strikes, and the token bucket."""
 
-    def __init__(self, r: redis.Redis, message_ttl: float, min_replicas: int = 0):
+    def __init__(self, r: redis.Redis, message_ttl: float):
         self.r = r
         self.message_ttl = message_ttl
-        self.min_replicas = min_replicas
         self._claim = r.register_script(CLAIM)
         self._requeue = r.register_script(REQUEUE)
         self._token = r.register_script(_TOKEN)
@@ -91,23 +88,9 @@ class OutboxRecords:
                                         args=[token, 0, FLUSH_LEASE_MS]))
 
     def claim_batch(self, channel: str, size: int, now: float) -> list[str]:
-        """Move up to `size` queued messages from the outbox to `sending`, atomically.
-
-        With replicas required, the claim must be on them before anything is sent (a failover that lost it
-        would have the messages sent again): a claim too few replicas took is undone (the messages go back to
-        the front, in order) and NotReplicated raised.
-        """
-        pipe = self.r.pipeline(transaction=False) if self.min_replicas else None
-        args = [size, now, int(self.message_ttl * 1000)]
+        """Move up to `size` queued messages from the outbox to `sending`, atomically."""
         with available():
-            ids = self._claim(keys=[outbox_key(channel)], args=args, client=pipe)
-            if pipe is None:
-                return list(ids)
-            (ids,), acknowledged = execute_replicated(pipe, self.min_replicas)
-        if acknowledged < self.min_replicas:
-            self.requeue(ids, now, "claim not acknowledged by a replica")
-            raise NotReplicated(self.min_replicas, acknowledged)
-        return list(ids)
+            return list(self._claim(keys=[outbox_key(channel)], args=[size, now, int(self.message_ttl * 1000)]))
 
     def requeue(self, ids: Iterable[str], now: float, reason: str, from_state: State = State.SENDING) -> int:
         """Put messages back at the front of their outbox in their order (429, outage, pause, reconcile)."""
