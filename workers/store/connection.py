@@ -49,13 +49,15 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     if "?" in rest or "#" in rest:
         raise ValueError(f"a Sentinel URL takes no query or fragment: {SHAPE}")
     netloc, _, path = rest.partition("/")
+    if "@" in path:  # a password with a `/` in it: its pieces must not show up in the messages below
+        raise ValueError(f"an @ after the hosts: percent-encode / in the password as %2F: {SHAPE}")
     userinfo, at, hosts = netloc.rpartition("@")
     username = password = None
     if at:
         user, colon, secret = userinfo.partition(":")
         username = unquote(user) or None
         password = unquote(secret) if colon else None
-        if password is None:  # `user@host`: redis-py would send it as a password; say which one was meant
+        if password is None:  # `x@host`: a user name alone, or a password without its colon? Say which
             raise ValueError(f"write the password as :password@ (or user:password@): {SHAPE}")
     sentinels = tuple(_host_port(item) for item in hosts.split(","))
     segments = path.split("/") if path else []
