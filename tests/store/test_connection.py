@@ -12,7 +12,6 @@ import redis
 from tests.sentinels import sentinels
 from workers.core.events import Event
 from workers.errors import ConfigError
-from workers.store import Store
 from workers.store.connection import (
     DEFAULT_SENTINEL_PORT,
     SentinelAddress,
@@ -23,6 +22,7 @@ from workers.store.connection import (
     shown_url,
 )
 from workers.tools.localredis import free_port, redis_answers, start_redis
+from workers.wiring.connections import open_store
 from workers.wiring.settings import Settings
 
 
@@ -97,17 +97,19 @@ def _event(n: int) -> Event:
 
 def test_a_store_on_a_sentinel_url_writes_to_the_primary_the_sentinel_names_and_waits_for_a_replica(
         tmp_path: Path) -> None:
-    proc, plain_url = start_redis(tmp_path / "primary", port=free_port())
+    port = free_port()
+    proc, _ = start_redis(tmp_path / "primary", port=port)
     try:
-        with sentinels(tmp_path, int(plain_url.rsplit(":", 1)[1].split("/")[0]), replicas=1) as found:
+        with sentinels(tmp_path, port, replicas=1) as found:
             settings = Settings.from_env({"REDIS_URL": found.url})
             assert redis_answers(found.url)
-            store = Store.from_url(settings.redis_url, 3600, settings.min_replicas)
+            store = open_store(settings)
+            assert store.min_replicas == 1
             assert store.events.ingest(_event(3), 3600, 3600).created
-            store.replicated()  # as the edge does before answering 202
+            store.replicated()  # as the edge does before answering 202: the one replica acknowledged it
             close(store.r)
             with redis.Redis(port=next(iter(found.replicas))) as replica:
-                assert replica.exists("hl:event:evt_repl3")  # on the replica before ingest returned
+                assert replica.exists("hl:event:evt_repl3")
             client = connect(found.url)
             assert client.info("replication")["role"] == "master"
             close(client)
