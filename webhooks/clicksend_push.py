@@ -46,6 +46,7 @@ def _guarded(kind: str, token: str | None) -> ResponseReturnValue:
     token = rt.store.pushed.push(Pushed(kind, {str(k): v for k, v in data.items()}))
     if token:
         rt.enqueuer.apply_pushed(token)
+    rt.store.replicated()  # ClickSend does not push again after a 200: the push must survive a failover
     return jsonify({"ok": True, "queued": True})
 
 

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from workers.core.events import decode_json
 from workers.store import Store
 from workers.wiring import logs
+from workers.wiring.connections import open_store, rq_connection
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.rulesdir import RulesDir
 from workers.wiring.settings import Settings
@@ -51,8 +52,7 @@ class WebContext:
         logs.configure(settings)
         rules = RulesDir(settings.rules_dir, settings)
         rules.reload()
-        return cls(settings, Store.from_url(settings.redis_url, settings.message_ttl),
-                   rules, redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5))
+        return cls(settings, open_store(settings), rules, rq_connection(settings))
 
 
 def runtime() -> Parts:

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from webhooks.context import error
-from workers.errors import IngestError, PayloadInvalid, StoreUnavailable
+from workers.errors import IngestError, NotReplicated, PayloadInvalid, StoreUnavailable
 
 log = logging.getLogger("hookline.web")
 
@@ -56,4 +56,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def _store(exc: StoreUnavailable) -> ResponseReturnValue:
         log.error("redis unavailable: %s", exc)
+        if isinstance(exc, NotReplicated):  # stored on the primary, maybe: a retry of it is answered as a duplicate
+            return error(503, "unavailable", "not yet on a replica, so not accepted; try again")
         return error(503, "unavailable", "storage unavailable; nothing was stored, try again")

@@ -58,6 +58,7 @@ def receive(source_name: str) -> ResponseReturnValue:
         log.info("answered the %s handshake for %s", event.type, source_name)
         return jsonify(answer), 200
     result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
+    rt.store.replicated()  # with HOOKLINE_MIN_REPLICAS: a failover keeps what was answered (503 otherwise)
     if not result.created:
         g.hookline_result = DUPLICATE
         return jsonify({"event_id": result.event_id, "duplicate": True}), 200

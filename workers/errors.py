@@ -51,6 +51,17 @@ class StoreUnavailable(HooklineError):
     """Redis could not be reached; nothing was written."""
 
 
+class NotReplicated(StoreUnavailable):
+    """The primary took a write, but fewer replicas than required (HOOKLINE_MIN_REPLICAS) acknowledged it in
+    time, so a failover now could lose it: the caller acts as if it had not been done (the edge answers 503 and
+    the sender retries; a retry of an event that survived after all is a duplicate)."""
+
+    def __init__(self, required: int, acknowledged: int):
+        self.required = required
+        self.acknowledged = acknowledged
+        super().__init__(f"{acknowledged} of {required} replicas acknowledged the write in time")
+
+
 # --- ingest -----------------------------------------------------------------------------------------
 
 

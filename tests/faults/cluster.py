@@ -32,8 +32,9 @@ from rq.job import Job
 from tests.conftest import API_TOKEN, ROOT
 from tests.waiting import wait_for
 from workers.store import Store
+from workers.store.connection import connect
 from workers.tools.localredis import free_port, start_redis
-from workers.tools.supervisor import Child, Supervisor, web_command
+from workers.tools.supervisor import Child, Supervisor, rq_connection_args, web_command
 
 BIN = Path(sys.executable).parent
 SOURCES = """sources:
@@ -80,6 +81,7 @@ class Cluster:
     workers: dict[str, Child] = field(default_factory=dict)
     rq_names: dict[str, str] = field(default_factory=dict)  # our name -> the name RQ knows the worker by
     notes: list[str] = field(default_factory=list)
+    url_override: str = ""  # another URL for the same Redis (a Sentinel URL naming it as the primary)
     _worker_count: int = 0
     _http: requests.Session = field(default_factory=requests.Session)
 
@@ -87,7 +89,7 @@ class Cluster:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.url_override or f"redis://127.0.0.1:{self.redis_port}/0"
 
     def start_redis(self) -> None:
         """redis-server on this cluster's port and data folder, AOF fsynced on every write (`hookline up`'s)."""
@@ -130,7 +132,7 @@ class Cluster:
         name = f"{tag}-{self._worker_count}"
         self.rq_names[name] = f"{name}-{secrets.token_hex(3)}"
         self.workers[name] = self.start(name, [
-            str(BIN / "rq"), "worker", "--url", self.redis_url, "--with-scheduler", "--worker-class",
+            str(BIN / "rq"), "worker", *rq_connection_args(self.redis_url), "--with-scheduler", "--worker-class",
             "workers.entry.worker.HooklineWorker", "--name", self.rq_names[name], *queues])
         return name
 
@@ -140,7 +142,7 @@ class Cluster:
 
     def start_cron(self) -> None:
         """`rq cron workers.entry.cron`, as the Procfile runs it."""
-        self.start("cron", [str(BIN / "rq"), "cron", "--url", self.redis_url, "workers.entry.cron"])
+        self.start("cron", [str(BIN / "rq"), "cron", *rq_connection_args(self.redis_url), "workers.entry.cron"])
 
     def start_service(self) -> None:
         """Everything the Procfile runs beside the simulator: web, two workers, the callbacks worker and cron."""
@@ -196,7 +198,7 @@ class Cluster:
 
     def rq(self) -> redis.Redis:
         """A client for RQ's records (bytes, as RQ wants)."""
-        return redis.Redis.from_url(self.redis_url)
+        return connect(self.redis_url)
 
     def post(self, payload: dict[str, Any], timeout: float = 10) -> requests.Response:
         """POST one event to the unsigned `faults` source."""

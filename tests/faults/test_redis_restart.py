@@ -62,12 +62,20 @@ def test_every_accepted_event_survives_a_redis_crash_and_nothing_is_sent_twice(t
         finally:
             stop.set()
         assert not poster.is_alive()
-        store = c.store()
-        wait_for(lambda: not c.replace_exited_workers() and all_processed(store, accepted),
-                 "every accepted event to be processed", timeout=120, interval=0.5)
-        expected = expected_messages(store, accepted)
-        assert len(expected) == len(set(accepted)) == EVENTS, c.report(expected)
-        wait_for(lambda: not c.replace_exited_workers() and gone_out(store) >= EVENTS, "every message to be sent",
-                 timeout=180, interval=1.0)
-        assert_each_sent_once(c, expected)
+        expected = each_processed_and_sent_once(c, accepted, EVENTS)
         assert c.dead() == [], c.report(expected)
+
+
+def each_processed_and_sent_once(c: Cluster, accepted: list[str], events: int) -> dict[str, str]:
+    """Wait until every accepted event is processed and its message sent, starting workers again in place of
+    those that exit, as a process manager would; assert ClickSend took each of the `events` messages exactly
+    once. Returns the messages, by id, with their events."""
+    store = c.store()
+    wait_for(lambda: not c.replace_exited_workers() and all_processed(store, accepted),
+             "every accepted event to be processed", timeout=120, interval=0.5)
+    expected = expected_messages(store, accepted)
+    assert len(expected) == len(set(accepted)) == events, c.report(expected)
+    wait_for(lambda: not c.replace_exited_workers() and gone_out(store) >= events, "every message to be sent",
+             timeout=180, interval=1.0)
+    assert_each_sent_once(c, expected)
+    return expected

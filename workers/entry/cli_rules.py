@@ -34,6 +34,7 @@ from workers.errors import ConfigError, DryRunError, HooklineError
 from workers.store import Store
 from workers.tools import dryrun, examples
 from workers.tools.localredis import redis_answers
+from workers.wiring.connections import open_store
 from workers.wiring.rulesdir import (
     Config,
     PlaceholderEnviron,
@@ -180,7 +181,7 @@ def _read_only_store(found: Settings) -> Store | None:
     """The store for a dry run's facts when REDIS_URL answers, else None (facts are then zero)."""
     if not found.redis_url or not redis_answers(found.redis_url):
         return None
-    return Store.from_url(found.redis_url, found.message_ttl)
+    return open_store(found)
 
 
 @click.group("sources")

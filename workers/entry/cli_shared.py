@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from workers.entry.runtime import Runtime
 from workers.errors import ConfigError
+from workers.store.connection import shown_url
 from workers.tools.localredis import redis_answers
 from workers.wiring.settings import DEFAULT_HOME, RUNNING_FILE, Settings, beside_up, recorded_redis_url
 
@@ -66,15 +66,6 @@ def settings(require_redis: bool = True) -> Settings:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(RET_CONFIG)
-
-
-def shown_url(url: str) -> str:
-    """A Redis URL fit to print: any password left out."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:•••@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def runtime() -> Runtime:

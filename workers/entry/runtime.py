@@ -28,6 +28,7 @@ from workers.flow.sender import Sender
 from workers.flow.storedtemplates import StoredTemplateCache
 from workers.store import Store
 from workers.wiring import logs
+from workers.wiring.connections import open_store, rq_connection
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.rulesdir import RulesDir
 from workers.wiring.settings import Settings
@@ -106,11 +107,10 @@ class Runtime:
         `environ` resolves `${VAR}` references in the rules directory (default `os.environ`).
         """
         logs.configure(settings)
-        store = Store.from_url(settings.redis_url, settings.message_ttl)
-        rq_connection = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        store = open_store(settings)
         account = CachedFacts(lambda: clicksend_client(settings)) if settings.provider_mode != "simulated" else None
         rules = RulesDir(settings.rules_dir, settings, environ, account)
-        runtime = cls(settings=settings, store=store, rq_connection=rq_connection, rules=rules)
+        runtime = cls(settings=settings, store=store, rq_connection=rq_connection(settings), rules=rules)
         if account is not None:  # with credentials, a missing stored template is a load error too
             rules.stored = lambda: runtime.templates.fetch(time.time())
         rules.reload()

@@ -1,13 +1,16 @@
 """The RQ worker class Hookline runs: builds the runtime (settings, clients, rules) once in the parent,
-so the work horse forked for each job starts with it instead of loading the rules again."""
+so the work horse forked for each job starts with it instead of loading the rules again; and the connection
+class RQ's own commands (`rq worker`, `rq cron`) connect with, so they read REDIS_URL as Hookline does."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import redis
 from rq import Worker
 
 from workers.entry.runtime import get_runtime
+from workers.store.connection import connect
 
 
 class HooklineWorker(Worker):
@@ -16,3 +19,13 @@ class HooklineWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         get_runtime()
+
+
+class HooklineRedis(redis.Redis):
+    """`--connection-class` for RQ's commands: their `--url` may then name a Sentinel-managed Redis
+    (`redis+sentinel://…`), which redis-py's own `from_url` does not read."""
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> redis.Redis:
+        """The client `workers.store.connection.connect` builds (a plain `redis.Redis` following the primary)."""
+        return connect(url, **({"socket_connect_timeout": 5} | kwargs))

@@ -154,6 +154,7 @@ class Feedback:
                 counts.update(self.apply_receipts(list(result.items), now, "poll"))
                 newest = max([newest or 0, *(to_int(r.get("timestamp")) or 0 for r in result.items)])
             if newest:
+                self.store.replicated()  # ClickSend will not list them again: a failover must not lose them
                 client.mark_receipts_read(channel, date_before=min(newest, int(now) - READ_MARGIN))
         return dict(counts)
 
@@ -167,6 +168,7 @@ class Feedback:
             counts.update(self.apply_inbounds(list(result.items), now, "poll"))
             newest = max([newest or 0, *(to_int(item.get("timestamp")) or 0 for item in result.items)])
         if newest:
+            self.store.replicated()  # as for receipts: a STOP lost at a failover would not be seen again
             client.mark_inbound_read(date_before=min(newest, int(now) - READ_MARGIN))
         return dict(counts)
 

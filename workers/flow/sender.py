@@ -24,6 +24,7 @@ from workers.core.sending import Step, backoff, classify
 from workers.errors import (
     AuthenticationFailed,
     InsufficientCredit,
+    NotReplicated,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
@@ -44,6 +45,7 @@ RECONCILE_AFTER = 5.0  # seconds before the first history lookup of an unknown o
 RECONCILE_GRACE = 30.0  # ClickSend's history may lag; resend only when still absent after this long
 SENDING_LEASE = 120.0  # a message `sending` longer than this belonged to a worker that died
 NARROW_FOR = 600.0  # seconds smaller batches last while the message that made a request refused is sought
+REPLICA_RETRY = 1.0  # a claim no replica acknowledged is put back and the flush runs again after this long
 
 
 @dataclass
@@ -91,6 +93,12 @@ class Sender:
         ids = self.store.outbox.claim_batch(channel, size, now)
         out.claimed = len(ids)
         if not ids:
+            return out
+        try:
+            self.store.replicated()  # a claim a failover forgot would have these sent again
+        except NotReplicated as exc:
+            out.requeued += self.store.outbox.requeue(ids, now, f"claim not on a replica yet ({exc})")
+            out.wait = REPLICA_RETRY
             return out
         docs = [d for d in self.store.messages.get_messages(ids) if d is not None]
         groups: dict[str | None, list[Message]] = defaultdict(list)

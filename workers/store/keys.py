@@ -14,6 +14,7 @@ from workers.errors import StoreUnavailable
 PREFIX = "hl"
 EVENTS_PENDING = f"{PREFIX}:events:pending"
 EVENTS_DRAIN = f"{PREFIX}:events:drain"
+REPLICATION_MARK = f"{PREFIX}:replication:mark"  # written to see every earlier write reach the replicas
 
 
 def event_key(event_id: str) -> str:

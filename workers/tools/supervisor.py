@@ -214,10 +214,16 @@ def _start_children(sup: Supervisor, env: dict[str, str], host: str, port: int, 
     # never the workers that plan and send.
     queue_sets = [(f"worker-{i + 1}", (pipeline.EVENTS_QUEUE, pipeline.SEND_QUEUE)) for i in range(workers)]
     for name, queues in [*queue_sets, ("callbacks", (pipeline.CALLBACKS_QUEUE,))]:
-        sup.start(name, [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"], "--with-scheduler", "--quiet",
-                         "--worker-class", "workers.entry.worker.HooklineWorker", *queues], env)
-    sup.start("cron", [str(bin_dir / "rq"), "cron", "--url", env["REDIS_URL"], "workers.entry.cron",
+        sup.start(name, [str(bin_dir / "rq"), "worker", *rq_connection_args(env["REDIS_URL"]), "--with-scheduler",
+                         "--quiet", "--worker-class", "workers.entry.worker.HooklineWorker", *queues], env)
+    sup.start("cron", [str(bin_dir / "rq"), "cron", *rq_connection_args(env["REDIS_URL"]), "workers.entry.cron",
                        "--logging-level", "WARNING"], env)
+
+
+def rq_connection_args(url: str) -> list[str]:
+    """How the Procfile's `rq worker` and `rq cron` name their Redis: `url` (plain or Sentinel) read by
+    Hookline's connection class."""
+    return ["--url", url, "--connection-class", "workers.entry.worker.HooklineRedis"]
 
 
 def _start_simulator(sup: Supervisor, env: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ import phonenumbers
 
 from workers.core.durations import parse_duration
 from workers.errors import ConfigError
+from workers.store.connection import check_url, is_sentinel_url
 
 DIRECT_BASE_URL = "https://rest.clicksend.com"
 """ClickSend's API, used when CLICKSEND_USERNAME and CLICKSEND_API_KEY are set."""
@@ -113,6 +114,7 @@ class Settings:
     send_rate: float = DEFAULT_SEND_RATE
     send_batch: int = DEFAULT_SEND_BATCH
     template_refresh: float = DEFAULT_TEMPLATE_REFRESH
+    min_replicas: int = 0  # HOOKLINE_MIN_REPLICAS; default 1 when REDIS_URL names a Sentinel-managed Redis
     log_level: str = DEFAULT_LOG_LEVEL
     log_format: str = DEFAULT_LOG_FORMAT
 
@@ -160,12 +162,12 @@ class Settings:
             except (ValueError, TypeError) as exc:
                 problems.append(f"{name}: {exc}")
 
-        redis_url = get("REDIS_URL")
-        if redis_url is None and require_redis:
+        if get("REDIS_URL") is None and require_redis:
             problems.append("REDIS_URL: not set (e.g. redis://127.0.0.1:6379/0); a command run beside `hookline up` "
                             f"reads it from {DEFAULT_HOME}/{RUNNING_FILE}, or pass --redis-url")
-        elif redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
+        take("redis_url", "REDIS_URL", _redis_url)
+        if is_sentinel_url(values.get("redis_url", "")):
+            values["min_replicas"] = 1  # every 202 is on a replica too, so a failover keeps it
         take("rules_dir", "HOOKLINE_RULES_DIR")
         take("api_token", "HOOKLINE_API_TOKEN")
         take("receipt_token", "HOOKLINE_RECEIPT_TOKEN")
@@ -185,6 +187,7 @@ class Settings:
         take("send_rate", "HOOKLINE_SEND_RATE", _positive_float)
         take("send_batch", "HOOKLINE_SEND_BATCH", _batch_size)
         take("template_refresh", "HOOKLINE_TEMPLATE_REFRESH", _positive_duration)
+        take("min_replicas", "HOOKLINE_MIN_REPLICAS", _count)
         take("log_level", "HOOKLINE_LOG_LEVEL", _log_level)
         take("log_format", "HOOKLINE_LOG_FORMAT", _log_format)
 
@@ -194,7 +197,7 @@ class Settings:
             problems.append("MATON_CONNECTION: needs MATON_API_KEY")
         if problems:
             raise ConfigError(problems)
-        settings = cls(redis_url=redis_url or "", **values)
+        settings = cls(**({"redis_url": ""} | values))
         if settings.event_ttl < settings.dedupe_window:
             settings = settings.with_(event_ttl=settings.dedupe_window)
         return settings
@@ -247,6 +250,11 @@ def beside_up(home: Path | str = DEFAULT_HOME, environ: Mapping[str, str] | None
     return merged
 
 
+def _redis_url(raw: str) -> str:
+    check_url(raw)
+    return raw
+
+
 def _url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")
@@ -257,6 +265,13 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("must be a positive whole number")
+    return value
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number, 0 or more")
     return value
 
 
