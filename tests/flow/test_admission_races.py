@@ -26,7 +26,7 @@ POLICY = ("policies:\n  default: {duplicate_window: 10m, max_per_recipient: {cou
 
 def both_read_before_either_reserves(monkeypatch: pytest.MonkeyPatch, records: object, fact: str) -> None:
     """Make the next two admissions meet after reading `fact` (a ReservationRecords method), before reserving;
-    later readers pass straight through."""
+    later readers (the loser reading again) pass straight through."""
     original: Callable[..., Any] = getattr(records, fact)
     barrier = threading.Barrier(2, timeout=20)
     arrivals = iter(range(2))
@@ -68,14 +68,14 @@ def spent_today(rt: Runtime) -> Decimal:
 def test_two_admissions_of_the_same_body_to_one_number_queue_one_and_suppress_the_other(
         runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     use_policies(runtime, POLICY % 5)
-    both_read_before_either_reserves(monkeypatch, runtime.store.reservations, "is_duplicate")
+    both_read_before_either_reserves(monkeypatch, runtime.store.reservations, "read")
     ids = concurrently(lambda: order_event(runtime, 1, NUMBER, body_id=7),  # two events, the same text
                        lambda: order_event(runtime, 2, NUMBER, body_id=7))
     msgs = {m.state: m for m in runtime.store.messages.get_messages(ids)}
     assert sorted(msgs) == ["queued", "suppressed"]
     winner, loser = msgs["queued"], msgs["suppressed"]
     assert runtime.store.messages.get_message(loser.id).timeline[-1]["reason"] == (
-        "same body to the same recipient within duplicate_window (concurrent)")
+        "same body to the same recipient within duplicate_window (600s); " + admission.RACED)
     r = runtime.store.r
     assert r.lrange(keys.outbox_key("sms"), 0, -1) == [winner.id]
     assert r.get(keys.duplicate_key(admission.duplicate_digest(winner))) == winner.id  # the winner's marker
@@ -87,7 +87,7 @@ def test_two_admissions_of_the_same_body_to_one_number_queue_one_and_suppress_th
 def test_two_admissions_racing_for_the_last_rate_slot_defer_one_and_release_its_marker(
         runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     use_policies(runtime, POLICY % 1)  # one message per hour to a number
-    both_read_before_either_reserves(monkeypatch, runtime.store.reservations, "recent_sends")
+    both_read_before_either_reserves(monkeypatch, runtime.store.reservations, "read")
     ids = concurrently(lambda: order_event(runtime, 1, NUMBER, body_id=1),  # two different texts
                        lambda: order_event(runtime, 2, NUMBER, body_id=2))
     msgs = {m.state: m for m in runtime.store.messages.get_messages(ids)}
@@ -98,7 +98,7 @@ def test_two_admissions_racing_for_the_last_rate_slot_defer_one_and_release_its_
     assert r.zrange(keys.recipient_rate_key(NUMBER), 0, -1) == [winner.id]
     assert loser.send_at == slot + 3600  # deferred until the winner's slot opens
     why = runtime.store.messages.get_message(loser.id).timeline[-1]["reason"]
-    assert why == "max_per_recipient 1 per 3600s reached"
+    assert why == "max_per_recipient 1 per 3600s reached (1 sent): deferred; " + admission.RACED
     assert r.get(keys.duplicate_key(admission.duplicate_digest(winner))) == winner.id
     assert not r.exists(keys.duplicate_key(admission.duplicate_digest(loser)))  # the loser gave its marker back
     assert r.lrange(keys.outbox_key("sms"), 0, -1) == [winner.id]
