@@ -5,6 +5,7 @@ that does not grow with the batch, and with one price call per distinct (channel
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +15,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import Simulator, use_policies
+from tests.conftest import EXAMPLES_DIR, Simulator, use_policies
 from tests.messages import message
+from workers.core.events import Event
 from workers.core.messages import Message
 from workers.entry.runtime import Runtime
 from workers.flow import admission
@@ -120,3 +122,20 @@ def test_one_price_call_per_distinct_key_not_cached(runtime: Runtime, simulator:
         ("AU", 1): TABLE, ("AU", 2): 2 * TABLE, ("US", 1): TABLE, ("US", 2): 2 * TABLE}
     runtime.admission.admit_batch([Request(m.but(id=f"{m.id}_again")) for m in batch], time.time())
     assert simulator.state.ledger_view()["calls"] == {"/v3/sms/price": 4}  # all cached now
+
+
+def test_a_drain_batch_is_admitted_as_one_batch_in_event_order(runtime: Runtime) -> None:
+    use_policies(runtime, "policies:\n  default: {duplicate_window: 10m, max_per_recipient: {count: 2, per: 1h}}\n"
+                          "  paging: {}\n")
+    payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
+    ids = []
+    for n, body in ((1, 7), (2, 7), (3, 8), (4, 9)):  # the first two say the same; the window holds two
+        order = payload | {"id": body, "name": f"#{body}", "customer": payload["customer"] | {"phone": "+61411111111"}}
+        event = Event(id=f"evt_order_{n}", source="shop", type="orders/create", external_id=str(n),
+                      received_at=time.time(), payload=order)
+        runtime.store.events.ingest(event, 3600, 3600)
+        ids.append(event.id)
+    runtime.processing.process_events(ids, time.time())
+    states = [runtime.store.messages.get_message(runtime.store.messages.event_message_ids(eid)[0]).state
+              for eid in ids]
+    assert states == ["queued", "suppressed", "queued", "scheduled"]
