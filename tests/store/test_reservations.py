@@ -18,12 +18,26 @@ HOUR = RateLimit(count=1, per=3600)
 def test_a_duplicate_marker_is_lifted_only_by_the_message_that_holds_it(runtime: Runtime) -> None:
     store = runtime.store
     now = time.time()
-    assert store.reservations.reserve(DAY, now, [Claim("msg_a", Decimal("0.1"), digest="d1", window=60)]) == 1
-    assert store.reservations.reserve(DAY, now, [Claim("msg_b", Decimal("0.1"), digest="d1", window=60)]) == 0
-    store.reservations.release_duplicate("d1", "msg_b")  # msg_b never took it: nothing happens
+    a, b = (Claim(mid, Decimal("0.1"), digest="d1", window=60) for mid in ("msg_a", "msg_b"))
+    assert store.reservations.reserve(DAY, now, [a]) == 1
+    assert store.reservations.reserve(DAY, now, [b]) == 0
+    store.reservations.release([(DAY, b)])  # msg_b never took it: its marker stays
     assert store.reservations.is_duplicate("d1")
-    store.reservations.release_duplicate("d1", "msg_a")
+    store.reservations.release([(DAY, a)])
     assert not store.reservations.is_duplicate("d1")
+
+
+def test_releasing_gives_back_each_claims_spend_slot_and_marker_on_its_own_day(runtime: Runtime) -> None:
+    r, reservations = runtime.store.r, runtime.store.reservations
+    now = time.time()
+    one = Claim("msg_1", Decimal("0.30"), None, "+61400000001", HOUR, "d1", 600)
+    two = Claim("msg_2", Decimal("0.20"), None, "+61400000002", HOUR, "d2", 600)
+    assert reservations.reserve(DAY, now, [one]) == 1
+    assert reservations.reserve("2026-12-02", now, [two]) == 1
+    reservations.release([(DAY, one), ("2026-12-02", two)])
+    assert reservations.spent(DAY) == reservations.spent("2026-12-02") == 0
+    assert not r.exists(keys.recipient_rate_key("+61400000001"), keys.recipient_rate_key("+61400000002"),
+                        keys.duplicate_key("d1"), keys.duplicate_key("d2"))
 
 
 def test_claims_are_taken_in_order_up_to_the_first_that_does_not_fit_and_that_one_takes_nothing(

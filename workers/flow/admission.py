@@ -215,17 +215,13 @@ class Admission:
         return out
 
     def release(self, msgs: list[Message], now: float) -> None:
-        """Give back what admission took for messages that will never be sent now (cancelled, failed): the
-        budget on the day it was reserved (today's for a message reserved before days were recorded), the
-        recipient's rate slot and the duplicate marker, if they hold it."""
-        for msg in msgs:
-            if msg.reserved is None:
-                continue  # never admitted for sending: nothing was taken
-            self.store.reservations.adjust_spend(msg.reserved_day or day_of(self.settings.timezone, now),
-                                                 -msg.reserved)
-            if msg.to:
-                self.store.reservations.release_rate_slot(msg.to, msg.id)
-            self.store.reservations.release_duplicate(duplicate_digest(msg), msg.id)
+        """Give back what admission took for messages that will never be sent now (cancelled, failed), in one
+        round trip: the budget on the day it was reserved (today's for a message reserved before days were
+        recorded), the recipient's rate slot and the duplicate marker, if they hold it."""
+        self.store.reservations.release([
+            (msg.reserved_day or day_of(self.settings.timezone, now),
+             Claim(msg.id, msg.reserved, recipient=msg.to, digest=duplicate_digest(msg)))
+            for msg in msgs if msg.reserved is not None])  # one never admitted for sending took nothing
 
     def _policy(self, msg: Message) -> Policy:
         try:

@@ -65,12 +65,21 @@ end
 return claims
 """
 
-# Delete KEYS[1] only while it holds ARGV[1] (its owner).
-_RELEASE_IF_OWNER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+# Give back what claims took. Per claim, KEYS: its day's spend, its recipient's window, its duplicate marker;
+# ARGV: its message id and the amount to add to the spend (negative). The marker is lifted only while the
+# message holds it (another message's stays).
+_RELEASE = """
+for i = 0, #KEYS / 3 - 1 do
+  local id, amount = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  if tonumber(amount) ~= 0 then
+    redis.call('INCRBYFLOAT', KEYS[1 + 3 * i], amount)
+  end
+  redis.call('ZREM', KEYS[2 + 3 * i], id)
+  if redis.call('GET', KEYS[3 + 3 * i]) == id then
+    redis.call('DEL', KEYS[3 + 3 * i])
+  end
 end
-return 0
+return 1
 """
 
 
@@ -119,7 +128,7 @@ class ReservationRecords:
     def __init__(self, r: redis.Redis):
         self.r = r
         self._reserve = r.register_script(_RESERVE)
-        self._release_dup = r.register_script(_RELEASE_IF_OWNER)
+        self._release = r.register_script(_RELEASE)
 
     def read(self, day: str, now: float, numbers: Collection[str], windows: Mapping[str, float],
              digests: Collection[str], prices: Collection[PriceKey]) -> BatchFacts:
@@ -186,20 +195,23 @@ class ReservationRecords:
             found = self.r.zrangebyscore(recipient_rate_key(number), now - per, "+inf", withscores=True)
         return [float(pair[1]) for pair in found]
 
-    def release_rate_slot(self, number: str, message_id: str) -> None:
-        """Give back a slot taken for a message that did not go after all."""
-        with available():
-            self.r.zrem(recipient_rate_key(number), message_id)
-
     def is_duplicate(self, digest: str) -> bool:
         """Whether this recipient+body was sent within its window."""
         with available():
             return bool(self.r.exists(duplicate_key(digest)))
 
-    def release_duplicate(self, digest: str, message_id: str) -> None:
-        """Lift the marker `message_id` took, when it did not go after all (another message's stays)."""
+    def release(self, taken: Sequence[tuple[str, Claim]]) -> None:
+        """Give back, in one round trip, what each (day, claim) took: the amount from that day's spend, the slot
+        in the recipient's window and the duplicate marker (only while the claim's message holds it)."""
+        if not taken:
+            return
+        keys: list[str] = []
+        args: list[str] = []
+        for day, c in taken:
+            keys += [spend_key(day), recipient_rate_key(c.recipient or ""), duplicate_key(c.digest)]
+            args += [c.message_id, str(-c.amount)]
         with available():
-            self._release_dup(keys=[duplicate_key(digest)], args=[message_id])
+            self._release(keys=keys, args=args)
 
     def cache_prices(self, prices: Mapping[PriceKey, tuple[Decimal, float]]) -> None:
         """Keep estimates (price, seconds to keep it), in one round trip."""
