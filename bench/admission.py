@@ -60,6 +60,12 @@ def commands(r: redis.Redis) -> int:
     return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
+def redis_cpu(r: redis.Redis) -> float:
+    """Seconds of CPU the Redis server has used."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def count_admission(counter: dict[str, int]) -> Callable[[], None]:
     """Count the round trips made inside admission (whichever entry point processing uses); returns an undo."""
     undo = []
@@ -112,20 +118,23 @@ def run(events: int, policy: str, profile: int) -> dict[str, Any]:
         info = redis.Redis.from_url(url)
         counter = {"depth": 0, "admission": 0}
         undo = count_admission(counter)
-        before_cmds, before_sends = commands(info), Counted.sends
+        before_cmds, before_sends, before_redis = commands(info), Counted.sends, redis_cpu(info)
         profiler = cProfile.Profile()
-        started = time.perf_counter()
-        profiler.enable()
+        started, cpu = time.perf_counter(), time.process_time()
+        if profile:
+            profiler.enable()
         counts = rt.processing.process_events(ids, time.time())
         profiler.disable()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        redis_seconds = redis_cpu(info) - before_redis
         sends, cmds = Counted.sends - before_sends, commands(info) - before_cmds
         undo()
         calls = requests.get(f"{sim}/_sim/ledger", timeout=5).json()["calls"]
         out = io.StringIO()
         if profile:
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(profile)
-        return {"events": events, "policy": policy, "seconds": elapsed, "counts": dict(counts),
+        return {"events": events, "policy": policy, "seconds": elapsed, "cpu": cpu, "redis_cpu": redis_seconds,
+                "counts": dict(counts),
                 "round_trips": sends, "commands": cmds, "admission_round_trips": counter["admission"],
                 "price_calls": calls.get("/v3/sms/price", 0), "profile": out.getvalue()}
     finally:
@@ -149,14 +158,16 @@ def main() -> None:
     parser.add_argument("--policy", choices=sorted(POLICIES), action="append")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions by cumulative time")
     args = parser.parse_args()
-    print("| policy | events | messages by state | drain s | round trips/message | in admission | "
-          "commands/message | price calls |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print("| policy | events | messages by state | drain s | drain CPU ms/message | Redis CPU ms/message | "
+          "round trips/message | in admission | commands/message | price calls |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     profiles = []
     for policy in args.policy or ["bench", "full"]:
         r = run(args.events, policy, args.profile)
         n = r["events"]
-        print(f"| {policy} | {n} | {r['counts']} | {r['seconds']:.2f} | {r['round_trips'] / n:.3f} | "
+        states = ", ".join(f"{count} {state}" for state, count in r["counts"].items())
+        print(f"| {policy} | {n} | {states} | {r['seconds']:.2f} | {1000 * r['cpu'] / n:.3f} | "
+              f"{1000 * r['redis_cpu'] / n:.3f} | {r['round_trips'] / n:.3f} | "
               f"{r['admission_round_trips'] / n:.3f} | {r['commands'] / n:.2f} | {r['price_calls']} |")
         profiles.append((policy, r["profile"]))
     for policy, text in profiles:

@@ -67,11 +67,10 @@ class Outcome:
 
     def applied_to(self, msg: Message) -> Message:
         """`msg` as admitted: its state, time, estimate, facts, reasons and reservation."""
-        changed = msg.but(state=self.state, send_at=self.send_at, estimate=self.estimate, facts=self.facts,
-                          reasons=msg.reasons + self.decision.reasons)
-        if self.reservation is not None:
-            changed = changed.but(reserved=self.reservation.amount, reserved_day=self.reservation.day)
-        return changed
+        reserved = {"reserved": self.reservation.amount, "reserved_day": self.reservation.day} \
+            if self.reservation is not None else {}
+        return msg.but(state=self.state, send_at=self.send_at, estimate=self.estimate, facts=self.facts,
+                       reasons=msg.reasons + self.decision.reasons, **reserved)
 
 
 def duplicate_digest(msg: Message) -> str:
