@@ -117,13 +117,6 @@ def estimates(store: Store | None, client: Callable[[], ClickSendClient] | None,
     return out
 
 
-def estimate(store: Store | None, client: Callable[[], ClickSendClient] | None, policy: Policy,
-             msg: Message) -> Decimal:
-    """One message's cost (see `estimates`)."""
-    cached = read_facts(store, [(policy, msg)], 0.0, DEFAULT_TIMEZONE, [False]).prices
-    return estimates(store, client, [(policy, msg)], cached)[0]
-
-
 def read_facts(store: Store | None, asks: Sequence[tuple[Policy, Message]], now: float, zone: str,
                at_send_time: Sequence[bool]) -> BatchFacts:
     """The facts of a batch in one round trip (read only); with no store (a dry run without Redis) the counts
@@ -154,10 +147,13 @@ def candidate(policy: Policy, msg: Message, facts: BatchFacts, now: float, cost:
         digest=duplicate_digest(msg), at_send_time=at_send_time)
 
 
-def assess(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal, fan_out: int = 1,
+def assess(store: Store | None, policy: Policy, msg: Message, now: float, fan_out: int = 1,
            at_send_time: bool = True, zone: str = DEFAULT_TIMEZONE) -> tuple[Decision, Facts]:
-    """The policy's decision on `msg` and the facts it looked at; reads only (nothing is reserved)."""
-    facts = read_facts(store, [(policy, msg)], now, zone, [at_send_time])
+    """The policy's decision on `msg` and the facts it looked at (its estimate from the price cache or the
+    table: ClickSend is not asked); reads only, in one round trip (nothing is reserved)."""
+    asks = [(policy, msg)]
+    facts = read_facts(store, asks, now, zone, [at_send_time])
+    [cost] = estimates(None, None, asks, facts.prices)
     [found] = decide_batch([candidate(policy, msg, facts, now, cost, fan_out, at_send_time)], facts.standing)
     return found
 
@@ -170,6 +166,12 @@ def describe(facts: Facts) -> dict[str, Any]:
     return {"local_time": local, "recent_sends": len(facts.recent_times), "spent_today": str(facts.spent_today),
             "estimate": str(facts.estimate), "fan_out": facts.fan_out, "opted_out": facts.opted_out,
             "duplicate": facts.duplicate, "balance_low": facts.balance_low}
+
+
+RESERVE_ROUNDS = 8  # rounds of reserving and deciding again before the messages still approved are held
+RACED = "decided again: a concurrent admission reserved first"
+_LOST = Decision(Action.HOLD, ("the budget, rate slot or duplicate marker it needs kept being taken by concurrent "
+                               "admissions",))
 
 
 @dataclass(frozen=True)
@@ -261,12 +263,6 @@ class Admission:
             if decided[i][0].action is Action.SEND and candidates[i].at_send_time:
                 decided[i] = (_LOST, decided[i][1])
         return taken
-
-
-RESERVE_ROUNDS = 8  # rounds of reserving and deciding again before the messages still approved are held
-RACED = "decided again: a concurrent admission reserved first"
-_LOST = Decision(Action.HOLD, ("the budget, rate slot or duplicate marker it needs kept being taken by concurrent "
-                               "admissions",))
 
 
 def _claim(ask: tuple[Policy, Message], c: Candidate) -> Claim:

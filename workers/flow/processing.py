@@ -106,7 +106,7 @@ class Processing:
 
     def admit(self, planned: list[tuple[Message, int]], now: float) -> list[Message]:
         """Pass planned messages (each with its rule's fan-out) through their policies in one batch; each starts
-        queued, scheduled, held or suppressed. Messages past `planned` (cancelled as stale) stay as they are."""
+        queued, scheduled, held or suppressed. Messages no longer planned (cancelled as stale) stay as they are."""
         todo = [Request(msg, fan_out, at_send_time=msg.send_at is None)
                 for msg, fan_out in planned if msg.state == State.PLANNED]
         outcomes = iter(self.admission.admit_batch(todo, now))
