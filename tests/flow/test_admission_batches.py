@@ -139,3 +139,32 @@ def test_a_drain_batch_is_admitted_as_one_batch_in_event_order(runtime: Runtime)
     states = [runtime.store.messages.get_message(runtime.store.messages.event_message_ids(eid)[0]).state
               for eid in ids]
     assert states == ["queued", "suppressed", "queued", "scheduled"]
+
+
+class Killed(BaseException):
+    """The drain dying between two lines (as SIGKILL would, nothing after it runs)."""
+
+
+def test_a_drain_killed_after_reserving_admits_its_own_messages_when_retried(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_policies(runtime, "policies:\n  default: {duplicate_window: 10m, max_per_recipient: {count: 1, per: 1h}}\n"
+                          "  paging: {}\n")
+    payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
+    event = Event(id="evt_order_1", source="shop", type="orders/create", external_id="1", received_at=time.time(),
+                  payload=payload)
+    runtime.store.events.ingest(event, 3600, 3600)
+    create = runtime.store.messages.create_messages
+
+    def killed(*args: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(runtime.store.messages, "create_messages", killed)
+    with pytest.raises(Killed):  # reserved its marker and slot, created nothing
+        runtime.processing.process_events([event.id], time.time())
+    monkeypatch.setattr(runtime.store.messages, "create_messages", create)
+    runtime.processing.process_events([event.id], time.time())  # RQ runs the batch again
+    [mid] = runtime.store.messages.event_message_ids(event.id)
+    msg = runtime.store.messages.get_message(mid)
+    assert msg.state == "queued"  # not a duplicate of itself, nor over its own slot
+    assert runtime.store.r.get(keys.duplicate_key(admission.duplicate_digest(msg))) == mid
+    assert runtime.store.r.zrange(keys.recipient_rate_key(msg.to or ""), 0, -1) == [mid]

@@ -73,7 +73,7 @@ def test_the_facts_of_a_batch_are_read_as_they_stand(runtime: Runtime) -> None:
                                     {"+61400000002": 3600, "+61400000003": 60}, ["d1", "d2"],
                                     [price, PriceKey("sms", "US", "GSM-7", 1)])
     assert facts.standing.spent == Decimal("0.25")
-    assert facts.standing.recent == {"+61400000002": (now - 10,), "+61400000003": ()}
-    assert facts.standing.marked == {"d1"}
+    assert facts.standing.recent == {"+61400000002": (("msg_1", now - 10),), "+61400000003": ()}
+    assert facts.standing.marked == {"d1": "msg_1"}
     assert facts.prices == {price: Decimal("0.0792")}
     assert facts.opted_out == {"+61400000001"} and facts.balance_low is True

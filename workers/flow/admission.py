@@ -139,6 +139,7 @@ def candidate(policy: Policy, msg: Message, facts: BatchFacts, now: float, cost:
               at_send_time: bool = True) -> Candidate:
     """`msg` as its policy sees it in a batch whose facts are `facts`."""
     return Candidate(
+        message_id=msg.id,
         policy=policy,
         facts=Facts(now=now, opted_out=bool(msg.to and msg.to in facts.opted_out), estimate=cost, fan_out=fan_out,
                     zones=recipient_zones(msg.timezone, msg.to) if at_send_time else (),

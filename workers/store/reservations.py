@@ -29,7 +29,8 @@ from workers.store.keys import (
 )
 
 # Reserve a batch of approvals in order, each all or nothing, up to the first that no longer fits; answers how
-# many were taken. KEYS[1]: the day's spend; then per claim its duplicate marker and its recipient's window.
+# many were taken. A message's own marker or slot (a killed run's, retried) is no obstacle.
+# KEYS[1]: the day's spend; then per claim its duplicate marker and its recipient's window.
 # ARGV[1]: now; then per claim: message id, amount, budget ('': none), seconds to keep the duplicate marker
 # ('': none), the window's count and period in seconds ('': no window).
 _RESERVE = """
@@ -40,7 +41,7 @@ for i = 0, claims - 1 do
   local a = 1 + 6 * i
   local id, amount, budget = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local ttl, count, per = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  if ttl ~= '' and redis.call('EXISTS', dup) == 1 then
+  if ttl ~= '' and (redis.call('GET', dup) or id) ~= id then
     return i
   end
   if per ~= '' then
@@ -132,9 +133,9 @@ class ReservationRecords:
 
     def read(self, day: str, now: float, numbers: Collection[str], windows: Mapping[str, float],
              digests: Collection[str], prices: Collection[PriceKey]) -> BatchFacts:
-        """In one round trip: which of `numbers` opted out, the balance flag, `day`'s spend, the send times
-        within each recipient's window (`windows`: number → seconds), which of `digests` are marked, and the
-        cached ones of `prices`."""
+        """In one round trip: which of `numbers` opted out, the balance flag, `day`'s spend, the sends (message,
+        time) within each recipient's window (`windows`: number → seconds), which message holds each marked one of
+        `digests`, and the cached ones of `prices`."""
         numbers, digests, prices = list(numbers), list(digests), list(prices)
         pipe = self.r.pipeline(transaction=False)
         pipe.exists(BALANCE_LOW)
@@ -154,12 +155,12 @@ class ReservationRecords:
         flags = next(rest) if numbers else []
         marks = next(rest) if digests else []
         cached = next(rest) if prices else []
-        recent = {number: tuple(float(score) for _, score in next(rest)) for number in windows}
+        recent = {number: tuple((text(m), float(score)) for m, score in next(rest)) for number in windows}
         return BatchFacts(
             opted_out=frozenset(n for n, f in zip(numbers, flags, strict=True) if f is not None),
             balance_low=bool(low),
             standing=Standing(Decimal(maybe_text(spent) or "0"), recent,
-                              frozenset(d for d, m in zip(digests, marks, strict=True) if m is not None)),
+                              {d: text(m) for d, m in zip(digests, marks, strict=True) if m is not None}),
             prices={p: Decimal(text(c)) for p, c in zip(prices, cached, strict=True) if c is not None})
 
     def reserve(self, day: str, now: float, claims: Sequence[Claim]) -> int:
