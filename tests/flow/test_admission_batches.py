@@ -70,6 +70,15 @@ def test_a_batch_that_crosses_the_budget_mid_batch_admits_exactly_what_fits(runt
     assert r.get(keys.duplicate_key(admission.duplicate_digest(batch[3]))) == "msg_4"
 
 
+def test_a_batch_that_fills_the_budget_exactly_admits_every_message(runtime: Runtime) -> None:
+    # 0.10 + 0.20 is 0.30000000000000004 in floating point, as Redis sums the spend; it is not over 0.30.
+    use_policies(runtime, "policies:\n  default: {daily_budget: 0.30, prices: {sms: {default: 0.10}}}\n"
+                          "  paging: {}\n")
+    outcomes = runtime.admission.admit_batch([Request(sms(1)), Request(sms(2, parts=2))], time.time())
+    assert [o.state for o in outcomes] == ["queued", "queued"]
+    assert [o.decision.reasons[-1] for o in outcomes] == ["estimated cost 0.1", "estimated cost 0.2"]
+
+
 def test_the_same_body_twice_in_one_batch_admits_one(runtime: Runtime) -> None:
     use_policies(runtime, "policies:\n  default: {duplicate_window: 10m}\n  paging: {}\n")
     first, again = sms(1, to="+61400000001", body="hello"), sms(2, to="+61400000001", body="hello")

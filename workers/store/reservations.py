@@ -34,6 +34,10 @@ from workers.store.keys import (
 # ARGV[1]: now; then per claim: message id, amount, budget ('': none), seconds to keep the duplicate marker
 # ('': none), the window's count and period in seconds ('': no window).
 _RESERVE = """
+-- Money compared in millionths: the spend is a float sum (INCRBYFLOAT), so 0.1 + 0.2 must not pass a budget of 0.3.
+local function micros(amount)
+  return math.floor(tonumber(amount) * 1000000 + 0.5)
+end
 local now = tonumber(ARGV[1])
 local claims = (#KEYS - 1) / 2
 for i = 0, claims - 1 do
@@ -50,7 +54,7 @@ for i = 0, claims - 1 do
       return i
     end
   end
-  if budget ~= '' and tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(amount) > tonumber(budget) then
+  if budget ~= '' and micros(redis.call('GET', KEYS[1]) or '0') + micros(amount) > micros(budget) then
     return i
   end
   if ttl ~= '' then
