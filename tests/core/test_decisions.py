@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from workers.core.decisions import Facts, decide, in_window, quiet_until
+from workers.core.decisions import Candidate, Facts, Standing, decide, decide_batch, in_window, quiet_until
 from workers.core.policies import HoldIf, Policy, QuietHours, RateLimit, parse_policies
 from workers.errors import ConfigError
 
@@ -160,3 +160,34 @@ def test_shipped_policies_parse() -> None:
     policies = parse_policies(data)
     assert policies["default"].quiet_hours == QuietHours(time(21), time(8), "defer")
     assert policies["paging"].quiet_hours.action == "send"
+
+
+def candidate(mid: str, policy: Policy, to: str = "+61400000001", digest: str | None = None, cost: str = "0.10",
+              at_send_time: bool = True) -> Candidate:
+    return Candidate(mid, policy, Facts(now=at("2026-06-01T03:00:00"), estimate=Decimal(cost)), "AU", 1, False, to,
+                     digest or mid, at_send_time)
+
+
+def test_a_batch_is_decided_in_order_each_seeing_what_those_before_it_reserve() -> None:
+    policy = Policy("p", daily_budget=Decimal("0.30"), duplicate_window=600,
+                    max_per_recipient=RateLimit(count=2, per=3600))
+    now = at("2026-06-01T03:00:00")
+    batch = [candidate("m1", policy, to="+1", cost="0.20"),
+             candidate("m2", policy, to="+2", cost="0.20"),  # 0.20 + 0.20 over 0.30: held
+             candidate("m3", policy, to="+3", digest="m1"),  # 0.20 + 0.10 fits; a repeat of m1's text
+             candidate("m4", policy, to="+1", cost="0.05"),  # +1's window holds an older send and m1: deferred
+             candidate("m5", policy, to="+1", cost="0.00"),  # the same, until the older one's slot opens
+             candidate("m6", policy, to="+1", cost="0.00", at_send_time=False)]  # window checked when due
+    decided = decide_batch(batch, Standing(spent=Decimal("0.00"), recent={"+1": (("old", now - 3000),)}))
+    assert [d.action for d, _ in decided] == ["send", "hold", "suppress", "defer", "defer", "send"]
+    assert decided[3][0].until == decided[4][0].until == now - 3000 + 3600
+    assert [f.spent_today for _, f in decided] == [Decimal(0), Decimal("0.20"), Decimal("0.20"), Decimal("0.20"),
+                                                   Decimal("0.20"), Decimal("0.20")]
+
+
+def test_a_marker_or_slot_the_message_holds_itself_does_not_count_against_it() -> None:
+    policy = Policy("p", duplicate_window=600, max_per_recipient=RateLimit(count=1, per=3600))
+    now = at("2026-06-01T03:00:00")
+    mine = Standing(recent={"+61400000001": (("m1", now - 5),)}, marked={"d": "m1"})
+    assert decide_batch([candidate("m1", policy, digest="d")], mine)[0][0].action == "send"
+    assert decide_batch([candidate("m2", policy, digest="d")], mine)[0][0].action == "suppress"

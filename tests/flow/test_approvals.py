@@ -242,11 +242,11 @@ def test_price_estimates_come_from_clicksend_and_are_cached(runtime: Runtime, si
     policy = runtime.rules.current().policy("default")
     doc = message(id="msg_p", channel="sms", to="+61411111111", body="’" * 80, country="AU", segments=2,
                   encoding="UCS-2")
-    assert admission.estimate(runtime.store, lambda: runtime.client, policy, doc) == 2 * admission.Decimal("0.0792")
-    assert admission.estimate(runtime.store, lambda: runtime.client, policy, doc) == 2 * admission.Decimal("0.0792")
+    assert runtime.admission.admit(doc, time.time()).estimate == 2 * admission.Decimal("0.0792")
+    assert runtime.admission.admit(doc.but(id="msg_p2"), time.time()).estimate == 2 * admission.Decimal("0.0792")
     assert simulator.state.ledger_view()["calls"] == {"/v3/sms/price": 1}
     simulator.state.faults.rate_500 = 1.0  # unreachable: the price table answers instead
-    other = doc.but(country="US", to="+14155550100")
+    other = doc.but(id="msg_p3", country="US", to="+14155550100")
     fallback = policy.fallback_price("sms", "US", 2)
-    assert admission.estimate(runtime.store, lambda: runtime.client, policy, other) == fallback
+    assert runtime.admission.admit(other, time.time()).estimate == fallback
 

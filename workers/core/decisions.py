@@ -1,11 +1,13 @@
-"""Approve-by-policy: the decision for one message, with every reason and the facts it used.
+"""Approve-by-policy: the decision for one message, with every reason and the facts it used, and for a batch of
+messages decided in order, each seeing what those approved before it reserve.
 
 Pure: the adapter gathers the facts (counts, spend, opt-outs, zones) and passes them in with `now`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
@@ -71,6 +73,63 @@ def decide(policy: Policy, *, country: str | None, segments: int | None, critica
     if facts.estimate:
         reasons.append(f"estimated cost {facts.estimate}")
     return Decision(Action.SEND, tuple(reasons))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One message of a batch as its policy sees it. `facts` holds its own facts (opt-out, estimate, zones,
+    fan-out, approval); the shared counts (spend, recent sends, duplicate) are the batch's, filled in by
+    `decide_batch`. Only at send time are rate and duplicates checked and an approval reserves."""
+
+    message_id: str
+    policy: Policy
+    facts: Facts
+    country: str | None
+    segments: int | None
+    critical: bool
+    recipient: str | None
+    digest: str  # recipient + body, hashed: the duplicate marker's name
+    at_send_time: bool = True
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The shared counts a batch is decided against: the day's spend, each recipient's recent sends (message
+    id, time) and the duplicate markers held (digest → the message holding it)."""
+
+    spent: Decimal = Decimal(0)
+    recent: Mapping[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    marked: Mapping[str, str] = field(default_factory=dict)
+
+
+def decide_batch(candidates: Sequence[Candidate], standing: Standing) -> list[tuple[Decision, Facts]]:
+    """Decide each candidate in order as if every one approved before it had reserved already (its estimate
+    spent, its rate slot and duplicate marker taken), so a batch that crosses the budget, a recipient's window
+    or repeats a body decides exactly as the same messages one at a time. A marker the message holds itself (a
+    run killed after reserving, retried) is no duplicate, nor its own slot a send. Returns each decision and its
+    facts."""
+    spent = standing.spent
+    recent = {number: list(times) for number, times in standing.recent.items()}
+    marked = dict(standing.marked)
+    out = []
+    for c in candidates:
+        p, checks = c.policy, c.at_send_time
+        rate = p.max_per_recipient
+        facts = replace(
+            c.facts,
+            duplicate=checks and bool(p.duplicate_window) and marked.get(c.digest, c.message_id) != c.message_id,
+            recent_times=tuple(t for mid, t in recent.get(c.recipient, ()) if mid != c.message_id)
+            if checks and rate and c.recipient else (),
+            spent_today=spent if p.daily_budget is not None else Decimal(0))
+        decision = decide(p, country=c.country, segments=c.segments, critical=c.critical, facts=facts)
+        if decision.action is Action.SEND and checks:
+            spent += c.facts.estimate
+            if rate and c.recipient:
+                recent.setdefault(c.recipient, []).append((c.message_id, c.facts.now))
+            if p.duplicate_window:
+                marked[c.digest] = c.message_id
+        out.append((decision, facts))
+    return out
 
 
 def _suppressions(p: Policy, country: str | None, facts: Facts) -> list[str]:

@@ -1,15 +1,16 @@
 """Admission: the policy gate every message passes before it may be queued for sending.
 
-Gathers the facts (opt-outs, recent sends, spend, prices, zones, balance), asks `core.decisions.decide`,
-then reserves what an approval consumes (duplicate marker, rate slot, budget) atomically in Redis.
+Gathers the facts of a batch (opt-outs, recent sends, duplicate markers, spend, prices, zones, balance) in one
+round trip, asks `core.decisions.decide_batch`, then reserves what the approvals consume (duplicate marker, rate
+slot, budget) in one atomic step in Redis. Must not decide policy itself (the core does) nor name Redis keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -17,13 +18,14 @@ from zoneinfo import ZoneInfo
 
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
-from workers.core.decisions import Action, Decision, Facts, decide
+from workers.core.decisions import Action, Candidate, Decision, Facts, Standing, decide_batch
 from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.core.phones import recipient_zones
 from workers.core.policies import Policy
 from workers.errors import ConfigError, HooklineError, ProviderError
 from workers.store import Store
+from workers.store.reservations import BatchFacts, Claim, PriceKey
 from workers.wiring.rulesdir import RulesDir
 from workers.wiring.settings import DEFAULT_TIMEZONE, Settings
 
@@ -43,6 +45,16 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class Request:
+    """One message to admit: how many its event's rule produced, and whether it is to be sent now (false: it
+    is planned for later and decided again then)."""
+
+    msg: Message
+    fan_out: int = 1
+    at_send_time: bool = True
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The decision and what it leaves the message as."""
 
@@ -55,11 +67,10 @@ class Outcome:
 
     def applied_to(self, msg: Message) -> Message:
         """`msg` as admitted: its state, time, estimate, facts, reasons and reservation."""
-        changed = msg.but(state=self.state, send_at=self.send_at, estimate=self.estimate, facts=self.facts,
-                          reasons=msg.reasons + self.decision.reasons)
-        if self.reservation is not None:
-            changed = changed.but(reserved=self.reservation.amount, reserved_day=self.reservation.day)
-        return changed
+        reserved = {"reserved": self.reservation.amount, "reserved_day": self.reservation.day} \
+            if self.reservation is not None else {}
+        return msg.but(state=self.state, send_at=self.send_at, estimate=self.estimate, facts=self.facts,
+                       reasons=msg.reasons + self.decision.reasons, **reserved)
 
 
 def duplicate_digest(msg: Message) -> str:
@@ -72,53 +83,80 @@ def day_of(zone: str, when: float) -> str:
     return datetime.fromtimestamp(when, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
 
 
-def estimate(store: Store | None, client: Callable[[], ClickSendClient] | None, policy: Policy,
-             msg: Message) -> Decimal:
-    """The message's cost: ClickSend's price for its country, encoding and parts (cached), else the table.
-    Without a client (the dry run) only the cache and the table are used; without a store, only the table."""
-    channel, country = msg.channel, msg.country or "XX"
-    encoding, parts = msg.encoding or "GSM-7", msg.segments or 1
-    cached = store.reservations.cached_price(channel, country, encoding, parts) if store else None
-    if cached is not None:
-        return cached
-    price = None
+def price_key(msg: Message) -> PriceKey:
+    """What `msg`'s price depends on."""
+    return PriceKey(msg.channel, msg.country or "XX", msg.encoding or "GSM-7", msg.segments or 1)
+
+
+def estimates(store: Store | None, client: Callable[[], ClickSendClient] | None,
+              asks: Sequence[tuple[Policy, Message]], cached: Mapping[PriceKey, Decimal]) -> list[Decimal]:
+    """Each message's cost: the `cached` price for its channel, country, encoding and parts, else ClickSend's
+    (one price call per distinct key, kept in the cache in one round trip), else the policy's table. Without a
+    client (the dry run) only the cache and the table are used; without a store, only the table."""
+    fetched: dict[PriceKey, Decimal | None] = {}
+    keep: dict[PriceKey, tuple[Decimal, float]] = {}
     if client is not None and store is not None:
-        try:
-            price = client().price(channel, payloads.request_body(channel, [msg])).total_price
-        except (ProviderError, ConfigError) as exc:  # ConfigError: no ClickSend to ask
-            log.info("price endpoint unavailable (%s); using the price table", exc)
-        if price is not None:
-            store.reservations.cache_price(channel, country, encoding, parts, price, policy.price_cache_ttl)
-    return price if price is not None else policy.fallback_price(channel, msg.country, parts)
+        for policy, msg in asks:
+            key = price_key(msg)
+            if key in cached or key in fetched:
+                continue
+            price = None
+            try:
+                price = client().price(msg.channel, payloads.request_body(msg.channel, [msg])).total_price
+            except (ProviderError, ConfigError) as exc:  # ConfigError: no ClickSend to ask
+                log.info("price endpoint unavailable (%s); using the price table", exc)
+            fetched[key] = price
+            if price is not None:
+                keep[key] = (price, policy.price_cache_ttl)
+        store.reservations.cache_prices(keep)
+    out = []
+    for policy, msg in asks:
+        key = price_key(msg)
+        price = cached.get(key, fetched.get(key))
+        out.append(price if price is not None else policy.fallback_price(msg.channel, msg.country, key.parts))
+    return out
 
 
-def assess(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal, fan_out: int = 1,
+def read_facts(store: Store | None, asks: Sequence[tuple[Policy, Message]], now: float, zone: str,
+               at_send_time: Sequence[bool]) -> BatchFacts:
+    """The facts of a batch in one round trip (read only); with no store (a dry run without Redis) the counts
+    are zero and nothing is cached."""
+    if store is None:
+        return BatchFacts(frozenset(), False, Standing(), {})
+    windows: dict[str, float] = {}
+    digests = set()
+    for (policy, msg), checks in zip(asks, at_send_time, strict=True):
+        rate = policy.max_per_recipient
+        if checks and rate and msg.to:
+            windows[msg.to] = max(rate.per, windows.get(msg.to, 0.0))
+        if checks and policy.duplicate_window:
+            digests.add(duplicate_digest(msg))
+    return store.reservations.read(day_of(zone, now), now, {m.to for _, m in asks if m.to}, windows, digests,
+                                   {price_key(m) for _, m in asks})
+
+
+def candidate(policy: Policy, msg: Message, facts: BatchFacts, now: float, cost: Decimal, fan_out: int = 1,
+              at_send_time: bool = True) -> Candidate:
+    """`msg` as its policy sees it in a batch whose facts are `facts`."""
+    return Candidate(
+        message_id=msg.id,
+        policy=policy,
+        facts=Facts(now=now, opted_out=bool(msg.to and msg.to in facts.opted_out), estimate=cost, fan_out=fan_out,
+                    zones=recipient_zones(msg.timezone, msg.to) if at_send_time else (),
+                    balance_low=facts.balance_low, approved_by=msg.approved_by),
+        country=msg.country, segments=msg.segments, critical=msg.critical, recipient=msg.to,
+        digest=duplicate_digest(msg), at_send_time=at_send_time)
+
+
+def assess(store: Store | None, policy: Policy, msg: Message, now: float, fan_out: int = 1,
            at_send_time: bool = True, zone: str = DEFAULT_TIMEZONE) -> tuple[Decision, Facts]:
-    """The policy's decision on `msg` and the facts it looked at; reads only (nothing is reserved)."""
-    facts = gather(store, policy, msg, now, cost, fan_out, at_send_time, zone)
-    return decide(policy, country=msg.country, segments=msg.segments, critical=msg.critical, facts=facts), facts
-
-
-def gather(store: Store | None, policy: Policy, msg: Message, now: float, cost: Decimal,
-           fan_out: int = 1, at_send_time: bool = True, zone: str = DEFAULT_TIMEZONE) -> Facts:
-    """The facts the policy looks at. Read-only; with no store (a dry run without Redis) the counts are zero."""
-    to = msg.to
-    rate = policy.max_per_recipient
-    day = datetime.fromtimestamp(now, tz=ZoneInfo(zone)).strftime("%Y-%m-%d")
-    return Facts(
-        now=now,
-        opted_out=bool(store and to and to in store.optouts.opted_out([to])),
-        duplicate=bool(store and at_send_time and policy.duplicate_window and
-                       store.reservations.is_duplicate(duplicate_digest(msg))),
-        recent_times=(tuple(store.reservations.recent_sends(to, now, rate.per))
-                      if store and at_send_time and rate and to else ()),
-        spent_today=store.reservations.spent(day) if store and policy.daily_budget is not None else Decimal(0),
-        estimate=cost,
-        fan_out=fan_out,
-        zones=recipient_zones(msg.timezone, msg.to) if at_send_time else (),
-        balance_low=bool(store and store.account.balance_low()),
-        approved_by=msg.approved_by,
-    )
+    """The policy's decision on `msg` and the facts it looked at (its estimate from the price cache or the
+    table: ClickSend is not asked); reads only, in one round trip (nothing is reserved)."""
+    asks = [(policy, msg)]
+    facts = read_facts(store, asks, now, zone, [at_send_time])
+    [cost] = estimates(None, None, asks, facts.prices)
+    [found] = decide_batch([candidate(policy, msg, facts, now, cost, fan_out, at_send_time)], facts.standing)
+    return found
 
 
 def describe(facts: Facts) -> dict[str, Any]:
@@ -129,6 +167,12 @@ def describe(facts: Facts) -> dict[str, Any]:
     return {"local_time": local, "recent_sends": len(facts.recent_times), "spent_today": str(facts.spent_today),
             "estimate": str(facts.estimate), "fan_out": facts.fan_out, "opted_out": facts.opted_out,
             "duplicate": facts.duplicate, "balance_low": facts.balance_low}
+
+
+RESERVE_ROUNDS = 8  # rounds of reserving and deciding again before the messages still approved are held
+RACED = "decided again: a concurrent admission reserved first"
+_LOST = Decision(Action.HOLD, ("the budget, rate slot or duplicate marker it needs kept being taken by concurrent "
+                               "admissions",))
 
 
 @dataclass(frozen=True)
@@ -142,66 +186,91 @@ class Admission:
     client: Callable[[], ClickSendClient]
 
     def admit(self, msg: Message, now: float, fan_out: int = 1, at_send_time: bool = True) -> Outcome:
-        """Decide one message and, when it may go, reserve what going consumes.
+        """Decide one message and, when it may go, reserve what going consumes (a batch of one)."""
+        return self.admit_batch([Request(msg, fan_out, at_send_time)], now)[0]
+
+    def admit_batch(self, requests: Sequence[Request], now: float) -> list[Outcome]:
+        """Decide a batch of messages in order and reserve what the approved ones consume, each as if admitted
+        one after the other: facts read in one round trip, prices asked once per distinct key not cached, the
+        reservations taken in one atomic step that checks them again. A message whose reservation no longer
+        fits (another drain took the budget, the slot or the marker since the read) is decided again with the
+        counts as they stood then.
 
         `at_send_time` false (a message planned for later) skips the checks that depend on the moment of
-        sending (quiet hours, rate, duplicates); they run again when it is due.
+        sending (quiet hours, rate, duplicates) and reserves nothing; they run again when it is due.
         """
-        try:
-            policy = self.rules.current().policy(msg.policy)
-        except HooklineError:
-            policy = self.rules.config.policy("default") if self.rules.config else Policy("default")
-        cost = estimate(self.store, self.client, policy, msg)
-        decision, facts = assess(self.store, policy, msg, now, cost, fan_out, at_send_time, self.settings.timezone)
-        reservation = None
-        if decision.action is Action.SEND and at_send_time:
-            decision = self._reserve(policy, msg, decision, cost, now)
-            if decision.action is Action.SEND:
-                reservation = Reservation(cost, day_of(self.settings.timezone, now))
-        return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now), cost,
-                       describe(facts), reservation)
+        if not requests:
+            return []
+        asks = [(self._policy(r.msg), r.msg) for r in requests]
+        facts = read_facts(self.store, asks, now, self.settings.timezone, [r.at_send_time for r in requests])
+        costs = estimates(self.store, self.client, asks, facts.prices)
+        candidates = [candidate(policy, r.msg, facts, now, cost, r.fan_out, r.at_send_time)
+                      for (policy, _), r, cost in zip(asks, requests, costs, strict=True)]
+        decided = decide_batch(candidates, facts.standing)
+        taken = self._reserve(asks, candidates, decided, now)
+        day = day_of(self.settings.timezone, now)
+        out = []
+        for i, (r, c, (decision, seen)) in enumerate(zip(requests, candidates, decided, strict=True)):
+            out.append(Outcome(decision, _state_for(decision, r.msg, now, r.at_send_time),
+                               _send_at(decision, r.msg, now), c.facts.estimate, describe(seen),
+                               Reservation(c.facts.estimate, day) if i in taken else None))
+        return out
 
     def release(self, msgs: list[Message], now: float) -> None:
-        """Give back what admission took for messages that will never be sent now (cancelled, failed): the
-        budget on the day it was reserved (today's for a message reserved before days were recorded), the
-        recipient's rate slot and the duplicate marker, if they hold it."""
-        for msg in msgs:
-            if msg.reserved is None:
-                continue  # never admitted for sending: nothing was taken
-            self.store.reservations.adjust_spend(msg.reserved_day or day_of(self.settings.timezone, now),
-                                                 -msg.reserved)
-            if msg.to:
-                self.store.reservations.release_rate_slot(msg.to, msg.id)
-            self.store.reservations.release_duplicate(duplicate_digest(msg), msg.id)
+        """Give back what admission took for messages that will never be sent now (cancelled, failed), in one
+        round trip: the budget on the day it was reserved (today's for a message reserved before days were
+        recorded), the recipient's rate slot and the duplicate marker, if they hold it."""
+        self.store.reservations.release([
+            (msg.reserved_day or day_of(self.settings.timezone, now),
+             Claim(msg.id, msg.reserved, recipient=msg.to, digest=duplicate_digest(msg)))
+            for msg in msgs if msg.reserved is not None])  # one never admitted for sending took nothing
 
-    def _reserve(self, policy: Policy, msg: Message, decision: Decision, cost: Decimal,
-                 now: float) -> Decision:
-        """Take the duplicate marker, the rate slot and the budget; a lost race gives back what was taken and
-        turns into the matching outcome (a marker or slot left behind would block this message's own retry)."""
-        to, mid = msg.to, msg.id
-        digest = duplicate_digest(msg)
-        marked = bool(policy.duplicate_window)
-        if marked and not self.store.reservations.claim_duplicate(digest, policy.duplicate_window or 0, mid):
-            return Decision(Action.SUPPRESS,
-                            ("same body to the same recipient within duplicate_window (concurrent)",))
-        rate = policy.max_per_recipient
-        if rate and to:
-            opens = self.store.reservations.take_rate_slot(to, mid, now, rate.per, rate.count)
-            if opens is not None:
-                if marked:
-                    self.store.reservations.release_duplicate(digest, mid)
-                why = f"max_per_recipient {rate.count} per {rate.per:.0f}s reached"
-                if rate.action == "suppress":
-                    return Decision(Action.SUPPRESS, (why,))
-                return Decision(Action.DEFER, (why,), opens)
-        budget = policy.daily_budget if msg.approved_by is None else None
-        if not self.store.reservations.reserve_spend(day_of(self.settings.timezone, now), cost, budget):
-            if rate and to:
-                self.store.reservations.release_rate_slot(to, mid)
-            if marked:
-                self.store.reservations.release_duplicate(digest, mid)
-            return Decision(Action.HOLD, (f"daily_budget {policy.daily_budget} would be exceeded (concurrent sends)",))
-        return decision
+    def _policy(self, msg: Message) -> Policy:
+        try:
+            return self.rules.current().policy(msg.policy)
+        except HooklineError:
+            return self.rules.config.policy("default") if self.rules.config else Policy("default")
+
+    def _reserve(self, asks: list[tuple[Policy, Message]], candidates: list[Candidate],
+                 decided: list[tuple[Decision, Facts]], now: float) -> set[int]:
+        """Reserve what the approvals at send time consume; which of them hold a reservation. When one no
+        longer fits, those before it keep theirs, and it and every message after it are read and decided again
+        (in `candidates` and `decided`), then reserved in another round. One that the fresh counts still
+        approve but that does not fit again (another drain keeps taking what it needs) is held."""
+        day = day_of(self.settings.timezone, now)
+        taken: set[int] = set()
+        start, stuck = 0, -1
+        for _ in range(RESERVE_ROUNDS):
+            sends = [i for i in range(start, len(decided))
+                     if decided[i][0].action is Action.SEND and candidates[i].at_send_time]
+            fit = self.store.reservations.reserve(day, now, [_claim(asks[i], candidates[i]) for i in sends])
+            taken.update(sends[:fit])
+            if fit == len(sends):
+                return taken
+            start = sends[fit]
+            rest = asks[start:]
+            facts = read_facts(self.store, rest, now, self.settings.timezone,
+                               [c.at_send_time for c in candidates[start:]])
+            candidates[start:] = [candidate(policy, msg, facts, now, c.facts.estimate, c.facts.fan_out,
+                                            c.at_send_time) for (policy, msg), c in zip(rest, candidates[start:],
+                                                                                        strict=True)]
+            decided[start:] = decide_batch(candidates[start:], facts.standing)
+            decision, seen = decided[start]
+            if start == stuck and decision.action is Action.SEND:
+                decision = _LOST  # approved by fresh counts twice, yet it did not fit
+            decided[start] = (replace(decision, reasons=(*decision.reasons, RACED)), seen)
+            stuck = start
+        for i in range(start, len(decided)):
+            if decided[i][0].action is Action.SEND and candidates[i].at_send_time:
+                decided[i] = (_LOST, decided[i][1])
+        return taken
+
+
+def _claim(ask: tuple[Policy, Message], c: Candidate) -> Claim:
+    policy, msg = ask
+    return Claim(message_id=msg.id, amount=c.facts.estimate,
+                 budget=policy.daily_budget if msg.approved_by is None else None,
+                 recipient=msg.to, rate=policy.max_per_recipient, digest=c.digest, window=policy.duplicate_window)
 
 
 def _state_for(decision: Decision, msg: Message, now: float, at_send_time: bool) -> State:

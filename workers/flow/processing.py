@@ -14,7 +14,7 @@ from workers.core.lifecycle import REPORTED, State
 from workers.core.messages import Message
 from workers.core.planning import RuleOutcome, plan_event
 from workers.core.storedtemplates import Snapshot
-from workers.flow.admission import Admission
+from workers.flow.admission import Admission, Request
 from workers.flow.origin import Notifier, log_outcomes
 from workers.flow.storedtemplates import StoredTemplateCache
 from workers.store import Store
@@ -115,11 +115,13 @@ class Processing:
         outcome.messages = kept
         return outcome, dropped
 
-    def admit(self, msg: Message, now: float, fan_out: int) -> Message:
-        """Pass a planned message through its policy; it starts queued, scheduled, held or suppressed."""
-        if msg.state != State.PLANNED:
-            return msg
-        return self.admission.admit(msg, now, fan_out, at_send_time=msg.send_at is None).applied_to(msg)
+    def admit(self, planned: list[tuple[Message, int]], now: float) -> list[Message]:
+        """Pass planned messages (each with its rule's fan-out) through their policies in one batch; each starts
+        queued, scheduled, held or suppressed. Messages no longer planned (cancelled as stale) stay as they are."""
+        todo = [Request(msg, fan_out, at_send_time=msg.send_at is None)
+                for msg, fan_out in planned if msg.state == State.PLANNED]
+        outcomes = iter(self.admission.admit_batch(todo, now))
+        return [next(outcomes).applied_to(msg) if msg.state == State.PLANNED else msg for msg, _ in planned]
 
     def fire(self, message_id: str, now: float) -> bool:
         """A scheduled message's time has come: check its policy again, then queue, defer, hold or suppress it.
@@ -166,7 +168,7 @@ class _Batch:
 
     def __init__(self, processing: Processing, now: float, existing: set[str]):
         self.p, self.now, self.existing = processing, now, existing
-        self.pending: list[Message] = []
+        self.pending: list[tuple[Message, int | None]] = []  # with its fan-out when it is still to be admitted
         self.counts: Counter[str] = Counter()
         self.channels: set[str] = set()
 
@@ -180,18 +182,23 @@ class _Batch:
             self.write()
             self.counts["cancelled"] += self.p.cancel(outcome.cancel_key, now, f"cancelled by rule {outcome.rule}")
         fan_out = sum(m.state == State.PLANNED for m in outcome.messages)
-        for planned in outcome.messages:
-            msg = planned if planned.id in self.existing else self.p.admit(planned, now, fan_out)
+        for msg in outcome.messages:
             if msg.replace and msg.key:
                 self.write()
                 self.counts["replaced"] += self.p.cancel(msg.key, now, f"replaced by event {event_id}", event_id)
-            self.pending.append(msg)
+            self.pending.append((msg, None if msg.id in self.existing else fan_out))
         return len(outcome.messages)
 
     def write(self) -> None:
-        """Create what is pending, then schedule, queue or report each new message."""
-        created = self.p.store.messages.create_messages(self.pending, self.now)
-        for msg, new in zip(self.pending, created, strict=True):
+        """Admit what is pending in one batch, create it, then schedule, queue or report each new message.
+
+        Admission waits for the write (the end of the batch, or a cancel or replace) so that a whole run of
+        messages is admitted at once, and a replacement after what it replaces gave back its reservations."""
+        todo = [(msg, fan_out) for msg, fan_out in self.pending if fan_out is not None]
+        admitted = iter(self.p.admit(todo, self.now))
+        pending = [msg if fan_out is None else next(admitted) for msg, fan_out in self.pending]
+        created = self.p.store.messages.create_messages(pending, self.now)
+        for msg, new in zip(pending, created, strict=True):
             if not new:
                 continue  # re-processing: it exists already, and so does its schedule
             self.counts[msg.state] += 1

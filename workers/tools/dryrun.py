@@ -17,7 +17,7 @@ from workers.core.lifecycle import State
 from workers.core.planning import plan_event
 from workers.core.storedtemplates import Snapshot
 from workers.errors import BadJSON, DryRunError, EventTypeMissing, PayloadInvalid
-from workers.flow.admission import assess, describe, estimate
+from workers.flow.admission import assess, describe
 from workers.store import Store
 from workers.wiring.rulesdir import Config
 
@@ -60,8 +60,7 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
                               datetime.fromtimestamp(msg.send_at, tz=UTC).isoformat())
             if msg.state == State.PLANNED:
                 policy = config.policy(msg.policy)
-                cost = estimate(store, None, policy, msg)
-                decision, facts = assess(store, policy, msg, msg.send_at or now, cost, fan_out, True, zone)
+                decision, facts = assess(store, policy, msg, msg.send_at or now, fan_out, True, zone)
                 shown["decision"] = decision.action
                 shown["policy"] = policy.name
                 shown["decision_reasons"] = list(decision.reasons)
