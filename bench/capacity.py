@@ -51,6 +51,7 @@ def capacity(sending: tuple[Snapshot, Snapshot, int, int], receipts: tuple[Snaps
         "events_per_s_per_redis_core": 1000 / per_event["redis_cpu_ms"] if per_event["redis_cpu_ms"] else None,
         "top_commands_per_event": per_event["top"],
         "redis_commands_per_receipt": per_receipt["commands"], "bytes_per_receipt": per_receipt["bytes"],
+        "memory_per_receipt": per_receipt["memory"],
         "redis_cpu_ms_per_receipt": per_receipt["redis_cpu_ms"], "top_commands_per_receipt": per_receipt["top"],
     }
 

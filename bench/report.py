@@ -92,6 +92,10 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _pairs(values: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"`{k}` {_fmt(v)}" for k, v in (values or {}).items()) or "–"
+
+
 def _verdict(met: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[met]
 
@@ -144,20 +148,22 @@ Ingest (`bench/ingest.py`, its own Redis and gunicorns): Hookline / enqueue-only
 **{_fmt((ingest.get('p99_ms_at_rate') or {}).get('new_connections'), 1)} ms** with a new connection per request,
 **{_fmt((ingest.get('p99_ms_at_rate') or {}).get('kept_alive'), 1)} ms** over kept-alive connections.
 
-Scale: {_fmt(sc.get('drain_jobs'))} drain jobs that did work, by worker group {sc.get('events_by_group', {})};
+Scale: {_fmt(sc.get('drain_jobs'))} drain jobs that did work; events drained by group: {_pairs(sc.get('events_by_group'))};
 drain overlap {_fmt(sc.get('drain_overlap'), 3)} (share of the drain time with two or more drains running, from the
 RQ job records' `started_at`/`ended_at`), second group's share of the events {_fmt(sc.get('second_host_share'), 3)}.
 
-### Capacity (Redis, over the clean sending phase)
+### Capacity (Redis, over the clean sending and the receipts phases)
 
 | per | Redis commands | bytes in + out | memory kept (bytes) | Redis CPU ms |
 |---|---:|---:|---:|---:|
 | event | {_fmt(cap.get('redis_commands_per_event'), 1)} | {_fmt(cap.get('bytes_per_event'), 0)} | {_fmt(cap.get('memory_per_event'), 0)} | {_fmt(cap.get('redis_cpu_ms_per_event'), 3)} |
 | message | {_fmt(cap.get('redis_commands_per_message'), 1)} | {_fmt(cap.get('bytes_per_message'), 0)} | {_fmt(cap.get('memory_per_message'), 0)} | {_fmt(cap.get('redis_cpu_ms_per_message'), 3)} |
-| receipt | {_fmt(cap.get('redis_commands_per_receipt'), 1)} | {_fmt(cap.get('bytes_per_receipt'), 0)} | – | {_fmt(cap.get('redis_cpu_ms_per_receipt'), 3)} |
+| receipt | {_fmt(cap.get('redis_commands_per_receipt'), 1)} | {_fmt(cap.get('bytes_per_receipt'), 0)} | {_fmt(cap.get('memory_per_receipt'), 0)} | {_fmt(cap.get('redis_cpu_ms_per_receipt'), 3)} |
 
-Commands by kind per event: {cap.get('top_commands_per_event', {})}.
-redis-benchmark on this machine (requests/s; the client shares the cores with the server): {cap.get('redis_benchmark', {})}.
+Commands by kind per event: {_pairs(cap.get('top_commands_per_event'))}; per receipt:
+{_pairs(cap.get('top_commands_per_receipt'))}.
+redis-benchmark on this machine, requests/s (its client shares the two cores with the server):
+{_pairs(cap.get('redis_benchmark'))}.
 One Redis core at the measured Redis CPU per event: about **{_fmt(cap.get('events_per_s_per_redis_core'), 0)} events/s**.
 """
 
