@@ -13,7 +13,7 @@ import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.measure import Snapshot
+from bench.measure import Snapshot, cpu_ms_by_process
 from workers.core.lifecycle import State
 
 # Commands the benchmark itself sends (INFO for the snapshots; a state check is one ZCARD per state).
@@ -31,7 +31,7 @@ def redis_costs(before: Snapshot, after: Snapshot, polls: int, n: int) -> dict[s
     top = sorted(calls.items(), key=lambda kv: -kv[1])[:12]
     return {"commands": sum(calls.values()) / n, "bytes": net / n,
             "memory": (after.info["used_memory"] - before.info["used_memory"]) / n,
-            "redis_cpu_ms": (after.redis_cpu - before.redis_cpu) * 1000 / n,
+            "redis_cpu_ms": cpu_ms_by_process(before, after, n)["redis"],
             "top": {k: round(v / n, 2) for k, v in top}}
 
 

@@ -30,8 +30,7 @@ class Snapshot:
     """The counters at one moment."""
 
     at: float
-    cpu: float
-    redis_cpu: float
+    cpu_by: dict[str, float]  # CPU seconds so far by kind of process (redis, web, worker, callbacks, cron)
     ledger: dict[str, Any]
     info: dict[str, Any]
     commands: dict[str, int]
@@ -63,8 +62,8 @@ class Probe:
         """Everything, now."""
         info = self.conn.info("stats") | self.conn.info("memory")
         commands = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in self.conn.info("commandstats").items()}
-        return Snapshot(time.perf_counter(), cpu_seconds(self.services.measured_pids()),
-                        cpu_seconds([self.services.redis_pid]), self.ledger(), info, commands, self.states())
+        cpu_by = {kind: cpu_seconds(pids) for kind, pids in self.services.measured_pids().items()}
+        return Snapshot(time.perf_counter(), cpu_by, self.ledger(), info, commands, self.states())
 
     def ledger(self) -> dict[str, Any]:
         """The simulator's ledger."""
@@ -120,4 +119,9 @@ def sent_delta(before: Snapshot, after: Snapshot, expected: int) -> dict[str, An
 
 def cpu_ms_per(before: Snapshot, after: Snapshot, n: int) -> float:
     """Milliseconds of CPU of every measured process (Redis included) per item."""
-    return (after.cpu - before.cpu) * 1000 / n if n else 0.0
+    return sum(cpu_ms_by_process(before, after, n).values())
+
+
+def cpu_ms_by_process(before: Snapshot, after: Snapshot, n: int) -> dict[str, float]:
+    """Milliseconds of CPU per item by kind of process."""
+    return {k: (v - before.cpu_by.get(k, 0.0)) * 1000 / n if n else 0.0 for k, v in after.cpu_by.items()}

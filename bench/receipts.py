@@ -11,7 +11,7 @@ from typing import Any
 
 from rq import Queue
 
-from bench.measure import Probe, Snapshot, cpu_ms_per, sent_delta
+from bench.measure import Probe, Snapshot, cpu_ms_by_process, cpu_ms_per, sent_delta
 from bench.services import RECEIPTS_HELD
 from workers.wiring import pipeline
 
@@ -39,6 +39,7 @@ def receipts(probe: Probe, sending_rate: float, timeout: float) -> tuple[dict[st
     figures = {"receipts": outstanding, "seconds": seconds, "per_s": delivered / seconds, "finished": finished,
             "ratio_vs_sending": delivered / seconds / sending_rate,
             "cpu_ms_per_receipt": cpu_ms_per(before, after, delivered),
+            "cpu_ms_per_receipt_by_process": cpu_ms_by_process(before, after, delivered),
             "calls_per_receipt": receipt_calls / delivered if delivered else None, "calls_by_path": calls,
             "lost": outstanding - delivered,
             # A receipt applied twice would move one message to delivered twice: counted more than delivered.

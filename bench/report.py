@@ -143,6 +143,9 @@ def phase_tables(report: Mapping[str, Any]) -> str:
 | receipts: polled, all outstanding | {_fmt(r.get('receipts'))} | {_fmt(r.get('seconds'))} | {_fmt(r.get('per_s'), 0)} | {_fmt(r.get('cpu_ms_per_receipt'), 3)} | {_fmt(r.get('calls_per_receipt'), 4)} | clean sending msgs/s | {_fmt(r.get('ratio_vs_sending'))}x |
 | scale: two groups on one Redis | {_fmt(sc.get('events'))} | {_fmt(sc.get('seconds'))} | {_fmt(sc.get('messages_per_s'), 0)} | {_fmt(sc.get('cpu_ms_per_message'), 3)} | – | clean sending (one group) | {_fmt(sc.get('ratio_vs_one_group'))}x |
 
+CPU ms per message by process, clean sending: {_pairs(s.get('cpu_ms_per_message_by_process'))}; per receipt:
+{_pairs(r.get('cpu_ms_per_receipt_by_process'))} (a worker's figure includes its work horses and scheduler).
+
 Ingest (`bench/ingest.py`, its own Redis and gunicorns): Hookline / enqueue-only endpoint
 **{_fmt(ingest.get('ratio_vs_enqueue_only'))}x**; p99 at {_fmt(ingest.get('rate'), 0)} requests/s offered (open loop)
 **{_fmt((ingest.get('p99_ms_at_rate') or {}).get('new_connections'), 1)} ms** with a new connection per request,

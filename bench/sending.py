@@ -12,7 +12,7 @@ from typing import Any
 
 from rq import Queue
 
-from bench.measure import Probe, Snapshot, cpu_ms_per, sent_delta, start_drains, store_backlog
+from bench.measure import Probe, Snapshot, cpu_ms_by_process, cpu_ms_per, sent_delta, start_drains, store_backlog
 from workers.wiring import pipeline
 
 
@@ -44,7 +44,9 @@ def send_backlog(probe: Probe, tag: str, n: int, timeout: float) -> tuple[dict[s
     seconds = after.at - before.at
     ledger = sent_delta(before, after, n)
     figures = {"events": n, "seconds": seconds, "messages_per_s": n / seconds, "finished": finished,
-               "cpu_ms_per_message": cpu_ms_per(before, after, n), "calls_per_message": ledger["calls"] / n,
+               "cpu_ms_per_message": cpu_ms_per(before, after, n),
+               "cpu_ms_per_message_by_process": cpu_ms_by_process(before, after, n),
+               "calls_per_message": ledger["calls"] / n,
                **ledger}
     return figures, before, after
 

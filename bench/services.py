@@ -123,9 +123,13 @@ class Services:
         _wait_answer(f"{group.web_url}/readyz", f"group {name}'s web process")
         return group
 
-    def measured_pids(self) -> list[int]:
-        """Every process of Hookline's that this run started, and Redis; not the simulator."""
-        return [self.redis_pid, *(c.proc.pid for g in self.groups for c in g.children)]
+    def measured_pids(self) -> dict[str, list[int]]:
+        """Every process of Hookline's that this run started, and Redis, by kind (redis, web, worker, callbacks,
+        cron); not the simulator."""
+        kinds: dict[str, list[int]] = {"redis": [self.redis_pid]}
+        for child in (c for g in self.groups for c in g.children):
+            kinds.setdefault(child.name.split("-")[1], []).append(child.proc.pid)
+        return kinds
 
     def exited(self) -> list[str]:
         """Children that exited although nobody stopped them."""
