@@ -157,6 +157,9 @@ RQ job records' `started_at`/`ended_at`), second group's share of the events {_f
 
 ### Capacity (Redis, over the clean sending and the receipts phases)
 
+Per event from before its backlog was stored (the ingest step's Lua included) until every message was sent;
+one SMS per event, so the message row is the event row divided by one.
+
 | per | Redis commands | bytes in + out | memory kept (bytes) | Redis CPU ms |
 |---|---:|---:|---:|---:|
 | event | {_fmt(cap.get('redis_commands_per_event'), 1)} | {_fmt(cap.get('bytes_per_event'), 0)} | {_fmt(cap.get('memory_per_event'), 0)} | {_fmt(cap.get('redis_cpu_ms_per_event'), 3)} |
