@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_service_phases(plan: Plan, home: Path) -> dict[str, Any]:
     """The phases that need Hookline's processes, in order, and stopping every process afterwards."""
-    services = Services.create(home)
+    services = Services.create(home)  # stops what it started if it cannot finish
     try:
         services.start_group("a")
         probe = Probe.create(services)

@@ -37,17 +37,17 @@ def receipts(probe: Probe, sending_rate: float, timeout: float) -> tuple[dict[st
     calls = sent_delta(before, after, 0)["calls_by_path"]
     receipt_calls = sum(v for k, v in calls.items() if "receipts" in k)
     figures = {"receipts": outstanding, "seconds": seconds, "per_s": delivered / seconds, "finished": finished,
-            "ratio_vs_sending": delivered / seconds / sending_rate,
-            "cpu_ms_per_receipt": cpu_ms_per(before, after, delivered),
-            "cpu_ms_per_receipt_by_process": cpu_ms_by_process(before, after, delivered),
-            "calls_per_receipt": receipt_calls / delivered if delivered else None, "calls_by_path": calls,
-            "lost": outstanding - delivered,
-            # A receipt applied twice would move one message to delivered twice: counted more than delivered.
-            "duplicates": _delivered_receipts(probe) - counted_before - delivered}
+               "ratio_vs_sending": delivered / seconds / sending_rate,
+               "cpu_ms_per_receipt": cpu_ms_per(before, after, delivered),
+               "cpu_ms_per_receipt_by_process": cpu_ms_by_process(before, after, delivered),
+               "calls_per_receipt": receipt_calls / delivered if delivered else None, "calls_by_path": calls,
+               "lost": outstanding - delivered,
+               # A receipt applied twice would move one message to delivered twice: counted more than delivered.
+               "duplicates": _delivered_receipts(probe) - counted_before - delivered}
     return figures, before, after
 
 
 def _delivered_receipts(probe: Probe) -> int:
     """Receipts Hookline counted as delivering a message, pushed or polled."""
     counts = probe.store.counters.read().receipts
-    return int(sum(n for (via, result), n in counts.items() if result == "delivered"))
+    return int(sum(n for (_, result), n in counts.items() if result == "delivered"))

@@ -23,12 +23,12 @@ COLLECT_EVERY = 1.0  # seconds; far below the 60 s RQ keeps a finished drain's r
 
 def scale(probe: Probe, n: int, one_group_rate: float, second_prefix: str, timeout: float) -> dict[str, Any]:
     """Drain `n` events with both groups running; overlap of the drains and the second group's share."""
-    tokens = store_backlog(probe.store, "scale", n)
+    claims = store_backlog(probe.store, "scale", n)
     before = probe.snapshot()
     target = before.states.get("sent", 0) + n
     seen: dict[str, tuple[float, float, str, int]] = {}
     began = time.time()
-    start_drains(probe.conn, probe.store, tokens)
+    start_drains(probe.conn, probe.store, claims)
     deadline = time.perf_counter() + timeout
     finished = False
     while not finished and time.perf_counter() < deadline:
@@ -62,6 +62,7 @@ def _collect(probe: Probe, seen: dict[str, tuple[float, float, str, int]]) -> No
             seen[job.id] = (0.0, 0.0, "", 0)  # not a drain: skipped from now on
             continue
         result = job.return_value()
+        # Its result gone (it outlived its record): counted as a drain that worked, with one event.
         events = int(result.get("events", 0)) if isinstance(result, dict) else 1
         seen[job.id] = (_epoch(job.started_at), _epoch(job.ended_at), job.worker_name or "", events)
 

@@ -37,10 +37,10 @@ def send_backlog(probe: Probe, tag: str, n: int, timeout: float) -> tuple[dict[s
     the drains' start) and the snapshots from before the events were stored to the end (for the capacity
     figures, which include the ingest step's Redis work)."""
     stored_from = probe.snapshot()
-    tokens = store_backlog(probe.store, tag, n)
+    claims = store_backlog(probe.store, tag, n)
     before = probe.snapshot()
     target = before.states.get("sent", 0) + n
-    start_drains(probe.conn, probe.store, tokens)
+    start_drains(probe.conn, probe.store, claims)
     finished = probe.wait(lambda states: states.get("sent", 0) >= target, timeout)
     after = probe.snapshot()
     seconds = after.at - before.at

@@ -42,8 +42,7 @@ RECEIPTS_HELD = 10**7
 
 def procfile_command(kind: str, redis_url: str, name: str | None = None) -> list[str]:
     """The Procfile's `kind` line as arguments, with REDIS_URL filled in and (workers) an RQ worker name."""
-    args = [redis_url if a == "$REDIS_URL" else a for a in shlex.split(PROCFILE[kind].replace('"$REDIS_URL"',
-                                                                                                '$REDIS_URL'))]
+    args = [redis_url if a == "$REDIS_URL" else a for a in shlex.split(PROCFILE[kind])]
     args[0] = shutil.which(args[0], path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}") or args[0]
     if name:
         args[2:2] = ["--name", name]  # after `rq worker`
@@ -81,21 +80,27 @@ class Services:
     def create(cls, home: Path) -> Services:
         """Redis (no AOF: the benchmark measures Hookline, not the disk) and the simulator."""
         services = cls(home, Supervisor(home, say=lambda _: None))
-        proc, services.redis_url = start_redis(home / "redis", appendonly=False)
-        services.sup.adopt("redis", proc)
-        services.redis_pid = proc.pid
-        services.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT),
-                        "REDIS_URL": services.redis_url, "HOOKLINE_LOG_LEVEL": "WARNING",
-                        "HOOKLINE_API_TOKEN": secrets.token_urlsafe(16),
-                        "HOOKLINE_RECEIPT_TOKEN": secrets.token_urlsafe(16),
-                        "CLICKSEND_USERNAME": "bench", "CLICKSEND_API_KEY": secrets.token_urlsafe(16)}
-        port = free_port()
-        services._start("simulator", home, [sys.executable, "-m", "workers.entry.cli", "simulator", "--port",
-                                            str(port), "--latency", "0.02", "--receipt-delay", str(RECEIPTS_HELD)])
-        services.sim_url = f"http://127.0.0.1:{port}"
-        services.env["CLICKSEND_BASE_URL"] = services.sim_url
-        _wait_answer(f"{services.sim_url}/healthz", "the simulator")
+        try:
+            services._start_redis_and_simulator()
+        except BaseException:
+            services.stop()
+            raise
         return services
+
+    def _start_redis_and_simulator(self) -> None:
+        proc, self.redis_url = start_redis(self.home / "redis", appendonly=False)
+        self.sup.adopt("redis", proc)
+        self.redis_pid = proc.pid
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT),
+                    "REDIS_URL": self.redis_url, "HOOKLINE_LOG_LEVEL": "WARNING",
+                    "HOOKLINE_API_TOKEN": secrets.token_urlsafe(16), "HOOKLINE_RECEIPT_TOKEN": secrets.token_urlsafe(16),
+                    "CLICKSEND_USERNAME": "bench", "CLICKSEND_API_KEY": secrets.token_urlsafe(16)}
+        port = free_port()
+        self._start("simulator", self.home, [sys.executable, "-m", "workers.entry.cli", "simulator", "--port",
+                                             str(port), "--latency", "0.02", "--receipt-delay", str(RECEIPTS_HELD)])
+        self.sim_url = f"http://127.0.0.1:{port}"
+        self.env["CLICKSEND_BASE_URL"] = self.sim_url
+        _wait_answer(f"{self.sim_url}/healthz", "the simulator")
 
     def _start(self, name: str, cwd: Path, args: list[str]) -> Child:
         log = cwd / f"{name}.log"
