@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [--json FILE]`: every benchmark phase of issue 13 in one command.
 
 Starts its own redis-server, the ClickSend simulator and the Procfile's processes on loopback (bench.services),
-runs the phases (ingest, no-op baseline, sending, receipts, faulty, scale, capacity), stops everything it started
+runs the phases (ingest, no-op baseline, sending, polled receipts, faulty, pushed receipts, scale, capacity), stops everything it started
 (also on Ctrl-C, SIGTERM or an error), and writes the generated section of BENCHMARKS.md and the JSON report.
 Owns the order of the phases and the run's settings; each phase measures itself.
 """
@@ -37,6 +37,7 @@ class Plan:
     noop_jobs: int  # the baseline: the quick run may drain fewer no-op jobs than it sends (the ratio is of rates)
     faulty_events: int
     scale_events: int
+    pushed_receipts: int
     ingest: dict[str, float]  # bench/ingest.py's settings: rounds, seconds, latency_seconds
     benchmark_requests: int
     timeout: float  # per phase
@@ -45,8 +46,8 @@ class Plan:
     def of(cls, quick: bool) -> Plan:
         """The --quick plan (within 5 minutes on 2 cores) or the full one (10,000 events)."""
         if quick:
-            return cls(True, 2000, 300, 2000, 2000, {"rounds": 2, "seconds": 3, "latency_seconds": 4}, 20_000, 240)
-        return cls(False, 10_000, 2000, 10_000, 10_000, {"rounds": 3, "seconds": 5, "latency_seconds": 8}, 100_000, 900)
+            return cls(True, 2000, 300, 2000, 2000, 1000, {"rounds": 2, "seconds": 3, "latency_seconds": 4}, 20_000, 240)
+        return cls(False, 10_000, 2000, 10_000, 10_000, 10_000, {"rounds": 3, "seconds": 5, "latency_seconds": 8}, 100_000, 900)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +91,7 @@ def run_service_phases(plan: Plan, home: Path) -> dict[str, Any]:
     """The phases that need Hookline's processes, in order, and stopping every process afterwards."""
     services = Services.create(home)  # stops what it started if it cannot finish
     try:
-        services.start_group("a")
+        first = services.start_group("a")
         probe = Probe.create(services)
         time.sleep(2)  # the workers register and the cron runs its first pass
         sending.noop_drain(probe, 100, plan.timeout)  # warm-up: the first forks are slower
@@ -103,6 +104,8 @@ def run_service_phases(plan: Plan, home: Path) -> dict[str, Any]:
         feedback, r_before, r_after = receipts.receipts(probe, clean["messages_per_s"], plan.timeout)
         receipt_costs = (r_before, r_after, probe.polls - polls, max(1, feedback["receipts"]))
         faulty = sending.faulty(probe, plan.faulty_events, clean["messages_per_s"], plan.timeout)
+        feedback["pushed"] = receipts.pushed(probe, first.web_url, services.env["HOOKLINE_RECEIPT_TOKEN"],
+                                             plan.pushed_receipts, plan.timeout)
         second = services.start_group("b")
         time.sleep(2)
         spread = scale.scale(probe, plan.scale_events, clean["messages_per_s"], second.worker_prefix, plan.timeout)
@@ -166,7 +169,8 @@ def _machine() -> str:
 
 def _settings(plan: Plan) -> str:
     return (f"{plan.events:,} events in the sending backlog (one SMS each), {plan.noop_jobs:,} no-op jobs, "
-            f"{plan.faulty_events:,} in the faulty phase, {plan.scale_events:,} in the scale phase; per group "
+            f"{plan.faulty_events:,} in the faulty phase, {plan.pushed_receipts:,} receipts pushed, "
+            f"{plan.scale_events:,} events in the scale phase; per group "
             "the Procfile's web (2 gevent workers), two `worker`s, `callbacks` and `cron`, Hookline's defaults "
             "for batch sizes and send rate; the simulator adds 20 ms to every request")
 

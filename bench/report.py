@@ -41,7 +41,7 @@ TARGETS = (
     Target("scale.drain_overlap", ">=", 0.5),
     Target("scale.second_host_share", ">=", 0.3),
 )
-LOSS_PHASES = ("sending", "faulty", "receipts", "scale")
+LOSS_PHASES = ("sending", "faulty", "receipts", "receipts.pushed", "scale")
 
 
 def drain_overlap(intervals: Iterable[tuple[float, float]]) -> float:
@@ -132,7 +132,7 @@ Nothing lost and nothing sent twice in every phase: {zero}.
 def phase_tables(report: Mapping[str, Any]) -> str:
     """Each phase's figures beside its baseline."""
     noop, s, f, r, sc, cap = (report.get(k, {}) for k in ("noop", "sending", "faulty", "receipts", "scale", "capacity"))
-    ingest = report.get("ingest", {})
+    ingest, rp = report.get("ingest", {}), report.get("receipts", {}).get("pushed", {})
     return f"""### Each phase beside its baseline
 
 | phase | items | seconds | per second | CPU ms / item | ClickSend calls / item | baseline | ratio |
@@ -141,6 +141,7 @@ def phase_tables(report: Mapping[str, Any]) -> str:
 | sending: events → SMS, clean | {_fmt(s.get('events'))} | {_fmt(s.get('seconds'))} | {_fmt(s.get('messages_per_s'), 0)} | {_fmt(s.get('cpu_ms_per_message'), 3)} | {_fmt(s.get('calls_per_message'), 4)} | no-op jobs/s | {_fmt(s.get('ratio_vs_noop_drain'))}x |
 | faulty: 15% 429s, 20 requests/s cap | {_fmt(f.get('events'))} | {_fmt(f.get('seconds'))} | {_fmt(f.get('messages_per_s'), 0)} | {_fmt(f.get('cpu_ms_per_message'), 3)} | {_fmt(f.get('calls_per_message'), 4)} ({_fmt(f.get('refused'))} 429s) | clean sending | {_fmt(f.get('ratio_vs_clean'))}x |
 | receipts: polled, all outstanding | {_fmt(r.get('receipts'))} | {_fmt(r.get('seconds'))} | {_fmt(r.get('per_s'), 0)} | {_fmt(r.get('cpu_ms_per_receipt'), 3)} | {_fmt(r.get('calls_per_receipt'), 4)} | clean sending msgs/s | {_fmt(r.get('ratio_vs_sending'))}x |
+| receipts: pushed to the web process, one request each, 8 in flight | {_fmt(rp.get('receipts'))} | {_fmt(rp.get('seconds'))} | {_fmt(rp.get('per_s'), 0)} | {_fmt(rp.get('cpu_ms_per_receipt'), 3)} | 0 ({_fmt(rp.get('refused'))} pushes refused) | polled receipts/s | {_fmt(rp.get('per_s') / r['per_s'] if rp.get('per_s') and r.get('per_s') else None)}x |
 | scale: two groups on one Redis | {_fmt(sc.get('events'))} | {_fmt(sc.get('seconds'))} | {_fmt(sc.get('messages_per_s'), 0)} | {_fmt(sc.get('cpu_ms_per_message'), 3)} | – | clean sending (one group) | {_fmt(sc.get('ratio_vs_one_group'))}x |
 
 CPU ms per message by process, clean sending: {_pairs(s.get('cpu_ms_per_message_by_process'))}; per receipt:
