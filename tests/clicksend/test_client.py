@@ -199,6 +199,15 @@ def test_receipts_move_from_pending_to_final_and_can_be_marked_read(simulator: S
     assert c.receipts().items == []
 
 
+def test_the_ledger_counts_each_receipts_page_and_mark_read_call(simulator: Simulator) -> None:
+    c = client(simulator)
+    c.receipts("sms", limit=100)
+    c.receipts("voice", limit=100)
+    c.mark_receipts_read("sms")
+    calls = simulator.state.ledger_view()["calls"]
+    assert calls == {"/v3/sms/receipts": 1, "/v3/voice/receipts": 1, "/v3/sms/receipts-read": 1}
+
+
 def test_inbound_injected_then_listed_and_marked_read(simulator: Simulator) -> None:
     simulator.state.add_inbound("+61411111111", "STOP")
     c = client(simulator)

@@ -25,7 +25,9 @@ def voice_receipt(receipt: dict[str, Any]) -> dict[str, Any]:
 @bp.get(f"/v3/<{RECEIPT_CHANNELS}:channel>/receipts")
 def receipts(channel: str) -> Response:
     """Unread final receipts, paged."""
-    rows = state().unread_receipts(channel)
+    sim = state()
+    sim.count_call(request.path)  # the ledger counts polls, so a benchmark can tell calls per receipt
+    rows = sim.unread_receipts(channel)
     if channel == "voice":
         rows = [voice_receipt(r) for r in rows]
     return envelope(200, "SUCCESS", "Here are your delivery receipts.", paginate(rows, request.path))
@@ -44,5 +46,7 @@ def receipt(message_id: str) -> Response:
 @bp.put(f"/v3/<{RECEIPT_CHANNELS}:channel>/receipts-read")
 def receipts_read(channel: str) -> Response:
     """Mark final receipts read (all, or up to `date_before`). `data` is null, as the SDK's model says."""
-    state().mark_receipts_read(channel, json_object().get("date_before"))
+    sim = state()
+    sim.count_call(request.path)
+    sim.mark_receipts_read(channel, json_object().get("date_before"))
     return envelope(200, "SUCCESS", "Receipts have been marked as read.")
