@@ -157,8 +157,11 @@ def drive(port: int, reqs: list[bytes], seconds: float, *, rate: float | None = 
 
 def closed_loop(port: int, reqs: list[bytes], seconds: float, concurrency: int) -> dict[str, float]:
     """Max throughput: `concurrency` requests in flight back to back for `seconds`."""
+    start = time.perf_counter()
     results = drive(port, reqs, seconds, concurrency=concurrency)
-    return {"rps": len(results) / seconds, "errors": sum(s != 202 for _, s in results), "n": len(results)}
+    took = time.perf_counter() - start  # the last requests finish after `seconds`
+    return {"rps": len(results) / took, "errors": sum(s != 202 for _, s in results), "n": len(results),
+            "seconds": took}
 
 
 def open_loop(port: int, reqs: list[bytes], rate: float, seconds: float, keepalive: bool = False
@@ -210,14 +213,17 @@ def run(*, rounds: int = 5, seconds: float = 5.0, latency_seconds: float = 8.0, 
         concurrency: int = 32, gunicorn: list[str] | None = None) -> dict[str, Any]:
     """Measure both apps under the same gunicorn flags (`gunicorn`, default GUNICORN) and return the figures.
 
-    Each round, for each app in turn (the order alternates between rounds): `seconds` of maximum throughput
-    (`concurrency` requests in flight, a new connection each) with the CPU per request of the server (gunicorn
-    master and workers), Redis and the load generator; then `latency_seconds` at `rate` requests/s offered with
-    a new connection per request, and as long again over kept-alive connections. The answer:
-    `ratio_vs_enqueue_only` (Hookline's median req/s over the baseline's), `cpu_ratio_vs_enqueue_only` (the
-    baseline's median server CPU per request over Hookline's), `p99_ms_at_rate` ({"new_connections",
-    "kept_alive"}: Hookline's worst round), per-app medians under `apps`, and every phase under `rounds`.
-    Starts and stops its own Redis and servers on loopback.
+    Each round: `seconds` of maximum throughput for each app (`concurrency` requests in flight back to back, a
+    new connection each), taken in one-second slices that alternate between the apps (A B B A …), so that other
+    work on the machine, which comes and goes over seconds, weighs on both alike; with the CPU per request of
+    the server (gunicorn master and workers), Redis and the load generator. Then, for each app in turn (the
+    order alternates between rounds), `latency_seconds` at `rate` requests/s offered with a new connection per
+    request, and as long again over kept-alive connections.
+
+    The answer: `ratio_vs_enqueue_only` (Hookline's median req/s over the baseline's), `ratio_per_round`,
+    `cpu_ratio_vs_enqueue_only` (the baseline's median server CPU per request over Hookline's),
+    `p99_ms_at_rate` ({"new_connections", "kept_alive"}: Hookline's worst round), per-app medians under `apps`,
+    every round under `rounds`, and the conditions. Starts and stops its own Redis and servers on loopback.
     """
     flags = gunicorn if gunicorn is not None else GUNICORN
     load_before = os.getloadavg()
@@ -229,7 +235,7 @@ def run(*, rounds: int = 5, seconds: float = 5.0, latency_seconds: float = 8.0, 
         "sources:\n  shop:\n    verify: {scheme: shopify, secret: '${SHOP_SECRET}'}\n"
         "    schema: {type: object, required: [id]}\n"
     )
-    env = {**os.environ, "REDIS_URL": url, "HOOKLINE_RULES_DIR": str(tmp / "rules"), "SHOP_SECRET": SECRET,
+    env = {**os.environ, "REDIS_URL": url, "HOOKLINE_RULES_DIR": str(rules), "SHOP_SECRET": SECRET,
            "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}", "HOOKLINE_LOG_LEVEL": "WARNING"}
     ports = {name: free_port() for name in APPS}
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -238,25 +244,42 @@ def run(*, rounds: int = 5, seconds: float = 5.0, latency_seconds: float = 8.0, 
         for name, app in APPS.items():
             procs[name] = serve(app, ports[name], env, flags)
         flush = redis.Redis.from_url(url).flushdb
-        redis_group = [psutil.Process(redis_proc.pid)]
+        groups = {}
+        for name, proc in procs.items():
+            server = psutil.Process(proc.pid)
+            groups[name] = {"server": [server, *server.children()], "client": [psutil.Process()],
+                            "redis": [psutil.Process(redis_proc.pid)]}
         for i in range(rounds):
-            for name in (APPS if i % 2 == 0 else reversed(APPS)):  # interleaved: noise hits both
-                server = psutil.Process(procs[name].pid)
-                groups = {"server": [server, *server.children()], "client": [psutil.Process()], "redis": redis_group}
-                port = ports[name]
-                reqs = make_requests(int(seconds * 5000) + 2 * int(rate * latency_seconds) + 2000, "bench")
-                closed_loop(port, reqs[-2000:], 1, 8)  # warm up
+            reqs = {name: make_requests(int(seconds * 5000) + 2 * int(rate * latency_seconds) + 2000, "bench")
+                    for name in APPS}
+            for name in APPS:
+                closed_loop(ports[name], reqs[name][-2000:], 1, 8)  # warm up
+            flush()
+            tp = {name: {"n": 0, "errors": 0, "seconds": 0.0, "cpu": dict.fromkeys(groups[name], 0.0)}
+                  for name in APPS}
+            for j in range(max(1, round(seconds))):
+                for name in (APPS if j % 4 in (0, 3) else reversed(APPS)):
+                    got, cpu = measured(groups[name], partial(closed_loop, ports[name], reqs[name][tp[name]["n"]:],
+                                                              seconds / max(1, round(seconds)), concurrency))
+                    tp[name]["n"] += got["n"]
+                    tp[name]["errors"] += got["errors"]
+                    tp[name]["seconds"] += got["seconds"]
+                    for k, v in cpu.items():
+                        tp[name]["cpu"][k] += v
+            flush()
+            for name in (APPS if i % 2 == 0 else reversed(APPS)):
+                rest = reqs[name][tp[name]["n"]:]
+                lat, lat_cpu = measured(groups[name], partial(open_loop, ports[name], rest, rate, latency_seconds))
                 flush()
-                tp, tp_cpu = measured(groups, partial(closed_loop, port, reqs, seconds, concurrency))
+                ka, ka_cpu = measured(groups[name], partial(open_loop, ports[name], rest[lat["n"]:], rate,
+                                                            latency_seconds, keepalive=True))
                 flush()
-                rest = reqs[tp["n"]:]
-                lat, lat_cpu = measured(groups, partial(open_loop, port, rest, rate, latency_seconds))
-                flush()
-                ka, ka_cpu = measured(groups, partial(open_loop, port, rest[lat["n"]:], rate, latency_seconds,
-                                                      keepalive=True))
-                flush()
-                phases.append({"round": i + 1, "name": name, "throughput": tp, "throughput_cpu_ms": tp_cpu,
-                               "latency": lat, "latency_cpu_ms": lat_cpu, "keepalive": ka, "keepalive_cpu_ms": ka_cpu})
+                n = tp[name]["n"]
+                phases.append({"round": i + 1, "name": name,
+                               "throughput": {"rps": n / tp[name]["seconds"], "n": n, "errors": tp[name]["errors"]},
+                               "throughput_cpu_ms": per_request(tp[name]["cpu"], n),
+                               "latency": lat, "latency_cpu_ms": per_request(lat_cpu, lat["n"]),
+                               "keepalive": ka, "keepalive_cpu_ms": per_request(ka_cpu, ka["n"])})
     finally:
         for p in procs.values():
             p.terminate()
@@ -269,12 +292,16 @@ def run(*, rounds: int = 5, seconds: float = 5.0, latency_seconds: float = 8.0, 
                     "concurrency": concurrency})
 
 
-def measured(groups: dict[str, list[psutil.Process]], phase: Any) -> tuple[dict[str, float], dict[str, float]]:
-    """Run `phase` (a function returning its figures with `n`, the requests answered) and return its figures
-    and the CPU milliseconds per request each group of processes spent meanwhile."""
+def measured(groups: dict[str, list[psutil.Process]], phase: Any) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run `phase` and return its figures and the CPU seconds each group of processes spent meanwhile."""
     before = {k: cpu_seconds(g) for k, g in groups.items()}
     result = phase()
-    return result, {k: (cpu_seconds(g) - before[k]) * 1000 / max(1, result["n"]) for k, g in groups.items()}
+    return result, {k: cpu_seconds(g) - before[k] for k, g in groups.items()}
+
+
+def per_request(cpu: dict[str, float], n: int) -> dict[str, float]:
+    """CPU seconds by group as milliseconds per request."""
+    return {k: v * 1000 / max(1, n) for k, v in cpu.items()}
 
 
 def figures(phases: list[dict[str, Any]], load_before: tuple[float, ...], load_after: tuple[float, ...],
@@ -332,11 +359,11 @@ Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_
 load average {lb[0]:.2f} / {lb[1]:.2f} / {lb[2]:.2f} before the run and {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} after \
 (1 / 5 / 15 min). Redis: a private redis-server, AOF off, flushed between phases.
 gunicorn `{' '.join(fig['gunicorn'])}` for both apps.
-{s['rounds']} rounds; in each, each app in turn (the order alternating): {s['seconds']:g} s with \
-{s['concurrency']} requests in flight back to back, a new connection each (req/s, and the CPU per request of the
-server's processes, Redis and the load generator), then {s['latency_seconds']:g} s at {s['rate']:.0f} requests/s \
-offered with a new connection per request (each latency counted from the moment its request was due), then as
-long again over kept-alive connections.
+{s['rounds']} rounds; in each, {s['seconds']:g} s of maximum throughput for each app ({s['concurrency']} requests in flight back
+to back, a new connection each) in one-second slices alternating between the apps (A B B A …), with the CPU per
+request of the server's processes, Redis and the load generator; then, for each app in turn (the order
+alternating between rounds), {s['latency_seconds']:g} s at {s['rate']:.0f} requests/s offered with a new connection per request (each
+latency counted from the moment its request was due), and as long again over kept-alive connections.
 
 | round | endpoint | req/s | server CPU ms | Redis CPU ms | client CPU ms | achieved /s at rate | p50 ms | p99 ms | server CPU ms at rate | kept-alive p99 ms | kept-alive server CPU ms | errors |
 |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
