@@ -29,6 +29,7 @@ from webhooks import signatures
 from webhooks.context import Parts, runtime
 from webhooks.errors import ingest_refusal, store_refusal
 from workers.core.intake import build_event
+from workers.core.sources import Source
 from workers.errors import ConfigError, IngestError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def answer(rt: Parts, source_name: str, mimetype: str, headers: Mapping[str, str
     return got
 
 
-def _receive(rt: Parts, source: Any, mimetype: str, headers: Mapping[str, str], body: bytes) -> Answer:
+def _receive(rt: Parts, source: Source, mimetype: str, headers: Mapping[str, str], body: bytes) -> Answer:
     if source.body == "form":
         if mimetype != "application/x-www-form-urlencoded":
             return Answer(415, {"error": "unsupported_media_type",
