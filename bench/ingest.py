@@ -257,10 +257,11 @@ def run(*, rounds: int = 5, seconds: float = 5.0, latency_seconds: float = 8.0, 
             flush()
             tp = {name: {"n": 0, "errors": 0, "seconds": 0.0, "cpu": dict.fromkeys(groups[name], 0.0)}
                   for name in APPS}
-            for j in range(max(1, round(seconds))):
+            slices = max(1, round(seconds))
+            for j in range(slices):
                 for name in (APPS if j % 4 in (0, 3) else reversed(APPS)):
                     got, cpu = measured(groups[name], partial(closed_loop, ports[name], reqs[name][tp[name]["n"]:],
-                                                              seconds / max(1, round(seconds)), concurrency))
+                                                              seconds / slices, concurrency))
                     tp[name]["n"] += got["n"]
                     tp[name]["errors"] += got["errors"]
                     tp[name]["seconds"] += got["seconds"]

@@ -4,8 +4,8 @@ Owns the HTTP side of ingest only; signatures are `webhooks.signatures`', buildi
 is `workers.core.intake`'s (shared with the dry run), storage is `workers.store`'s.
 
 Webhooks are the one route that must be cheap: `IngestEdge` answers `POST /hooks/<source>` in front of Flask,
-without its request context, routing, session or response objects (which cost as much CPU as the rest of the
-request under gunicorn: see BENCHMARKS.md), with the same answers. Everything else, other methods on the same
+without its request context, routing, session or response objects (about a third of a webhook's CPU under
+gunicorn: see BENCHMARKS.md), with the same answers. Everything else, other methods on the same
 path included, goes on to Flask; the Flask view stays for the route's place in `url_map` (the OpenAPI
 document) and answers the same way for any caller that reaches it.
 """
