@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
-from tests import signing
-from tests.conftest import API_TOKEN, SECRETS
-from tests.webhooks.test_ingest import ORDER
+from tests.conftest import API_TOKEN
+from tests.webhooks.test_ingest import post_shop
 
 
 def form_token(page: str) -> str:
@@ -100,10 +98,7 @@ def test_only_the_pages_open_the_signed_session(app, monkeypatch) -> None:  # no
     assert browser.post("/ui/login", data={"name": "Ann", "token": API_TOKEN, "csrf": csrf}).status_code == 302
     assert built
     pages_opened = len(built)
-    body = json.dumps(ORDER).encode()
-    hook = browser.post("/hooks/shop", data=body, headers={
-        "Content-Type": "application/json", "X-Shopify-Topic": "orders/create", "X-Shopify-Webhook-Id": "wh-s1",
-        **signing.shopify(SECRETS["SHOP_WEBHOOK_SECRET"], body)})
+    hook = post_shop(browser, webhook_id="wh-session")
     assert hook.status_code == 202, hook.get_json()
     assert browser.get("/healthz").status_code == 200
     assert len(built) == pages_opened
