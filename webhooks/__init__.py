@@ -16,8 +16,10 @@ def create_app(settings: Settings | None = None, runtime: Parts | None = None) -
         runtime = WebContext.build(settings if settings is not None else Settings.from_env())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
-    # Every body is read whole and bounded before Flask sees it, whatever its framing (chunked included).
-    app.wsgi_app = bodies.BoundedBodies(app.wsgi_app, runtime.settings.max_body)  # type: ignore[method-assign]
+    # Every body is read whole and bounded before Flask sees it, whatever its framing (chunked included);
+    # webhooks are then answered without Flask's request machinery, everything else goes on to Flask.
+    app.wsgi_app = bodies.BoundedBodies(ingest.IngestEdge(app.wsgi_app, app),  # type: ignore[method-assign]
+                                        runtime.settings.max_body)
     app.extensions["hookline"] = runtime
     errors.init_app(app)
     app.register_blueprint(ingest.bp)

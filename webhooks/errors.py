@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask
 from flask.typing import ResponseReturnValue
@@ -37,6 +38,20 @@ def code_for(status: int) -> str:
     return _CODES.get(status, "error")
 
 
+def ingest_refusal(exc: IngestError) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body answering a refused webhook (a payload's schema errors listed)."""
+    extra = {"errors": exc.errors} if isinstance(exc, PayloadInvalid) and exc.errors else {}
+    return exc.status, {"error": exc.code, "message": exc.message, **extra}
+
+
+def store_refusal(exc: StoreUnavailable) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body when Redis could not be reached (logged: the operator must hear of it)."""
+    log.error("redis unavailable: %s", exc)
+    if isinstance(exc, NotReplicated):  # stored on the primary, maybe: a retry of it is answered as a duplicate
+        return 503, {"error": "unavailable", "message": "not yet on a replica, so not accepted; try again"}
+    return 503, {"error": "unavailable", "message": "storage unavailable; nothing was stored, try again"}
+
+
 def init_app(app: Flask) -> None:
     """Install the JSON error handlers on `app`."""
 
@@ -50,12 +65,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(IngestError)
     def _ingest(exc: IngestError) -> ResponseReturnValue:
-        extra = {"errors": exc.errors} if isinstance(exc, PayloadInvalid) and exc.errors else {}
-        return error(exc.status, exc.code, exc.message, **extra)
+        status, body = ingest_refusal(exc)
+        return body, status
 
     @app.errorhandler(StoreUnavailable)
     def _store(exc: StoreUnavailable) -> ResponseReturnValue:
-        log.error("redis unavailable: %s", exc)
-        if isinstance(exc, NotReplicated):  # stored on the primary, maybe: a retry of it is answered as a duplicate
-            return error(503, "unavailable", "not yet on a replica, so not accepted; try again")
-        return error(503, "unavailable", "storage unavailable; nothing was stored, try again")
+        status, body = store_refusal(exc)
+        return body, status

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.conftest import API_TOKEN
+from tests.webhooks.test_ingest import post_shop
 
 
 def form_token(page: str) -> str:
@@ -84,3 +85,22 @@ def test_the_next_page_keeps_its_query(app) -> None:  # noqa: ANN001
     done = browser.post("/ui/login", data={"name": "Ann", "token": API_TOKEN, "csrf": form_token(page),
                                            "next": "/ui/approvals?rule=x"})
     assert done.headers["Location"] == "/ui/approvals?rule=x"
+
+
+def test_only_the_pages_open_the_signed_session(app, monkeypatch) -> None:  # noqa: ANN001
+    # Opening the signed-cookie session builds a signing serializer: webhooks and the API must not pay for it.
+    interface = app.session_interface
+    built = []
+    real = interface.get_signing_serializer
+    monkeypatch.setattr(interface, "get_signing_serializer", lambda flask_app: built.append(1) or real(flask_app))
+    browser = app.test_client()
+    csrf = form_token(browser.get("/ui/login").get_data(as_text=True))
+    assert browser.post("/ui/login", data={"name": "Ann", "token": API_TOKEN, "csrf": csrf}).status_code == 302
+    assert built
+    pages_opened = len(built)
+    hook = post_shop(browser, webhook_id="wh-session")
+    assert hook.status_code == 202, hook.get_json()
+    assert browser.get("/healthz").status_code == 200
+    assert len(built) == pages_opened
+    assert "Set-Cookie" not in hook.headers
+    assert signed_in(browser)  # the session cookie sent with the webhook is still the pages' own

@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import secrets
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from webhooks.ui import approvals, auth, dashboard, events, messages, outboxes, rules, suppression
 from webhooks.ui.base import install_filters
@@ -23,10 +24,23 @@ for child in (auth.bp, dashboard.bp, events.bp, messages.bp, approvals.bp, outbo
     bp.register_blueprint(child)
 
 
+class PagesSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened for the pages only. Every other request (webhooks above all:
+    opening a session costs them a signing serializer each) gets Flask's null session, which reads as empty,
+    refuses writes, and is never saved, so no cookie is set."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """The session of a request under /ui; None (Flask's null session) for any other."""
+        if request.path.startswith(f"{bp.url_prefix}/") or request.path == bp.url_prefix:
+            return super().open_session(app, request)
+        return None
+
+
 def init_app(app: Flask) -> None:
-    """Session settings (a key derived from the API token, cookies HttpOnly and SameSite=Lax), the pages'
-    template filters, and the blueprints."""
+    """Session settings (a key derived from the API token, cookies HttpOnly and SameSite=Lax; opened for the
+    pages only), the pages' template filters, and the blueprints."""
     token: str | None = app.extensions["hookline"].settings.api_token
+    app.session_interface = PagesSessions()
     app.secret_key = hmac.new((token or secrets.token_hex(16)).encode(), b"hookline-ui-session",
                               hashlib.sha256).hexdigest()
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
