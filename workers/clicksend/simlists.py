@@ -11,12 +11,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from workers.core.contactwrites import CONTACT_FIELDS
+
 OPT_OUT_LIST_ID = 428
 OPT_OUT_LIST_NAME = "Opt-Out List"
-# The fields a contact may carry (ClickSend's `Contact` model), all strings; a create or update sets these only.
-CONTACT_FIELDS = ("phone_number", "first_name", "last_name", "email", "fax_number", "organization_name",
-                  "custom_1", "custom_2", "custom_3", "custom_4", "address_line_1", "address_line_2",
-                  "address_city", "address_state", "address_postal_code", "address_country")
+
 
 
 class SimLists:

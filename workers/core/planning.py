@@ -15,9 +15,10 @@ import jmespath
 import phonenumbers
 
 from workers.core import segments
+from workers.core.contactwrites import ContactWrite
 from workers.core.events import Event
 from workers.core.lifecycle import State
-from workers.core.messages import Channel, Message
+from workers.core.messages import Channel, ContactOp, Message
 from workers.core.rules import Rule, Send
 from workers.core.templates import parse_time, render
 from workers.errors import RenderError
@@ -71,6 +72,8 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str, region: s
                 outcome.reasons.append(f"cannot cancel: {exc}")
         elif rule.send is not None:
             outcome.messages = _plan_sends(event, rule, rule.send, context, now, zone, region)
+        elif rule.write is not None:
+            outcome.messages = [_plan_write(event, rule, rule.write, context, now, region)]
         outcomes.append(outcome)
     return outcomes
 
@@ -101,6 +104,34 @@ def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], n
             continue
         out.append(_rendered(msg, rule, send, context | {"recipient": recipient}, event, now, zone))
     return out
+
+
+def _plan_write(event: Event, rule: Rule, write: ContactWrite, context: dict[str, Any], now: float,
+                region: str) -> Message:
+    """One contact write as a message of channel `contact`: its number normalised, its fields rendered (a field
+    that renders empty is left as ClickSend has it); failed, with the reason, when either cannot be."""
+    key = "contact" if write.operation is ContactOp.UPSERT else "contact_remove"
+    msg = Message(id=message_id_for(event.id, rule.name, ""), event_id=event.id, source=event.source, rule=rule.name,
+                  channel=Channel.CONTACT, state=State.PLANNED, operation=write.operation, list_ref=write.list_ref,
+                  policy=rule.policy, critical=rule.critical, created_at=now)
+    try:
+        raw = render(write.phone_number, context, f"{key}.phone_number")
+    except RenderError as exc:
+        return msg.but(state=State.FAILED, reasons=(str(exc),))
+    number, country, problem = _normalise(raw.strip(), write.country or region)
+    msg = msg.but(id=message_id_for(event.id, rule.name, number), to=number, country=country)
+    if problem:
+        return msg.but(state=State.FAILED, reasons=(f"{key}.phone_number: {problem}",))
+    values: dict[str, str] = {}
+    try:
+        for name, template in write.fields:
+            value = render(template, context, f"{key}.{name}").strip()
+            if value:
+                values[name] = value
+    except RenderError as exc:
+        return msg.but(contact=values, state=State.FAILED, reasons=(str(exc),))
+    verb = "add or update the contact on" if write.operation is ContactOp.UPSERT else "remove the number from"
+    return msg.but(contact=values, reasons=(f"{verb} list {write.list_ref}",))
 
 
 def _recipients(send: Send, context: dict[str, Any]) -> list[str]:

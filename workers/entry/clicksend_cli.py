@@ -20,8 +20,8 @@ import click
 
 from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.clicksend.maton import MATON_CTRL_URL, MatonConnections
-from workers.clicksend.simlists import CONTACT_FIELDS
 from workers.core.coerce import to_int
+from workers.core.contactwrites import CONTACT_FIELDS
 from workers.entry.runtime import clicksend_client
 from workers.errors import AuthenticationFailed, ConfigError, HooklineError
 from workers.wiring.settings import Settings
