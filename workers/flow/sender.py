@@ -19,7 +19,7 @@ from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.core import payloads
 from workers.core.coerce import to_decimal
 from workers.core.lifecycle import State
-from workers.core.messages import Message
+from workers.core.messages import Channel, Message
 from workers.core.sending import Step, backoff, classify
 from workers.errors import (
     AuthenticationFailed,
@@ -30,6 +30,7 @@ from workers.errors import (
     RateLimited,
 )
 from workers.flow.admission import Admission, day_of
+from workers.flow.contactwrites import ContactWriter
 from workers.flow.origin import Notifier
 from workers.store import Store
 from workers.store.messages import Change
@@ -93,6 +94,9 @@ class Sender:
         if not ids:
             return out
         docs = [d for d in self.store.messages.get_messages(ids) if d is not None]
+        if channel == Channel.CONTACT:
+            self._write_contacts(docs, now, out)
+            return out
         groups: dict[str | None, list[Message]] = defaultdict(list)
         for doc in docs:
             groups[doc.media_file if channel == "mms" else None].append(doc)
@@ -152,6 +156,45 @@ class Sender:
             for name in ("insufficient_credit", "authentication_failed"):
                 self.store.account.clear_alert(name)
         self._apply(channel, docs, reply.messages, now, out)
+
+    def _write_contacts(self, docs: list[Message], now: float, out: FlushOutcome) -> None:
+        """Contact writes, one at a time (a token each), met like sends: a 429 or an outage puts the rest back
+        and pauses the outbox, bad credentials raise the alert, a refusal (an unknown list, a bad field) fails
+        that write alone. Putting a write back is safe: it looks at the list before it writes."""
+        writer = ContactWriter(self.store, self.client, self.settings.default_region)
+        channel = Channel.CONTACT
+        for index, doc in enumerate(docs):
+            rest = [d.id for d in docs[index:]]
+            wait = self.store.outbox.take_token(self.settings.send_rate, max(1.0, self.settings.send_rate),
+                                                now) if index else 0
+            if wait > 0:
+                out.requeued += self.store.outbox.requeue(rest, now, "rate limit: waiting for a token")
+                out.wait = wait
+                return
+            out.calls += 1
+            try:
+                change = writer.write(doc, now)
+            except RateLimited as exc:
+                strikes = self.store.outbox.strike(channel, "429")
+                delay = exc.retry_after if exc.retry_after is not None else backoff(strikes, 1.0, 60.0, self.rand)
+                self._put_back(channel, rest, now, delay, f"429 from ClickSend: retrying in {delay:.1f}s", out)
+                return
+            except AuthenticationFailed as exc:
+                self._account_problem(channel, rest, now, exc, out)
+                return
+            except ProviderUnavailable as exc:
+                delay = backoff(self.store.outbox.strike(channel, "error"), 2.0, 120.0, self.rand)
+                self._put_back(channel, rest, now, delay, f"ClickSend unreachable ({exc.message})", out)
+                return
+            except ProviderRejected as exc:
+                change = Change(doc.id, State.FAILED, f"ClickSend refused the contact write: {exc.message}",
+                                {"error": exc.message})
+            self.store.outbox.clear_strikes(channel)
+            applied = self.store.messages.apply_many([change], now)
+            if applied[0]:
+                out.sent += change.target == State.SENT
+                out.failed += change.target == State.FAILED
+                self._settled([doc], [change], now)
 
     def _apply(self, channel: str, docs: list[Message], results: list[Any], now: float,
                out: FlushOutcome) -> None:
@@ -246,6 +289,12 @@ class Sender:
         docs = [d for d in self.store.messages.get_messages(ids) if d and d.state == State.UNKNOWN]
         if not docs:
             return {"sent": 0, "requeued": 0, "waiting": 0}
+        if channel == Channel.CONTACT:  # no history to consult, and none needed: a write looks before it writes
+            requeued = self.store.outbox.requeue([d.id for d in docs], now, "write interrupted: writing again",
+                                                 from_state=State.UNKNOWN)
+            if requeued:
+                self.enqueuer.kick(channel)
+            return {"sent": 0, "requeued": requeued, "waiting": 0}
         since = min(d.sending_since or d.updated_at or now for d in docs)
         try:
             found = self._history_by_custom_string(channel, int(since) - 60, int(now) + 60)
