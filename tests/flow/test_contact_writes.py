@@ -24,12 +24,12 @@ RULES = """
 rules:
   - name: customer-joins
     source: shop
-    event: customers/create
+    event: test/joins
     contact: {{list: {list}, phone_number: "{{{{ payload.phone }}}}", first_name: "{{{{ payload.first_name }}}}",
               email: "{{{{ payload.get('email', '') }}}}"}}
   - name: customer-leaves
     source: shop
-    event: customers/delete
+    event: test/leaves
     contact_remove: {{list: {list}, phone_number: "{{{{ payload.phone }}}}"}}
 """
 
@@ -61,7 +61,7 @@ def customer_list(sim: Simulator, name: str = "Customers") -> int:
     return next(int(r["list_id"]) for r in sim.state.directory.all_lists() if r["list_name"] == name)
 
 
-def event(rt: Runtime, external_id: str, type_: str = "customers/create", **payload: str) -> str:
+def event(rt: Runtime, external_id: str, type_: str = "test/joins", **payload: str) -> str:
     """Store and process a shop customer event; its id."""
     ev = Event(id=f"evt_shop_{external_id}", source="shop", type=type_, external_id=external_id,
                received_at=time.time(), payload={"phone": "+61 411 111 111", "first_name": "Ada"} | payload)
@@ -152,8 +152,8 @@ def test_an_unknown_list_fails_that_write_with_the_reason(rt: Runtime, ref: str,
 def test_remove_takes_the_number_off_the_list(rt: Runtime, simulator: Simulator) -> None:
     event(rt, "c1")
     drain(rt, "contact")
-    gone = event(rt, "c1-deleted", type_="customers/delete")
-    absent = event(rt, "c2-deleted", type_="customers/delete", phone="+61422222222")
+    gone = event(rt, "c1-deleted", type_="test/leaves")
+    absent = event(rt, "c2-deleted", type_="test/leaves", phone="+61422222222")
     drain(rt, "contact")
     assert simulator.state.directory.list_contacts(customer_list(simulator)) == []
     assert "removed from list Customers" in the_message(rt, gone).timeline[-1]["reason"]
@@ -174,6 +174,9 @@ def test_a_manual_policy_holds_the_write_until_approved(rt: Runtime, simulator: 
     assert simulator.state.directory.list_contacts(customer_list(simulator)) == []
     listed = client.get("/api/approvals", headers=AUTH).json["approvals"]
     assert [a["id"] for a in listed] == [msg.id]
+    shown = client.get(f"/api/messages/{msg.id}", headers=AUTH).json
+    assert (shown["channel"], shown["operation"], shown["list_ref"], shown["contact"], shown["to"]) == (
+        "contact", "upsert", "Customers", {"first_name": "Ada"}, "+6141•••••11")
 
     answer = client.post(f"/api/approvals/{msg.id}/approve", json={"by": "ann"}, headers=AUTH)
     assert answer.json == {"results": {msg.id: "approved"}}
