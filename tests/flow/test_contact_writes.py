@@ -136,8 +136,8 @@ def test_a_list_named_by_id_needs_no_lookup(rt: Runtime, simulator: Simulator, c
 
 
 @pytest.mark.parametrize(("ref", "reason"), [
-    ("Nobody", "ClickSend refused the contact write: no ClickSend list is named 'Nobody'"),
-    ("9999", "ClickSend refused the contact write: List #9999 not found."),
+    ("Nobody", "ClickSend refused: no ClickSend list is named 'Nobody'"),
+    ("9999", "ClickSend refused: List #9999 not found."),
 ])
 def test_an_unknown_list_fails_that_write_with_the_reason(rt: Runtime, ref: str, reason: str) -> None:
     use_rules(rt, ref)

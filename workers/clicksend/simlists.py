@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from workers.core.contactwrites import CONTACT_FIELDS
+from workers.core.contactlists import CONTACT_FIELDS
 
 OPT_OUT_LIST_ID = 428
 OPT_OUT_LIST_NAME = "Opt-Out List"

@@ -15,7 +15,7 @@ import jmespath
 import phonenumbers
 
 from workers.core import segments
-from workers.core.contactwrites import ContactWrite
+from workers.core.contactlists import ContactWrite
 from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.messages import Channel, ContactOp, Message
@@ -89,16 +89,18 @@ def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], n
         return [Message(id=message_id_for(event.id, rule.name, ""), state=State.FAILED, reasons=(str(exc),), **base)]
     out = []
     seen: set[str] = set()
+    whole_list = send.list_id is not None or send.to_list is not None
     for raw in recipients:
-        if send.list_id is not None:
-            recipient, country, problem = f"list:{send.list_id}", send.country, None
+        if whole_list:
+            recipient, country, problem = raw, send.country, None
         else:
             recipient, country, problem = _normalise(raw, send.country or region)
         if recipient in seen:
             continue  # the same number written two ways gets one message
         seen.add(recipient)
         msg = Message(id=message_id_for(event.id, rule.name, recipient), state=State.PLANNED,
-                      to=None if send.list_id else recipient, list_id=send.list_id, country=country, **base)
+                      to=None if whole_list else recipient, list_id=send.list_id, list_ref=send.to_list,
+                      country=country, **base)
         if problem:
             out.append(msg.but(state=State.FAILED, reasons=(problem,)))
             continue
@@ -134,9 +136,38 @@ def _plan_write(event: Event, rule: Rule, write: ContactWrite, context: dict[str
     return msg.but(contact=values, reasons=(f"{verb} list {write.list_ref}",))
 
 
+def list_members(parent: Message, numbers: list[str], opted_out: set[str], region: str) -> list[Message]:
+    """The messages of a send to a list (`parent`, planned by a rule whose `send.to` names the list), one per
+    number on it, with the ids the rule would have given them had it named the numbers itself. A number on
+    `opted_out` (ClickSend's Opt-Out List) is suppressed; an invalid one fails; the rest are planned."""
+    shared = {k: v for k, v in parent.document().items() if k in _INHERITED}
+    out: list[Message] = []
+    seen: set[str] = set()
+    for raw in numbers:
+        number, country, problem = _normalise(raw, parent.country or region)
+        if number in seen:
+            continue
+        seen.add(number)
+        msg = Message.from_json(shared | {
+            "id": message_id_for(parent.event_id, parent.rule, number), "to": number, "country": country,
+            "state": State.PLANNED, "reasons": [f"on list {parent.list_ref}"], "approved_by": parent.approved_by})
+        if problem:
+            msg = msg.but(state=State.FAILED, reasons=(*msg.reasons, problem))
+        elif number in opted_out:
+            msg = msg.but(state=State.SUPPRESSED, reasons=(*msg.reasons, "on ClickSend's Opt-Out List"))
+        out.append(msg)
+    return out
+
+
+# What a list's messages take from the send to the list: what and how, not where it is in its life.
+_INHERITED = ("event_id", "source", "rule", "channel", "from", "body", "subject", "media_file", "voice", "lang",
+              "require_input", "machine_detection", "encoding", "segments", "non_gsm", "key", "policy", "timezone",
+              "critical", "created_at")
+
+
 def _recipients(send: Send, context: dict[str, Any]) -> list[str]:
-    if send.list_id is not None:
-        return [f"list:{send.list_id}"]
+    if send.list_id is not None or send.to_list is not None:
+        return [f"list:{send.list_id or send.to_list}"]
     found: list[str] = []
     for template in send.to:
         rendered = render(template, context, "send.to")

@@ -15,7 +15,14 @@ from jinja2.sandbox import SandboxedEnvironment
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from workers.core.conditions import Condition, compile_condition
-from workers.core.contactwrites import ContactRemoveSchema, ContactSchema, ContactWrite, compile_write
+from workers.core.contactlists import (
+    ContactRemoveSchema,
+    ContactSchema,
+    ContactWrite,
+    ListTarget,
+    Recipients,
+    compile_write,
+)
 from workers.core.fields import Duration, StrOrList
 from workers.core.messages import ContactOp
 from workers.core.sources import flatten_errors, nearest_line
@@ -29,7 +36,7 @@ ACTIONS = ("send", "cancel", *WRITES)  # what a rule does: exactly one of these
 
 class SendSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    to = StrOrList()
+    to = Recipients()
     list_id = fields.Integer(validate=validate.Range(min=1))
     from_ = fields.String(data_key="from")
     body = fields.String(validate=validate.Length(min=1))
@@ -135,6 +142,7 @@ class Send:
 
     channel: str
     to: tuple[jinja2.Template, ...] = ()
+    to_list: str | None = None  # every number on this ClickSend list (id or name), each its own message
     list_id: int | None = None
     from_: jinja2.Template | None = None
     body: jinja2.Template | None = None
@@ -269,9 +277,12 @@ class _Compiler:
                                              nearest_line(self.lines, self.path + ("send", "template"))))
                 body_text = None
         voice_defaults = {k: spec[k] for k in ("voice", "lang", "require_input", "machine_detection") if k in spec}
+        to = spec.get("to", ())
         return Send(
             channel=spec["channel"],
-            to=tuple(t for t in (self.template(x, "send.to") for x in spec.get("to", ())) if t is not None),
+            to=() if isinstance(to, ListTarget) else tuple(t for t in (self.template(x, "send.to") for x in to)
+                                                           if t is not None),
+            to_list=to.ref if isinstance(to, ListTarget) else None,
             list_id=spec.get("list_id"),
             from_=self.template(spec.get("from_"), "send.from"),
             body=self.template(body_text, "send.template" if "template" in spec else "send.body"),

@@ -22,7 +22,7 @@ from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.clicksend.contacts import find_list
 from workers.clicksend.maton import MATON_CTRL_URL, MatonConnections
 from workers.core.coerce import to_int
-from workers.core.contactwrites import CONTACT_FIELDS
+from workers.core.contactlists import CONTACT_FIELDS
 from workers.entry.runtime import clicksend_client
 from workers.errors import AuthenticationFailed, ConfigError, HooklineError, ListUnknown
 from workers.wiring.settings import Settings

@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
-from workers.core.decisions import Action, Decision, Facts, decide, decide_write
+from workers.core.contactlists import reaches_no_one
+from workers.core.decisions import Action, Decision, Facts, decide, decide_approval
 from workers.core.lifecycle import State
-from workers.core.messages import Channel, Message
+from workers.core.messages import Message
 from workers.core.phones import recipient_zones
 from workers.core.policies import Policy
 from workers.errors import ConfigError, HooklineError, ProviderError
@@ -151,9 +152,11 @@ class Admission:
             policy = self.rules.current().policy(msg.policy)
         except HooklineError:
             policy = self.rules.config.policy("default") if self.rules.config else Policy("default")
-        if msg.channel is Channel.CONTACT:  # costs nothing and reserves nothing: only approval applies
-            write = decide_write(policy, msg.approved_by)
-            return Outcome(write, _state_for(write, msg, now, at_send_time), None, Decimal(0), {})
+        what = reaches_no_one(msg)
+        if what:  # costs and reserves nothing: only approval applies
+            decision = decide_approval(policy, msg.approved_by, what)
+            return Outcome(decision, _state_for(decision, msg, now, at_send_time), _send_at(decision, msg, now),
+                           Decimal(0), {})
         cost = estimate(self.store, self.client, policy, msg)
         decision, facts = assess(self.store, policy, msg, now, cost, fan_out, at_send_time, self.settings.timezone)
         reservation = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from workers.core.lifecycle import REPORTED, State
 from workers.core.messages import Message
-from workers.core.planning import RuleOutcome, plan_event
+from workers.core.planning import RuleOutcome, list_members, plan_event
 from workers.flow.admission import Admission
 from workers.flow.origin import Notifier, log_outcomes
 from workers.store import Store
@@ -63,6 +63,18 @@ class Processing:
         batch.write()
         self.store.events.mark_processed(processed, now)
         self.store.events.mark_processed(failed, now, status="failed")
+        for channel in batch.channels:
+            self.enqueuer.kick(channel)
+        return batch.counts
+
+    def plan_list(self, parent: Message, numbers: list[str], opted_out: set[str], now: float) -> Counter[str]:
+        """A send to a list (`parent`) becomes a message per number on it, each admitted by its policy in full and
+        stored like an event's messages; counts by starting state. Idempotent: a number planned before (a send to
+        the list done again after a crash) is left as it is."""
+        members = list_members(parent, numbers, opted_out, self.settings.default_region)
+        batch = _Batch(self, now, self.store.messages.existing(m.id for m in members))
+        batch.apply(parent.event_id, RuleOutcome(parent.rule, True, messages=members))
+        batch.write()
         for channel in batch.channels:
             self.enqueuer.kick(channel)
         return batch.counts

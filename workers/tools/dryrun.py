@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from workers.core import intake, payloads
-from workers.core.decisions import decide_write
+from workers.core.contactlists import reaches_no_one
+from workers.core.decisions import decide_approval
 from workers.core.events import Event
 from workers.core.lifecycle import State
-from workers.core.messages import Channel
 from workers.core.planning import plan_event
 from workers.errors import BadJSON, DryRunError, EventTypeMissing, PayloadInvalid
 from workers.flow.admission import assess, describe, estimate
@@ -59,8 +59,9 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
                      if doc.get(k) not in (None, [], "", {})}
             shown["sends"] = ("now" if msg.send_at is None else
                               datetime.fromtimestamp(msg.send_at, tz=UTC).isoformat())
-            if msg.state == State.PLANNED and msg.channel is Channel.CONTACT:
-                written = decide_write(config.policy(msg.policy), msg.approved_by)
+            what = reaches_no_one(msg)
+            if msg.state == State.PLANNED and what:
+                written = decide_approval(config.policy(msg.policy), msg.approved_by, what)
                 shown.update(decision=written.action, policy=msg.policy, decision_reasons=list(written.reasons))
             elif msg.state == State.PLANNED:
                 policy = config.policy(msg.policy)

@@ -1,20 +1,24 @@
-"""Carrying out one contact write (a message of channel `contact`): resolve its list (by id, or by name through
-a cache in the store), then upsert or remove the number on it through `clicksend.contacts`.
+"""ClickSend contact lists as the sender uses them: carrying out one contact write (a message of channel
+`contact`: upsert or remove the number through `clicksend.contacts`), and reading the numbers of a list a send
+goes to, with those on the account's Opt-Out List. Lists by id, or by name through a cache in the store.
 
-The sender claims these messages from their outbox and decides what a failure means (a 429 puts the write back,
-a refusal fails it); this module only does the write and says what it did. Must not change message states.
+The sender claims these messages from their outbox and decides what a failure means (a 429 puts the work back,
+a refusal fails it); this module only calls ClickSend and says what it found or did. Must not change states.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from workers.clicksend import contacts
-from workers.clicksend.client import ClickSendClient
+from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.core.coerce import to_int
 from workers.core.lifecycle import State
 from workers.core.messages import ContactOp, Message
+from workers.core.phones import e164
 from workers.errors import ListUnknown, ProviderRejected
+from workers.flow.optouts import OPT_OUT_LIST_NAME
 from workers.store import Store
 from workers.store.messages import Change
 
@@ -22,8 +26,8 @@ LIST_NAME_TTL = 600.0  # seconds a list's id is remembered by name; a list renam
 
 
 @dataclass(frozen=True)
-class ContactWriter:
-    """Writes contacts through one ClickSend client; list ids by name cached in the store."""
+class ContactLists:
+    """Writes contacts and reads lists through one ClickSend client; list ids by name cached in the store."""
 
     store: Store
     client: ClickSendClient
@@ -45,6 +49,20 @@ class ContactWriter:
             self.store.account.cache_list_id(ref, None, 0)
             result = self._write(msg, self._list_id(ref))
         return Change(msg.id, State.SENT, result.describe(ref), {"sent_at": now})
+
+    def numbers(self, ref: str) -> list[str]:
+        """The phone numbers on list `ref`, as ClickSend has them written (contacts with only an e-mail left out)."""
+        list_id = self._list_id(ref)
+        return [str(c["phone_number"]) for page in iter_pages(partial(self.client.list_contacts, list_id))
+                for c in page.items if c.get("phone_number")]
+
+    def opted_out(self) -> set[str]:
+        """The numbers (E.164) on the account's Opt-Out List; none when the account has no such list."""
+        try:
+            raw = self.numbers(OPT_OUT_LIST_NAME)
+        except ListUnknown:
+            return set()
+        return {n for n in (e164(r, self.default_region, strict=False) for r in raw) if n}
 
     def _write(self, msg: Message, list_id: int) -> contacts.WriteResult:
         assert msg.to is not None

@@ -1,5 +1,6 @@
-"""A rule's writes to ClickSend contact lists (`contact:` upserts, `contact_remove:` removes): their schema,
-the contact fields ClickSend knows, and the compiled `ContactWrite`.
+"""A rule's use of ClickSend contact lists: its writes to them (`contact:` upserts, `contact_remove:` removes),
+their schema and compiled `ContactWrite`, the contact fields ClickSend knows, and a list as a send's recipients
+(`send.to: {list: Customers}`).
 
 Pure: compiles templates through the function the rule compiler hands in; knows nothing of HTTP or Redis.
 """
@@ -13,7 +14,8 @@ from typing import Any
 import jinja2
 from marshmallow import Schema, ValidationError, fields, validate
 
-from workers.core.messages import ContactOp
+from workers.core.fields import StrOrList
+from workers.core.messages import Channel, ContactOp, Message
 
 # The fields a ClickSend contact carries (its `Contact` model), all strings.
 CONTACT_FIELDS = ("phone_number", "first_name", "last_name", "email", "fax_number", "organization_name",
@@ -25,11 +27,34 @@ class ListRef(fields.Field[str]):
     """A contact list by id (a positive number) or by name (a non-empty string), kept as text."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        raise ValidationError("must be a list id (a positive number) or a list name")
+        return list_ref(value)
+
+
+def list_ref(value: Any) -> str:
+    """A list id or name as text; ValidationError for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValidationError("must be a list id (a positive number) or a list name")
+
+
+class Recipients(fields.Field[Any]):
+    """`send.to`: a number (a template), a list of them, or `{list: <id or name>}`: a ListTarget."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) != {"list"}:
+                raise ValidationError("a list of recipients is written {list: <list id or name>}")
+            return ListTarget(list_ref(value["list"]))
+        return StrOrList().deserialize(value)
+
+
+@dataclass(frozen=True)
+class ListTarget:
+    """A send to every number on a ClickSend contact list, named by id or by name."""
+
+    ref: str
 
 
 def _schema(name: str, with_fields: bool) -> type[Schema]:
@@ -71,3 +96,11 @@ def compile_write(spec: dict[str, Any], operation: ContactOp, compile_template: 
         return None
     return ContactWrite(operation, spec["list"], number, tuple((n, t) for n, t in compiled if t is not None),
                         spec.get("country", "").upper() or None)
+
+
+def reaches_no_one(msg: Message) -> str | None:
+    """What `msg` is when it reaches no one itself, so that only its policy's approval applies: a contact write,
+    or a send to a list (before it becomes a message per number). None for a message to a person."""
+    if msg.channel is Channel.CONTACT:
+        return "contact write"
+    return f"send to list {msg.list_ref}" if msg.list_ref else None
