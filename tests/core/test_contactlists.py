@@ -11,7 +11,7 @@ import yaml
 from tests.core.test_planning import NOW, event
 from workers.core.lifecycle import State
 from workers.core.messages import Channel, ContactOp
-from workers.core.planning import plan_event
+from workers.core.planning import list_members, plan_event
 from workers.core.rules import parse_rule_file
 from workers.core.templates import environment
 from workers.errors import ConfigError
@@ -108,4 +108,47 @@ def test_contact_shape_errors(rule: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_rule_file(yaml.safe_load(f"rules:\n  - {{name: a, source: s, event: e, {rule}}}\n"), "r.yaml",
                         environment("UTC", "AU"), lambda n: "")
+    assert [str(p) for p in info.value.problems] == [f"r.yaml: a: {problem}"]
+
+
+LIST_SEND = """
+rules:
+  - name: tell-customers
+    source: s
+    event: e
+    send: {channel: sms, to: {list: Customers}, body: "Sale: {{ payload.pct }}% off"}
+"""
+
+
+def test_a_send_to_a_list_plans_one_message_for_the_list() -> None:
+    [msg] = plan(LIST_SEND, {"pct": 20}).messages
+    assert (msg.channel, msg.list_ref, msg.to, msg.body, msg.state) == (Channel.SMS, "Customers", None,
+                                                                       "Sale: 20% off", State.PLANNED)
+
+
+def test_the_list_becomes_a_message_per_number_with_the_opted_out_suppressed() -> None:
+    [parent] = plan(LIST_SEND, {"pct": 20}).messages
+    members = list_members(parent.but(state=State.SENDING, approved_by="ann"),
+                           ["+61411111111", "0422 222 222", "+61422222222", "123", "+61433333333"],
+                           {"+61433333333"}, "AU")
+    assert [(m.to, m.state) for m in members] == [("+61411111111", State.PLANNED), ("+61422222222", State.PLANNED),
+                                                  ("123", State.FAILED), ("+61433333333", State.SUPPRESSED)]
+    first = members[0]
+    assert (first.body, first.channel, first.list_ref, first.approved_by) == ("Sale: 20% off", Channel.SMS, None,
+                                                                            "ann")
+    assert first.reasons == ("on list Customers",)
+    assert members[3].reasons == ("on list Customers", "on ClickSend's Opt-Out List")
+    assert len({m.id for m in members} | {parent.id}) == 5
+    again = list_members(parent, ["+61411111111"], set(), "AU")
+    assert again[0].id == first.id  # the same number on the same send: the same message
+
+
+@pytest.mark.parametrize(("to", "problem"), [
+    ("{lst: Customers}", "send.to: a list of recipients is written {list: <list id or name>}"),
+    ("{list: -3}", "send.to: must be a list id (a positive number) or a list name"),
+])
+def test_list_recipient_errors(to: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_rule_file(yaml.safe_load(f"rules:\n  - {{name: a, source: s, event: e, send: {{channel: sms, "
+                                       f"to: {to}, body: b}}}}\n"), "r.yaml", environment("UTC", "AU"), lambda n: "")
     assert [str(p) for p in info.value.problems] == [f"r.yaml: a: {problem}"]

@@ -1,6 +1,7 @@
-"""Contact writes end to end against a real Redis and the simulator over HTTP: a rule's `contact:` and
+"""ClickSend contact lists end to end against a real Redis and the simulator over HTTP: a rule's `contact:` and
 `contact_remove:` become messages of channel `contact`, pass the policy, and are written once however often the
-event is processed; lists by name or id; 429s put them back; every step is on the timeline."""
+event is processed; lists by name or id; 429s put them back; every step is on the timeline. A send to a list
+becomes a message per number, sent in the outbox's batches, with the opted-out numbers left out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_TOKEN, Simulator, use_policies
-from tests.flow.test_sender import drain
+from tests.flow.test_sender import drain, sends
 from workers.clicksend.client import Call, ClickSendClient
 from workers.core.events import Event
 from workers.core.lifecycle import State
@@ -31,6 +32,10 @@ rules:
     source: shop
     event: test/leaves
     contact_remove: {{list: {list}, phone_number: "{{{{ payload.phone }}}}"}}
+  - name: sale
+    source: shop
+    event: test/sale
+    send: {{channel: sms, to: {{list: {list}}}, body: "Sale: 20% off today", from: ShopCo}}
 """
 
 
@@ -220,3 +225,86 @@ def test_a_write_left_sending_by_a_dead_worker_is_written_once(rt: Runtime, simu
     msg = the_message(rt, eid)
     assert msg.state == State.SENT and "already has these fields" in msg.timeline[-1]["reason"]
     assert len(simulator.state.directory.list_contacts(customer_list(simulator))) == 1
+
+
+MEMBERS = ["+61411111111", "+61422222222", "+61433333333", "+61444444444"]
+
+
+def members(sim: Simulator, numbers: list[str]) -> int:
+    list_id = customer_list(sim)
+    for number in numbers:
+        sim.state.directory.add_contact(list_id, {"phone_number": number})
+    return list_id
+
+
+def test_a_send_to_a_list_reaches_each_number_once_but_the_opted_out(rt: Runtime, simulator: Simulator) -> None:
+    members(simulator, MEMBERS)
+    simulator.state.directory.add_contact(428, {"phone_number": "+61422222222"})  # ClickSend's Opt-Out List
+    rt.store.optouts.opt_out("+61433333333", time.time(), "reply", "STOP")  # Hookline's suppression list
+    eid = event(rt, "sale-1", type_="test/sale")
+    parent = the_message(rt, eid)
+    assert (parent.state, parent.list_ref, parent.to) == (State.QUEUED, "Customers", None)
+    drain(rt, "sms")
+    assert sends(simulator) == 1  # the list's numbers went out in one call
+    children = {m.to: m for m in children_of(rt, eid)}
+    assert {n: m.state for n, m in children.items()} == {
+        "+61411111111": State.SENT, "+61422222222": State.SUPPRESSED, "+61433333333": State.SUPPRESSED,
+        "+61444444444": State.SENT}
+    assert children["+61422222222"].timeline[-1]["reason"] == "on list Customers; on ClickSend's Opt-Out List"
+    assert "opted out" in children["+61433333333"].timeline[-1]["reason"]
+    assert set(simulator.state.ledger) == {children["+61411111111"].id, children["+61444444444"].id}
+    assert {s.to for s in simulator.state.sent} == {"+61411111111", "+61444444444"}
+    done = the_message_by_id(rt, parent.id)
+    assert done.state == State.SENT
+    assert done.timeline[-1]["reason"] == ("list Customers: a message for each of its 4 number(s) "
+                                           "(2 queued, 2 suppressed)")
+
+    rt.processing.process_events([eid], time.time())  # the event again: the list is not sent to twice
+    drain(rt, "sms")
+    assert sends(simulator) == 1
+
+
+def children_of(rt: Runtime, event_id: str) -> list[Message]:
+    """The messages of an event to a number (those a send to a list became), with their timelines."""
+    found = [rt.store.messages.get_message(m) for m in rt.store.messages.event_message_ids(event_id)]
+    return [m for m in found if m is not None and m.to]
+
+
+def the_message_by_id(rt: Runtime, message_id: str) -> Message:
+    msg = rt.store.messages.get_message(message_id)
+    assert msg is not None
+    return msg
+
+
+def test_a_long_list_goes_out_one_call_per_batch(rt: Runtime, simulator: Simulator) -> None:
+    members(simulator, [f"+6141111{i:04d}" for i in range(5)])
+    rt.settings = rt.settings.with_(send_batch=2)
+    event(rt, "sale-1", type_="test/sale")
+    drain(rt, "sms")
+    assert sends(simulator) == 3
+    assert len(simulator.state.sent) == 5
+
+
+def test_a_send_to_an_unknown_list_fails_with_the_reason(rt: Runtime, simulator: Simulator) -> None:
+    use_rules(rt, "Nobody")
+    eid = event(rt, "sale-1", type_="test/sale")
+    drain(rt, "sms")
+    parent = the_message(rt, eid)
+    assert (parent.state, parent.timeline[-1]["reason"]) == (State.FAILED,
+                                                            "ClickSend refused: no ClickSend list is named 'Nobody'")
+    assert sends(simulator) == 0
+
+
+def test_a_send_to_a_list_approved_once_is_not_held_again_per_number(rt: Runtime, simulator: Simulator,
+                                                                      client, work) -> None:  # noqa: ANN001
+    members(simulator, MEMBERS[:2])
+    use_policies(rt, "policies:\n  default: {approval: manual}\n  paging: {}\n")
+    eid = event(rt, "sale-1", type_="test/sale")
+    parent = the_message(rt, eid)
+    assert parent.state == State.HELD
+    assert client.post(f"/api/approvals/{parent.id}/approve", json={"by": "ann"}, headers=AUTH).status_code == 200
+    work()
+    drain(rt, "sms")
+    children = children_of(rt, eid)
+    assert [m.state for m in children] == [State.SENT] * 2
+    assert all("policy default: approved by ann" in m.timeline[1]["reason"] for m in children)
