@@ -17,7 +17,6 @@ OPT_OUT_LIST_ID = 428
 OPT_OUT_LIST_NAME = "Opt-Out List"
 
 
-
 class SimLists:
     """Lists with contacts, templates and e-mail addresses. Every account starts with its Opt-Out List."""
 

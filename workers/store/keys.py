@@ -159,6 +159,7 @@ RECEIPTS_UNKNOWN = f"{PREFIX}:stats:receipts_unknown"
 ACCOUNT = f"{PREFIX}:account"
 """Hash of facts about the ClickSend account (user_id, balance) refreshed by the workers."""
 
+
 def list_name_key(name: str) -> str:
     """String: the id of the ClickSend contact list of that name (lower-cased), cached for a while."""
     return f"{PREFIX}:clicksend:list:{name.lower()}"

@@ -118,7 +118,7 @@ def as_text(result: dict[str, Any]) -> str:
 def _message_lines(msg: dict[str, Any]) -> list[str]:
     """One planned message of the report, for a person."""
     lines: list[str] = []
-    target = msg.get("to") or f"list {msg.get('list_id')}"
+    target = msg.get("to") or f"list {msg.get('list_id') or msg.get('list_ref')}"
     if msg.get("operation"):
         lines.append(f"      contact {msg['operation']} {target} on list {msg['list_ref']}" +
                      "".join(f"\n        {k}: {v}" for k, v in msg.get("contact", {}).items()))
