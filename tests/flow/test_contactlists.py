@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import API_TOKEN, Simulator, use_policies
 from tests.flow.test_sender import drain, sends
+from tests.webhooks.test_pages import Operator
 from workers.clicksend.client import Call, ClickSendClient
 from workers.core.events import Event
 from workers.core.lifecycle import State
@@ -179,6 +180,9 @@ def test_a_manual_policy_holds_the_write_until_approved(rt: Runtime, simulator: 
     assert simulator.state.directory.list_contacts(customer_list(simulator)) == []
     listed = client.get("/api/approvals", headers=AUTH).json["approvals"]
     assert [a["id"] for a in listed] == [msg.id]
+    operator = Operator(client)
+    assert "+6141•••••11" in operator.get("/ui/approvals")
+    assert "contact" in operator.get(f"/ui/events/{eid}")
     shown = client.get(f"/api/messages/{msg.id}", headers=AUTH).json
     assert (shown["channel"], shown["operation"], shown["list_ref"], shown["contact"], shown["to"]) == (
         "contact", "upsert", "Customers", {"first_name": "Ada"}, "+6141•••••11")
