@@ -132,6 +132,15 @@ def test_a_list_name_is_resolved_once_and_cached(rt: Runtime, calls: list[Call])
     assert sum(c.endpoint == "/v3/lists" for c in calls) == 1
 
 
+def test_a_cached_id_of_a_list_deleted_since_is_looked_up_again(rt: Runtime, simulator: Simulator) -> None:
+    rt.store.account.cache_list_id("Customers", 99999, 600)  # the id of a list that is gone
+    eid = event(rt, "c1")
+    drain(rt, "contact")
+    assert the_message(rt, eid).state == State.SENT
+    assert len(simulator.state.directory.list_contacts(customer_list(simulator))) == 1
+    assert rt.store.account.cached_list_id("Customers") == customer_list(simulator)
+
+
 def test_a_list_named_by_id_needs_no_lookup(rt: Runtime, simulator: Simulator, calls: list[Call]) -> None:
     use_rules(rt, str(customer_list(simulator)))
     eid = event(rt, "c1")

@@ -8,8 +8,10 @@ a refusal fails it); this module only calls ClickSend and says what it found or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from workers.clicksend import contacts
 from workers.clicksend.client import ClickSendClient, iter_pages
@@ -22,6 +24,7 @@ from workers.flow.optouts import OPT_OUT_LIST_NAME
 from workers.store import Store
 from workers.store.messages import Change
 
+T = TypeVar("T")
 LIST_NAME_TTL = 600.0  # seconds a list's id is remembered by name; a list renamed meanwhile is found again
 
 
@@ -38,23 +41,13 @@ class ContactLists:
 
         Raises the client's errors (RateLimited, ProviderUnavailable, ProviderRejected incl. ListUnknown...).
         """
-        assert msg.list_ref is not None and msg.to is not None
-        ref = msg.list_ref
-        try:
-            result = self._write(msg, self._list_id(ref))
-        except ProviderRejected as exc:
-            if ref.isdigit() or exc.status != 404 or isinstance(exc, ListUnknown):
-                raise
-            # The cached id names a list deleted since: forget it and look the name up once more.
-            self.store.account.cache_list_id(ref, None, 0)
-            result = self._write(msg, self._list_id(ref))
-        return Change(msg.id, State.SENT, result.describe(ref), {"sent_at": now})
+        assert msg.list_ref is not None
+        result = self._on_list(msg.list_ref, partial(self._write, msg))
+        return Change(msg.id, State.SENT, result.describe(msg.list_ref), {"sent_at": now})
 
     def numbers(self, ref: str) -> list[str]:
         """The phone numbers on list `ref`, as ClickSend has them written (contacts with only an e-mail left out)."""
-        list_id = self._list_id(ref)
-        return [str(c["phone_number"]) for page in iter_pages(partial(self.client.list_contacts, list_id))
-                for c in page.items if c.get("phone_number")]
+        return self._on_list(ref, self._numbers)
 
     def opted_out(self) -> set[str]:
         """The numbers (E.164) on the account's Opt-Out List; none when the account has no such list."""
@@ -63,6 +56,20 @@ class ContactLists:
         except ListUnknown:
             return set()
         return {n for n in (e164(r, self.default_region, strict=False) for r in raw) if n}
+
+    def _on_list(self, ref: str, act: Callable[[int], T]) -> T:
+        """`act` on the id of list `ref`; when a cached id names a list deleted since, once more on a fresh one."""
+        try:
+            return act(self._list_id(ref))
+        except ProviderRejected as exc:
+            if ref.isdigit() or exc.status != 404 or isinstance(exc, ListUnknown):
+                raise
+            self.store.account.cache_list_id(ref, None, 0)
+            return act(self._list_id(ref))
+
+    def _numbers(self, list_id: int) -> list[str]:
+        return [str(c["phone_number"]) for page in iter_pages(partial(self.client.list_contacts, list_id))
+                for c in page.items if c.get("phone_number")]
 
     def _write(self, msg: Message, list_id: int) -> contacts.WriteResult:
         assert msg.to is not None
