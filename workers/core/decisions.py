@@ -74,10 +74,10 @@ def decide(policy: Policy, *, country: str | None, segments: int | None, critica
 
 
 def decide_approval(policy: Policy, approved_by: str | None, what: str) -> Decision:
-    """The decision on `what` reaches no one itself (a contact write, or a send to a list before it becomes one
-    message per number, each decided in full), so of its rule's policy only `approval` applies: held for a
-    person when manual, until one approves it. Quiet hours, limits, countries and the budget are about messages
-    people receive."""
+    """The decision on something that reaches no one itself (`what`: a contact write, or a send to a list before
+    it becomes a message per number, each of which is then decided in full): of its rule's policy only
+    `approval` applies, held for a person when manual until one approves it. Quiet hours, limits, countries and
+    the budget are about messages people receive."""
     if policy.approval == "manual" and approved_by is None:
         return Decision(Action.HOLD, (f"policy {policy.name}: approval is manual",))
     return Decision(Action.SEND, (f"policy {policy.name}: {what} approved" +

@@ -64,7 +64,8 @@ class Message:
     lang: str | None = None
     require_input: bool = False
     machine_detection: bool = False
-    # A contact write (channel contact): the operation, the list as the rule names it (id or name), the fields.
+    # ClickSend contact lists: a write's operation and fields (channel contact); the list a write or a send to a
+    # list names, as the rule gives it (id or name).
     operation: ContactOp | None = None
     list_ref: str | None = None
     contact: Mapping[str, str] = field(default_factory=dict)
