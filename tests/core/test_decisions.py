@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from workers.core.decisions import Facts, decide, in_window, quiet_until
+from workers.core.decisions import Action, Facts, decide, decide_approval, in_window, quiet_until
 from workers.core.policies import HoldIf, Policy, QuietHours, RateLimit, parse_policies
 from workers.errors import ConfigError
 
@@ -160,3 +160,15 @@ def test_shipped_policies_parse() -> None:
     policies = parse_policies(data)
     assert policies["default"].quiet_hours == QuietHours(time(21), time(8), "defer")
     assert policies["paging"].quiet_hours.action == "send"
+
+
+def test_what_reaches_no_one_passes_approval_only() -> None:
+    strict = Policy("shop", approval="manual", quiet_hours=QuietHours(time(0, 0), time(23, 59), "defer"),
+                    allow_countries=("US",), daily_budget=Decimal(0))
+    held = decide_approval(strict, None, "contact write")
+    assert (held.action, held.reasons) == (Action.HOLD, ("policy shop: approval is manual",))
+    approved = decide_approval(strict, "ann", "send to list Customers")
+    assert (approved.action, approved.reasons) == (Action.SEND,
+                                                   ("policy shop: send to list Customers approved by ann",))
+    assert decide_approval(Policy("default"), None, "contact write").reasons == (
+        "policy default: contact write approved automatically",)
