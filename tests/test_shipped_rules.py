@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 from workers.core.templates import compile_template, environment, parse_time, render
-from workers.tools.dryrun import build_event, report
+from workers.tools.dryrun import as_text, build_event, report
 from workers.wiring.rulesdir import PlaceholderEnviron, load_config
 
 FIXTURES = ROOT / "tests/fixtures/providers"
@@ -145,6 +145,23 @@ def test_shopify_order_confirmation_on_the_user_facing_example() -> None:
     assert set(matched) == {"order-confirmation"}
     assert bodies(matched["order-confirmation"]) == {"+61411111111": (
         "Hi Bob, thanks for your order #1001 (US$409.94). We'll text you when it ships.")}  # USD to an AU number
+
+
+def test_a_new_shopify_customer_joins_the_customers_list(tmp_path: Path) -> None:
+    # A customers/create body is Shopify's Customer resource: the one inside examples/shop-order.json.
+    customer = json.loads((ROOT / "examples/shop-order.json").read_text())["customer"]
+    (tmp_path / "customer.json").write_text(json.dumps(customer))
+    config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
+    event = build_event(config, tmp_path / "customer.json", "shop", "customers/create", {}, 0.0)
+    result = report(config, event, 0.0, "UTC", "US")
+    matched = {r["rule"]: r for r in result["rules"] if r["matched"]}
+    assert set(matched) == {"customer-joins-list"}
+    assert "contact upsert +61411111111 on list Customers\n        first_name: Bob" in as_text(result)
+    [write] = matched["customer-joins-list"]["messages"]
+    assert (write["channel"], write["operation"], write["list_ref"], write["to"]) == (
+        "contact", "upsert", "Customers", "+61411111111")
+    assert write["contact"] == {"first_name": "Bob", "last_name": "Norman", "email": "bob.norman@hostmail.com"}
+    assert write["decision"] == "send"
 
 
 def test_shopify_paid_order_is_confirmed_once_by_orders_paid() -> None:

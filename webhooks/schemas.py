@@ -257,6 +257,11 @@ class Message(Schema):
     lang = _Str()
     require_input = fields.Boolean()
     machine_detection = fields.Boolean()
+    operation = _Str(metadata={"description": "a contact write (channel contact): upsert or remove"})
+    list_ref = _Str(metadata={"description": "the ClickSend list a contact write or a send to a list names (id "
+                                             "or name, as the rule gives it)"})
+    contact = fields.Dict(keys=fields.String(), values=fields.String(),
+                          metadata={"description": "the fields a contact write sets"})
     encoding = _Str()
     segments = _Int()
     non_gsm = fields.List(fields.String())

@@ -195,6 +195,10 @@ class ProviderRejected(ProviderError):
     """4xx other than 401/403/429: the request itself is wrong; retrying it unchanged will not help."""
 
 
+class ListUnknown(ProviderRejected):
+    """No ClickSend contact list has the id or name a rule or a command gave (or several share the name)."""
+
+
 class AuthenticationFailed(ProviderError):
     """401/403: credentials are wrong or the account is not allowed to do this."""
 
@@ -215,6 +219,7 @@ __all__ = [
     "HooklineError",
     "IngestError",
     "InsufficientCredit",
+    "ListUnknown",
     "OutboundError",
     "PayloadInvalid",
     "Problem",

@@ -9,7 +9,17 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from workers.core.decisions import Candidate, Facts, Standing, decide, decide_batch, in_window, quiet_until
+from workers.core.decisions import (
+    Action,
+    Candidate,
+    Facts,
+    Standing,
+    decide,
+    decide_approval,
+    decide_batch,
+    in_window,
+    quiet_until,
+)
 from workers.core.policies import HoldIf, Policy, QuietHours, RateLimit, parse_policies
 from workers.errors import ConfigError
 
@@ -191,3 +201,15 @@ def test_a_marker_or_slot_the_message_holds_itself_does_not_count_against_it() -
     mine = Standing(recent={"+61400000001": (("m1", now - 5),)}, marked={"d": "m1"})
     assert decide_batch([candidate("m1", policy, digest="d")], mine)[0][0].action == "send"
     assert decide_batch([candidate("m2", policy, digest="d")], mine)[0][0].action == "suppress"
+
+
+def test_what_reaches_no_one_passes_approval_only() -> None:
+    strict = Policy("shop", approval="manual", quiet_hours=QuietHours(time(0, 0), time(23, 59), "defer"),
+                    allow_countries=("US",), daily_budget=Decimal(0))
+    held = decide_approval(strict, None, "contact write")
+    assert (held.action, held.reasons) == (Action.HOLD, ("policy shop: approval is manual",))
+    approved = decide_approval(strict, "ann", "send to list Customers")
+    assert (approved.action, approved.reasons) == (Action.SEND,
+                                                   ("policy shop: send to list Customers approved by ann",))
+    assert decide_approval(Policy("default"), None, "contact write").reasons == (
+        "policy default: contact write approved automatically",)

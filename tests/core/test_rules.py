@@ -119,7 +119,7 @@ def test_replace_needs_a_key_and_cancel_excludes_send() -> None:
     assert problems("rules:\n  - {name: a, source: s, event: e, replace: true, send: {channel: sms, to: x, body: b}}\n"
                     ) == ["r.yaml: a: replace: replace needs a key"]
     no_action = problems("rules:\n  - {name: a, source: s, event: e}\n")
-    assert no_action == ["r.yaml: a: send: give exactly one of send or cancel"]
+    assert no_action == ["r.yaml: a: send: give exactly one of send, cancel, contact or contact_remove"]
     unkeyed = problems("rules:\n  - {name: a, source: s, event: e, order: '{{ payload.t }}',"
                        " send: {channel: sms, to: x, body: b}}\n")
     assert unkeyed == ["r.yaml: a: order: order needs a key or a cancel"]

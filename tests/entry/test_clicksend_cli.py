@@ -79,7 +79,7 @@ def test_lists_by_name_rename_and_delete(sim: Simulator) -> None:
     assert "delete list #429 'Clients' and its 1 contacts" in kept.output and names(sim)[1] == "Clients"
     assert run(sim, "lists", "delete", "429", "--yes").exit_code == 0 and names(sim) == ["Opt-Out List"]
     missing = run(sim, "lists", "show", "Nobody")
-    assert missing.exit_code == 2 and "no list named 'Nobody'" in missing.output
+    assert missing.exit_code == 2 and "no ClickSend list is named 'Nobody'" in missing.output
 
 
 def test_contacts_add_update_copy_transfer_delete(sim: Simulator) -> None:

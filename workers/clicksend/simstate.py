@@ -19,6 +19,7 @@ from typing import Any
 import phonenumbers
 
 from workers.clicksend.simlists import SimLists
+from workers.core.coerce import to_int
 from workers.core.segments import count as count_segments
 
 USER_ID = 123456
@@ -153,12 +154,28 @@ class SimState:
             return "THROTTLED"
         return "SUCCESS"
 
+    def expand_lists(self, messages: list[Any]) -> list[Any]:
+        """`messages` with each one that names a `list_id` (and no `to`) replaced by one per number on that list,
+        as ClickSend counts them (fact sheet §13: a list's numbers count against the 1000 of a request). Numbers
+        on the Opt-Out List are not left out: the fact sheet (§7.3) says not to assume ClickSend blocks them in
+        API sends, so the simulator assumes the worse. A list that is not there stays one message, refused."""
+        out: list[Any] = []
+        for message in messages:
+            list_id = to_int(message.get("list_id")) if isinstance(message, dict) and not message.get("to") else None
+            if list_id is None or self.directory.get_list(list_id) is None:
+                out.append(message)
+                continue
+            out.extend(dict(message, to=c["phone_number"], contact_id=c["contact_id"])
+                       for c in self.directory.list_contacts(list_id) if c.get("phone_number"))
+        return out
+
     def accept(self, channel: str, message: dict[str, Any], commit: bool,
                media_file: str | None = None) -> dict[str, Any]:
         """The reply entry for one message; when `commit`, remember it (history, receipt, ledger)."""
         to = message.get("to")
         body = str(message.get("body") or "")
-        status = self.status_for(to, body, message.get("country"))
+        status = ("NOT_ENOUGH_PERMISSION_TO_LIST_ID" if message.get("list_id") and not to
+                  else self.status_for(to, body, message.get("country")))
         parts = max(1, count_segments(body).parts) if body else 0
         unit = PRICE_PER_PART[channel]
         price = f"{float(unit) * parts:.4f}" if status == "SUCCESS" else "0.0000"
@@ -168,7 +185,8 @@ class SimState:
             "direction": "out", "date": now, "to": to, "body": body, "from": message.get("from"),
             "schedule": schedule or now, "message_id": str(uuid.uuid4()).upper(),
             "message_parts": parts, "message_price": price, "from_email": message.get("from_email"),
-            "list_id": None, "custom_string": message.get("custom_string"), "contact_id": None,
+            "list_id": to_int(message.get("list_id")), "custom_string": message.get("custom_string"),
+            "contact_id": to_int(message.get("contact_id")),
             "user_id": USER_ID, "subaccount_id": SUBACCOUNT_ID, "is_shared_system_number": False,
             "country": message.get("country") or _country(to), "carrier": "Simulated", "status": status,
         }

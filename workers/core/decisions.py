@@ -132,6 +132,17 @@ def decide_batch(candidates: Sequence[Candidate], standing: Standing) -> list[tu
     return out
 
 
+def decide_approval(policy: Policy, approved_by: str | None, what: str) -> Decision:
+    """The decision on something that reaches no one itself (`what`: a contact write, or a send to a list before
+    it becomes a message per number, each of which is then decided in full): of its rule's policy only
+    `approval` applies, held for a person when manual until one approves it. Quiet hours, limits, countries and
+    the budget are about messages people receive."""
+    if policy.approval == "manual" and approved_by is None:
+        return Decision(Action.HOLD, (f"policy {policy.name}: approval is manual",))
+    return Decision(Action.SEND, (f"policy {policy.name}: {what} approved" +
+                                  (f" by {approved_by}" if approved_by else " automatically"),))
+
+
 def _suppressions(p: Policy, country: str | None, facts: Facts) -> list[str]:
     out = []
     if facts.opted_out:

@@ -23,6 +23,14 @@ class Channel(StrEnum):
     SMS = "sms"
     MMS = "mms"
     VOICE = "voice"
+    CONTACT = "contact"  # a write to a ClickSend contact list, not a message to a person
+
+
+class ContactOp(StrEnum):
+    """What a contact write does to its list."""
+
+    UPSERT = "upsert"  # find the number on the list: update its fields, or create it
+    REMOVE = "remove"  # find the number on the list and delete it
 
 
 def _float(value: Any) -> float | None:
@@ -56,6 +64,11 @@ class Message:
     lang: str | None = None
     require_input: bool = False
     machine_detection: bool = False
+    # ClickSend contact lists: a write's operation and fields (channel contact); the list a write or a send to a
+    # list names, as the rule gives it (id or name).
+    operation: ContactOp | None = None
+    list_ref: str | None = None
+    contact: Mapping[str, str] = field(default_factory=dict)
     encoding: str | None = None
     segments: int | None = None
     non_gsm: tuple[str, ...] = ()
@@ -137,6 +150,9 @@ class Message:
         kept["state"] = State(kept["state"])
         kept["retries"] = int(kept.get("retries") or 0)
         kept["facts"] = kept.get("facts") or {}
+        kept["contact"] = kept.get("contact") or {}
+        if kept.get("operation"):
+            kept["operation"] = ContactOp(kept["operation"])
         for name in ("require_input", "machine_detection", "replace", "critical"):
             kept[name] = bool(kept.get(name))
         return cls(**kept)

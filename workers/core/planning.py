@@ -16,9 +16,10 @@ import jmespath
 import phonenumbers
 
 from workers.core import segments
+from workers.core.contactlists import ContactWrite
 from workers.core.events import Event
 from workers.core.lifecycle import State
-from workers.core.messages import Channel, Message
+from workers.core.messages import Channel, ContactOp, Message
 from workers.core.rules import Rule, Send
 from workers.core.storedtemplates import Snapshot, render_stored
 from workers.core.templates import parse_time, render
@@ -76,6 +77,8 @@ def plan_event(event: Event, rules: list[Rule], now: float, zone: str, region: s
                 outcome.reasons.append(f"cannot cancel: {exc}")
         elif rule.send is not None:
             outcome.messages = _plan_sends(event, rule, rule.send, context, now, zone, region, _body(rule.send, stored))
+        elif rule.write is not None:
+            outcome.messages = [_plan_write(event, rule, rule.write, context, now, region)]
         outcomes.append(outcome)
     return outcomes
 
@@ -101,16 +104,18 @@ def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], n
         return [Message(id=message_id_for(event.id, rule.name, ""), state=State.FAILED, reasons=(str(exc),), **base)]
     out = []
     seen: set[str] = set()
+    whole_list = send.list_id is not None or send.to_list is not None
     for raw in recipients:
-        if send.list_id is not None:
-            recipient, country, problem = f"list:{send.list_id}", send.country, None
+        if whole_list:
+            recipient, country, problem = raw, send.country, None
         else:
             recipient, country, problem = _normalise(raw, send.country or region)
         if recipient in seen:
             continue  # the same number written two ways gets one message
         seen.add(recipient)
         msg = Message(id=message_id_for(event.id, rule.name, recipient), state=State.PLANNED,
-                      to=None if send.list_id else recipient, list_id=send.list_id, country=country, **base)
+                      to=None if whole_list else recipient, list_id=send.list_id, list_ref=send.to_list,
+                      country=country, **base)
         if problem:
             out.append(msg.but(state=State.FAILED, reasons=(problem,)))
             continue
@@ -118,9 +123,66 @@ def _plan_sends(event: Event, rule: Rule, send: Send, context: dict[str, Any], n
     return out
 
 
+def _plan_write(event: Event, rule: Rule, write: ContactWrite, context: dict[str, Any], now: float,
+                region: str) -> Message:
+    """One contact write as a message of channel `contact`: its number normalised, its fields rendered (a field
+    that renders empty is left as ClickSend has it); failed, with the reason, when either cannot be."""
+    key = "contact" if write.operation is ContactOp.UPSERT else "contact_remove"
+    msg = Message(id=message_id_for(event.id, rule.name, ""), event_id=event.id, source=event.source, rule=rule.name,
+                  channel=Channel.CONTACT, state=State.PLANNED, operation=write.operation, list_ref=write.list_ref,
+                  policy=rule.policy, critical=rule.critical, created_at=now)
+    try:
+        raw = render(write.phone_number, context, f"{key}.phone_number")
+    except RenderError as exc:
+        return msg.but(state=State.FAILED, reasons=(str(exc),))
+    number, country, problem = _normalise(raw.strip(), write.country or region)
+    msg = msg.but(id=message_id_for(event.id, rule.name, number), to=number, country=country)
+    if problem:
+        return msg.but(state=State.FAILED, reasons=(f"{key}.phone_number: {problem}",))
+    values: dict[str, str] = {}
+    try:
+        for name, template in write.fields:
+            value = render(template, context, f"{key}.{name}").strip()
+            if value:
+                values[name] = value
+    except RenderError as exc:
+        return msg.but(contact=values, state=State.FAILED, reasons=(str(exc),))
+    verb = "add or update the contact on" if write.operation is ContactOp.UPSERT else "remove the number from"
+    return msg.but(contact=values, reasons=(f"{verb} list {write.list_ref}",))
+
+
+def list_members(parent: Message, numbers: list[str], opted_out: set[str], region: str) -> list[Message]:
+    """The messages of a send to a list (`parent`, planned by a rule whose `send.to` names the list), one per
+    number on it, with the ids the rule would have given them had it named the numbers itself. A number on
+    `opted_out` (ClickSend's Opt-Out List) is suppressed; an invalid one fails; the rest are planned."""
+    shared = {k: v for k, v in parent.document().items() if k in _INHERITED}
+    out: list[Message] = []
+    seen: set[str] = set()
+    for raw in numbers:
+        number, country, problem = _normalise(raw, parent.country or region)
+        if number in seen:
+            continue
+        seen.add(number)
+        msg = Message.from_json(shared | {
+            "id": message_id_for(parent.event_id, parent.rule, number), "to": number, "country": country,
+            "state": State.PLANNED, "reasons": [f"on list {parent.list_ref}"], "approved_by": parent.approved_by})
+        if problem:
+            msg = msg.but(state=State.FAILED, reasons=(*msg.reasons, problem))
+        elif number in opted_out:
+            msg = msg.but(state=State.SUPPRESSED, reasons=(*msg.reasons, "on ClickSend's Opt-Out List"))
+        out.append(msg)
+    return out
+
+
+# What a list's messages take from the send to the list: what and how, not where it is in its life.
+_INHERITED = ("event_id", "source", "rule", "channel", "from", "body", "subject", "media_file", "voice", "lang",
+              "require_input", "machine_detection", "encoding", "segments", "non_gsm", "key", "policy", "timezone",
+              "critical", "created_at")
+
+
 def _recipients(send: Send, context: dict[str, Any]) -> list[str]:
-    if send.list_id is not None:
-        return [f"list:{send.list_id}"]
+    if send.list_id is not None or send.to_list is not None:
+        return [f"list:{send.list_id or send.to_list}"]
     found: list[str] = []
     for template in send.to:
         rendered = render(template, context, "send.to")

@@ -16,18 +16,29 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from workers.core.conditions import Condition, compile_condition
 from workers.core.contactfields import CONTACT_FIELDS
+from workers.core.contactlists import (
+    ContactRemoveSchema,
+    ContactSchema,
+    ContactWrite,
+    ListTarget,
+    Recipients,
+    compile_write,
+)
 from workers.core.fields import Duration, StrOrList
+from workers.core.messages import ContactOp
 from workers.core.sources import flatten_errors, nearest_line
 from workers.core.storedtemplates import stored_ref
 from workers.core.templates import compile_template
 from workers.errors import ConditionError, ConfigError, Problem
 
 CHANNELS = ("sms", "mms", "voice")
+WRITES = {"contact": ContactOp.UPSERT, "contact_remove": ContactOp.REMOVE}  # a rule's writes to contact lists
+ACTIONS = ("send", "cancel", *WRITES)  # what a rule does: exactly one of these
 
 
 class SendSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    to = StrOrList()
+    to = Recipients()
     list_id = fields.Integer(validate=validate.Range(min=1))
     from_ = fields.String(data_key="from")
     body = fields.String(validate=validate.Length(min=1))
@@ -102,6 +113,8 @@ class RuleSchema(Schema):
     when = fields.Dict()
     send = fields.Nested(SendSchema)
     cancel = fields.Nested(CancelSchema)
+    contact = fields.Nested(ContactSchema)
+    contact_remove = fields.Nested(ContactRemoveSchema)
     schedule = fields.Nested(ScheduleSchema)
     key = fields.String()
     replace = fields.Boolean()
@@ -119,8 +132,12 @@ class RuleSchema(Schema):
 
     @validates_schema
     def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if ("send" in data) == ("cancel" in data):
-            raise ValidationError("give exactly one of send or cancel", "send")
+        actions = [name for name in ACTIONS if name in data]
+        if len(actions) != 1:
+            raise ValidationError(f"give exactly one of {', '.join(ACTIONS[:-1])} or {ACTIONS[-1]}",
+                                  actions[1] if len(actions) > 1 else "send")
+        if actions[0] in WRITES and {"schedule", "key", "replace", "order"} & set(data):
+            raise ValidationError("a contact write has no schedule, key, replace or order", actions[0])
         if data.get("replace") and "key" not in data:
             raise ValidationError("replace needs a key", "replace")
         if "cancel" in data and ("schedule" in data or "replace" in data):
@@ -139,6 +156,7 @@ class Send:
 
     channel: str
     to: tuple[jinja2.Template, ...] = ()
+    to_list: str | None = None  # every number on this ClickSend list (id or name), each its own message
     list_id: int | None = None
     from_: jinja2.Template | None = None
     body: jinja2.Template | None = None
@@ -174,6 +192,7 @@ class Rule:
     events: tuple[str, ...]
     when: Condition
     send: Send | None = None
+    write: ContactWrite | None = None
     cancel_key: jinja2.Template | None = None
     key: jinja2.Template | None = None
     replace: bool = False
@@ -246,6 +265,7 @@ class _Compiler:
         before = len(self.problems)
         send = self.send(data["send"]) if "send" in data else None
         cancel_key = self.template(data["cancel"]["key"], "cancel.key") if "cancel" in data else None
+        write = next((compile_write(data[k], op, self.template) for k, op in WRITES.items() if k in data), None)
         key = self.template(data.get("key"), "key")
         order = self.template(data.get("order"), "order")
         schedule = None
@@ -258,7 +278,7 @@ class _Compiler:
             return None
         return Rule(
             name=data["name"], file=self.file, sources=data["source"], events=data["event"],
-            when=compile_condition(data.get("when")), send=send, cancel_key=cancel_key, key=key,
+            when=compile_condition(data.get("when")), send=send, write=write, cancel_key=cancel_key, key=key,
             replace=data.get("replace", False), order=order, schedule=schedule, policy=data.get("policy", "default"),
             critical=data.get("critical", False), recipient_timezone=data.get("recipient_timezone"),
         )
@@ -276,9 +296,12 @@ class _Compiler:
                                              nearest_line(self.lines, self.path + ("send", "template"))))
                 body_text = None
         voice_defaults = {k: spec[k] for k in ("voice", "lang", "require_input", "machine_detection") if k in spec}
+        to = spec.get("to", ())
         return Send(
             channel=spec["channel"],
-            to=tuple(t for t in (self.template(x, "send.to") for x in spec.get("to", ())) if t is not None),
+            to=() if isinstance(to, ListTarget) else tuple(t for t in (self.template(x, "send.to") for x in to)
+                                                           if t is not None),
+            to_list=to.ref if isinstance(to, ListTarget) else None,
             list_id=spec.get("list_id"),
             from_=self.template(spec.get("from_"), "send.from"),
             body=self.template(body_text, "send.template" if "template" in spec else "send.body"),

@@ -19,11 +19,12 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from workers.clicksend.client import ClickSendClient, iter_pages
+from workers.clicksend.contacts import find_list
 from workers.clicksend.maton import MATON_CTRL_URL, MatonConnections
 from workers.core.coerce import to_int
 from workers.core.contactfields import CONTACT_FIELDS
 from workers.entry.runtime import clicksend_client
-from workers.errors import AuthenticationFailed, ConfigError, HooklineError
+from workers.errors import AuthenticationFailed, ConfigError, HooklineError, ListUnknown
 from workers.wiring.settings import Settings
 
 RET_OK, RET_FAILED, RET_CONFIG, RET_REFUSED = 0, 1, 2, 3  # RET_REFUSED: credentials refused (401/403)
@@ -160,13 +161,10 @@ def countries_cmd(account: Account) -> None:
 
 def resolve_list(client: ClickSendClient, ref: str) -> dict[str, Any]:
     """A list by id or by name (case-insensitive); UsageError when none or several match."""
-    if ref.isdigit():
-        return client.request("GET", f"/v3/lists/{ref}")
-    found = [r for r in _rows(client, "/v3/lists") if str(r.get("list_name", "")).lower() == ref.lower()]
-    if len(found) != 1:
-        raise click.UsageError(f"{'no' if not found else 'more than one'} list named {ref!r}" +
-                               (": give its id" if found else ""))
-    return found[0]
+    try:
+        return find_list(client, ref)
+    except ListUnknown as exc:
+        raise click.UsageError(exc.message) from None
 
 
 @clicksend.group("lists")

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 from workers.clicksend.client import ClickSendClient
 from workers.core import payloads
-from workers.core.decisions import Action, Candidate, Decision, Facts, Standing, decide_batch
+from workers.core.contactlists import reaches_no_one
+from workers.core.decisions import Action, Candidate, Decision, Facts, Standing, decide_approval, decide_batch
 from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.core.phones import recipient_zones
@@ -201,6 +202,22 @@ class Admission:
         """
         if not requests:
             return []
+        outcomes: dict[int, Outcome] = {}
+        sending = []
+        for i, r in enumerate(requests):
+            what = reaches_no_one(r.msg)
+            if what:  # a contact write, a send to a whole list: costs and reserves nothing, only approval applies
+                decision = decide_approval(self._policy(r.msg), r.msg.approved_by, what)
+                outcomes[i] = Outcome(decision, _state_for(decision, r.msg, now, r.at_send_time),
+                                      _send_at(decision, r.msg, now), Decimal(0), {})
+            else:
+                sending.append(i)
+        admitted = self._admit_sending([requests[i] for i in sending], now) if sending else []
+        outcomes |= zip(sending, admitted, strict=True)
+        return [outcomes[i] for i in range(len(requests))]
+
+    def _admit_sending(self, requests: Sequence[Request], now: float) -> list[Outcome]:
+        """`admit_batch` for messages that reach people: every check of their policies."""
         asks = [(self._policy(r.msg), r.msg) for r in requests]
         facts = read_facts(self.store, asks, now, self.settings.timezone, [r.at_send_time for r in requests])
         costs = estimates(self.store, self.client, asks, facts.prices)

@@ -41,7 +41,7 @@ MAX_REDIRECTS = 3
 def log_outcomes(messages: Iterable[Message], state: str) -> None:
     """One line per message that entered `state` (sent or a final one): ids, rule, channel, masked recipient."""
     for msg in messages:
-        to = mask(msg.to) if msg.to else f"list {msg.list_id}"
+        to = mask(msg.to) if msg.to else f"list {msg.list_id or msg.list_ref}"
         outcomes.info("message %s %s: event %s rule %s %s to %s", msg.id, state, msg.event_id, msg.rule,
                       msg.channel, to, extra={"message_id": msg.id, "event_id": msg.event_id, "state": state,
                                               "rule": msg.rule, "channel": msg.channel, "to": to})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from workers.core.lifecycle import REPORTED, State
 from workers.core.messages import Message
-from workers.core.planning import RuleOutcome, plan_event
+from workers.core.planning import RuleOutcome, list_members, plan_event
 from workers.core.storedtemplates import Snapshot
 from workers.flow.admission import Admission, Request
 from workers.flow.origin import Notifier, log_outcomes
@@ -77,6 +77,18 @@ class Processing:
         if self.templates is None or not names_stored(config):
             return None
         return self.templates.snapshot(now)
+
+    def plan_list(self, parent: Message, numbers: list[str], opted_out: set[str], now: float) -> Counter[str]:
+        """A send to a list (`parent`) becomes a message per number on it, each admitted by its policy in full and
+        stored like an event's messages; counts by starting state. Idempotent: a number planned before (a send to
+        the list done again after a crash) is left as it is."""
+        members = list_members(parent, numbers, opted_out, self.settings.default_region)
+        batch = _Batch(self, now, self.store.messages.existing(m.id for m in members))
+        batch.apply(parent.event_id, RuleOutcome(parent.rule, True, messages=members))
+        batch.write()
+        for channel in batch.channels:
+            self.enqueuer.kick(channel)
+        return batch.counts
 
     def cancel(self, key: str, now: float, reason: str, except_event: str | None = None) -> int:
         """Cancel `key`'s pending messages and give back what admission took for them; how many were cancelled."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -19,7 +20,7 @@ from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.core import payloads
 from workers.core.coerce import to_decimal
 from workers.core.lifecycle import State
-from workers.core.messages import Message
+from workers.core.messages import Channel, Message
 from workers.core.sending import Step, backoff, classify
 from workers.errors import (
     AuthenticationFailed,
@@ -31,7 +32,9 @@ from workers.errors import (
     RateLimited,
 )
 from workers.flow.admission import Admission, day_of
+from workers.flow.contactlists import ContactLists
 from workers.flow.origin import Notifier
+from workers.flow.processing import Processing
 from workers.store import Store
 from workers.store.messages import Change
 from workers.wiring.pipeline import Enqueuer
@@ -101,6 +104,17 @@ class Sender:
             out.wait = REPLICA_RETRY
             return out
         docs = [d for d in self.store.messages.get_messages(ids) if d is not None]
+        lists = ContactLists(self.store, self.client, self.settings.default_region)
+        if channel == Channel.CONTACT:
+            self._one_at_a_time(channel, docs, now, out, partial(lists.write, now=now))
+            return out
+        to_lists = [d for d in docs if d.list_ref]
+        if to_lists:
+            docs = [d for d in docs if not d.list_ref]
+            self._one_at_a_time(channel, to_lists, now, out, partial(self._to_list, lists, now=now))
+            if out.wait:
+                out.requeued += self.store.outbox.requeue([d.id for d in docs], now, "outbox paused")
+                return out
         groups: dict[str | None, list[Message]] = defaultdict(list)
         for doc in docs:
             groups[doc.media_file if channel == "mms" else None].append(doc)
@@ -160,6 +174,55 @@ class Sender:
             for name in ("insufficient_credit", "authentication_failed"):
                 self.store.account.clear_alert(name)
         self._apply(channel, docs, reply.messages, now, out)
+
+    def _one_at_a_time(self, channel: str, docs: list[Message], now: float, out: FlushOutcome,
+                       work: Callable[[Message], Change]) -> None:
+        """Contact writes and sends to lists, one at a time (a token each), met like sends: a 429 or an outage
+        puts the rest back and pauses the outbox, bad credentials raise the alert, a refusal (an unknown list, a
+        bad field) fails that one alone. Doing one again is safe: each looks at the list before it acts."""
+        for index, doc in enumerate(docs):
+            rest = [d.id for d in docs[index:]]
+            wait = self.store.outbox.take_token(self.settings.send_rate, max(1.0, self.settings.send_rate),
+                                                now) if index else 0
+            if wait > 0:
+                out.requeued += self.store.outbox.requeue(rest, now, "rate limit: waiting for a token")
+                out.wait = wait
+                return
+            out.calls += 1
+            try:
+                change = work(doc)
+            except RateLimited as exc:
+                strikes = self.store.outbox.strike(channel, "429")
+                delay = exc.retry_after if exc.retry_after is not None else backoff(strikes, 1.0, 60.0, self.rand)
+                self._put_back(channel, rest, now, delay, f"429 from ClickSend: retrying in {delay:.1f}s", out)
+                return
+            except AuthenticationFailed as exc:
+                self._account_problem(channel, rest, now, exc, out)
+                return
+            except ProviderUnavailable as exc:
+                delay = backoff(self.store.outbox.strike(channel, "error"), 2.0, 120.0, self.rand)
+                self._put_back(channel, rest, now, delay, f"ClickSend unreachable ({exc.message})", out)
+                return
+            except ProviderRejected as exc:
+                change = Change(doc.id, State.FAILED, f"ClickSend refused: {exc.message}", {"error": exc.message})
+            self.store.outbox.clear_strikes(channel)
+            applied = self.store.messages.apply_many([change], now)
+            if applied[0]:
+                out.sent += change.target == State.SENT
+                out.failed += change.target == State.FAILED
+                self._settled([doc], [change], now)
+
+    def _to_list(self, lists: ContactLists, parent: Message, now: float) -> Change:
+        """A send to a list becomes a message per number on it (those on the Opt-Out List suppressed), each
+        admitted by its policy and sent in the outbox's batches; the send to the list is then done."""
+        assert parent.list_ref is not None
+        numbers, opted_out = lists.numbers(parent.list_ref), lists.opted_out()
+        processing = Processing(self.store, self.admission.rules, self.settings, self.enqueuer, self.admission,
+                                self.notifier)
+        counts = processing.plan_list(parent, numbers, opted_out, now)
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing new"
+        return Change(parent.id, State.SENT, f"list {parent.list_ref}: a message for each of its {len(numbers)} "
+                      f"number(s) ({summary})", {"sent_at": now})
 
     def _apply(self, channel: str, docs: list[Message], results: list[Any], now: float,
                out: FlushOutcome) -> None:
@@ -254,13 +317,21 @@ class Sender:
         docs = [d for d in self.store.messages.get_messages(ids) if d and d.state == State.UNKNOWN]
         if not docs:
             return {"sent": 0, "requeued": 0, "waiting": 0}
+        # Contact writes and sends to lists have no history to consult, and need none: each looks before it acts.
+        again = [d.id for d in docs if d.channel == Channel.CONTACT or d.list_ref]
+        early = self.store.outbox.requeue(again, now, "interrupted: doing it again", from_state=State.UNKNOWN)
+        if early:
+            self.enqueuer.kick(channel)
+        docs = [d for d in docs if d.id not in again]
+        if not docs:
+            return {"sent": 0, "requeued": early, "waiting": 0}
         since = min(d.sending_since or d.updated_at or now for d in docs)
         try:
             found = self._history_by_custom_string(channel, int(since) - 60, int(now) + 60)
         except ProviderError as exc:
             log.warning("reconcile %s: history unavailable (%s); trying again", channel, exc.message)
             self.enqueuer.reconcile(channel, [d.id for d in docs], now + backoff(2, 5.0, 120.0, self.rand))
-            return {"sent": 0, "requeued": 0, "waiting": len(docs)}
+            return {"sent": 0, "requeued": early, "waiting": len(docs)}
         sent, absent, waiting = [], [], []
         for doc in docs:
             row = found.get(doc.id)
@@ -280,7 +351,7 @@ class Sender:
             self.enqueuer.kick(channel)
         if waiting:
             self.enqueuer.reconcile(channel, waiting, now + 10.0)
-        return {"sent": len(sent), "requeued": requeued, "waiting": len(waiting)}
+        return {"sent": len(sent), "requeued": early + requeued, "waiting": len(waiting)}
 
     def _history_by_custom_string(self, channel: str, date_from: int, date_to: int) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}

@@ -1,5 +1,6 @@
-"""What the workers learn about the ClickSend account (user_id, balance, whether it is under a floor) and the
-operator alerts raised about it and the outboxes; read by the web edge, written by the workers."""
+"""What the workers learn about the ClickSend account (user_id, balance, whether it is under a floor, the ids of
+its contact lists by name) and the operator alerts raised about it and the outboxes; read by the web edge,
+written by the workers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import redis
 
-from workers.store.keys import ACCOUNT, ALERTS, BALANCE_LOW, available, text
+from workers.store.keys import ACCOUNT, ALERTS, BALANCE_LOW, available, list_name_key, maybe_text, text
 
 
 class AccountRecords:
@@ -54,3 +55,17 @@ class AccountRecords:
         """Every raised alert."""
         with available():
             return {text(k): json.loads(v) for k, v in self.r.hgetall(ALERTS).items()}
+
+    def cached_list_id(self, name: str) -> int | None:
+        """The id last found for the contact list `name`, while cached."""
+        with available():
+            found = maybe_text(self.r.get(list_name_key(name)))
+        return int(found) if found else None
+
+    def cache_list_id(self, name: str, list_id: int | None, ttl: float) -> None:
+        """Remember (None: forget) the id of the contact list `name` for `ttl` seconds."""
+        with available():
+            if list_id is None:
+                self.r.delete(list_name_key(name))
+            else:
+                self.r.set(list_name_key(name), list_id, px=int(ttl * 1000))

@@ -166,6 +166,11 @@ ACCOUNT = f"{PREFIX}:account"
 STORED_TEMPLATES = f"{PREFIX}:clicksend:templates"
 """JSON: the account's stored SMS templates as last fetched (`fetched_at`, `templates`), shared by every worker."""
 
+def list_name_key(name: str) -> str:
+    """String: the id of the ClickSend contact list of that name (lower-cased), cached for a while."""
+    return f"{PREFIX}:clicksend:list:{name.lower()}"
+
+
 CALLBACKS_PENDING = f"{PREFIX}:callbacks:pending"
 """Sorted set of pending callback ids by when their next attempt is due: the sweep's safety net."""
 

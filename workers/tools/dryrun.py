@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from workers.core import intake, payloads
+from workers.core.contactlists import reaches_no_one
+from workers.core.decisions import decide_approval
 from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.planning import plan_event
@@ -53,12 +55,17 @@ def report(config: Config, event: Event, now: float, zone: str, region: str,
         messages = []
         for msg in outcome.messages:
             doc = msg.to_json()
-            shown = {k: doc[k] for k in ("id", "channel", "to", "list_id", "from", "body", "subject", "media_file",
-                                         "encoding", "segments", "non_gsm", "key", "state", "reasons")
-                     if doc.get(k) not in (None, [], "")}
+            shown = {k: doc[k] for k in ("id", "channel", "operation", "list_ref", "contact", "to", "list_id", "from",
+                                         "body", "subject", "media_file", "encoding", "segments", "non_gsm", "key",
+                                         "state", "reasons")
+                     if doc.get(k) not in (None, [], "", {})}
             shown["sends"] = ("now" if msg.send_at is None else
                               datetime.fromtimestamp(msg.send_at, tz=UTC).isoformat())
-            if msg.state == State.PLANNED:
+            what = reaches_no_one(msg)
+            if msg.state == State.PLANNED and what:
+                written = decide_approval(config.policy(msg.policy), msg.approved_by, what)
+                shown.update(decision=written.action, policy=msg.policy, decision_reasons=list(written.reasons))
+            elif msg.state == State.PLANNED:
                 policy = config.policy(msg.policy)
                 decision, facts = assess(store, policy, msg, msg.send_at or now, fan_out, True, zone)
                 shown["decision"] = decision.action
@@ -105,26 +112,39 @@ def as_text(result: dict[str, Any]) -> str:
         if "cancels_key" in rule:
             lines.append(f"      cancels pending messages with key {rule['cancels_key']!r}")
         for msg in rule["messages"]:
-            target = msg.get("to") or f"list {msg.get('list_id')}"
-            lines.append(f"      {msg['channel']} to {target}" + (f" from {msg['from']}" if msg.get("from") else ""))
-            if msg.get("body"):
-                lines.append(f"        body: {msg['body']}")
-            if msg.get("encoding"):  # not counted when the message failed before (or while) counting
-                lines.append(f"        {msg.get('encoding')}, {msg.get('segments')} segment(s)" +
-                             (f"; non-GSM characters: {' '.join(msg['non_gsm'])}" if msg.get("non_gsm") else ""))
-            lines.append(f"        state: {msg['state']}; sends: {msg['sends']}")
-            for reason in msg.get("reasons", []):
-                lines.append(f"        why: {reason}")
-            if "decision" in msg:
-                lines.append(f"        policy {msg['policy']}: {msg['decision']}" +
-                             (f" until {msg['deferred_until']}" if msg.get("deferred_until") else ""))
-                for reason in msg["decision_reasons"]:
-                    lines.append(f"          because: {reason}")
-                facts = msg["facts"]
-                lines.append(f"          facts: local time {', '.join(facts['local_time']) or '?'}; "
-                             f"{facts['recent_sends']} recent sends; spent today {facts['spent_today']}; "
-                             f"estimate {facts['estimate']}")
-            if "clicksend_request" in msg:
-                req = msg["clicksend_request"]
-                lines.append(f"        {req['endpoint']} {json.dumps(req['body'], ensure_ascii=False)}")
+            lines.extend(_message_lines(msg))
     return "\n".join(lines)
+
+
+def _message_lines(msg: dict[str, Any]) -> list[str]:
+    """One planned message of the report, for a person."""
+    lines: list[str] = []
+    target = msg.get("to") or f"list {msg.get('list_id') or msg.get('list_ref')}"
+    if msg.get("operation"):
+        lines.append(f"      contact {msg['operation']} {target} on list {msg['list_ref']}" +
+                     "".join(f"\n        {k}: {v}" for k, v in msg.get("contact", {}).items()))
+    else:
+        lines.append(f"      {msg['channel']} to {target}" + (f" from {msg['from']}" if msg.get("from")
+                                                              else ""))
+    if msg.get("body"):
+        lines.append(f"        body: {msg['body']}")
+    if msg.get("encoding"):  # not counted when the message failed before (or while) counting
+        lines.append(f"        {msg.get('encoding')}, {msg.get('segments')} segment(s)" +
+                     (f"; non-GSM characters: {' '.join(msg['non_gsm'])}" if msg.get("non_gsm") else ""))
+    lines.append(f"        state: {msg['state']}; sends: {msg['sends']}")
+    for reason in msg.get("reasons", []):
+        lines.append(f"        why: {reason}")
+    if "decision" in msg:
+        lines.append(f"        policy {msg['policy']}: {msg['decision']}" +
+                     (f" until {msg['deferred_until']}" if msg.get("deferred_until") else ""))
+        for reason in msg["decision_reasons"]:
+            lines.append(f"          because: {reason}")
+    if "facts" in msg:
+        facts = msg["facts"]
+        lines.append(f"          facts: local time {', '.join(facts['local_time']) or '?'}; "
+                     f"{facts['recent_sends']} recent sends; spent today {facts['spent_today']}; "
+                     f"estimate {facts['estimate']}")
+    if "clicksend_request" in msg:
+        req = msg["clicksend_request"]
+        lines.append(f"        {req['endpoint']} {json.dumps(req['body'], ensure_ascii=False)}")
+    return lines

@@ -86,7 +86,7 @@ def trace(store: Store, event_id: str) -> str | None:
     if event.rules is not None:
         lines.append(f"  rules matched: {', '.join(event.rules) or 'none'}")
     for msg, callbacks in _messages(store, event_id):
-        target = mask(msg.to) if msg.to else f"list {msg.list_id}"
+        target = mask(msg.to) if msg.to else f"list {msg.list_id or msg.list_ref}"
         lines.append(f"  {msg.id}  {msg.channel} to {target}  rule={msg.rule}  state={msg.state}")
         for entry in msg.timeline:
             kind = entry.get("kind")

@@ -25,7 +25,7 @@ SEND_CALLBACK = "workers.entry.jobs.send_callback"
 REPORT_CHANGE = "workers.entry.jobs.report_change"
 APPLY_PUSHED = "workers.entry.jobs.apply_pushed"
 CANCEL_MESSAGES = "workers.entry.jobs.cancel_messages"
-CHANNELS = ("sms", "mms", "voice")
+CHANNELS = ("sms", "mms", "voice", "contact")  # every outbox; contact holds writes to contact lists
 # Shorter than the sending lease, so a flush is never still running when recovery takes its messages.
 FLUSH_TIMEOUT = 90
 DRAIN_TIMEOUT = 240

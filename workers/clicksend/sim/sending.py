@@ -29,12 +29,12 @@ def send_or_price(channel: str, commit: bool, shape: Shape = same) -> Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
         return envelope(400, "BAD_REQUEST", "messages: a non-empty list is required.")
-    messages = body["messages"]
+    sim = state()
+    messages = sim.expand_lists(body["messages"])
     if len(messages) > MAX_RECIPIENTS:
         return envelope(400, "TOO_MANY_RECIPIENTS", f"At most {MAX_RECIPIENTS} recipients per request.")
     if channel == "mms" and not body.get("media_file"):
         return envelope(400, "INVALID_MEDIA_FILE", "media_file is required.")
-    sim = state()
     f = sim.faults
     bad = {f"messages.{i}.to": "The to field is invalid." for i, m in enumerate(messages)
            if isinstance(m, dict) and m.get("to") in f.bad_request_numbers}
