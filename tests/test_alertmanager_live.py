@@ -19,11 +19,13 @@ windows are scaled with it, because at this scale they would (rightly) swallow t
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask, Response, request
+from flask import Flask
 
 from tests.conftest import SECRETS, Simulator, neutral_rules
 from workers.entry.runtime import Runtime
@@ -98,21 +100,30 @@ class Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self, app: Flask) -> None:
-        app.after_request(self.record)
+        """Wrap the whole WSGI app: webhooks are answered in front of Flask, so no Flask hook sees them."""
+        inner = app.wsgi_app
 
-    def record(self, response: Response) -> Response:
-        if not request.path.startswith("/hooks/"):
-            return response
-        with self.lock:
-            first = not self.deliveries
-            answer = response.get_json(silent=True) or {}
-            # The event is stored (202) but Alertmanager sees a 503, as if the answer had been lost on the way:
-            # it retries the same body within a second, which is what the dedupe window is for.
-            sent = Response("answer lost", status=503) if first else response
-            self.deliveries.append(Delivery(time.monotonic() - self.start, request.get_data(),
-                                            request.headers.get("User-Agent", ""), response.status_code, answer,
-                                            sent.status_code))
-        return sent
+        def recorded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if not environ.get("PATH_INFO", "").startswith("/hooks/"):
+                return inner(environ, start_response)
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            answered: list[Any] = []
+            chunks = b"".join(inner(environ, lambda status, headers, exc_info=None: answered.extend([status, headers])))
+            status, headers = answered
+            with self.lock:
+                first = not self.deliveries
+                # The event is stored (202) but Alertmanager sees a 503, as if the answer had been lost on the way:
+                # it retries the same body within a second, which is what the dedupe window is for.
+                sent = ("503 Service Unavailable", [("Content-Type", "text/plain")], b"answer lost") if first \
+                    else (status, headers, chunks)
+                self.deliveries.append(Delivery(time.monotonic() - self.start, body,
+                                                environ.get("HTTP_USER_AGENT", ""), int(status.split()[0]),
+                                                json.loads(chunks or b"{}"), int(sent[0].split()[0])))
+            start_response(sent[0], sent[1])
+            return [sent[2]]
+
+        app.wsgi_app = recorded  # type: ignore[method-assign]
 
     def wait_for(self, count: int, what: str) -> list[Delivery]:
         deadline = self.start + DEADLINE
