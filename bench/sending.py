@@ -28,6 +28,7 @@ from workers.core.events import Event  # noqa: E402
 from workers.store import Store  # noqa: E402
 from workers.tools.localredis import free_port, start_redis  # noqa: E402
 from workers.wiring import pipeline  # noqa: E402
+from workers.wiring.settings import DEFAULT_PARTITIONS  # noqa: E402
 
 RULES = """
 rules:
@@ -59,14 +60,14 @@ def noop_drain(conn: redis.Redis, n: int) -> float:
 def hookline_run(store: Store, conn: redis.Redis, sim: str, n: int, tag: str) -> dict[str, float]:
     now = time.time()
     before = requests.get(f"{sim}/_sim/ledger", timeout=5).json()
-    tokens = []
+    claims = []
     for i in range(n):  # the backlog: stored and pending, the drain not started yet
         event = Event(id=f"evt_{tag}_{i}", source="bench", type="order", external_id=f"{tag}-{i}", received_at=now,
                       payload={"n": f"{tag}-{i}", "phone": f"+6141{i:07d}"})
-        tokens.append(store.events.ingest(event, 3600, 3600).drain_token)
+        claims.append(store.events.ingest(event, 3600, 3600, DEFAULT_PARTITIONS).drain)
     before_sent = store.messages.state_counts().get("sent", 0)
-    [token] = [t for t in tokens if t]
-    pipeline.Enqueuer(conn, store.outbox).drain(token)
+    for claim in filter(None, claims):  # one per partition the backlog went to
+        pipeline.Enqueuer(conn, store.outbox).drain(claim)
     elapsed = wait_for(lambda: store.messages.state_counts().get("sent", 0) >= before_sent + n, every=0.01)
     after = requests.get(f"{sim}/_sim/ledger", timeout=5).json()
     calls = after["calls"].get("/v3/sms/send", 0) - before["calls"].get("/v3/sms/send", 0)

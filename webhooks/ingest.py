@@ -57,14 +57,15 @@ def receive(source_name: str) -> ResponseReturnValue:
     if answer is not None:  # the provider checking the endpoint (its preset says how): nothing to store
         log.info("answered the %s handshake for %s", event.type, source_name)
         return jsonify(answer), 200
-    result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
+    result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl,
+                                    rt.settings.partitions)
     if not result.created:
         g.hookline_result = DUPLICATE
         return jsonify({"event_id": result.event_id, "duplicate": True}), 200
     g.hookline_result = ACCEPTED
-    if result.drain_token:
+    if result.drain:
         try:
-            rt.enqueuer.drain(result.drain_token)
+            rt.enqueuer.drain(result.drain)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # The event is stored and queued; the periodic sweep starts the drain this enqueue missed.
             log.warning("event %s stored, drain not started (%s); the sweep will start it", event.id, exc)

@@ -32,6 +32,8 @@ from rq.job import Job
 from tests.conftest import API_TOKEN, ROOT
 from tests.waiting import wait_for
 from workers.store import Store
+from workers.store.events import ALL_PARTITIONS
+from workers.store.keys import events_drain_key, events_pending_key
 from workers.tools.localredis import free_port, start_redis
 from workers.tools.supervisor import Child, Supervisor, web_command
 
@@ -250,13 +252,19 @@ class Cluster:
         with suppress(Exception):
             store = self.store()
             lines += ["--- message states", str(store.messages.state_counts()),
-                      f"pending events {store.events.pending_count()}, drain lease "
-                      f"{store.r.get('hl:events:drain')!r} ttl {store.r.pttl('hl:events:drain')} ms"]
+                      f"pending events {store.events.pending_count()}; by partition (waiting, lease ttl ms): "
+                      f"{_partitions(store)}"]
         lines += ["--- processes that exited on their own", *self.dead()]
         for log in sorted(self.home.glob("*.log")):
             tail = log.read_text(errors="replace").splitlines()[-_LOG_TAIL:]
             lines += [f"--- {log.name} (last {len(tail)} lines)", *tail]
         return "\n".join(lines)
+
+
+def _partitions(store: Store) -> dict[int | None, tuple[int, int]]:
+    """The partitions where events wait or a drain holds the lease: how many wait, the lease's ttl."""
+    seen = {p: (store.r.llen(events_pending_key(p)), store.r.pttl(events_drain_key(p))) for p in ALL_PARTITIONS}
+    return {p: state for p, state in seen.items() if state != (0, -2)}
 
 
 def _descendants(pid: int) -> list[int]:

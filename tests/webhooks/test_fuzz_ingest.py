@@ -14,8 +14,8 @@ import redis
 
 from tests import signing
 from tests.conftest import SECRETS
-from workers import store
 from workers.store import keys
+from workers.store.events import ALL_PARTITIONS
 from workers.wiring import pipeline
 
 N = 10_000
@@ -193,7 +193,7 @@ return out
 
 
 def _snapshot(r: redis.Redis) -> tuple[int, ...]:
-    names = [store.EVENTS_PENDING, *(f"rq:queue:{q}" for q in pipeline.ALL_QUEUES)]
+    names = [*map(keys.events_pending_key, ALL_PARTITIONS), *(f"rq:queue:{q}" for q in pipeline.ALL_QUEUES)]
     return tuple(r.eval(_COUNTS, len(names), *names, keys.STATS_EVENTS,  # type: ignore[no-untyped-call]
                         keys.seen_key("")))
 

@@ -11,15 +11,14 @@ import redis
 from workers.store.account import AccountRecords
 from workers.store.callbacks import CallbackRecords
 from workers.store.counters import CounterRecords
-from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
+from workers.store.events import DRAIN_LEASE_MS, DrainClaim, EventRecords, IngestResult
 from workers.store.feedback import FeedbackRecords
-from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
 from workers.store.optouts import OptoutRecords
 from workers.store.outbox import OutboxRecords
 from workers.store.reservations import ReservationRecords
 
-__all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
+__all__ = ["DRAIN_LEASE_MS", "DrainClaim", "IngestResult", "Store"]
 
 
 class Store:
