@@ -193,9 +193,11 @@ return out
 
 
 def _snapshot(r: redis.Redis) -> tuple[int, ...]:
-    names = [*map(keys.events_pending_key, ALL_PARTITIONS), *(f"rq:queue:{q}" for q in pipeline.ALL_QUEUES)]
-    return tuple(r.eval(_COUNTS, len(names), *names, keys.STATS_EVENTS,  # type: ignore[no-untyped-call]
-                        keys.seen_key("")))
+    pending = [keys.events_pending_key(p) for p in ALL_PARTITIONS]
+    names = [*pending, *(f"rq:queue:{q}" for q in pipeline.ALL_QUEUES)]
+    stored, *lengths = r.eval(_COUNTS, len(names), *names, keys.STATS_EVENTS,  # type: ignore[no-untyped-call]
+                              keys.seen_key(""))
+    return (stored, sum(lengths[:len(pending)]), *lengths[len(pending):])  # stored keys, pending, queues
 
 
 def _send(client, case: Case):  # noqa: ANN001, ANN202
