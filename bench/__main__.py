@@ -12,9 +12,7 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -122,35 +120,8 @@ def run_ingest(plan: Plan) -> dict[str, Any]:
     endpoint and Hookline's worst p99 at the offered rate, new and kept-alive connections."""
     from bench import ingest  # imported here: it puts the checkout on sys.path for its gunicorns' imports
 
-    if hasattr(ingest, "run"):  # the function bench/ingest.py is getting (branch h-ingest)
-        figures: dict[str, Any] = ingest.run(**plan.ingest)
-        return figures | {"rate": figures.get("settings", {}).get("rate")}
-    return _ingest_script(plan)
-
-
-def _ingest_script(plan: Plan) -> dict[str, Any]:
-    """Today's bench/ingest.py has only its command: run it and read its figures from the Markdown it prints.
-    Goes once `ingest.run` is merged."""
-    flags = [a for k, v in plan.ingest.items() for a in (f"--{k.replace('_', '-')}", str(v))]
-    # Its own process group: on Ctrl-C or an error it and its gunicorns get SIGINT and stop what they started.
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "ingest.py"), *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=os.environ | {"PYTHONPATH": str(ROOT)})
-    try:
-        out, err = proc.communicate(timeout=1800)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    ratio = re.search(r"Ratio Hookline / baseline[^*]*\*\*([\d.]+)x\*\*", out)
-    p99 = re.search(r"p99 at (\d+)/s, worst round: \*\*([\d.]+) ms\*\*.*?\*\*([\d.]+) ms\*\*", out, re.S)
-    if not ratio or not p99:
-        raise RuntimeError(f"bench/ingest.py exited with {proc.returncode} and no figures:\n{out[-2000:]}\n{err[-2000:]}")
-    return {"ratio_vs_enqueue_only": float(ratio[1]), "rate": float(p99[1]),
-            "p99_ms_at_rate": {"new_connections": float(p99[2]), "kept_alive": float(p99[3])}}
+    figures: dict[str, Any] = ingest.run(**plan.ingest)
+    return figures | {"rate": figures.get("settings", {}).get("rate")}
 
 
 def _interrupt(signum: int, frame: object) -> None:

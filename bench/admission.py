@@ -113,7 +113,7 @@ def run(events: int, policy: str, profile: int) -> dict[str, Any]:
         for i in range(events):
             event = Event(id=f"evt_{i}", source="bench", type="order", external_id=str(i), received_at=now,
                           payload={"n": str(i), "phone": f"+6141{i % (events // 2 or 1):07d}"})
-            rt.store.events.ingest(event, 3600, 3600)
+            rt.store.events.ingest(event, 3600, 3600, rt.settings.partitions)
             ids.append(event.id)
         info = redis.Redis.from_url(url)
         counter = {"depth": 0, "admission": 0}

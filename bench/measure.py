@@ -17,13 +17,12 @@ import requests
 
 from bench.services import Services, cpu_seconds
 from workers.core.events import Event
-from workers.store import Store
+from workers.store import DrainClaim, Store
 from workers.wiring import pipeline
-from workers.wiring import settings as hookline_settings
+from workers.wiring.settings import DEFAULT_PARTITIONS
 
 # The calls sending makes (the cron's receipt polls run whatever is sent, and are the receipts phase's figure).
 SEND_CALLS = ("/send", "/price")
-_PARTITIONS = getattr(hookline_settings, "DEFAULT_PARTITIONS", None)
 POLL_EVERY = 0.2  # seconds between checks while a phase runs; each check is one pipelined read
 
 
@@ -87,7 +86,7 @@ class Probe:
         return False
 
 
-def store_backlog(store: Store, tag: str, n: int) -> list[Any]:
+def store_backlog(store: Store, tag: str, n: int) -> list[DrainClaim]:
     """`n` events stored and pending, one SMS each, the drains not started yet; returns the drain leases the
     ingest step handed out (what the web edge would enqueue: one, or one per partition the events went to)."""
     now = time.time()
@@ -95,21 +94,13 @@ def store_backlog(store: Store, tag: str, n: int) -> list[Any]:
     for i in range(n):
         event = Event(id=f"evt_{tag}_{i}", source="bench", type="order", external_id=f"{tag}-{i}", received_at=now,
                       payload={"n": f"{tag}-{i}", "phone": f"+6141{i:07d}"})
-        claim = _ingest(store, event)
+        claim = store.events.ingest(event, 3600, 3600, DEFAULT_PARTITIONS).drain  # the processes' default count
         if claim:
             claims.append(claim)
     return claims
 
 
-def _ingest(store: Store, event: Event) -> Any:
-    # Partitioned drains (issue 13, branch h-partitions) give ingest the partition count (the processes here
-    # run with the default) and hand out a claim instead of a token; this runs before and after they land.
-    if _PARTITIONS is None:
-        return store.events.ingest(event, 3600, 3600).drain_token
-    return store.events.ingest(event, 3600, 3600, _PARTITIONS).drain  # type: ignore[call-arg,attr-defined]
-
-
-def start_drains(conn: redis.Redis, store: Store, claims: list[Any]) -> None:
+def start_drains(conn: redis.Redis, store: Store, claims: list[DrainClaim]) -> None:
     """Enqueue the drains for `claims`, as the web edge does after an ingest that claimed a lease."""
     enqueuer = pipeline.Enqueuer(conn, store.outbox)
     for claim in claims:

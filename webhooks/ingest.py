@@ -101,13 +101,14 @@ def _receive(rt: Parts, source: Source, mimetype: str, headers: Mapping[str, str
     if handshake is not None:  # the provider checking the endpoint (its preset says how): nothing to store
         log.info("answered the %s handshake for %s", event.type, source.name)
         return Answer(200, handshake)
-    result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl)
+    result = rt.store.events.ingest(event, source.dedupe_window or rt.settings.dedupe_window, rt.settings.event_ttl,
+                                    rt.settings.partitions)
     rt.store.replicated()  # with HOOKLINE_MIN_REPLICAS: a failover keeps what was answered (503 otherwise)
     if not result.created:
         return Answer(200, {"event_id": result.event_id, "duplicate": True}, counted=True)
-    if result.drain_token:
+    if result.drain:
         try:
-            rt.enqueuer.drain(result.drain_token)
+            rt.enqueuer.drain(result.drain)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # The event is stored and queued; the periodic sweep starts the drain this enqueue missed.
             log.warning("event %s stored, drain not started (%s); the sweep will start it", event.id, exc)

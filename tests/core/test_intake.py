@@ -77,3 +77,20 @@ def test_refusal_messages_say_what_is_wrong() -> None:
     with pytest.raises(EventTypeMissing) as untyped:
         build_event(ALERTS, {}, b'{"status": ["firing"]}', NOW)
     assert untyped.value.errors == ["path status is missing or not a scalar"]
+
+
+def test_a_sources_partition_key_is_read_from_the_payload_and_kept_with_the_event() -> None:
+    [bookings] = parse_sources(yaml.safe_load("""
+sources:
+  bookings:
+    verify: {scheme: none}
+    event_type: {path: kind}
+    partition_key: {path: booking.uid}
+"""), {}).values()
+    event = build_event(bookings, {}, b'{"kind": "moved", "booking": {"uid": "b-7"}}', NOW)
+    assert (event.partition_key, event.ordering_key) == ("b-7", "b-7")
+    assert event.to_dict()["partition_key"] == "b-7"
+    # Without the key in the body it is ordered by nothing but itself, like an event of a source without one.
+    lone = build_event(bookings, {}, b'{"kind": "moved"}', NOW)
+    assert (lone.partition_key, lone.ordering_key) == (None, lone.id)
+    assert build_event(SHOP, {"X-Shopify-Topic": "t"}, b'{"id": 1}', NOW).ordering_key.startswith("evt_")

@@ -10,8 +10,8 @@ from rq import SimpleWorker
 from rq.job import Job
 
 from tests.conftest import API_TOKEN, EXAMPLES_DIR
+from tests.pending import drains_held, pending_ids
 from tests.webhooks.test_ingest import post_shop
-from workers import store
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.store import keys
@@ -39,7 +39,7 @@ def drain_one_job_at_a_time(rt: Runtime, ids: list[str]) -> list[tuple[dict, lis
 def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client,  # noqa: ANN001
                                                      redis_client: redis.Redis) -> None:
     rt = runtime
-    rt.settings = rt.settings.with_(event_batch=4)
+    rt.settings = rt.settings.with_(event_batch=4, partitions=1)  # one partition: one chain of drains
     ids = [post_shop(client, webhook_id=f"w{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(10)]
     assert pipeline.queue(rt.rq_connection, pipeline.EVENTS_QUEUE).count == 1  # only the first claimed the drain
     steps = drain_one_job_at_a_time(rt, ids)
@@ -48,8 +48,8 @@ def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client,  
                                                {"events": 2, "more": 0}]
     assert [statuses.count("processed") for _, statuses in steps] == [4, 8, 10]
     assert steps[0][1] == ["processed"] * 4 + ["received"] * 6
-    assert redis_client.llen(store.EVENTS_PENDING) == 0
-    assert redis_client.exists(store.EVENTS_DRAIN) == 0  # the lease is given back when the list is empty
+    assert pending_ids(redis_client) == []
+    assert drains_held(redis_client) == []  # the lease is given back when the list is empty
     # Every event's message was planned exactly once.
     assert sorted(len(rt.store.messages.event_message_ids(i)) for i in ids) == [1] * 10
     assert redis_client.llen(keys.outbox_key("sms")) == 10
@@ -58,8 +58,9 @@ def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client,  
 def test_a_drain_job_processes_hookline_event_batch_events_and_chains_the_rest(
         runtime: Runtime, client, redis_url: str, rules_dir) -> None:  # noqa: ANN001
     settings = Settings.from_env({"REDIS_URL": redis_url, "HOOKLINE_RULES_DIR": str(rules_dir),
-                                  "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_EVENT_BATCH": "3"})
-    assert settings.event_batch == 3
+                                  "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_EVENT_BATCH": "3",
+                                  "HOOKLINE_PARTITIONS": "1"})
+    assert (settings.event_batch, settings.partitions) == (3, 1)
     runtime.settings = settings
     ids = [post_shop(client, webhook_id=f"b{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(7)]
     steps = drain_one_job_at_a_time(runtime, ids)
@@ -74,24 +75,26 @@ def test_lost_enqueue_is_recovered_by_the_sweep(runtime: Runtime, client, work, 
                                                 redis_client: redis.Redis) -> None:
     event_id = post_shop(client).json["event_id"]
     # Simulate a web process that died between storing the event and enqueueing the drain.
+    [drain] = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).jobs
     pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).empty()
-    redis_client.delete(store.EVENTS_DRAIN)
-    assert jobs.sweep_pending_events() is True
-    assert jobs.sweep_pending_events() is False  # one drain at a time
+    redis_client.delete(keys.events_drain_key(drain.args[1]))
+    assert jobs.sweep_pending_events() == 1
+    assert jobs.sweep_pending_events() == 0  # one drain at a time
     work()
     assert runtime.store.events.get_event(event_id).status == "processed"
 
 
 def test_sweep_does_nothing_when_nothing_waits(runtime: Runtime) -> None:
-    assert jobs.sweep_pending_events() is False
+    assert jobs.sweep_pending_events() == 0
 
 
 def test_a_drain_that_lost_its_lease_does_not_drop_events(runtime: Runtime, client,  # noqa: ANN001
                                                           redis_client: redis.Redis) -> None:
     post_shop(client)
-    stale = jobs.drain_events("someone-elses-token")
+    [drain] = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).jobs
+    stale = jobs.drain_events("someone-elses-token", drain.args[1])
     assert stale["more"] == -1
-    assert redis_client.llen(store.EVENTS_PENDING) == 1
+    assert len(pending_ids(redis_client)) == 1
 
 
 def _what_processing_left(rt: Runtime, event_id: str) -> dict:
@@ -111,7 +114,7 @@ def _what_processing_left(rt: Runtime, event_id: str) -> dict:
 def test_drain_rerun_is_harmless(runtime: Runtime, client) -> None:  # noqa: ANN001
     event_id = post_shop(client, payload=ORDER).json["event_id"]
     [drain] = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).jobs
-    [token] = drain.args
+    token, partition = drain.args
     # A drain job killed after processing its batch but before dropping it from the pending list: RQ runs it
     # again with the same lease, and it processes the same events again.
     jobs.process_event_batch([event_id])
@@ -119,25 +122,26 @@ def test_drain_rerun_is_harmless(runtime: Runtime, client) -> None:  # noqa: ANN
     [(mid, (state, timeline))] = first["messages"].items()
     assert (state, timeline) == ("queued", [(None, "planned"), ("planned", "queued")])
     assert first["outbox"] == [mid] and first["flushes"] == 1
-    assert jobs.drain_events(token) == {"events": 1, "more": 0}
+    assert jobs.drain_events(token, partition) == {"events": 1, "more": 0}
     jobs.process_event_batch([event_id, "evt_expired"])  # and once more, beside an event that has expired
     # Nothing new: the same message, in the same state with the same timeline, once in the outbox, one flush.
     assert _what_processing_left(runtime, event_id) == first
     assert runtime.store.events.get_event(event_id).status == "processed"
     assert runtime.store.events.get_event(event_id).rules == ("order-confirmation",)
     assert runtime.store.events.get_event("evt_expired") is None
-    assert runtime.store.r.llen(store.EVENTS_PENDING) == 0
+    assert pending_ids(runtime.store.r) == []
 
 
 def test_a_drain_whose_lease_lapsed_takes_it_back_and_drains(runtime: Runtime, client,  # noqa: ANN001
                                                              redis_client: redis.Redis) -> None:
     event_id = post_shop(client, payload=ORDER).json["event_id"]
     [drain] = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).jobs
-    [token] = drain.args
-    redis_client.delete(store.EVENTS_DRAIN)  # it waited in the queue longer than the lease and nobody claimed it
-    assert jobs.drain_events(token) == {"events": 1, "more": 0}
+    token, partition = drain.args
+    # It waited in the queue longer than the lease and nobody claimed it.
+    redis_client.delete(keys.events_drain_key(partition))
+    assert jobs.drain_events(token, partition) == {"events": 1, "more": 0}
     assert runtime.store.events.get_event(event_id).status == "processed"
-    assert redis_client.exists(store.EVENTS_DRAIN) == 0
+    assert drains_held(redis_client) == []
 
 
 def test_two_drains_over_the_same_events_at_once_create_and_send_each_message_once(

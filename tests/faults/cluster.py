@@ -33,6 +33,8 @@ from tests.conftest import API_TOKEN, ROOT
 from tests.waiting import wait_for
 from workers.store import Store
 from workers.store.connection import connect
+from workers.store.events import ALL_PARTITIONS
+from workers.store.keys import events_drain_key, events_pending_key
 from workers.tools.localredis import free_port, start_redis
 from workers.tools.supervisor import Child, Supervisor, rq_connection_args, web_command
 
@@ -103,9 +105,11 @@ class Cluster:
         self.note("redis-server killed")
 
     def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Child:
-        """Start `args` through the supervisor, its output appended to `<home>/<name>.log`."""
+        """Start `args` through the supervisor in this cluster's working directory (`home`), its output appended
+        to `<home>/<name>.log`."""
         log = self.home / f"{name}.log"
-        wrapped = ["/bin/sh", "-c", 'log=$1; shift; exec "$@" >>"$log" 2>&1', "sh", str(log), *args]
+        wrapped = ["/bin/sh", "-c", 'cd "$1" && log=$2 && shift 2 && exec "$@" >>"$log" 2>&1', "sh",
+                   str(self.home), str(log), *args]
         return self.sup.start(name, wrapped, self.env | (extra_env or {}))
 
     def start_simulator(self, *flags: str) -> None:
@@ -156,7 +160,7 @@ class Cluster:
         """SIGKILL a worker and every process under it: its scheduler and the work horse running its job (RQ
         puts the horse in a process group of its own, so killing the worker's group alone would spare it)."""
         child = self.workers.pop(name)
-        tree = [child.proc.pid, *_descendants(child.proc.pid)]
+        tree = [child.proc.pid, *descendants(child.proc.pid)]
         for pid in tree:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -173,6 +177,26 @@ class Cluster:
             self.start_worker(CALLBACK_QUEUES if name.startswith("callbacks") else WORK_QUEUES,
                               tag="callbacks" if name.startswith("callbacks") else "worker")
         return gone
+
+    def kill_everything(self, why: str) -> None:
+        """SIGKILL every process this cluster started but Redis and the simulator (a machine lost): web,
+        workers, cron, with every process under them."""
+        for child in self.sup.children:
+            if child.name == "simulator":
+                continue
+            for pid in [child.proc.pid, *descendants(child.proc.pid)]:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            child.proc.wait(10)
+        self.workers.clear()
+        self.note(f"SIGKILL every process of {self.home.name}: {why}")
+
+    def other_host(self, home: Path) -> Cluster:
+        """The processes of a second machine: its own working directory `home` (rules, logs), its own web,
+        workers and cron once the caller starts them, on this cluster's Redis and simulator. Close it too."""
+        rules = write_rules(home)
+        env = self.env | {"HOME": str(home), "HOOKLINE_RULES_DIR": str(rules)}
+        return Cluster(home, env, Supervisor(home, say=lambda _: None), self.redis_port, sim_url=self.sim_url)
 
     def kill_all_workers(self, why: str) -> None:
         """SIGKILL every worker."""
@@ -252,8 +276,8 @@ class Cluster:
         with suppress(Exception):
             store = self.store()
             lines += ["--- message states", str(store.messages.state_counts()),
-                      f"pending events {store.events.pending_count()}, drain lease "
-                      f"{store.r.get('hl:events:drain')!r} ttl {store.r.pttl('hl:events:drain')} ms"]
+                      f"pending events {store.events.pending_count()}; by partition (waiting, lease ttl ms): "
+                      f"{_partitions(store)}"]
         lines += ["--- processes that exited on their own", *self.dead()]
         for log in sorted(self.home.glob("*.log")):
             tail = log.read_text(errors="replace").splitlines()[-_LOG_TAIL:]
@@ -261,7 +285,13 @@ class Cluster:
         return "\n".join(lines)
 
 
-def _descendants(pid: int) -> list[int]:
+def _partitions(store: Store) -> dict[int | None, tuple[int, int]]:
+    """The partitions where events wait or a drain holds the lease: how many wait, the lease's ttl."""
+    seen = {p: (store.r.llen(events_pending_key(p)), store.r.pttl(events_drain_key(p))) for p in ALL_PARTITIONS}
+    return {p: state for p, state in seen.items() if state != (0, -2)}
+
+
+def descendants(pid: int) -> list[int]:
     """Every process below `pid`, from /proc (Linux)."""
     parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -283,15 +313,21 @@ def _answers(url: str) -> bool:
         return False
 
 
-@contextmanager
-def cluster(home: Path, env: dict[str, str] | None = None, sources: str = SOURCES) -> Iterator[Cluster]:
-    """Redis on a free port with the fault rules in `home`; the caller starts the other processes. Prints the
-    report when the test fails, and stops everything at the end."""
+def write_rules(home: Path, sources: str = SOURCES) -> Path:
+    """The fault tests' rules directory under `home`."""
     rules = home / "rules"
     rules.mkdir(parents=True)
     (rules / "sources.yaml").write_text(sources)
     (rules / "faults.yaml").write_text(RULES)
     (rules / "policies.yaml").write_text(POLICIES)
+    return rules
+
+
+@contextmanager
+def cluster(home: Path, env: dict[str, str] | None = None, sources: str = SOURCES) -> Iterator[Cluster]:
+    """Redis on a free port with the fault rules in `home`; the caller starts the other processes. Prints the
+    report when the test fails, and stops everything at the end."""
+    rules = write_rules(home, sources)
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "HOME": str(home),
             "HOOKLINE_RULES_DIR": str(rules), "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_LOG_LEVEL": "INFO",
             "HOOKLINE_SEND_RATE": "50"}

@@ -142,7 +142,7 @@ def test_a_drain_batch_is_admitted_as_one_batch_in_event_order(runtime: Runtime)
         order = payload | {"id": body, "name": f"#{body}", "customer": payload["customer"] | {"phone": "+61411111111"}}
         event = Event(id=f"evt_order_{n}", source="shop", type="orders/create", external_id=str(n),
                       received_at=time.time(), payload=order)
-        runtime.store.events.ingest(event, 3600, 3600)
+        runtime.store.events.ingest(event, 3600, 3600, runtime.settings.partitions)
         ids.append(event.id)
     runtime.processing.process_events(ids, time.time())
     states = [runtime.store.messages.get_message(runtime.store.messages.event_message_ids(eid)[0]).state
@@ -161,7 +161,7 @@ def test_a_drain_killed_after_reserving_admits_its_own_messages_when_retried(
     payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
     event = Event(id="evt_order_1", source="shop", type="orders/create", external_id="1", received_at=time.time(),
                   payload=payload)
-    runtime.store.events.ingest(event, 3600, 3600)
+    runtime.store.events.ingest(event, 3600, 3600, runtime.settings.partitions)
     create = runtime.store.messages.create_messages
 
     def killed(*args: Any) -> None:

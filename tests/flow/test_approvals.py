@@ -32,7 +32,7 @@ def order_event(rt: Runtime, n: int, phone: str = "+61411111111", body_id: int |
     payload["customer"] = payload["customer"] | {"phone": phone}
     event = Event(id=f"evt_order_{n}", source="shop", type=type_, external_id=str(n),
                   received_at=time.time(), payload=payload)
-    rt.store.events.ingest(event, 3600, 3600)
+    rt.store.events.ingest(event, 3600, 3600, rt.settings.partitions)
     rt.processing.process_events([event.id], time.time())
     [mid] = rt.store.messages.event_message_ids(event.id)
     return mid

@@ -71,7 +71,7 @@ def event(rt: Runtime, external_id: str, type_: str = "test/joins", **payload: s
     """Store and process a shop customer event; its id."""
     ev = Event(id=f"evt_shop_{external_id}", source="shop", type=type_, external_id=external_id,
                received_at=time.time(), payload={"phone": "+61 411 111 111", "first_name": "Ada"} | payload)
-    assert rt.store.events.ingest(ev, 3600, 3600).created
+    assert rt.store.events.ingest(ev, 3600, 3600, rt.settings.partitions).created
     rt.processing.process_events([ev.id], time.time())
     return ev.id
 

@@ -27,7 +27,7 @@ def message(rt: Runtime, mid: str = "msg_cb1", state: str = "sent") -> Message:
     payload = json.loads((EXAMPLES_DIR / "shop-order.json").read_text())
     rt.store.events.ingest(Event(id="evt_cb", source="shop", type="orders/create", external_id="cb",
                                  received_at=time.time(),
-                          payload=payload), 3600, 3600)
+                          payload=payload), 3600, 3600, rt.settings.partitions)
     doc = make_message(id=mid, event_id="evt_cb", state=state, to="+61411111111", body="hi")
     rt.store.messages.create_messages([doc], time.time())
     return doc

@@ -30,7 +30,7 @@ def ingest(rt: Runtime, source: str, payload: dict, type_: str, external_id: str
     """Store an event the way the web edge would, and return its id."""
     event = Event(id=f"evt_{source}_{external_id}", source=source, type=type_, external_id=external_id,
                   received_at=received_at or time.time(), payload=payload)
-    assert rt.store.events.ingest(event, 3600, 3600).created
+    assert rt.store.events.ingest(event, 3600, 3600, rt.settings.partitions).created
     return event.id
 
 

@@ -105,7 +105,7 @@ def test_a_store_on_a_sentinel_url_writes_to_the_primary_the_sentinel_names_and_
             assert redis_answers(found.url)
             store = open_store(settings)
             assert store.min_replicas == 1
-            assert store.events.ingest(_event(3), 3600, 3600).created
+            assert store.events.ingest(_event(3), 3600, 3600, settings.partitions).created
             store.replicated()  # as the edge does before answering 202: the one replica acknowledged it
             close(store.r)
             with redis.Redis(port=next(iter(found.replicas))) as replica:

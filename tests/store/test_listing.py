@@ -23,7 +23,7 @@ DAY = 86400.0
 def ingest(rt: Runtime, eid: str, at: float, source: str = "shop", type_: str = "orders/create",
            external: str | None = None, ttl: float = 7 * DAY) -> None:
     event = Event(eid, source, type_, external or f"ext-{eid}", at, {}, {"n": eid})
-    assert rt.store.events.ingest(event, 60, ttl).created
+    assert rt.store.events.ingest(event, 60, ttl, rt.settings.partitions).created
 
 
 def every_page(fetch, limit: int) -> list[list[str]]:  # noqa: ANN001
@@ -85,7 +85,7 @@ def test_ingest_indexes_expire_with_the_event_ttl(runtime: Runtime) -> None:
         assert 0 < r.pttl(key) <= DAY * 1000
     # A duplicate is not indexed twice, and a repeat enters no index.
     assert not runtime.store.events.ingest(Event("evt_new2", "shop", "orders/create", "ext-evt_new", now, {}, {}),
-                                           60, DAY).created
+                                           60, DAY, runtime.settings.partitions).created
     assert r.zcard(EVENTS_BY_TIME) == 1
 
 

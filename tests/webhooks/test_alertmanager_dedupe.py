@@ -45,10 +45,10 @@ def test_the_store_dedupes_for_exactly_the_window_it_is_given(runtime: Runtime) 
 
     event = Event(id="evt_am_window", source="alerts", type="firing", external_id="sha256:x", received_at=0.0,
                   payload={})
-    assert runtime.store.events.ingest(event, 0.05, 3600).created
-    assert not runtime.store.events.ingest(event, 0.05, 3600).created
+    assert runtime.store.events.ingest(event, 0.05, 3600, runtime.settings.partitions).created
+    assert not runtime.store.events.ingest(event, 0.05, 3600, runtime.settings.partitions).created
     wait_for(lambda: not runtime.store.r.exists(seen_key(event.dedupe_id)), "the 50 ms window to pass")
-    assert runtime.store.events.ingest(event, 0.05, 3600).created
+    assert runtime.store.events.ingest(event, 0.05, 3600, runtime.settings.partitions).created
 
 
 def test_a_repeat_notification_pages_again(client, runtime: Runtime, secrets_env) -> None:  # noqa: ANN001

@@ -69,7 +69,7 @@ def test_json_that_is_not_an_object_gets_a_4xx_not_a_500(client) -> None:  # noq
 
 def ingest(rt: Runtime, eid: str, at: float, source: str = "shop", external: str = "") -> None:
     event = Event(eid, source, "orders/create", external or f"ext-{eid}", at, {}, {"phone": "+61400000000"})
-    assert rt.store.events.ingest(event, 60, 3600).created
+    assert rt.store.events.ingest(event, 60, 3600, rt.settings.partitions).created
 
 
 def test_events_listed_newest_first_filtered_and_paged_by_cursor(client, runtime: Runtime) -> None:  # noqa: ANN001

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from tests.conftest import SECRETS
+from tests.pending import pending_ids
 from webhooks.bodies import BoundedBodies, read_body
-from workers import store
 from workers.errors import IngestError
 
 MAX_BODY = 1024 * 1024
@@ -32,7 +32,7 @@ def alert_body(size: int) -> bytes:
 
 
 def nothing_stored(redis_client: redis.Redis) -> bool:
-    return redis_client.llen(store.EVENTS_PENDING) == 0 and not redis_client.keys("hl:event:*")
+    return pending_ids(redis_client) == [] and not redis_client.keys("hl:event:*")
 
 
 def test_a_chunked_body_over_the_limit_is_413_in_the_test_client(client, redis_client: redis.Redis) -> None:  # noqa: ANN001

@@ -14,8 +14,8 @@ import redis
 
 from tests import signing
 from tests.conftest import SECRETS
-from workers import store
 from workers.store import keys
+from workers.store.events import ALL_PARTITIONS
 from workers.wiring import pipeline
 
 N = 10_000
@@ -193,9 +193,11 @@ return out
 
 
 def _snapshot(r: redis.Redis) -> tuple[int, ...]:
-    names = [store.EVENTS_PENDING, *(f"rq:queue:{q}" for q in pipeline.ALL_QUEUES)]
-    return tuple(r.eval(_COUNTS, len(names), *names, keys.STATS_EVENTS,  # type: ignore[no-untyped-call]
-                        keys.seen_key("")))
+    pending = [keys.events_pending_key(p) for p in ALL_PARTITIONS]
+    names = [*pending, *(f"rq:queue:{q}" for q in pipeline.ALL_QUEUES)]
+    stored, *lengths = r.eval(_COUNTS, len(names), *names, keys.STATS_EVENTS,  # type: ignore[no-untyped-call]
+                              keys.seen_key(""))
+    return (stored, sum(lengths[:len(pending)]), *lengths[len(pending):])  # stored keys, pending, queues
 
 
 def _send(client, case: Case):  # noqa: ANN001, ANN202

@@ -17,10 +17,10 @@ from werkzeug.test import Client
 
 from tests import signing
 from tests.conftest import API_TOKEN, SECRETS
+from tests.pending import drains_held, pending_ids
 from tests.waiting import wait_for
 from webhooks import create_app
 from webhooks.ingest import IngestEdge
-from workers import store
 from workers.core.events import event_id_for
 from workers.entry.runtime import Runtime, set_runtime
 from workers.store.keys import seen_key
@@ -75,7 +75,7 @@ def test_signed_event_is_accepted_stored_and_readable(client, redis_client: redi
     assert stored["status"] == "received"
     assert stored["headers"]["x-shopify-topic"] == "orders/create"
     assert "x-shopify-hmac-sha256" not in stored["headers"]
-    assert redis_client.lrange(store.EVENTS_PENDING, 0, -1) == [event_id]
+    assert pending_ids(redis_client) == [event_id]
 
 
 def test_repeat_is_answered_as_duplicate_and_not_handed_over_again(client, redis_client: redis.Redis) -> None:
@@ -83,7 +83,7 @@ def test_repeat_is_answered_as_duplicate_and_not_handed_over_again(client, redis
     second = post_shop(client)
     assert second.status_code == 200
     assert second.json == {"event_id": first.json["event_id"], "duplicate": True}
-    assert redis_client.llen(store.EVENTS_PENDING) == 1
+    assert len(pending_ids(redis_client)) == 1
 
 
 def test_event_id_defaults_to_the_body_digest(client, redis_client: redis.Redis, secrets_env) -> None:  # noqa: ANN001
@@ -113,8 +113,8 @@ def test_event_id_defaults_to_the_body_digest(client, redis_client: redis.Redis,
     assert later.json["event_id"] not in (first.json["event_id"], other.json["event_id"])
     assert api_get(client, f"/api/events/{later.json['event_id']}").json["external_id"] == digest
     assert post(body).json == {"event_id": later.json["event_id"], "duplicate": True}  # now the new one's id
-    assert redis_client.lrange(store.EVENTS_PENDING, 0, -1) == [
-        first.json["event_id"], other.json["event_id"], later.json["event_id"]]
+    assert sorted(pending_ids(redis_client)) == sorted([first.json["event_id"], other.json["event_id"],
+                                                        later.json["event_id"]])
 
 
 def test_standard_webhooks_source_signed_by_the_library(client, secrets_env, calendar_source) -> None:  # noqa: ANN001
@@ -142,7 +142,7 @@ def test_twenty_concurrent_deliveries_give_one_202_and_one_hand_over(live_server
     for t in threads:
         t.join()
     assert sorted(codes) == [200] * 19 + [202]
-    assert redis_client.llen(store.EVENTS_PENDING) == 1
+    assert len(pending_ids(redis_client)) == 1
     assert pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).count == 1
 
 
@@ -151,8 +151,8 @@ def test_handed_over_events_are_processed_by_the_worker(client, work, redis_clie
     work()
     for event_id in ids:
         assert api_get(client, f"/api/events/{event_id}").json["status"] == "processed"
-    assert redis_client.llen(store.EVENTS_PENDING) == 0
-    assert redis_client.exists(store.EVENTS_DRAIN) == 0
+    assert pending_ids(redis_client) == []
+    assert drains_held(redis_client) == []
 
 
 # --- every error code ------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_wrong_method_is_405(client) -> None:  # noqa: ANN001
 def test_body_over_the_limit_is_413(client, redis_client: redis.Redis) -> None:  # noqa: ANN001
     big = {"id": 1, "pad": "x" * (1024 * 1024)}
     assert_error(post_shop(client, payload=big), 413, "too_large")
-    assert redis_client.llen(store.EVENTS_PENDING) == 0
+    assert pending_ids(redis_client) == []
 
 
 def test_body_over_the_limit_is_refused_from_content_length_without_reading(live_server: str) -> None:

@@ -228,7 +228,8 @@ def test_messages_by_state_are_filtered_by_time_and_paged(operator: Operator, e2
     assert sorted(shown[0] + shown[1]) == sorted(ids) and len(shown[0]) == 2
     future = int(time.time()) + 3600
     assert "No held message in that time" in operator.get(f"/ui/messages?state=held&since={future}")
-    assert all(m in operator.get("/ui/messages?state=held&until=" + str(future)) for m in ids[:2])
+    until = operator.get("/ui/messages?state=held&until=" + str(future))
+    assert sum(m in until for m in ids) == 2  # a page of two (the events' drains may have run at different times)
     assert operator.client.get("/ui/messages?state=nonsense").status_code == 400
     assert '<b>3</b>held' in operator.get("/ui/messages")
 

@@ -26,9 +26,9 @@ import requests
 
 from tests import signing
 from tests.conftest import API_TOKEN, ROOT, SECRETS, neutral_rules
+from tests.pending import pending_ids
 from tests.waiting import wait_for
 from webhooks import serving
-from workers import store
 from workers.tools.localredis import free_port
 from workers.tools.supervisor import web_command
 
@@ -215,7 +215,7 @@ def test_a_chunked_body_over_the_limit_is_413_and_nothing_is_stored(sockets: Web
     data, _ = read_reply(sockets.connect(chunked(head, over), timeout=10), 15)
     status, reply, _ = json_reply(data)
     assert (status, reply) == (413, {"error": "too_large", "message": f"body larger than {MAX_BODY} bytes"})
-    assert redis_client.llen(store.EVENTS_PENDING) == 0
+    assert pending_ids(redis_client) == []
     assert redis_client.keys("hl:event:*") == [] and redis_client.keys("hl:seen:*") == []
     # The same body at exactly the limit, chunked, is whole and accepted.
     data, _ = read_reply(sockets.connect(chunked(head, exact), timeout=10), 15)
@@ -230,7 +230,7 @@ def test_a_signed_chunked_body_over_the_limit_is_413_not_401(sockets: Web, redis
             b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
     data, _ = read_reply(sockets.connect(chunked(head, over), timeout=10), 15)
     assert json_reply(data)[0] == 413
-    assert redis_client.llen(store.EVENTS_PENDING) == 0
+    assert pending_ids(redis_client) == []
 
 
 @pytest.mark.parametrize(("request_bytes", "status", "code"), [

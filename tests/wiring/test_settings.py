@@ -37,6 +37,17 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(info.value.problems) == 5
 
 
+def test_the_partition_count_is_16_unless_set_and_must_be_one_to_256() -> None:
+    url = {"REDIS_URL": "redis://localhost:6379/0"}
+    assert Settings.from_env(url).partitions == 16
+    assert Settings.from_env(url | {"HOOKLINE_PARTITIONS": "256"}).partitions == 256
+    for bad in ("0", "257", "many"):
+        with pytest.raises(ConfigError) as info:
+            Settings.from_env(url | {"HOOKLINE_PARTITIONS": bad})
+        [problem] = info.value.problems
+        assert str(problem).startswith("HOOKLINE_PARTITIONS: ")
+
+
 def test_log_format_is_plain_unless_json_is_asked_for() -> None:
     redis_only = {"REDIS_URL": "redis://localhost:6379/0"}
     assert Settings.from_env(redis_only).log_format == "plain"

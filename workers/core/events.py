@@ -47,6 +47,12 @@ class Event:
     received_at: float
     headers: Mapping[str, str] = field(default_factory=dict)
     payload: Any = None
+    partition_key: str | None = None  # what the source orders it by (`partition_key:`); None: its own id
+
+    @property
+    def ordering_key(self) -> str:
+        """The key that decides the event's partition: events with the same one are processed in arrival order."""
+        return self.partition_key or self.id
 
     @property
     def dedupe_id(self) -> str:
@@ -59,14 +65,18 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able document (also what rule `when:` paths are evaluated against)."""
         # Shallow on purpose: asdict() deep-copies the payload, which costs more than the rest of ingest.
-        return {"id": self.id, "source": self.source, "type": self.type, "external_id": self.external_id,
-                "received_at": self.received_at, "headers": dict(self.headers), "payload": self.payload}
+        doc = {"id": self.id, "source": self.source, "type": self.type, "external_id": self.external_id,
+               "received_at": self.received_at, "headers": dict(self.headers), "payload": self.payload}
+        if self.partition_key is not None:
+            doc["partition_key"] = self.partition_key
+        return doc
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
         """Rebuild an event from `to_dict` output."""
         return cls(**{k: data[k] for k in ("id", "source", "type", "external_id", "received_at")},
-                   headers=dict(data.get("headers") or {}), payload=data.get("payload"))
+                   headers=dict(data.get("headers") or {}), payload=data.get("payload"),
+                   partition_key=data.get("partition_key"))
 
 
 def kept_headers(headers: Mapping[str, str], extra: tuple[str, ...]) -> dict[str, str]:

@@ -43,6 +43,8 @@ def build_event(source: Source, headers: Mapping[str, str], body: bytes, now: fl
         received_at=now,
         headers=kept_headers(headers, source.keep_headers + _id_headers(source)),
         payload=payload,
+        # A key the request lacks orders the event by nothing: its own id, like a source without the setting.
+        partition_key=source.partition_key.read(lookup, payload) if source.partition_key else None,
     )
 
 

@@ -84,6 +84,7 @@ class Source:
     verify: Verify
     event_type: Extract
     event_id: Extract | None = None
+    partition_key: Extract | None = None  # events with the same key are processed in arrival order
     schema: Mapping[str, Any] | None = None
     keep_headers: tuple[str, ...] = ()
     callback: Callback | None = None
@@ -198,6 +199,7 @@ class SourceSchema(Schema):
     tolerance = Duration(positive=True)
     event_type = fields.Nested(ExtractSchema)
     event_id = fields.Nested(ExtractSchema)
+    partition_key = fields.Nested(ExtractSchema)
     schema = fields.Dict()
     keep_headers = fields.List(fields.String())
     callback = fields.Nested(CallbackSchema)
@@ -320,6 +322,7 @@ def _build(name: str, body: dict[str, Any]) -> Source:
         verify=verify,
         event_type=event_type,
         event_id=event_id,
+        partition_key=body.get("partition_key"),
         schema=schema,
         validator=jsonschema.Draft202012Validator(schema) if schema else None,
         keep_headers=tuple(keep_headers),

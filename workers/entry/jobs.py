@@ -15,6 +15,7 @@ from workers.entry.runtime import Runtime, get_runtime
 from workers.flow import origin
 from workers.flow.optouts import OptoutSync
 from workers.store.callbacks import CALLBACK_TTL
+from workers.store.events import DrainClaim
 from workers.store.pushed import Pushed
 from workers.wiring import pipeline
 
@@ -22,26 +23,30 @@ from workers.wiring import pipeline
 PUSHED_PAGE = 100
 
 
-def drain_events(token: str) -> dict[str, int]:
-    """Process one batch of pending events while holding the drain lease `token`; chain the next batch.
+def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
+    """Process one batch of `partition`'s pending events while holding its drain lease `token`; chain the next
+    batch. `partition` None is the single list of the versions before partitions (their jobs name none).
 
-    The lease is short and renewed while the batch is processed, so it lapses seconds after a worker dies
-    with it. A job whose lease another drain holds now (RQ re-running a killed job, a drain claimed again
-    while this one waited in the queue) does nothing; one whose lease lapsed with nobody else holding it
-    takes it back, so no pending event is left without a drain.
+    Each partition has its own list and lease, so drains of different partitions run at once, on any worker of
+    any machine, while one partition's events are processed one batch after another, in arrival order. The
+    lease is short and renewed while the batch is processed, so it lapses seconds after a worker dies with it.
+    A job whose lease another drain holds now (RQ re-running a killed job, a drain claimed again while this one
+    waited in the queue) does nothing; one whose lease lapsed with nobody else holding it takes it back, so no
+    pending event is left without a drain.
     """
     rt = get_runtime()
     events = rt.store.events
-    keeper = events.drain_keeper(token)
+    claim = DrainClaim(partition, token)
+    keeper = events.drain_keeper(claim)
     if not keeper.hold():
         return {"events": 0, "more": -1}
     with keeper:
-        ids = events.pending_batch(rt.settings.event_batch)
+        ids = events.pending_batch(partition, rt.settings.event_batch)
         if ids:
             process_event_batch(ids)
-    more = events.finish_batch(token, len(ids))
+    more = events.finish_batch(claim, len(ids))
     if more == 1:
-        rt.enqueuer.drain(token)
+        rt.enqueuer.drain(claim)
     return {"events": len(ids), "more": more}
 
 
@@ -63,13 +68,14 @@ def fire_due_messages() -> int:
     return sum(processing.fire(mid, now) for mid in rt.store.messages.due_messages(now - 2))
 
 
-def sweep_pending_events() -> bool:
-    """Periodic safety net: start a drain when events wait and no drain holds the lease."""
+def sweep_pending_events() -> int:
+    """Periodic safety net: start a drain of every partition where events wait and no drain holds the lease (a
+    lost enqueue, a dead holder's lapsed lease, a partition beyond a lowered count); how many were started."""
     rt = get_runtime()
-    token = rt.store.events.claim_drain()
-    if token:
-        rt.enqueuer.drain(token)
-    return token is not None
+    claims = rt.store.events.claim_drains()
+    for claim in claims:
+        rt.enqueuer.drain(claim)
+    return len(claims)
 
 
 def flush_outbox(channel: str, token: str) -> dict[str, Any]:

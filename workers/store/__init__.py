@@ -13,9 +13,9 @@ from workers.store.account import AccountRecords
 from workers.store.callbacks import CallbackRecords
 from workers.store.connection import connect
 from workers.store.counters import CounterRecords
-from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
+from workers.store.events import DRAIN_LEASE_MS, DrainClaim, EventRecords, IngestResult
 from workers.store.feedback import FeedbackRecords
-from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING, REPLICATION_MARK, available
+from workers.store.keys import REPLICATION_MARK, available
 from workers.store.messages import MessageRecords
 from workers.store.optouts import OptoutRecords
 from workers.store.outbox import OutboxRecords
@@ -26,7 +26,7 @@ from workers.store.templates import TemplateRecords
 REPLICA_TIMEOUT_MS = 1000
 """How long `Store.replicated` waits for the replicas HOOKLINE_MIN_REPLICAS asks for before it gives up."""
 
-__all__ = ["DRAIN_LEASE_MS", "EVENTS_DRAIN", "EVENTS_PENDING", "IngestResult", "Store"]
+__all__ = ["DRAIN_LEASE_MS", "DrainClaim", "IngestResult", "Store"]
 
 
 class Store:

@@ -1,4 +1,5 @@
-"""Event records in Redis: atomic ingest (dedupe, persist, hand over), the pending list and its drain lease."""
+"""Event records in Redis: atomic ingest (dedupe, persist, hand over), the pending lists (one per partition) and
+their drain leases."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from typing import Any
 import redis
 
 from workers.core.events import Event
+from workers.core.partitions import MAX_PARTITIONS, partition_of
 from workers.core.records import EventRecord
 from workers.store.counters import ACCEPTED, DUPLICATE, field
 from workers.store.keys import (
     EVENTS_BY_TIME,
-    EVENTS_DRAIN,
-    EVENTS_PENDING,
     STATS_EVENTS,
     available,
     event_key,
+    events_drain_key,
     events_external_index,
+    events_pending_key,
     events_source_index,
     events_type_index,
     maybe_json,
@@ -30,7 +32,7 @@ from workers.store.keys import (
     text,
     texts,
 )
-from workers.store.lease import CLAIM, FINISH_ROUND, LeaseKeeper
+from workers.store.lease import FINISH_ROUND, LeaseKeeper
 from workers.store.pages import Page, Position, Walker, Window, scan
 
 EVENT_STATUSES = ("received", "processed", "failed")
@@ -40,6 +42,10 @@ _CHUNK = 250  # index entries read, and records checked against the filters, per
 # this while it works (`drain_keeper`), so a worker killed mid-drain holds up new events for seconds, not
 # minutes. It is also how long a claimed drain may wait in the queue before another claim may replace it.
 DRAIN_LEASE_MS = 15_000
+
+# Every partition a drain may find events in: all that any count allowed (a count lowered on a running
+# deployment leaves events beyond it), then the single list of the versions before partitions.
+ALL_PARTITIONS: tuple[int | None, ...] = (*range(MAX_PARTITIONS), None)
 
 # Dedupe, persist, index, hand over, and claim the drain in one atomic step: either all happen or none. The
 # answer (accepted or duplicate) is counted in the same step (KEYS[5]), so counting costs no round trip.
@@ -67,6 +73,28 @@ end
 return {1, 0}
 """
 
+# Claim the drain of every partition where events wait and nobody holds it (the periodic sweep; a lost enqueue;
+# a dead holder's lapsed lease). KEYS: pending list and lease, pair after pair; ARGV: a token prefix, lease ms.
+# Returns the 0-based numbers of the pairs claimed; pair i's token is the prefix, ':' and i.
+_DRAIN_CLAIM = """
+local claimed = {}
+for i = 1, #KEYS, 2 do
+  local n = (i - 1) / 2
+  if redis.call('LLEN', KEYS[i]) > 0 and redis.call('SET', KEYS[i + 1], ARGV[1] .. ':' .. n, 'NX', 'PX', ARGV[2]) then
+    claimed[#claimed + 1] = n
+  end
+end
+return claimed
+"""
+
+_PENDING_COUNT = """
+local n = 0
+for i = 1, #KEYS do
+  n = n + redis.call('LLEN', KEYS[i])
+end
+return n
+"""
+
 
 _HSET_EXISTING = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -77,12 +105,21 @@ return 0
 
 
 @dataclass(frozen=True)
+class DrainClaim:
+    """The drain lease of one partition's pending list, held with `token`: what a drain job is started with.
+    `partition` None is the single list of the versions before partitions."""
+
+    partition: int | None
+    token: str
+
+
+@dataclass(frozen=True)
 class IngestResult:
-    """What `ingest` did: `created` false for a duplicate, whose first event is `event_id`; `drain_token` set when
-    a drain must start."""
+    """What `ingest` did: `created` false for a duplicate, whose first event is `event_id`; `drain` set when a
+    drain of the event's partition must start."""
 
     created: bool
-    drain_token: str | None
+    drain: DrainClaim | None
     event_id: str
 
 
@@ -123,23 +160,28 @@ class EventRecords:
         self.r = r
         self._ingest = r.register_script(_INGEST)
         self._drain_done = r.register_script(FINISH_ROUND)
-        self._drain_claim = r.register_script(CLAIM)
+        self._drain_claim = r.register_script(_DRAIN_CLAIM)
+        self._pending_count = r.register_script(_PENDING_COUNT)
         self._hset_existing = r.register_script(_HSET_EXISTING)
         self._walker = Walker(r)
 
-    def ingest(self, event: Event, dedupe_window: float, ttl: float) -> IngestResult:
-        """Store `event` and queue it for the workers unless its dedupe id was seen within `dedupe_window`."""
+    def ingest(self, event: Event, dedupe_window: float, ttl: float, partitions: int) -> IngestResult:
+        """Store `event` and queue it for the workers unless its dedupe id was seen within `dedupe_window`: at the
+        end of the pending list of its partition (of `partitions`, by its ordering key), claiming that
+        partition's drain if nobody holds it."""
         token = secrets.token_hex(8)
+        partition = partition_of(event.ordering_key, partitions)
         doc = json.dumps(event.to_dict(), separators=(",", ":"))
         with available():
             created, claimed, *first = self._ingest(
-                keys=[seen_key(event.dedupe_id), event_key(event.id), EVENTS_PENDING, EVENTS_DRAIN, STATS_EVENTS,
-                      *_indexes(event)],
+                keys=[seen_key(event.dedupe_id), event_key(event.id), events_pending_key(partition),
+                      events_drain_key(partition), STATS_EVENTS, *_indexes(event)],
                 args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token,
                       repr(event.received_at), field(event.source, ACCEPTED, 202),
                       field(event.source, DUPLICATE, 200)],
             )
-        return IngestResult(bool(created), token if claimed else None, text(first[0]) if first else event.id)
+        return IngestResult(bool(created), DrainClaim(partition, token) if claimed else None,
+                            text(first[0]) if first else event.id)
 
     def get_event(self, event_id: str) -> EventRecord | None:
         """The stored event with its processing status, or None."""
@@ -168,32 +210,34 @@ class EventRecords:
         with available():
             pipe.execute()
 
-    def pending_batch(self, size: int) -> list[str]:
-        """The oldest `size` event ids waiting for processing (left in place until `finish_batch`)."""
+    def pending_batch(self, partition: int | None, size: int) -> list[str]:
+        """The oldest `size` event ids waiting in `partition` (left in place until `finish_batch`)."""
         with available():
-            return texts(self.r.lrange(EVENTS_PENDING, 0, size - 1))
+            return texts(self.r.lrange(events_pending_key(partition), 0, size - 1))
 
-    def finish_batch(self, token: str, count: int) -> int:
+    def finish_batch(self, claim: DrainClaim, count: int) -> int:
         """Drop `count` processed ids. 1: more wait, keep draining; 0: drained; -1: lease lost, stop."""
         with available():
-            return int(self._drain_done(keys=[EVENTS_PENDING, EVENTS_DRAIN],
-                                        args=[token, count, DRAIN_LEASE_MS]))
+            return int(self._drain_done(keys=[events_pending_key(claim.partition), events_drain_key(claim.partition)],
+                                        args=[claim.token, count, DRAIN_LEASE_MS]))
 
-    def claim_drain(self) -> str | None:
-        """Claim the drain lease if events wait and nobody holds it; return the token to drain with."""
-        token = secrets.token_hex(8)
+    def claim_drains(self) -> list[DrainClaim]:
+        """Claim the drain lease of every partition where events wait and nobody holds it, in one round trip:
+        every partition up to MAX_PARTITIONS (whatever the count in use) and the old single list."""
+        prefix = secrets.token_hex(8)
+        keys = [key for p in ALL_PARTITIONS for key in (events_pending_key(p), events_drain_key(p))]
         with available():
-            claimed = self._drain_claim(keys=[EVENTS_PENDING, EVENTS_DRAIN], args=[token, DRAIN_LEASE_MS])
-        return token if claimed else None
+            claimed = self._drain_claim(keys=keys, args=[prefix, DRAIN_LEASE_MS])
+        return [DrainClaim(ALL_PARTITIONS[int(n)], f"{prefix}:{int(n)}") for n in claimed]
 
-    def drain_keeper(self, token: str) -> LeaseKeeper:
-        """The keeper of the drain lease `token`: `hold()` it before draining, and work inside `with` it."""
-        return LeaseKeeper(self.r, EVENTS_DRAIN, token, DRAIN_LEASE_MS)
+    def drain_keeper(self, claim: DrainClaim) -> LeaseKeeper:
+        """The keeper of the drain lease `claim`: `hold()` it before draining, and work inside `with` it."""
+        return LeaseKeeper(self.r, events_drain_key(claim.partition), claim.token, DRAIN_LEASE_MS)
 
     def pending_count(self) -> int:
-        """How many events wait for processing."""
+        """How many events wait for processing, in every partition."""
         with available():
-            return int(self.r.llen(EVENTS_PENDING))
+            return int(self._pending_count(keys=[events_pending_key(p) for p in ALL_PARTITIONS]))
 
     def list_events(self, query: EventQuery) -> Page[EventRecord]:
         """A page of stored events matching `query`, newest received first. Source and type are read from their

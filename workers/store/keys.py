@@ -13,7 +13,21 @@ from workers.errors import StoreUnavailable
 
 PREFIX = "hl"
 EVENTS_PENDING = f"{PREFIX}:events:pending"
+"""The one pending list of the versions before partitions; still drained (`events_pending_key(None)`)."""
 EVENTS_DRAIN = f"{PREFIX}:events:drain"
+"""The drain lease of that list."""
+
+
+def events_pending_key(partition: int | None) -> str:
+    """Partition `partition`'s list of event ids waiting to be processed, oldest first (None: the old list)."""
+    return EVENTS_PENDING if partition is None else f"{EVENTS_PENDING}:{partition}"
+
+
+def events_drain_key(partition: int | None) -> str:
+    """The lease of the one drain that may work through `partition`'s list (None: the old list's)."""
+    return EVENTS_DRAIN if partition is None else f"{EVENTS_DRAIN}:{partition}"
+
+
 REPLICATION_MARK = f"{PREFIX}:replication:mark"  # written to see every earlier write reach the replicas
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import redis
 from rq import Queue, Retry
 
+from workers.store.events import DrainClaim
 from workers.store.outbox import OutboxRecords
 
 EVENTS_QUEUE = "hookline-events"
@@ -54,10 +55,10 @@ class Enqueuer:
     def _queue(self, name: str) -> Queue:
         return queue(self.connection, name)
 
-    def drain(self, token: str) -> None:
-        """Start a drain of the pending events holding lease `token`."""
-        self._queue(EVENTS_QUEUE).enqueue(DRAIN_EVENTS, token, retry=_DRAIN_RETRY, result_ttl=60,
-                                          failure_ttl=_WEEK, job_timeout=DRAIN_TIMEOUT)
+    def drain(self, claim: DrainClaim) -> None:
+        """Start a drain of one partition's pending events holding its lease `claim`."""
+        self._queue(EVENTS_QUEUE).enqueue(DRAIN_EVENTS, claim.token, claim.partition, retry=_DRAIN_RETRY,
+                                          result_ttl=60, failure_ttl=_WEEK, job_timeout=DRAIN_TIMEOUT)
 
     def fire(self, message_id: str, at: float | None = None) -> None:
         """Fire a message (scheduled, or approved) now or at Unix time `at` (the due sweep is the safety net)."""

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from workers.core.durations import parse_duration
+from workers.core.partitions import MAX_PARTITIONS
 from workers.errors import ConfigError
 from workers.store.connection import check_url, is_sentinel_url
 
@@ -56,6 +57,10 @@ DEFAULT_MESSAGE_TTL = 90 * 24 * 3600.0
 
 DEFAULT_EVENT_BATCH = 500
 """Events handed to the workers per drain job (HOOKLINE_EVENT_BATCH)."""
+
+DEFAULT_PARTITIONS = 16
+"""Partitions of the pending events, each drained by one job at a time (HOOKLINE_PARTITIONS): up to this many
+worker processes, on any number of machines, process events at once."""
 
 DEFAULT_SEND_RATE = 5.0
 """ClickSend requests per second across all workers (HOOKLINE_SEND_RATE)."""
@@ -111,6 +116,7 @@ class Settings:
     timezone: str = DEFAULT_TIMEZONE
     message_ttl: float = DEFAULT_MESSAGE_TTL
     event_batch: int = DEFAULT_EVENT_BATCH
+    partitions: int = DEFAULT_PARTITIONS
     send_rate: float = DEFAULT_SEND_RATE
     send_batch: int = DEFAULT_SEND_BATCH
     template_refresh: float = DEFAULT_TEMPLATE_REFRESH
@@ -184,6 +190,7 @@ class Settings:
         take("timezone", "HOOKLINE_TIMEZONE", _zone)
         take("message_ttl", "HOOKLINE_MESSAGE_TTL", _positive_duration)
         take("event_batch", "HOOKLINE_EVENT_BATCH", _positive_int)
+        take("partitions", "HOOKLINE_PARTITIONS", _partitions)
         take("send_rate", "HOOKLINE_SEND_RATE", _positive_float)
         take("send_batch", "HOOKLINE_SEND_BATCH", _batch_size)
         take("template_refresh", "HOOKLINE_TEMPLATE_REFRESH", _positive_duration)
@@ -272,6 +279,13 @@ def _count(raw: str) -> int:
     value = int(raw)
     if value < 0:
         raise ValueError("must be a whole number, 0 or more")
+    return value
+
+
+def _partitions(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= MAX_PARTITIONS:
+        raise ValueError(f"must be a whole number from 1 to {MAX_PARTITIONS}")
     return value
 
 
