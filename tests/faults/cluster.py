@@ -58,8 +58,17 @@ RULES = """rules:
 """
 # The Procfile's `worker` and `callbacks` processes (read from it, so the tests run what production runs).
 _PROCFILE = {line.split(":", 1)[0]: line.split() for line in (ROOT / "Procfile").read_text().splitlines() if line}
-WORK_QUEUES = tuple(q for q in _PROCFILE["worker"] if q.startswith("hookline-"))
-CALLBACK_QUEUES = tuple(q for q in _PROCFILE.get("callbacks", []) if q.startswith("hookline-"))
+
+
+def _after_worker_class(kind: str) -> tuple[str, ...]:
+    """What the Procfile's `kind` line gives its `rq worker` after the worker class: how it dequeues, and from
+    which queues."""
+    args = _PROCFILE[kind]
+    return tuple(args[args.index("workers.entry.worker.HooklineWorker") + 1:])
+
+
+WORK_QUEUES = _after_worker_class("worker")
+CALLBACK_QUEUES = _after_worker_class("callbacks")
 POLICIES = "policies:\n  default: {approval: auto}\n"
 _LOG_TAIL = 40
 
@@ -131,7 +140,8 @@ class Cluster:
         wait_for(lambda: _answers(f"{self.web_url}/readyz"), "the web process to be ready", timeout=60, interval=0.1)
 
     def start_worker(self, queues: tuple[str, ...] = WORK_QUEUES, tag: str = "worker") -> str:
-        """One more `rq worker --with-scheduler` on the Procfile's `worker` queues (or `queues`); its name."""
+        """One more `rq worker --with-scheduler` on the Procfile's `worker` queues (or `queues`; either with the
+        flags before them); its name."""
         self._worker_count += 1
         name = f"{tag}-{self._worker_count}"
         self.rq_names[name] = f"{name}-{secrets.token_hex(3)}"

@@ -212,7 +212,10 @@ def _start_children(sup: Supervisor, env: dict[str, str], host: str, port: int, 
     sup.start("web", web_command(bin_dir, host, port), env)
     # Callbacks get a worker of their own (the Procfile's `callbacks`): a slow origin then holds that one only,
     # never the workers that plan and send.
-    queue_sets = [(f"worker-{i + 1}", (pipeline.EVENTS_QUEUE, pipeline.SEND_QUEUE)) for i in range(workers)]
+    # The workers that plan and send take turns between the two queues: with a drain per partition waiting,
+    # RQ's default (the first queue first) would leave every flush behind the whole backlog's planning.
+    turns = ("--dequeue-strategy", "round_robin", pipeline.EVENTS_QUEUE, pipeline.SEND_QUEUE)
+    queue_sets = [(f"worker-{i + 1}", turns) for i in range(workers)]
     for name, queues in [*queue_sets, ("callbacks", (pipeline.CALLBACKS_QUEUE,))]:
         sup.start(name, [str(bin_dir / "rq"), "worker", *rq_connection_args(env["REDIS_URL"]), "--with-scheduler",
                          "--quiet", "--worker-class", "workers.entry.worker.HooklineWorker", *queues], env)
