@@ -194,6 +194,7 @@ def test_pending_messages_are_cancelled_in_bulk_by_a_worker(operator: Operator, 
 def test_a_callback_that_gave_up_is_replayed_from_the_event_page(operator: Operator, e2e: Runtime,  # noqa: ANN001
                                                                  client, work, origin: Origin) -> None:
     origin.script = [(500, {})] * 3
+    origin.answer = b'{"error": "orders <db> down"}'
     event_id = order(client, "replay-1")
     work()
     mid = only_message(e2e, event_id)
@@ -202,6 +203,12 @@ def test_a_callback_that_gave_up_is_replayed_from_the_event_page(operator: Opera
     assert [sender.deliver(cid, now + 1000 * i) for i in (1, 2)] == ["pending", "exhausted"]
     page = operator.get(f"/ui/events/{event_id}")
     assert page.count('<td data-label="response">HTTP 500') == 3 and 'name="callbacks" value="' + cid in page
+    assert page.count('<pre class="answer">{&#34;error&#34;: &#34;orders &lt;db&gt; down&#34;}</pre>') == 3
+    [api_message] = client.get(f"/api/events/{event_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+                               ).json["messages"]
+    [api_callback] = api_message["callbacks"]
+    assert [(a["status"], a["body"], a["next"]) for a in api_callback["attempts"]] == [
+        (500, '{"error": "orders <db> down"}', "retry")] * 2 + [(500, '{"error": "orders <db> down"}', "exhausted")]
     replayed = operator.post("/ui/events/replay", {"callbacks": cid}, back=f"/ui/events/{event_id}")
     assert flash_line(replayed) == f"{cid}: replaying"
     work(("hookline-callbacks",))
