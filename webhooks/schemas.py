@@ -126,6 +126,9 @@ class MessageListArgs(PageArgs):
     channel = fields.String(validate=validate.OneOf([c.value for c in Channel]))
     rule = fields.String()
     event_id = fields.String()
+    source = fields.String()
+    q = fields.String(metadata={"description": "a message id, ClickSend's message id, or an event's id or the "
+                                               "id its sender gave it (that event's messages)"})
 
 
 class ApprovalArgs(RevealArgs):

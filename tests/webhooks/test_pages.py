@@ -240,6 +240,24 @@ def test_messages_by_state_are_filtered_by_time_and_paged(operator: Operator, e2
     assert '<b>3</b>held' in operator.get("/ui/messages")
 
 
+def test_messages_are_filtered_by_source_and_found_by_any_of_their_ids(operator: Operator, e2e: Runtime,  # noqa: ANN001
+                                                                       client, work) -> None:
+    events = [order(client, f"find-{n}", f"+6141111115{n}", n) for n in range(2)]
+    work()
+    first, second = (e2e.store.messages.get_message(only_message(e2e, e)) for e in events)
+    assert first.provider_id and first.state == "sent"
+    listed = operator.get("/ui/messages?source=shop")
+    assert first.id in listed and second.id in listed and '<option selected>shop</option>' in listed
+    assert first.id not in operator.get("/ui/messages?source=alerts")
+    for term in (first.id, first.provider_id, events[0], "find-0"):  # its id, ClickSend's, its event's, the shop's
+        found = operator.get(f"/ui/messages?q={term}")
+        assert (first.id in found, second.id in found) == (True, False), term
+    assert "No sent message" in operator.get("/ui/messages?q=find-0&state=sent&source=alerts")
+    unknown = operator.get("/ui/messages?state=unknown")
+    assert 'id="unknown-help"' in unknown and "look each up in\nClickSend's history" in unknown
+    assert 'id="unknown-help"' not in listed
+
+
 def test_a_paused_outbox_shows_why_and_resumes(operator: Operator, e2e: Runtime, client, work) -> None:  # noqa: ANN001
     e2e.store.outbox.pause("sms", time.time() + 600, "ClickSend answered 429")
     page = operator.get("/ui/outboxes")

@@ -11,7 +11,7 @@ import redis
 from workers.store.account import AccountRecords
 from workers.store.callbacks import CallbackRecords
 from workers.store.counters import CounterRecords
-from workers.store.events import DRAIN_LEASE_MS, EventRecords, IngestResult
+from workers.store.events import DRAIN_LEASE_MS, EventQuery, EventRecords, IngestResult
 from workers.store.feedback import FeedbackRecords
 from workers.store.keys import EVENTS_DRAIN, EVENTS_PENDING
 from workers.store.messages import MessageRecords
@@ -42,6 +42,14 @@ class Store:
         """A store on its own connection pool (strings decoded); `message_ttl` is how long final messages are kept."""
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
                                         socket_timeout=5, socket_connect_timeout=5), message_ttl)
+
+    def search_messages(self, term: str, events: int = 20) -> frozenset[str]:
+        """The ids of the messages `term` may name: a message id, ClickSend's id for one, and the messages of
+        the (at most `events` newest) events whose id, or the id their sender gave them, is `term`."""
+        found = {term} | {mid for mid in [self.feedback.message_for_provider_id(term)] if mid}
+        for record in self.events.list_events(EventQuery(search=term, limit=events)).items:
+            found.update(self.messages.event_message_ids(record.event.id))
+        return frozenset(found)
 
     def ping(self) -> bool:
         """True when Redis answers."""
