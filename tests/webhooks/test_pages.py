@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_TOKEN, EXAMPLES_DIR, Simulator, use_policies
+from tests.messages import message
 from tests.origin_server import Origin
 from tests.test_end_to_end import post_order
 from tests.webhooks.test_ui import form_token
@@ -147,6 +148,22 @@ def test_bulk_approve_by_rule_and_reject_ticked(operator: Operator, e2e: Runtime
     assert [(m.state, m.rejected_by or m.approved_by) for m in states] == [
         ("rejected", "Ann"), ("scheduled", "Ann"), ("scheduled", "Ann")]
     assert states[0].approval_note == "spam"
+
+
+def test_bulk_approve_every_held_message_of_one_event(operator: Operator, e2e: Runtime) -> None:
+    now = time.time()
+    held = [message(id=f"msg_ev{n}", event_id="evt_two" if n < 2 else "evt_other", state="held",
+                    to=f"+6141111116{n}", body="hold") for n in range(3)]
+    e2e.store.messages.create_messages(held, now)
+    listed = operator.get("/ui/approvals?event_id=evt_two")
+    assert "msg_ev0" in listed and "msg_ev1" in listed and "msg_ev2" not in listed
+    assert "approve all 2 of event evt_two" in listed
+    done = operator.post("/ui/approvals/decide", {"all": "1", "event_id": "evt_two", "action": "approve",
+                                                  "note": "both on call"})
+    assert flash_line(done) == "2 approved"
+    states = [e2e.store.messages.get_message(m.id) for m in held]
+    assert [(m.state, m.approved_by, m.approval_note) for m in states] == [
+        ("scheduled", "Ann", "both on call"), ("scheduled", "Ann", "both on call"), ("held", None, None)]
 
 
 def test_a_failed_message_is_resent_once_from_its_event_page(operator: Operator, e2e: Runtime,  # noqa: ANN001
@@ -306,6 +323,12 @@ def test_the_dashboard_counts_the_last_hour_and_links_into_the_lists(operator: O
         assert "state=" + state in link.group(1) and "since=" in link.group(1)
         listed = operator.get(link.group(1).replace("&amp;", "&"))
         assert listed.count('<tr id="msg_') == 1
+    for state, count in (("sent", 1), ("failed", 1), ("delivered", 0)):  # and the same for the day
+        link = re.search(rf'<a href="([^"]+)" id="{state}-day"><b>(\d+)</b>', page)
+        assert link and int(link.group(2)) == count, page
+        since = float(re.search(r"since=(\d+)", link.group(1)).group(1))
+        assert since == pytest.approx(time.time() - 86400, abs=60)
+        assert operator.get(link.group(1).replace("&amp;", "&")).count('<tr id="msg_') == count
     assert re.search(r"<title>[^<]*: 1 sent, 1 failed</title>", page)  # this hour's bars in the chart
     events = re.search(r'<a href="([^"]+)" id="events-hour"><b>(\d+)</b>', page)
     assert events and events.group(2) == "2"
