@@ -281,6 +281,12 @@ def _answers(url: str) -> bool:
         return False
 
 
+# The waits that are 30 s in production, shortened so that a fault's recovery takes seconds: a hanging ClickSend
+# call times out, an unknown send absent from the simulator's history (which never lags) is sent again, and
+# `rq cron` polls receipts and sweeps for sends whose worker died.
+QUICK = {"HOOKLINE_CLICKSEND_TIMEOUT": "5s", "HOOKLINE_RECONCILE_GRACE": "5s", "HOOKLINE_POLL_INTERVAL": "3s"}
+
+
 @contextmanager
 def cluster(home: Path, env: dict[str, str] | None = None, sources: str = SOURCES) -> Iterator[Cluster]:
     """Redis on a free port with the fault rules in `home`; the caller starts the other processes. Prints the
@@ -292,7 +298,7 @@ def cluster(home: Path, env: dict[str, str] | None = None, sources: str = SOURCE
     (rules / "policies.yaml").write_text(POLICIES)
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "HOME": str(home),
             "HOOKLINE_RULES_DIR": str(rules), "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_LOG_LEVEL": "INFO",
-            "HOOKLINE_SEND_RATE": "50"}
+            "HOOKLINE_SEND_RATE": "50", **QUICK}
     c = Cluster(home, base | (env or {}), Supervisor(home, say=lambda _: None), free_port())
     c.env["REDIS_URL"] = c.redis_url
     c.start_redis()

@@ -276,9 +276,12 @@ def test_messages_are_filtered_by_source_and_found_by_any_of_their_ids(operator:
 
 
 def test_a_paused_outbox_shows_why_and_resumes(operator: Operator, e2e: Runtime, client, work) -> None:  # noqa: ANN001
+    e2e.store.messages.create_messages([message(id=f"msg_wait{n}", state="queued", to=f"+6141111117{n}")
+                                        for n in range(2)], time.time())
     e2e.store.outbox.pause("sms", time.time() + 600, "ClickSend answered 429")
     page = operator.get("/ui/outboxes")
     assert "paused until" in page and "ClickSend answered 429" in page
+    assert re.search(r'<tr id="outbox-sms">\s*<td data-label="channel">sms</td>\s*<td data-label="waiting">2<', page)
     resumed = operator.post("/ui/outboxes/sms/resume", {})
     assert flash_line(resumed) == "sms outbox resumed" and "idle" in resumed
     assert e2e.store.outbox.paused("sms") is None
@@ -292,6 +295,8 @@ def test_the_suppression_list_is_added_to_and_removed_from(operator: Operator, e
     entry = e2e.store.optouts.optouts()["+61412345678"]
     assert (entry["via"], entry["detail"]) == ("operator", "added by Ann: asked by phone")
     assert "added by Ann: asked by phone" in added
+    since = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(entry["since"]))
+    assert re.search(rf'<td data-label="since"><time datetime="{since}', added), added  # and when
     assert flash_line(operator.post("/ui/suppression/add", {"number": "12"})).startswith("That is not a valid")
     removed = operator.post("/ui/suppression/remove", {"number": "+61412345678"})
     assert flash_line(removed) == "+6141•••••78 may receive messages again."
