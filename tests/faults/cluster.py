@@ -33,7 +33,7 @@ from tests.conftest import API_TOKEN, ROOT
 from tests.waiting import wait_for
 from workers.store import Store
 from workers.tools.localredis import free_port, start_redis
-from workers.tools.supervisor import Child, Supervisor, web_command
+from workers.tools.supervisor import Child, Supervisor, cron_command, web_command
 
 BIN = Path(sys.executable).parent
 SOURCES = """sources:
@@ -140,7 +140,7 @@ class Cluster:
 
     def start_cron(self) -> None:
         """`rq cron workers.entry.cron`, as the Procfile runs it."""
-        self.start("cron", [str(BIN / "rq"), "cron", "--url", self.redis_url, "workers.entry.cron"])
+        self.start("cron", cron_command(BIN, self.redis_url))
 
     def start_service(self) -> None:
         """Everything the Procfile runs beside the simulator: web, two workers, the callbacks worker and cron."""

@@ -216,8 +216,13 @@ def _start_children(sup: Supervisor, env: dict[str, str], host: str, port: int, 
     for name, queues in [*queue_sets, ("callbacks", (pipeline.CALLBACKS_QUEUE,))]:
         sup.start(name, [str(bin_dir / "rq"), "worker", "--url", env["REDIS_URL"], "--with-scheduler", "--quiet",
                          "--worker-class", "workers.entry.worker.HooklineWorker", *queues], env)
-    sup.start("cron", [str(bin_dir / "rq"), "cron", "--url", env["REDIS_URL"], "workers.entry.cron",
-                       "--logging-level", "WARNING"], env)
+    sup.start("cron", [*cron_command(bin_dir, env["REDIS_URL"]), "--logging-level", "WARNING"], env)
+
+
+def cron_command(bin_dir: Path, redis_url: str) -> list[str]:
+    """`rq cron` as the Procfile's `cron:` runs it, on a connection that waits out a Redis restart."""
+    return [str(bin_dir / "rq"), "cron", "--url", redis_url, "--connection-class", "workers.entry.worker.PatientRedis",
+            "workers.entry.cron"]
 
 
 def _start_simulator(sup: Supervisor, env: dict[str, str]) -> None:
