@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,10 @@ class Origin:
     url: str = ""
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
+    answer: bytes = b"{}"  # the body of every answer, sent `repeat` times over as a stream
+    repeat: int = 1
+    echo: bool = False  # answer with the request's headers and body instead, as httpbin's /anything does
+    sent_bytes: int = 0  # how much of the answers' bodies went out before the caller stopped reading
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Flask:
@@ -38,9 +43,17 @@ class Origin:
                 self.received.append({"path": "/" + path, "method": request.method, "verified": verified,
                                       "json": json.loads(body or b"null"), "headers": dict(request.headers),
                                       "answered": status})
-            return Response("{}", status=status, headers=headers, mimetype="application/json")
+            answer = json.dumps({"headers": dict(request.headers), "data": body.decode()}).encode() if self.echo \
+                else self.answer
+            return Response(self._stream(answer), status=status, headers=headers, mimetype="application/json")
 
         return app
+
+    def _stream(self, answer: bytes) -> Iterator[bytes]:
+        for _ in range(self.repeat):
+            yield answer  # a write to a caller that hung up raises here, and the stream stops
+            with self.lock:
+                self.sent_bytes += len(answer)
 
     def delivered(self) -> list[dict[str, Any]]:
         """Callbacks answered with 2xx."""

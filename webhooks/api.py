@@ -121,13 +121,15 @@ def get_message(message_id: str) -> ResponseReturnValue:
 @bp.get("/messages")
 @require_token
 def list_messages() -> ResponseReturnValue:
-    """Messages newest change first, filtered by state, channel, rule, event or time in that state, paged."""
+    """Messages newest change first, filtered by state, channel, rule, event, source, time in that state or id
+    (`q`), paged."""
     a = args(sc.MessageListArgs)
-    query = MessageQuery(State(a["state"]) if a.get("state") else None, a.get("channel"), a.get("rule"),
-                         a.get("event_id"), _unix(a.get("since")), _unix(a.get("until")), a["limit"],
-                         _after(a.get("cursor")))
-    return _page("messages", sc.MessagePage, runtime().store.messages.list_messages(query), Message.to_json,
-                 a["reveal"])
+    store = runtime().store
+    query = MessageQuery(state=State(a["state"]) if a.get("state") else None, channel=a.get("channel"),
+                         rule=a.get("rule"), event_id=a.get("event_id"), source=a.get("source"),
+                         ids=store.search_messages(a["q"]) if a.get("q") else None, since=_unix(a.get("since")),
+                         until=_unix(a.get("until")), limit=a["limit"], after=_after(a.get("cursor")))
+    return _page("messages", sc.MessagePage, store.messages.list_messages(query), Message.to_json, a["reveal"])
 
 
 @bp.get("/optouts")

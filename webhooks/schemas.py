@@ -126,6 +126,9 @@ class MessageListArgs(PageArgs):
     channel = fields.String(validate=validate.OneOf([c.value for c in Channel]))
     rule = fields.String()
     event_id = fields.String()
+    source = fields.String()
+    q = fields.String(metadata={"description": "a message id, ClickSend's message id, or an event's id or the "
+                                               "id its sender gave it (that event's messages)"})
 
 
 class ApprovalArgs(RevealArgs):
@@ -214,10 +217,12 @@ class Attempt(Schema):
 
     at = Time()
     attempt = fields.Integer()
-    status = _Int()
-    error = _Str()
-    ms = fields.Integer()
-    next = fields.String()
+    status = _Int(metadata={"description": "the origin's HTTP status; null when no answer came (see error)"})
+    error = _Str(metadata={"description": "why there was no answer (a timeout, a refused address...)"})
+    body = _Str(metadata={"description": "the start of the origin's answer (at most 1,000 characters, `…` when "
+                                         "cut), with what the request carried secret shown as [redacted]"})
+    ms = fields.Integer(metadata={"description": "how long the attempt took, in milliseconds"})
+    next = fields.String(metadata={"description": "what followed: delivered, retry, failed or exhausted"})
 
 
 class Callback(Schema):

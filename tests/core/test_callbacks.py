@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from workers.core.callbacks import after_attempt, forbidden_address
+from workers.core.callbacks import ANSWER_KEPT, after_attempt, answer_excerpt, forbidden_address, request_secrets
 from workers.core.sources import Callback
 
 SPEC = Callback(url="https://origin.example/x", max_attempts=5, max_age=3600)
@@ -52,3 +52,20 @@ def test_retry_after_is_honoured() -> None:
 
 def test_too_old_gives_up() -> None:
     assert after_attempt(500, None, 2, 3590.0, SPEC, retry_after=60.0).status == "exhausted"
+
+
+def test_the_secrets_a_request_carried_are_its_signing_key_and_its_header_values() -> None:
+    spec = Callback(url="https://origin.example/x", secret="whsec_c2VjcmV0LWtleS0x")
+    found = request_secrets(spec, {"Authorization": "Bearer tok-0123456789", "X-Shop": "json"})
+    assert set(found) == {"whsec_c2VjcmV0LWtleS0x", "c2VjcmV0LWtleS0x", "Bearer tok-0123456789", "tok-0123456789"}
+    # longest first: a whole value goes before the token inside it
+    assert found.index("Bearer tok-0123456789") < found.index("tok-0123456789")
+
+
+def test_an_answer_is_kept_short_and_without_the_secrets_even_one_the_read_stopped_inside() -> None:
+    secrets = ("tok-0123456789",)
+    assert answer_excerpt(b'{"echo": "tok-0123456789"}', secrets, cut=False) == '{"echo": "[redacted]"}'
+    assert answer_excerpt(b"ok \xff", secrets, cut=False) == "ok \ufffd"
+    assert answer_excerpt(b"header: tok-0123", secrets, cut=True) == "header: [redacted]…"
+    long = answer_excerpt(b"y" * 5000, secrets, cut=False)
+    assert long == "y" * ANSWER_KEPT + "…"

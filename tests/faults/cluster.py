@@ -36,7 +36,7 @@ from workers.store.connection import connect
 from workers.store.events import ALL_PARTITIONS
 from workers.store.keys import events_drain_key, events_pending_key
 from workers.tools.localredis import free_port, start_redis
-from workers.tools.supervisor import Child, Supervisor, rq_connection_args, web_command
+from workers.tools.supervisor import Child, Supervisor, cron_command, rq_connection_args, web_command
 
 BIN = Path(sys.executable).parent
 SOURCES = """sources:
@@ -156,7 +156,7 @@ class Cluster:
 
     def start_cron(self) -> None:
         """`rq cron workers.entry.cron`, as the Procfile runs it."""
-        self.start("cron", [str(BIN / "rq"), "cron", *rq_connection_args(self.redis_url), "workers.entry.cron"])
+        self.start("cron", cron_command(BIN, self.redis_url))
 
     def start_service(self) -> None:
         """Everything the Procfile runs beside the simulator: web, two workers, the callbacks worker and cron."""
@@ -323,6 +323,13 @@ def _answers(url: str) -> bool:
         return False
 
 
+# The waits that are 30 s in production, shortened so that a fault's recovery takes seconds: a hanging ClickSend
+# call times out, an unknown send absent from the simulator's history (which never lags) is sent again, and
+# `rq cron` polls receipts and sweeps for sends whose worker died.
+QUICK = {"HOOKLINE_CLICKSEND_TIMEOUT": "5s", "HOOKLINE_RECONCILE_GRACE": "5s", "HOOKLINE_POLL_INTERVAL": "3s"}
+
+
+
 def write_rules(home: Path, sources: str = SOURCES) -> Path:
     """The fault tests' rules directory under `home`."""
     rules = home / "rules"
@@ -340,7 +347,7 @@ def cluster(home: Path, env: dict[str, str] | None = None, sources: str = SOURCE
     rules = write_rules(home, sources)
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "HOME": str(home),
             "HOOKLINE_RULES_DIR": str(rules), "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_LOG_LEVEL": "INFO",
-            "HOOKLINE_SEND_RATE": "50"}
+            "HOOKLINE_SEND_RATE": "50", **QUICK}
     c = Cluster(home, base | (env or {}), Supervisor(home, say=lambda _: None), free_port())
     c.env["REDIS_URL"] = c.redis_url
     c.start_redis()

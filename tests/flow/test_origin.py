@@ -118,6 +118,52 @@ def test_exhausted_callbacks_are_listed_and_can_be_replayed(e2e: Runtime, origin
     assert len(origin.delivered()) == 1
 
 
+CALLBACK_TOKEN = "cb-token-6f1d2c9a8b"
+
+
+def test_each_attempt_keeps_the_start_of_the_answer_without_the_request_secrets(e2e: Runtime,
+                                                                                origin: Origin) -> None:
+    sources = Path(e2e.settings.rules_dir) / "sources.yaml"
+    sources.write_text(sources.read_text().replace(
+        "      allow_private: true\n",
+        f"      allow_private: true\n      headers: {{Authorization: \"Bearer {CALLBACK_TOKEN}\"}}\n"))
+    e2e.rules = RulesDir(Path(e2e.settings.rules_dir), e2e.settings)
+    assert e2e.rules.reload()
+    origin.echo = True  # the origin answers with everything it was sent, its credentials included
+    origin.script = [(500, {}), (200, {})]
+    msg = message(e2e)
+    e2e.notifier.notify([msg], "sent", time.time())
+    cid = callback_id_for(msg.id, "sent")
+    sender = e2e.callback_sender()
+    now = time.time()
+    assert [sender.deliver(cid, now), sender.deliver(cid, now + 10)] == ["pending", "delivered"]
+    assert origin.received[0]["headers"]["Authorization"] == f"Bearer {CALLBACK_TOKEN}"
+    attempts = e2e.store.callbacks.get_callback(cid).attempts
+    assert [a["status"] for a in attempts] == [500, 200]
+    for attempt in attempts:
+        answer = json.loads(attempt["body"])
+        assert answer["headers"]["Authorization"] == "[redacted]"
+        assert json.loads(answer["data"])["order_id"] == str(json.loads(message_payload())["id"])
+        assert CALLBACK_TOKEN not in attempt["body"] and attempt["ms"] >= 0 and attempt["at"] >= now
+
+
+def message_payload() -> str:
+    return (EXAMPLES_DIR / "shop-order.json").read_text()
+
+
+def test_a_huge_answer_is_read_only_as_far_as_it_is_kept(e2e: Runtime, origin: Origin) -> None:
+    origin.answer, origin.repeat = b"x" * 65536, 800  # 50 MiB, streamed
+    msg = message(e2e)
+    e2e.notifier.notify([msg], "sent", time.time())
+    cid = callback_id_for(msg.id, "sent")
+    assert e2e.callback_sender().deliver(cid, time.time()) == "delivered"
+    [attempt] = e2e.store.callbacks.get_callback(cid).attempts
+    assert attempt["body"] == "x" * 1000 + "…"
+    # The rest was never downloaded: the origin's writes stopped once the connection closed (what the sockets'
+    # buffers took in is far below the whole).
+    assert origin.sent_bytes < 65536 * 800 // 4
+
+
 def test_private_destination_is_refused_unless_allowed(e2e: Runtime, origin: Origin, tmp_path: Path) -> None:
     rules = Path(e2e.settings.rules_dir)
     sources = rules / "sources.yaml"

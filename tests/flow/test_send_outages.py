@@ -18,10 +18,10 @@ from tests.flow.test_sender import drain, queue_messages, sends, states
 from workers.clicksend.client import ClickSendClient
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
-from workers.flow.sender import RECONCILE_GRACE
 from workers.store.keys import outbox_key
 from workers.tools.localredis import free_port
 from workers.wiring import pipeline
+from workers.wiring.settings import DEFAULT_RECONCILE_GRACE
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_history_unavailable_during_reconcile_reschedules_it_and_resends_nothing
         sender = rt.sender()
     else:
         sender = rt.sender(ClickSendClient(closed_port_url()))
-    attempts = [now + 5, now + RECONCILE_GRACE + 60]  # even long past the grace, "absent" is never concluded
+    attempts = [now + 5, now + DEFAULT_RECONCILE_GRACE + 60]  # even long past the grace, "absent" is never concluded
     for at in attempts:
         assert sender.reconcile("sms", ids, at) == {"sent": 0, "requeued": 0, "waiting": 10}
     assert states(rt, ids) == {"unknown": 10}
@@ -131,7 +131,7 @@ def test_history_unavailable_during_reconcile_reschedules_it_and_resends_nothing
     assert (ledger["accepted"], ledger["unique"]) == (10, 10)
 
     simulator.state.faults.rate_500 = 0.0  # history answers again
-    result = rt.sender().reconcile("sms", ids, now + RECONCILE_GRACE + 90)
+    result = rt.sender().reconcile("sms", ids, now + DEFAULT_RECONCILE_GRACE + 90)
     assert result == {"sent": 10, "requeued": 0, "waiting": 0}
     assert states(rt, ids) == {"sent": 10}
     assert simulator.state.ledger_view()["duplicates"] == {}

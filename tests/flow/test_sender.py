@@ -21,7 +21,8 @@ from workers.core.messages import Message
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.flow.admission import day_of
-from workers.flow.sender import RECONCILE_GRACE, SENDING_LEASE
+from workers.flow.sender import SENDING_LEASE
+from workers.wiring.settings import DEFAULT_RECONCILE_GRACE
 
 
 @pytest.fixture
@@ -139,8 +140,7 @@ def test_hanging_request_is_reconciled_without_a_duplicate(rt: Runtime, simulato
     simulator.state.faults.hang_rate, simulator.state.faults.hang_seconds = 1.0, 1.5
     ids = queue_messages(rt, 20)
     rt._client = None
-    rt.settings = rt.settings.with_(clicksend_base_url=simulator.url)
-    rt.client.timeout = (2.0, 0.5)
+    rt.settings = rt.settings.with_(clicksend_base_url=simulator.url, clicksend_timeout=0.5)  # shorter than the hang
     now = time.time()
     assert rt.sender().flush("sms", now).unknown == 20
     simulator.state.faults.hang_rate = 0.0
@@ -149,18 +149,20 @@ def test_hanging_request_is_reconciled_without_a_duplicate(rt: Runtime, simulato
     assert simulator.state.ledger_view()["duplicates"] == {}
 
 
-def test_unknown_outcome_that_never_arrived_is_sent_again_after_the_grace_period(rt: Runtime,
-                                                                                 simulator: Simulator) -> None:
+@pytest.mark.parametrize("grace", [DEFAULT_RECONCILE_GRACE, 4.0])  # the default, and HOOKLINE_RECONCILE_GRACE=4s
+def test_unknown_outcome_that_never_arrived_is_sent_again_after_the_grace_period(rt: Runtime, simulator: Simulator,
+                                                                                 grace: float) -> None:
+    rt.settings = rt.settings.with_(reconcile_grace=grace)
     simulator.state.faults.rate_500 = 1.0  # refused before accepting: nothing reached ClickSend
     ids = queue_messages(rt, 10)
     now = time.time()
     assert rt.sender().flush("sms", now).unknown == 10
     simulator.state.faults.rate_500 = 0.0
-    early = rt.sender().reconcile("sms", ids, now + 5)
+    early = rt.sender().reconcile("sms", ids, now + grace - 1)
     assert early == {"sent": 0, "requeued": 0, "waiting": 10}  # history may lag: do not resend yet
-    late = rt.sender().reconcile("sms", ids, now + RECONCILE_GRACE + 1)
+    late = rt.sender().reconcile("sms", ids, now + grace + 1)
     assert late["requeued"] == 10
-    drain(rt, start=now + RECONCILE_GRACE + 2)
+    drain(rt, start=now + grace + 2)
     assert states(rt, ids) == {"sent": 10}
     assert simulator.state.ledger_view()["unique"] == 10
     assert simulator.state.ledger_view()["duplicates"] == {}

@@ -149,6 +149,28 @@ def test_message_filters_and_every_state_merged(runtime: Runtime) -> None:
                                                                            after=after)), 1) == [["msg_a"], ["msg_b"]]
 
 
+def test_messages_by_source_and_found_by_their_id_clicksends_or_their_events(runtime: Runtime) -> None:
+    now, store = time.time(), runtime.store
+    ingest(runtime, "evt_s1", now - 60, external="order-1001")
+    ingest(runtime, "evt_s2", now - 50, source="alerts", external="order-1001")  # two senders, one id
+    store.messages.create_messages([message(id="msg_s1", event_id="evt_s1", state="sent", source="shop"),
+                                    message(id="msg_s2", event_id="evt_s1", state="queued", source="shop"),
+                                    message(id="msg_s3", event_id="evt_s2", state="sent", source="alerts")], now)
+    store.feedback.index_provider_ids({"CS-77": "msg_s1"})
+
+    def ids(**filters: object) -> list[str]:
+        return sorted(m.id for m in store.messages.list_messages(MessageQuery(**filters)).items)  # type: ignore[arg-type]
+
+    assert ids(source="alerts") == ["msg_s3"] and ids(source="shop") == ["msg_s1", "msg_s2"]
+    assert ids(ids=store.search_messages("msg_s2")) == ["msg_s2"]
+    assert ids(ids=store.search_messages("CS-77")) == ["msg_s1"]
+    assert ids(ids=store.search_messages("evt_s2")) == ["msg_s3"]
+    assert ids(ids=store.search_messages("order-1001")) == ["msg_s1", "msg_s2", "msg_s3"]
+    assert ids(ids=store.search_messages("order-1001"), source="shop", state=State.SENT) == ["msg_s1"]
+    assert ids(ids=store.search_messages("order-1001"), event_id="evt_s2") == ["msg_s3"]
+    assert ids(ids=store.search_messages("nothing-like-it")) == []
+
+
 def test_cursors_round_trip_and_foreign_ones_are_refused() -> None:
     position = Position(1700000000.123456, "evt_abc")
     assert Position.from_cursor(position.cursor()) == position

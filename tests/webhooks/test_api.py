@@ -20,6 +20,7 @@ def make_queued(rt: Runtime, mid: str) -> None:
 
 
 def test_messages_by_state_and_one_message(client, runtime: Runtime) -> None:  # noqa: ANN001
+    ingest(runtime, "evt_api", time.time())
     make_queued(runtime, "msg_api1")
     listed = client.get("/api/messages?state=queued", headers=AUTH).json
     assert [m["id"] for m in listed["messages"]] == ["msg_api1"]
@@ -27,6 +28,9 @@ def test_messages_by_state_and_one_message(client, runtime: Runtime) -> None:  #
     assert [t["to"] for t in one["timeline"]] == ["planned", "queued"]
     assert one["callbacks"] == []
     assert client.get("/api/messages?state=bogus", headers=AUTH).status_code == 400
+    for query, found in (("source=shop", ["msg_api1"]), ("source=alerts", []), ("q=msg_api1", ["msg_api1"]),
+                         ("q=evt_api", ["msg_api1"]), ("q=evt_api&source=alerts", []), ("q=msg_other", [])):
+        assert [m["id"] for m in client.get(f"/api/messages?{query}", headers=AUTH).json["messages"]] == found, query
     assert client.get("/api/messages/msg_none", headers=AUTH).status_code == 404
     assert client.get("/api/messages?state=queued").status_code == 401
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from importlib import metadata
 
@@ -19,7 +20,7 @@ from tests.waiting import wait_for
 from workers.core.lifecycle import State
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
-from workers.wiring import pipeline
+from workers.wiring import handover, pipeline
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 BODY = (EXAMPLES_DIR / "shop-order.json").read_bytes()
@@ -141,3 +142,23 @@ def test_oldest_hold_age_is_shown_until_the_hold_is_decided(runtime: Runtime, cl
     assert value(m, "hookline_messages_outcome_total", channel="sms", rule="order-confirmation",
                  state="rejected") == 1
     assert value(m, "hookline_messages", state="held") == 0
+
+
+def test_a_callback_that_gave_up_is_counted_until_it_is_replayed(e2e: Runtime, client, work,  # noqa: ANN001
+                                                                  origin: Origin) -> None:
+    origin.script = [(500, {})] * 3  # the "sent" callback gives up after its three attempts (max_attempts: 3)
+    assert post(client, "exhaust-1") == 202
+    work((pipeline.EVENTS_QUEUE, pipeline.SEND_QUEUE))
+    [mid] = e2e.store.messages.messages_in_state(State.SENT)
+    [cid] = e2e.store.callbacks.message_callback_ids(mid)
+    sender, now = e2e.callback_sender(), time.time()
+    assert [sender.deliver(cid, now + 1000 * i) for i in range(3)] == ["pending", "pending", "exhausted"]
+    m = scrape(client)
+    assert value(m, "hookline_callbacks_exhausted") == 1
+    assert value(m, "hookline_callbacks_total", source="shop", result="retry") == 2
+    assert value(m, "hookline_callbacks_total", source="shop", result="exhausted") == 1
+    assert handover.replay(e2e.store, e2e.enqueuer, [cid], "test", time.time())
+    work((pipeline.CALLBACKS_QUEUE,))
+    m = scrape(client)
+    assert value(m, "hookline_callbacks_exhausted") == 0
+    assert value(m, "hookline_callbacks_total", source="shop", result="delivered") == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_TOKEN, EXAMPLES_DIR, Simulator, use_policies
+from tests.messages import message
 from tests.origin_server import Origin
 from tests.test_end_to_end import post_order
 from tests.webhooks.test_ui import form_token
@@ -149,6 +150,22 @@ def test_bulk_approve_by_rule_and_reject_ticked(operator: Operator, e2e: Runtime
     assert states[0].approval_note == "spam"
 
 
+def test_bulk_approve_every_held_message_of_one_event(operator: Operator, e2e: Runtime) -> None:
+    now = time.time()
+    held = [message(id=f"msg_ev{n}", event_id="evt_two" if n < 2 else "evt_other", state="held",
+                    to=f"+6141111116{n}", body="hold") for n in range(3)]
+    e2e.store.messages.create_messages(held, now)
+    listed = operator.get("/ui/approvals?event_id=evt_two")
+    assert "msg_ev0" in listed and "msg_ev1" in listed and "msg_ev2" not in listed
+    assert "approve all 2 of event evt_two" in listed
+    done = operator.post("/ui/approvals/decide", {"all": "1", "event_id": "evt_two", "action": "approve",
+                                                  "note": "both on call"})
+    assert flash_line(done) == "2 approved"
+    states = [e2e.store.messages.get_message(m.id) for m in held]
+    assert [(m.state, m.approved_by, m.approval_note) for m in states] == [
+        ("scheduled", "Ann", "both on call"), ("scheduled", "Ann", "both on call"), ("held", None, None)]
+
+
 def test_a_failed_message_is_resent_once_from_its_event_page(operator: Operator, e2e: Runtime,  # noqa: ANN001
                                                              client, work, simulator: Simulator) -> None:
     simulator.state.faults.invalid_numbers = ["+61411111111"]
@@ -194,6 +211,7 @@ def test_pending_messages_are_cancelled_in_bulk_by_a_worker(operator: Operator, 
 def test_a_callback_that_gave_up_is_replayed_from_the_event_page(operator: Operator, e2e: Runtime,  # noqa: ANN001
                                                                  client, work, origin: Origin) -> None:
     origin.script = [(500, {})] * 3
+    origin.answer = b'{"error": "orders <db> down"}'
     event_id = order(client, "replay-1")
     work()
     mid = only_message(e2e, event_id)
@@ -202,6 +220,12 @@ def test_a_callback_that_gave_up_is_replayed_from_the_event_page(operator: Opera
     assert [sender.deliver(cid, now + 1000 * i) for i in (1, 2)] == ["pending", "exhausted"]
     page = operator.get(f"/ui/events/{event_id}")
     assert page.count('<td data-label="response">HTTP 500') == 3 and 'name="callbacks" value="' + cid in page
+    assert page.count('<pre class="answer">{&#34;error&#34;: &#34;orders &lt;db&gt; down&#34;}</pre>') == 3
+    [api_message] = client.get(f"/api/events/{event_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+                               ).json["messages"]
+    [api_callback] = api_message["callbacks"]
+    assert [(a["status"], a["body"], a["next"]) for a in api_callback["attempts"]] == [
+        (500, '{"error": "orders <db> down"}', "retry")] * 2 + [(500, '{"error": "orders <db> down"}', "exhausted")]
     replayed = operator.post("/ui/events/replay", {"callbacks": cid}, back=f"/ui/events/{event_id}")
     assert flash_line(replayed) == f"{cid}: replaying"
     work(("hookline-callbacks",))
@@ -234,10 +258,31 @@ def test_messages_by_state_are_filtered_by_time_and_paged(operator: Operator, e2
     assert '<b>3</b>held' in operator.get("/ui/messages")
 
 
+def test_messages_are_filtered_by_source_and_found_by_any_of_their_ids(operator: Operator, e2e: Runtime,  # noqa: ANN001
+                                                                       client, work) -> None:
+    events = [order(client, f"find-{n}", f"+6141111115{n}", n) for n in range(2)]
+    work()
+    first, second = (e2e.store.messages.get_message(only_message(e2e, e)) for e in events)
+    assert first.provider_id and first.state == "sent"
+    listed = operator.get("/ui/messages?source=shop")
+    assert first.id in listed and second.id in listed and '<option selected>shop</option>' in listed
+    assert first.id not in operator.get("/ui/messages?source=alerts")
+    for term in (first.id, first.provider_id, events[0], "find-0"):  # its id, ClickSend's, its event's, the shop's
+        found = operator.get(f"/ui/messages?q={term}")
+        assert (first.id in found, second.id in found) == (True, False), term
+    assert "No sent message" in operator.get("/ui/messages?q=find-0&state=sent&source=alerts")
+    unknown = operator.get("/ui/messages?state=unknown")
+    assert 'id="unknown-help"' in unknown and "look each up in\nClickSend's history" in unknown
+    assert 'id="unknown-help"' not in listed
+
+
 def test_a_paused_outbox_shows_why_and_resumes(operator: Operator, e2e: Runtime, client, work) -> None:  # noqa: ANN001
+    e2e.store.messages.create_messages([message(id=f"msg_wait{n}", state="queued", to=f"+6141111117{n}")
+                                        for n in range(2)], time.time())
     e2e.store.outbox.pause("sms", time.time() + 600, "ClickSend answered 429")
     page = operator.get("/ui/outboxes")
     assert "paused until" in page and "ClickSend answered 429" in page
+    assert re.search(r'<tr id="outbox-sms">\s*<td data-label="channel">sms</td>\s*<td data-label="waiting">2<', page)
     resumed = operator.post("/ui/outboxes/sms/resume", {})
     assert flash_line(resumed) == "sms outbox resumed" and "idle" in resumed
     assert e2e.store.outbox.paused("sms") is None
@@ -251,6 +296,8 @@ def test_the_suppression_list_is_added_to_and_removed_from(operator: Operator, e
     entry = e2e.store.optouts.optouts()["+61412345678"]
     assert (entry["via"], entry["detail"]) == ("operator", "added by Ann: asked by phone")
     assert "added by Ann: asked by phone" in added
+    since = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(entry["since"]))
+    assert re.search(rf'<td data-label="since"><time datetime="{since}', added), added  # and when
     assert flash_line(operator.post("/ui/suppression/add", {"number": "12"})).startswith("That is not a valid")
     removed = operator.post("/ui/suppression/remove", {"number": "+61412345678"})
     assert flash_line(removed) == "+6141•••••78 may receive messages again."
@@ -282,6 +329,12 @@ def test_the_dashboard_counts_the_last_hour_and_links_into_the_lists(operator: O
         assert "state=" + state in link.group(1) and "since=" in link.group(1)
         listed = operator.get(link.group(1).replace("&amp;", "&"))
         assert listed.count('<tr id="msg_') == 1
+    for state, count in (("sent", 1), ("failed", 1), ("delivered", 0)):  # and the same for the day
+        link = re.search(rf'<a href="([^"]+)" id="{state}-day"><b>(\d+)</b>', page)
+        assert link and int(link.group(2)) == count, page
+        since = float(re.search(r"since=(\d+)", link.group(1)).group(1))
+        assert since == pytest.approx(time.time() - 86400, abs=60)
+        assert operator.get(link.group(1).replace("&amp;", "&")).count('<tr id="msg_') == count
     assert re.search(r"<title>[^<]*: 1 sent, 1 failed</title>", page)  # this hour's bars in the chart
     events = re.search(r'<a href="([^"]+)" id="events-hour"><b>(\d+)</b>', page)
     assert events and events.group(2) == "2"

@@ -48,6 +48,20 @@ def test_the_partition_count_is_16_unless_set_and_must_be_one_to_256() -> None:
         assert str(problem).startswith("HOOKLINE_PARTITIONS: ")
 
 
+def test_the_waits_around_clicksend_default_to_thirty_seconds_and_may_be_shortened() -> None:
+    default = Settings.from_env({"REDIS_URL": "redis://localhost:6379/0"})
+    assert (default.clicksend_timeout, default.reconcile_grace, default.poll_interval) == (30.0, 30.0, 30.0)
+    short = Settings.from_env({"REDIS_URL": "redis://localhost:6379/0", "HOOKLINE_CLICKSEND_TIMEOUT": "2s",
+                               "HOOKLINE_RECONCILE_GRACE": "3", "HOOKLINE_POLL_INTERVAL": "1m"})
+    assert (short.clicksend_timeout, short.reconcile_grace, short.poll_interval) == (2.0, 3.0, 60.0)
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"REDIS_URL": "redis://localhost:6379/0", "HOOKLINE_CLICKSEND_TIMEOUT": "2m",
+                           "HOOKLINE_RECONCILE_GRACE": "0s", "HOOKLINE_POLL_INTERVAL": "often"})
+    assert [p.split(":")[0] for p in info.value.problems] == [
+        "HOOKLINE_CLICKSEND_TIMEOUT", "HOOKLINE_RECONCILE_GRACE", "HOOKLINE_POLL_INTERVAL"]
+    assert "at most 60s" in info.value.problems[0]
+
+
 def test_log_format_is_plain_unless_json_is_asked_for() -> None:
     redis_only = {"REDIS_URL": "redis://localhost:6379/0"}
     assert Settings.from_env(redis_only).log_format == "plain"

@@ -1,6 +1,6 @@
-"""The messages page: messages newest change first, filtered by state, channel, rule, event and time and
-paged, with how many each state holds; a state's list carries the bulk action that state allows (resend
-failed and undelivered ones, cancel pending ones), handed over through `handover`."""
+"""The messages page: messages newest change first, filtered by state, channel, rule, event, source and time,
+searched by id, and paged, with how many each state holds; a state's list carries the bulk action that state
+allows (resend failed and undelivered ones, cancel pending ones), handed over through `handover`."""
 
 from __future__ import annotations
 
@@ -44,15 +44,18 @@ def _filters() -> MessageQuery | str:
         since, until = parse_time(args.get("since")), parse_time(args.get("until"))
     except ValueError as exc:
         return str(exc)
+    search = (args.get("q") or "").strip()
     return MessageQuery(state=state, channel=args.get("channel") or None, rule=args.get("rule") or None,
-                        event_id=args.get("event_id") or None, since=since,
+                        event_id=args.get("event_id") or None, source=args.get("source") or None,
+                        ids=runtime().store.search_messages(search) if search else None, since=since,
                         until=until, limit=PAGE_SIZE, after=after)
 
 
 @bp.get("", endpoint="listing")
 def listing() -> ResponseReturnValue:
-    """Messages newest change first: `state`, `channel`, `rule`, `event_id`, `since`/`until` (when each entered
-    its state; Unix seconds or ISO-8601), `cursor` for the next page; and how many each state holds."""
+    """Messages newest change first: `state`, `channel`, `rule`, `event_id`, `source`, `since`/`until` (when each
+    entered its state; Unix seconds or ISO-8601), `q` a message's id or ClickSend's, or an event's id or its
+    sender's; `cursor` for the next page; and how many each state holds."""
     query = _filters()
     if isinstance(query, str):
         return page("message.html", 400, title="Messages", text=query)
@@ -63,7 +66,8 @@ def listing() -> ResponseReturnValue:
     return page("messages.html", title=f"Messages: {query.state}" if query.state else "Messages",
                 state=query.state, counts=store.messages.state_counts(), states=WATCHED, msgs=found.items,
                 action=_action_for(query.state) if query.state else None, next_url=next_url, args=request.args,
-                channels=CHANNELS, rules=sorted(r.name for r in config.rules) if config else [])
+                channels=CHANNELS, rules=sorted(r.name for r in config.rules) if config else [],
+                sources=sorted(config.sources) if config else [])
 
 
 @bp.post("/resend")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,40 @@ def render_request(cb: CompiledCallback, context: dict[str, Any]) -> tuple[str, 
     headers = {k: render(t, context, f"callback.headers.{k}") for k, t in cb.headers.items()}
     body = leaves(cb.body, "callback.body") if cb.body is not None else default_body(context)
     return cb.spec.method, url, headers, json.dumps(body, separators=(",", ":"), default=str).encode()
+
+
+ANSWER_READ = 4096  # bytes of an origin's answer read at most: the rest is never downloaded
+ANSWER_KEPT = 1000  # characters of it kept with the attempt
+MIN_SECRET = 8  # shorter header words (`Bearer`, `json`) are not worth hiding, and would hide ordinary text
+REDACTED = "[redacted]"
+
+
+def request_secrets(spec: Callback, headers: dict[str, str]) -> tuple[str, ...]:
+    """What the request carried that its answer must not show back: the signing secret (and the key inside a
+    `whsec_` one), and every header value the source set, whole and word by word (`Bearer <token>`)."""
+    found = {spec.secret or ""}
+    if spec.secret and spec.secret.startswith("whsec_"):
+        found.add(spec.secret.removeprefix("whsec_"))
+    for value in headers.values():
+        found.add(value)
+        found.update(value.split())
+    # The longest first, so a token inside a longer header value is not left half-replaced.
+    return tuple(sorted((s for s in found if len(s) >= MIN_SECRET), key=len, reverse=True))
+
+
+def answer_excerpt(body: bytes, secrets: Iterable[str], cut: bool) -> str:
+    """The start of an origin's answer as kept with the attempt: decoded (bad bytes replaced), each of
+    `secrets` replaced by `[redacted]`, at most ANSWER_KEPT characters, ending in `…` when there was more
+    (`cut`: the read stopped before the end)."""
+    text = body.decode("utf-8", errors="replace")
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+        if cut:  # a secret the read stopped in the middle of leaves its start at the end
+            text = next((text[:-k] + REDACTED for k in range(len(secret) - 1, 3, -1)
+                         if text.endswith(secret[:k])), text)
+    if cut or len(text) > ANSWER_KEPT:
+        return text[:ANSWER_KEPT] + "…"
+    return text
 
 
 def forbidden_address(address: str) -> str | None:

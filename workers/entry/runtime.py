@@ -139,11 +139,12 @@ def clicksend_client(settings: Settings, observer: Observer | None = None) -> Cl
     url = settings.provider_base_url
     if not url:
         raise ConfigError(["no ClickSend base URL: set credentials, or CLICKSEND_BASE_URL for the simulator"])
+    timeout = (5.0, settings.clicksend_timeout)
     if settings.provider_mode == "maton":
         return ClickSendClient(url, bearer=settings.maton_api_key, connection=settings.maton_connection,
-                               observer=observer)
+                               timeout=timeout, observer=observer)
     return ClickSendClient(url, username=settings.clicksend_username or "simulator",
-                           api_key=settings.clicksend_api_key or "simulator", observer=observer)
+                           api_key=settings.clicksend_api_key or "simulator", timeout=timeout, observer=observer)
 
 
 _lock = threading.Lock()

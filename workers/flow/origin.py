@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import standardwebhooks
 
-from workers.core.callbacks import after_attempt, render_request
+from workers.core.callbacks import ANSWER_READ, after_attempt, answer_excerpt, render_request, request_secrets
 from workers.core.coerce import parse_retry_after
 from workers.core.lifecycle import State
 from workers.core.messages import Message
@@ -154,12 +154,13 @@ class CallbackSender:
             return "failed"
         attempt_no = len(record.attempts) + 1
         started = time.monotonic()
-        status, error, retry_after = None, None, None
+        status, error, retry_after, answer = None, None, None, None
         try:
             method, url, headers, body = render_request(cb, self._context(record))
-            response = self._send(callback_id, method, url, headers, body, cb.spec)
-            status = response.status_code
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+            with self._send(callback_id, method, url, headers, body, cb.spec) as response:
+                status = response.status_code
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+                answer = read_answer(response, request_secrets(cb.spec, headers))
         except (RenderError, DestinationRefused) as exc:
             error = str(exc)
             store.callbacks.record_attempt(callback_id, {"at": now, "attempt": attempt_no, "error": error},
@@ -171,7 +172,7 @@ class CallbackSender:
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"
         step = after_attempt(status, error, attempt_no, now - record.created_at, cb.spec, retry_after)
-        attempt = {"at": now, "attempt": attempt_no, "status": status, "error": error,
+        attempt = {"at": now, "attempt": attempt_no, "status": status, "error": error, "body": answer,
                    "ms": round((time.monotonic() - started) * 1000), "next": step.status}
         final = "pending" if step.status == "retry" else step.status
         store.callbacks.record_attempt(callback_id, attempt, final, now, next_at=now + step.delay,
@@ -206,13 +207,32 @@ class CallbackSender:
                 stamp = datetime.now(tz=UTC)
                 signed.update({"webhook-id": callback_id, "webhook-timestamp": str(int(stamp.timestamp())),
                                "webhook-signature": secret.sign(callback_id, stamp, body.decode())})
+            # Streamed, so that no more of the answer is downloaded than `read_answer` keeps.
             response = self.sessions[spec.allow_private].request(
-                method, url, data=body, headers=signed, timeout=(5, spec.timeout), allow_redirects=False)
+                method, url, data=body, headers=signed, timeout=(5, spec.timeout), allow_redirects=False,
+                stream=True)
             if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                response.close()
                 url = urljoin(url, response.headers["Location"])  # its address is checked as it connects
                 continue
             return response
         raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects")
+
+
+def read_answer(response: requests.Response, secrets: tuple[str, ...]) -> str | None:
+    """The start of the answer's body as the attempt keeps it (`core.callbacks.answer_excerpt`), reading at most
+    ANSWER_READ bytes; None when the body could not be read (the status alone then stands)."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_content(ANSWER_READ):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > ANSWER_READ:
+                break
+    except requests.RequestException:
+        return None
+    data = b"".join(chunks)
+    return answer_excerpt(data[:ANSWER_READ], secrets, cut=len(data) > ANSWER_READ)
 
 
 def replay(store: Store, enqueuer: Enqueuer, ids: list[str]) -> list[str]:

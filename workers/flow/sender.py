@@ -45,7 +45,6 @@ log = logging.getLogger("hookline.sender")
 MAX_RETRIES = 5  # THROTTLED / provider-side errors per message before it fails
 PAUSE_ON_ACCOUNT_PROBLEM = 300.0  # no credit / bad credentials: look again in five minutes
 RECONCILE_AFTER = 5.0  # seconds before the first history lookup of an unknown outcome
-RECONCILE_GRACE = 30.0  # ClickSend's history may lag; resend only when still absent after this long
 SENDING_LEASE = 120.0  # a message `sending` longer than this belonged to a worker that died
 NARROW_FOR = 600.0  # seconds smaller batches last while the message that made a request refused is sought
 REPLICA_RETRY = 1.0  # a claim no replica acknowledged is put back and the flush runs again after this long
@@ -339,7 +338,7 @@ class Sender:
                 sent.append(Change(doc.id, State.SENT, "found in ClickSend history", {
                     "provider_id": row.get("message_id"), "price": str(row.get("message_price") or "0"),
                     "sent_at": now}, expect=frozenset({State.UNKNOWN})))
-            elif now - (doc.sending_since or since) >= RECONCILE_GRACE:
+            elif now - (doc.sending_since or since) >= self.settings.reconcile_grace:
                 absent.append(doc.id)
             else:
                 waiting.append(doc.id)

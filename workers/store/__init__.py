@@ -13,7 +13,7 @@ from workers.store.account import AccountRecords
 from workers.store.callbacks import CallbackRecords
 from workers.store.connection import connect
 from workers.store.counters import CounterRecords
-from workers.store.events import DRAIN_LEASE_MS, DrainClaim, EventRecords, IngestResult
+from workers.store.events import DRAIN_LEASE_MS, DrainClaim, EventQuery, EventRecords, IngestResult
 from workers.store.feedback import FeedbackRecords
 from workers.store.keys import REPLICATION_MARK, available
 from workers.store.messages import MessageRecords
@@ -69,6 +69,14 @@ class Store:
             _, acknowledged = pipe.execute()
         if int(acknowledged) < self.min_replicas:
             raise NotReplicated(self.min_replicas, int(acknowledged))
+
+    def search_messages(self, term: str, events: int = 20) -> frozenset[str]:
+        """The ids of the messages `term` may name: a message id, ClickSend's id for one, and the messages of
+        the (at most `events` newest) events whose id, or the id their sender gave them, is `term`."""
+        found = {term} | {mid for mid in [self.feedback.message_for_provider_id(term)] if mid}
+        for record in self.events.list_events(EventQuery(search=term, limit=events)).items:
+            found.update(self.messages.event_message_ids(record.event.id))
+        return frozenset(found)
 
     def ping(self) -> bool:
         """True when Redis answers."""

@@ -43,12 +43,15 @@ _CHUNK = 200  # index entries read, and messages checked against the filters, pe
 @dataclass(frozen=True)
 class MessageQuery:
     """Which messages to list, newest first by when each entered its current state (`updated_at`); every
-    filter is optional. `since`/`until` bound that time (Unix seconds)."""
+    filter is optional. `since`/`until` bound that time (Unix seconds); `ids` keeps only those messages (a
+    search's answer, `Store.search_messages`)."""
 
     state: State | None = None
     channel: str | None = None
     rule: str | None = None
     event_id: str | None = None
+    source: str | None = None
+    ids: frozenset[str] | None = None
     since: float | None = None
     until: float | None = None
     limit: int = 50
@@ -56,7 +59,8 @@ class MessageQuery:
 
     def keeps(self, msg: Message | None) -> Message | None:
         """`msg` when it matches the filters no index answered, else None."""
-        if msg is None or (self.channel and msg.channel != self.channel) or (self.rule and msg.rule != self.rule):
+        if msg is None or (self.channel and msg.channel != self.channel) or (self.rule and msg.rule != self.rule) \
+                or (self.source and msg.source != self.source):
             return None
         return msg if self.state is None or msg.state == self.state else None
 
@@ -286,19 +290,21 @@ class MessageRecords:
 
     def list_messages(self, query: MessageQuery) -> Page[Message]:
         """A page of messages (without timelines) matching `query`, newest change first. State and event are
-        read from their indexes (every state's index merged when no state is given); channel and rule are
-        checked on the messages, at most `pages.SCAN_BUDGET` per page."""
+        read from their indexes (every state's index merged when no state is given); channel, rule and source
+        are checked on the messages, at most `pages.SCAN_BUDGET` per page."""
         window = Window(query.after, query.since, query.until)
-        if query.event_id is not None:
-            return self._event_page(query, window)
+        if query.event_id is not None or query.ids is not None:
+            ids = set(self.event_message_ids(query.event_id)) if query.event_id is not None else set(query.ids or ())
+            return self._few_page(ids & query.ids if query.ids is not None else ids, query, window)
         keys = [state_index_key(s) for s in ([query.state] if query.state else list(State))]
         entries = self._walker.merged(keys, window, _CHUNK)
         return scan(entries, lambda group: [query.keeps(m) for m in self.get_messages([p.member for p in group])],
                     query.limit, _CHUNK)
 
-    def _event_page(self, query: MessageQuery, window: Window) -> Page[Message]:
-        """A page of one event's messages: the event's set is read whole (an event plans a bounded number)."""
-        found = [m for m in self.get_messages(self.event_message_ids(query.event_id or "")) if query.keeps(m)]
+    def _few_page(self, ids: set[str], query: MessageQuery, window: Window) -> Page[Message]:
+        """A page of a few known messages (one event's, or a search's), read whole: an event plans a bounded
+        number."""
+        found = [m for m in self.get_messages(sorted(ids)) if query.keeps(m)]
         by_position = {Position(m.updated_at or m.created_at, m.id): m for m in found if m}
         start = window.start()
         entries = iter(sorted((p for p in by_position if window.holds(p) and (start is None or p < start)),

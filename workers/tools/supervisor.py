@@ -219,14 +219,19 @@ def _start_children(sup: Supervisor, env: dict[str, str], host: str, port: int, 
     for name, queues in [*queue_sets, ("callbacks", (pipeline.CALLBACKS_QUEUE,))]:
         sup.start(name, [str(bin_dir / "rq"), "worker", *rq_connection_args(env["REDIS_URL"]), "--with-scheduler",
                          "--quiet", "--worker-class", "workers.entry.worker.HooklineWorker", *queues], env)
-    sup.start("cron", [str(bin_dir / "rq"), "cron", *rq_connection_args(env["REDIS_URL"]), "workers.entry.cron",
-                       "--logging-level", "WARNING"], env)
+    sup.start("cron", [*cron_command(bin_dir, env["REDIS_URL"]), "--logging-level", "WARNING"], env)
 
 
-def rq_connection_args(url: str) -> list[str]:
+def cron_command(bin_dir: Path, redis_url: str) -> list[str]:
+    """`rq cron` as the Procfile's `cron:` runs it, on a connection that waits out a Redis restart."""
+    return [str(bin_dir / "rq"), "cron", *rq_connection_args(redis_url, patient=True), "workers.entry.cron"]
+
+
+def rq_connection_args(url: str, patient: bool = False) -> list[str]:
     """How the Procfile's `rq worker` and `rq cron` name their Redis: `url` (plain or Sentinel) read by
-    Hookline's connection class."""
-    return ["--url", url, "--connection-class", "workers.entry.worker.HooklineRedis"]
+    Hookline's connection class (`patient`: the one that retries through a Redis restart, for `rq cron`)."""
+    kind = "PatientRedis" if patient else "HooklineRedis"
+    return ["--url", url, "--connection-class", f"workers.entry.worker.{kind}"]
 
 
 def _start_simulator(sup: Supervisor, env: dict[str, str]) -> None:

@@ -91,6 +91,21 @@ removed when it stops."""
 DEFAULT_LOG_FORMAT = "plain"
 """`plain` lines, or `json`: one JSON object per line (HOOKLINE_LOG_FORMAT)."""
 
+DEFAULT_CLICKSEND_TIMEOUT = 30.0
+"""Seconds a ClickSend call waits for its answer before its outcome is unknown (HOOKLINE_CLICKSEND_TIMEOUT); at
+most MAX_CLICKSEND_TIMEOUT, so that no call outlasts a flush job (`pipeline.FLUSH_TIMEOUT`) or the sending lease."""
+
+MAX_CLICKSEND_TIMEOUT = 60.0
+"""The ceiling of HOOKLINE_CLICKSEND_TIMEOUT."""
+
+DEFAULT_RECONCILE_GRACE = 30.0
+"""Seconds an unknown send must stay absent from ClickSend's history, which may lag, before it is sent again
+(HOOKLINE_RECONCILE_GRACE)."""
+
+DEFAULT_POLL_INTERVAL = 30.0
+"""Seconds between `rq cron`'s polls of ClickSend's receipts and replies and its sweeps for sends whose worker
+died (HOOKLINE_POLL_INTERVAL)."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -123,6 +138,9 @@ class Settings:
     min_replicas: int = 0  # HOOKLINE_MIN_REPLICAS; default 1 when REDIS_URL names a Sentinel-managed Redis
     log_level: str = DEFAULT_LOG_LEVEL
     log_format: str = DEFAULT_LOG_FORMAT
+    clicksend_timeout: float = DEFAULT_CLICKSEND_TIMEOUT
+    reconcile_grace: float = DEFAULT_RECONCILE_GRACE
+    poll_interval: float = DEFAULT_POLL_INTERVAL
 
     @property
     def provider_mode(self) -> str:
@@ -197,6 +215,9 @@ class Settings:
         take("min_replicas", "HOOKLINE_MIN_REPLICAS", _count)
         take("log_level", "HOOKLINE_LOG_LEVEL", _log_level)
         take("log_format", "HOOKLINE_LOG_FORMAT", _log_format)
+        take("clicksend_timeout", "HOOKLINE_CLICKSEND_TIMEOUT", _call_timeout)
+        take("reconcile_grace", "HOOKLINE_RECONCILE_GRACE", _positive_duration)
+        take("poll_interval", "HOOKLINE_POLL_INTERVAL", _positive_duration)
 
         if bool(get("CLICKSEND_USERNAME")) != bool(get("CLICKSEND_API_KEY")):
             problems.append("CLICKSEND_USERNAME, CLICKSEND_API_KEY: set both or neither")
@@ -307,6 +328,13 @@ def _positive_duration(raw: str) -> float:
     value = parse_duration(raw)
     if value <= 0:
         raise ValueError("must be a positive duration")
+    return value
+
+
+def _call_timeout(raw: str) -> float:
+    value = _positive_duration(raw)
+    if value > MAX_CLICKSEND_TIMEOUT:
+        raise ValueError(f"at most {MAX_CLICKSEND_TIMEOUT:.0f}s (a flush job is stopped after 90s)")
     return value
 
 
