@@ -73,7 +73,7 @@ class Store:
     def search_messages(self, term: str, events: int = 20) -> frozenset[str]:
         """The ids of the messages `term` may name: a message id, ClickSend's id for one, and the messages of
         the (at most `events` newest) events whose id, or the id their sender gave them, is `term`."""
-        found = {term} | {mid for mid in [self.feedback.message_for_provider_id(term)] if mid}
+        found = {term} | {msg.id for msg in self.messages.find_many([(None, term)]) if msg}
         for record in self.events.list_events(EventQuery(search=term, limit=events)).items:
             found.update(self.messages.event_message_ids(record.event.id))
         return frozenset(found)
