@@ -3,6 +3,8 @@ shown and asked for (answered yes or no, or `--yes`), then done; wrong credentia
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -74,7 +76,7 @@ def test_lists_by_name_rename_and_delete(sim: Simulator) -> None:
     run(sim, "contacts", "add", "Customers", "+61411111111", "--first-name", "Ada", "--yes")
     renamed = run(sim, "lists", "update", "customers", "Clients", answer="y\n")
     assert "list_name: 'Customers' → 'Clients'" in renamed.output and names(sim)[1] == "Clients"
-    assert "429  Clients  (1 contacts)" in run(sim, "lists", "list").output
+    assert ["429", "Clients", "1"] in table(run(sim, "lists", "list").output)
     kept = run(sim, "lists", "delete", "Clients", answer="n\n")
     assert "delete list #429 'Clients' and its 1 contacts" in kept.output and names(sim)[1] == "Clients"
     assert run(sim, "lists", "delete", "429", "--yes").exit_code == 0 and names(sim) == ["Opt-Out List"]
@@ -101,7 +103,7 @@ def test_contacts_add_update_copy_transfer_delete(sim: Simulator) -> None:
     assert sim.state.directory.list_contacts(429) == [] and len(sim.state.directory.list_contacts(430)) == 2
     assert run(sim, "contacts", "delete", "VIP", cid, answer="n\n").exit_code == 1
     assert run(sim, "contacts", "delete", "VIP", cid, "--yes").exit_code == 0
-    assert "+61411111111  Ada Lovelace" in run(sim, "contacts", "list", "VIP").output
+    assert table(run(sim, "contacts", "list", "VIP").output)[1][1:] == ["+61411111111", "Ada Lovelace"]
 
 
 def test_dedupe_shows_which_contacts_go(sim: Simulator) -> None:
@@ -121,7 +123,7 @@ def test_templates_create_update_delete(sim: Simulator) -> None:
     [tid] = sim.state.directory.rows("templates")
     update = run(sim, "templates", "update", str(tid), "--body", "Hello {first_name}", answer="y\n")
     assert "body: 'Hi {first_name}' → 'Hello {first_name}'" in update.output
-    assert f"{tid}  welcome  'Hello {{first_name}}'" in run(sim, "templates", "list").output
+    assert [str(tid), "welcome", "'Hello {first_name}'"] in table(run(sim, "templates", "list").output)
     assert run(sim, "templates", "delete", str(tid), answer="n\n").exit_code == 1
     assert run(sim, "templates", "delete", str(tid), answer="y\n").exit_code == 0
     assert sim.state.directory.rows("templates") == {}
@@ -130,13 +132,13 @@ def test_templates_create_update_delete(sim: Simulator) -> None:
 def test_emails_add_list_delete(sim: Simulator) -> None:
     assert run(sim, "emails", "add", "ops@example.com", "--yes").exit_code == 0
     [eid] = sim.state.directory.rows("emails")
-    assert f"{eid}  ops@example.com  not verified" in run(sim, "emails", "list").output
+    assert [str(eid), "ops@example.com", "not verified"] in table(run(sim, "emails", "list").output)
     assert "delete the sender address" in run(sim, "emails", "delete", str(eid), answer="y\n").output
     assert sim.state.directory.rows("emails") == {}
 
 
 def test_countries(sim: Simulator) -> None:
-    assert "AU  Australia" in run(sim, "countries").output
+    assert ["AU", "Australia"] in table(run(sim, "countries").output)
 
 
 def test_through_maton_with_a_connection(sim: Simulator) -> None:
@@ -146,7 +148,7 @@ def test_through_maton_with_a_connection(sim: Simulator) -> None:
 
 
 def test_maton_connections_list_create_delete(sim: Simulator) -> None:
-    assert f"{CONNECTION}  ACTIVE" in run(sim, "connections", "list", maton=True).output
+    assert table(run(sim, "connections", "list", maton=True).output)[1][:2] == [CONNECTION, "ACTIVE"]
     created = run(sim, "connections", "create", answer="y\n", maton=True)
     assert created.exit_code == 0 and "Finish it at: /_sim/connect?session_token=" in created.output
     [new] = [c for c in sim.state.connections if c != CONNECTION]
@@ -170,3 +172,27 @@ def test_wrong_maton_credentials_get_401(sim: Simulator, connection: str, key: s
     if key == "wrong":  # Maton's own API refuses the key too
         listed = run(sim, "connections", "list", maton=True, key=key)
         assert listed.exit_code == 3 and "credentials refused (401): Maton: Invalid API key." in listed.output
+
+
+def test_every_listing_prints_clicksends_rows_as_json_or_says_there_are_none(sim: Simulator) -> None:
+    assert run(sim, "templates", "list").output == "no templates\n"
+    assert run(sim, "emails", "list").output == "no email addresses\n"
+    assert run(sim, "templates", "list", "--json").output == "[]\n"
+    run(sim, "lists", "create", "Customers", "--yes")
+    assert run(sim, "contacts", "list", "Customers").output == "no contacts on Customers\n"
+    run(sim, "contacts", "add", "Customers", "+61411111111", "--first-name", "Ada", "--yes")
+    [contact] = json.loads(run(sim, "contacts", "list", "Customers", "--json").output)
+    assert (contact["phone_number"], contact["first_name"]) == ("+61411111111", "Ada")
+    lists = json.loads(run(sim, "lists", "list", "--json").output)
+    assert [row["list_name"] for row in lists] == ["Opt-Out List", "Customers"]
+    assert {"code": "AU", "value": "Australia"}.items() <= next(
+        row for row in json.loads(run(sim, "countries", "--json").output) if row["code"] == "AU").items()
+    [connection] = json.loads(run(sim, "connections", "list", "--json", maton=True).output)
+    assert connection["connection_id"] == CONNECTION
+    header, *rows = run(sim, "lists", "list").output.splitlines()
+    assert header.split() == ["ID", "NAME", "CONTACTS"] and len({len(line) for line in [header, *rows]}) <= 2
+
+
+def table(output: str) -> list[list[str]]:
+    """A listing's rows (the header first), cells split where the columns are padded apart."""
+    return [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()]

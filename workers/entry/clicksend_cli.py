@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial, wraps
 from typing import Any, NoReturn, TypeVar
@@ -23,6 +23,7 @@ from workers.clicksend.contacts import find_list
 from workers.clicksend.maton import MATON_CTRL_URL, MatonConnections
 from workers.core.coerce import to_int
 from workers.core.contactfields import CONTACT_FIELDS
+from workers.entry.cli_shared import echo_json, echo_table
 from workers.entry.runtime import clicksend_client
 from workers.errors import AuthenticationFailed, ConfigError, HooklineError, ListUnknown
 from workers.wiring.settings import Settings
@@ -125,6 +126,21 @@ yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmati
 pass_account = click.make_pass_decorator(Account)
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print ClickSend's rows as JSON instead of a table.")
+
+
+def _listing(rows: Iterable[dict[str, Any]], as_json: bool, what: str, header: Sequence[str],
+             cells: Callable[[dict[str, Any]], Sequence[Any]]) -> None:
+    """ClickSend's `rows` as JSON (`--json`), else an aligned table of `cells` under `header`, or `no <what>`."""
+    found = list(rows)
+    if as_json:
+        echo_json(found)
+    elif not found:
+        click.echo(f"no {what}")
+    else:
+        echo_table(header, [["" if cell is None else str(cell) for cell in cells(row)] for row in found])
+
+
 @click.group("clicksend")
 @click.option("--connection", help="The Maton connection to act through (with MATON_API_KEY).")
 @click.option("--maton-url", envvar="HOOKLINE_MATON_CTRL_URL", default=MATON_CTRL_URL, show_default=True,
@@ -148,12 +164,13 @@ def account_cmd(account: Account) -> None:
 
 
 @clicksend.command("countries")
+@json_option
 @pass_account
 @_calls
-def countries_cmd(account: Account) -> None:
+def countries_cmd(account: Account, as_json: bool) -> None:
     """The countries ClickSend knows (code and name)."""
-    for row in account.client().countries():
-        click.echo(f"{row.get('code')}  {row.get('value')}")
+    _listing(account.client().countries(), as_json, "countries", ("CODE", "COUNTRY"),
+             lambda row: (row.get("code"), row.get("value")))
 
 
 # --- lists ------------------------------------------------------------------------------------------------
@@ -173,12 +190,13 @@ def lists_group() -> None:
 
 
 @lists_group.command("list")
+@json_option
 @pass_account
 @_calls
-def lists_list(account: Account) -> None:
+def lists_list(account: Account, as_json: bool) -> None:
     """Every list: id, name, contacts."""
-    for row in _rows(account.client(), "/v3/lists"):
-        click.echo(f"{row.get('list_id')}  {row.get('list_name')}  ({row.get('_contacts_count', 0)} contacts)")
+    _listing(_rows(account.client(), "/v3/lists"), as_json, "lists", ("ID", "NAME", "CONTACTS"),
+             lambda row: (row.get("list_id"), row.get("list_name"), row.get("_contacts_count", 0)))
 
 
 @lists_group.command("show")
@@ -280,15 +298,17 @@ def contacts_group() -> None:
 
 @contacts_group.command("list")
 @click.argument("list_ref")
+@json_option
 @pass_account
 @_calls
-def contacts_list(account: Account, list_ref: str) -> None:
+def contacts_list(account: Account, list_ref: str, as_json: bool) -> None:
     """Every contact of a list."""
     client = account.client()
     row = resolve_list(client, list_ref)
-    for c in _rows(client, f"/v3/lists/{row['list_id']}/contacts"):
-        name = " ".join(filter(None, (c.get("first_name"), c.get("last_name"))))
-        click.echo(f"{c.get('contact_id')}  {c.get('phone_number') or c.get('email')}  {name}".rstrip())
+    _listing(_rows(client, f"/v3/lists/{row['list_id']}/contacts"), as_json, f"contacts on {row['list_name']}",
+             ("ID", "NUMBER", "NAME"),
+             lambda c: (c.get("contact_id"), c.get("phone_number") or c.get("email"),
+                        " ".join(filter(None, (c.get("first_name"), c.get("last_name"))))))
 
 
 @contacts_group.command("show")
@@ -404,12 +424,13 @@ def templates_group() -> None:
 
 
 @templates_group.command("list")
+@json_option
 @pass_account
 @_calls
-def templates_list(account: Account) -> None:
+def templates_list(account: Account, as_json: bool) -> None:
     """Every template: id, name, body."""
-    for row in _rows(account.client(), "/v3/sms/templates"):
-        click.echo(f"{row.get('template_id')}  {row.get('template_name')}  {str(row.get('body'))[:60]!r}")
+    _listing(_rows(account.client(), "/v3/sms/templates"), as_json, "templates", ("ID", "NAME", "BODY"),
+             lambda row: (row.get("template_id"), row.get("template_name"), repr(str(row.get("body"))[:60])))
 
 
 @templates_group.command("show")
@@ -474,13 +495,14 @@ def emails_group() -> None:
 
 
 @emails_group.command("list")
+@json_option
 @pass_account
 @_calls
-def emails_list(account: Account) -> None:
+def emails_list(account: Account, as_json: bool) -> None:
     """Every address: id, address, verified or not."""
-    for row in _rows(account.client(), "/v3/email/addresses"):
-        state = "verified" if to_int(row.get("verified")) else "not verified"
-        click.echo(f"{row.get('email_address_id')}  {row.get('email_address')}  {state}")
+    _listing(_rows(account.client(), "/v3/email/addresses"), as_json, "email addresses", ("ID", "ADDRESS", "STATE"),
+             lambda row: (row.get("email_address_id"), row.get("email_address"),
+                          "verified" if to_int(row.get("verified")) else "not verified"))
 
 
 @emails_group.command("add")
@@ -515,12 +537,13 @@ def connections_group() -> None:
 
 
 @connections_group.command("list")
+@json_option
 @pass_account
 @_calls
-def connections_list(account: Account) -> None:
+def connections_list(account: Account, as_json: bool) -> None:
     """Every ClickSend connection: id, status, created."""
-    for row in account.maton().list("clicksend"):
-        click.echo(f"{row.get('connection_id')}  {row.get('status')}  {row.get('creation_time')}")
+    _listing(account.maton().list("clicksend"), as_json, "ClickSend connections", ("ID", "STATUS", "CREATED"),
+             lambda row: (row.get("connection_id"), row.get("status"), row.get("creation_time")))
 
 
 @connections_group.command("create")
