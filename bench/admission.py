@@ -28,7 +28,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.sending import RULES, wait_for  # noqa: E402
+from bench.services import RULES  # noqa: E402
 from workers.core.events import Event  # noqa: E402
 from workers.entry.runtime import Runtime  # noqa: E402
 from workers.flow.admission import Admission  # noqa: E402
@@ -70,9 +70,7 @@ def count_admission(counter: dict[str, int]) -> Callable[[], None]:
     """Count the round trips made inside admission (whichever entry point processing uses); returns an undo."""
     undo = []
     for name in ("admit", "admit_batch"):
-        original = getattr(Admission, name, None)
-        if original is None:
-            continue
+        original = getattr(Admission, name)
 
         def wrapped(self: Admission, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             counter["depth"] += 1
@@ -102,7 +100,11 @@ def run(events: int, policy: str, profile: int) -> dict[str, Any]:
     proc = subprocess.Popen([sys.executable, "-m", "workers.entry.cli", "simulator", "--port", str(sim_port)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: _up(sim), timeout=20)
+        deadline = time.monotonic() + 20
+        while not _up(sim):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the simulator at {sim} never answered")
+            time.sleep(0.1)
         settings = Settings(redis_url=url, rules_dir=str(rules), clicksend_base_url=sim, log_level="WARNING")
         client = redis.Redis.from_url(url, decode_responses=True, connection_class=Counted)
         rt = Runtime(settings=settings, store=Store(client, 3600),

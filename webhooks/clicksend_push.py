@@ -10,6 +10,7 @@ import hmac
 import logging
 from typing import Any
 
+import redis
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
@@ -45,7 +46,11 @@ def _guarded(kind: str, token: str | None) -> ResponseReturnValue:
         return error(403, "forbidden", "user_id does not match this account")
     token = rt.store.pushed.push(Pushed(kind, {str(k): v for k, v in data.items()}))
     if token:
-        rt.enqueuer.apply_pushed(token)
+        try:
+            rt.enqueuer.apply_pushed(token)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # It is kept; the periodic sweep starts the job this enqueue missed.
+            log.warning("push kept, its job not started (%s); the sweep will start it", exc)
     rt.store.replicated()  # ClickSend does not push again after a 200: the push must survive a failover
     return jsonify({"ok": True, "queued": True})
 

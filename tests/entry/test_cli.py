@@ -90,6 +90,13 @@ def test_up_runs_everything_commands_beside_it_need_no_environment_and_ctrl_c_le
             assert time.monotonic() < deadline, f"the message never went out: {event}"
             time.sleep(0.2)
 
+        # The message went out through a simulator that, like ClickSend, refuses anyone without the credentials
+        # `hookline up` generated for its own workers.
+        [sim] = [c.cmdline() for c in children if "simulator" in c.cmdline()]
+        sim_url = f"http://127.0.0.1:{sim[sim.index('--port') + 1]}/v3/account"
+        assert requests.get(sim_url, timeout=5).status_code == 401
+        assert requests.get(sim_url, auth=("someone", "guess"), timeout=5).status_code == 401
+
         # Another terminal in the same folder, nothing exported: the commands find up's Redis and secrets.
         traced = _beside(["trace", event_id], tmp_path)
         assert traced.returncode == 0, traced.stderr

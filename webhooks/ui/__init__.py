@@ -25,9 +25,9 @@ for child in (auth.bp, dashboard.bp, events.bp, messages.bp, approvals.bp, outbo
 
 
 class PagesSessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, opened for the pages only. Every other request (webhooks above all:
-    opening a session costs them a signing serializer each) gets Flask's null session, which reads as empty,
-    refuses writes, and is never saved, so no cookie is set."""
+    """Flask's signed-cookie session, opened for the pages only. Every other request that reaches Flask (the API,
+    health, metrics; webhooks are answered before Flask) gets Flask's null session, which reads as empty, refuses
+    writes, and is never saved, so no cookie is set: opening one costs a signing serializer each."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         """The session of a request under /ui; None (Flask's null session) for any other."""

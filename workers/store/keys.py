@@ -169,16 +169,19 @@ OPTOUTS_SYNC_LEASE = f"{PREFIX}:optouts:sync"
 """Held while an opt-out sync runs: one at a time."""
 
 RECEIPTS_UNKNOWN = f"{PREFIX}:stats:receipts_unknown"
-# What ClickSend pushed (receipts and replies) waiting to be applied a page at a time, and its drain's lease.
-PUSHED = f"{PREFIX}:pushed"
-PUSHED_DRAIN = f"{PREFIX}:pushed:drain"
 """Count of receipts naming no message we know."""
+
+PUSHED = f"{PREFIX}:pushed"
+"""List of what ClickSend pushed (receipts and replies, JSON) waiting to be applied a page at a time."""
+PUSHED_DRAIN = f"{PREFIX}:pushed:drain"
+"""The lease of the one job that applies that list."""
 
 ACCOUNT = f"{PREFIX}:account"
 """Hash of facts about the ClickSend account (user_id, balance) refreshed by the workers."""
 
 STORED_TEMPLATES = f"{PREFIX}:clicksend:templates"
 """JSON: the account's stored SMS templates as last fetched (`fetched_at`, `templates`), shared by every worker."""
+
 
 def list_name_key(name: str) -> str:
     """String: the id of the ClickSend contact list of that name (lower-cased), cached for a while."""

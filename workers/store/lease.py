@@ -1,5 +1,5 @@
-"""The lease that lets one job at a time work through a Redis list (the event drain, each outbox's flush), and
-the keeper that renews a short lease for as long as the job holding it is alive.
+"""The lease that lets one job at a time work through a Redis list (each partition's event drain, each outbox's
+flush, the pushed receipts), and the keeper that renews a short lease for as long as the job holding it is alive.
 
 Owns the Lua that ends one round of such a job and the renewal of a held lease; the lists and lease keys are
 the callers'.
