@@ -69,7 +69,8 @@ def test_up_runs_everything_commands_beside_it_need_no_environment_and_ctrl_c_le
     try:
         _wait_ready(base, proc)
         children = psutil.Process(proc.pid).children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children)
+        cmdlines = [c.cmdline() for c in children]  # now: a work horse may be gone by the time it is asked
+        names = " ".join(" ".join(line) for line in cmdlines)
         assert "redis-server" in names and "gunicorn" in names and " worker " in names and " cron " in names
         assert " simulator " in names
         secrets = dict(line.split("=", 1) for line in (tmp_path / ".hookline/secrets.env").read_text().split())
@@ -92,7 +93,7 @@ def test_up_runs_everything_commands_beside_it_need_no_environment_and_ctrl_c_le
 
         # The message went out through a simulator that, like ClickSend, refuses anyone without the credentials
         # `hookline up` generated for its own workers.
-        [sim] = [c.cmdline() for c in children if "simulator" in c.cmdline()]
+        [sim] = [line for line in cmdlines if "simulator" in line]
         sim_url = f"http://127.0.0.1:{sim[sim.index('--port') + 1]}/v3/account"
         assert requests.get(sim_url, timeout=5).status_code == 401
         assert requests.get(sim_url, auth=("someone", "guess"), timeout=5).status_code == 401
