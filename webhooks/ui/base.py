@@ -145,6 +145,11 @@ def read_cursor() -> Position | None:
         raise ValueError("That page link is not one this site made; start again from the first page.") from None
 
 
+def read_window() -> tuple[Position | None, float | None, float | None]:
+    """A list page's `cursor`, `since` and `until`; ValueError saying which is unreadable."""
+    return read_cursor(), parse_time(request.args.get("since")), parse_time(request.args.get("until"))
+
+
 def next_page(endpoint: str, position: Position | None) -> str | None:
     """The link to the page after this one (same filters, `cursor` where this one stopped), None at the end."""
     if position is None:

@@ -11,7 +11,7 @@ from flask import Blueprint, request, url_for
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import runtime
-from webhooks.ui.base import back, flash, form_ids, next_page, page, parse_time, read_cursor, summary, user
+from webhooks.ui.base import back, flash, form_ids, next_page, page, read_window, summary, user
 from workers.core.lifecycle import CANCELLABLE
 from workers.store.events import EVENT_STATUSES, EventQuery
 from workers.tools.trace import story
@@ -30,8 +30,7 @@ def _filters() -> EventQuery | str:
     if status and status not in EVENT_STATUSES:
         return f"status must be one of: {', '.join(EVENT_STATUSES)}"
     try:
-        after = read_cursor()
-        since, until = parse_time(args.get("since")), parse_time(args.get("until"))
+        after, since, until = read_window()
     except ValueError as exc:
         return str(exc)
     return EventQuery(source=args.get("source") or None, type=args.get("type") or None, status=status,

@@ -10,7 +10,7 @@ from flask import Blueprint, request, url_for
 from flask.typing import ResponseReturnValue
 
 from webhooks.context import runtime
-from webhooks.ui.base import back, flash, form_ids, next_page, note, page, parse_time, read_cursor, summary, user
+from webhooks.ui.base import back, flash, form_ids, next_page, note, page, read_window, summary, user
 from workers.core.lifecycle import CANCELLABLE, State
 from workers.store.messages import MessageQuery
 from workers.wiring import handover
@@ -40,8 +40,7 @@ def _filters() -> MessageQuery | str:
     except ValueError:
         return f"There is no state {args['state']!r}."
     try:
-        after = read_cursor()
-        since, until = parse_time(args.get("since")), parse_time(args.get("until"))
+        after, since, until = read_window()
     except ValueError as exc:
         return str(exc)
     search = (args.get("q") or "").strip()
