@@ -167,3 +167,13 @@ def test_a_page_of_replies_applies_each_once_even_when_repeated_within_it(runtim
     assert list(runtime.store.optouts.optouts()) == ["+61422222222"]
     replies = [e for e in runtime.store.messages.get_message(mid).timeline if e.get("kind") == "reply"]
     assert [r["reason"] for r in replies] == ["reply: Thanks!"]
+
+
+def test_a_receipt_or_reply_naming_ours_with_a_number_is_unknown_and_the_rest_of_its_page_applies(
+        runtime: Runtime) -> None:
+    mid = sent_message(runtime)
+    page = [{"custom_string": 123, "message_id": {"x": 1}, "status_code": 201}, receipt(201)]
+    assert runtime.feedback.apply_receipts(page, time.time(), "push") == ["unknown", "delivered"]
+    assert runtime.store.messages.message_state(mid) == "delivered"
+    reply = {"message_id": "IN-N", "from": "+61433333333", "body": "ok", "custom_string": 7}
+    assert runtime.feedback.apply_inbounds([reply], time.time(), "push") == ["reply"]

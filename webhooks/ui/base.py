@@ -154,5 +154,6 @@ def next_page(endpoint: str, position: Position | None) -> str | None:
     """The link to the page after this one (same filters, `cursor` where this one stopped), None at the end."""
     if position is None:
         return None
-    args: dict[str, Any] = request.args.to_dict() | {"cursor": position.cursor()}
-    return url_for(endpoint, **args)
+    # url_for's own keywords (`endpoint`, `_external`, `_method`…) are not filters: a query naming them is dropped.
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "endpoint" and not k.startswith("_")}
+    return url_for(endpoint, **(args | {"cursor": position.cursor()}))

@@ -13,8 +13,7 @@ from webhooks.context import runtime
 from webhooks.ui.base import back, flash, form_ids, next_page, note, page, read_window, summary, user
 from workers.core.lifecycle import CANCELLABLE, State
 from workers.store.messages import MessageQuery
-from workers.wiring import handover
-from workers.wiring.pipeline import CHANNELS
+from workers.wiring import handover, pipeline
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -39,12 +38,15 @@ def _filters() -> MessageQuery | str:
         state = State(args["state"]) if args.get("state") else None
     except ValueError:
         return f"There is no state {args['state']!r}."
+    channel = args.get("channel") or None
+    if channel and channel not in pipeline.CHANNELS:
+        return f"There is no channel {channel!r}: {', '.join(pipeline.CHANNELS)}."
     try:
         after, since, until = read_window()
     except ValueError as exc:
         return str(exc)
     search = (args.get("q") or "").strip()
-    return MessageQuery(state=state, channel=args.get("channel") or None, rule=args.get("rule") or None,
+    return MessageQuery(state=state, channel=channel, rule=args.get("rule") or None,
                         event_id=args.get("event_id") or None, source=args.get("source") or None,
                         ids=runtime().store.search_messages(search) if search else None, since=since,
                         until=until, limit=PAGE_SIZE, after=after)
@@ -65,7 +67,7 @@ def listing() -> ResponseReturnValue:
     return page("messages.html", title=f"Messages: {query.state}" if query.state else "Messages",
                 state=query.state, counts=store.messages.state_counts(), states=WATCHED, msgs=found.items,
                 action=_action_for(query.state) if query.state else None, next_url=next_url, args=request.args,
-                channels=CHANNELS, rules=sorted(r.name for r in config.rules) if config else [],
+                channels=pipeline.CHANNELS, rules=sorted(r.name for r in config.rules) if config else [],
                 sources=sorted(config.sources) if config else [])
 
 

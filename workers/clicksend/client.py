@@ -276,15 +276,17 @@ class ClickSendClient:
 
     def list_contacts(self, list_id: int, page: int = 1, limit: int = MAX_PAGE) -> Page:
         """One page of a list's contacts."""
-        return _page(self.request("GET", f"/v3/lists/{list_id}/contacts", params={"page": page, "limit": limit}))
+        return _page(self.request("GET", f"/v3/lists/{list_id}/contacts", params={"page": page, "limit": limit},
+                                  endpoint="/v3/lists/{id}/contacts"))
 
     def add_contact(self, list_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         """A new contact on a list (ClickSend does not look for an existing one with that number)."""
-        return self.request("POST", f"/v3/lists/{list_id}/contacts", json=fields, idempotent=False)
+        return self.request("POST", f"/v3/lists/{list_id}/contacts", json=fields, idempotent=False,
+                            endpoint="/v3/lists/{id}/contacts")
 
     def delete_contact(self, list_id: int, contact_id: int) -> None:
         """Remove a contact from a list."""
-        self.request("DELETE", f"/v3/lists/{list_id}/contacts/{contact_id}")
+        self.request("DELETE", f"/v3/lists/{list_id}/contacts/{contact_id}", endpoint="/v3/lists/{id}/contacts/{id}")
 
 
 def _refused(exc: requests.ConnectionError) -> bool:

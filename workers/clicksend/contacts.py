@@ -72,8 +72,7 @@ def upsert(client: ClickSendClient, list_id: int, number: str, fields: dict[str,
     """The contact with `number` on the list gets `fields` (an update of the fields that differ), or is created."""
     existing = find_contacts(client, list_id, number, region)
     if not existing:
-        row = client.request("POST", f"/v3/lists/{list_id}/contacts", json={"phone_number": number, **fields},
-                             idempotent=False, endpoint="/v3/lists/{id}/contacts")
+        row = client.add_contact(list_id, {"phone_number": number, **fields})
         return WriteResult("created", list_id, to_int(row.get("contact_id")))
     contact = existing[0]
     contact_id = to_int(contact.get("contact_id"))

@@ -124,7 +124,7 @@ def call_counter(store: Store) -> Observer:
     def observe(call: Call) -> None:
         try:
             store.counters.count_call(f"{call.method} {call.endpoint}", call.status, call.seconds)
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, redis.RedisError) as exc:  # READONLY during a failover, OOM…
             logging.getLogger("hookline.metrics").warning("ClickSend call not counted: %s", exc)
 
     return observe

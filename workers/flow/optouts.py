@@ -16,9 +16,11 @@ from functools import partial
 from typing import Any
 
 from workers.clicksend.client import ClickSendClient, iter_pages
+from workers.clicksend.contacts import find_list
 from workers.core.coerce import to_int
 from workers.core.optoutsync import Known, Side, Step, reconcile, remote_states
 from workers.core.phones import e164
+from workers.errors import ListUnknown
 from workers.store import Store
 
 log = logging.getLogger("hookline.optouts")
@@ -89,9 +91,10 @@ class OptoutSync:
 
 
 def opt_out_list_id(client: ClickSendClient) -> int | None:
-    """The id of the account's opt-out list (by its name, case-insensitively), or None."""
-    for page in iter_pages(partial(client.lists)):
-        for row in page.items:
-            if str(row.get("list_name") or "").strip().lower() == OPT_OUT_LIST_NAME.lower():
-                return to_int(row.get("list_id"))
-    return None
+    """The id of the account's opt-out list (found by name as every list is, `contacts.find_list`), or None when
+    the account has none (or several: which one ClickSend uses is then unknown, so nothing is synced)."""
+    try:
+        return to_int(find_list(client, OPT_OUT_LIST_NAME).get("list_id"))
+    except ListUnknown as exc:
+        log.warning("%s", exc)
+        return None

@@ -220,12 +220,13 @@ class MessageRecords:
             raws = pipe.execute()
         return [_parse(raw) for raw in raws]
 
-    def find_many(self, refs: list[tuple[str | None, str | None]]) -> list[Message | None]:
+    def find_many(self, refs: list[tuple[Any, Any]]) -> list[Message | None]:
         """The message each (our id or None, ClickSend's message_id or None) names, without timelines: by our
         id first, else by ClickSend's; None when neither finds one, or when both are given and disagree (a
         forged custom_string cannot touch another message). One round trip, two when some are found only by
         ClickSend's id."""
-        ours = [mid if mid and mid.startswith("msg_") else None for mid, _ in refs]
+        # Pushed JSON may carry any type here: only a string can be one of our ids.
+        ours = [mid if isinstance(mid, str) and mid.startswith("msg_") else None for mid, _ in refs]
         theirs = [str(pid) if pid else None for _, pid in refs]
         pipe = self.r.pipeline(transaction=False)
         for mid in ours:

@@ -57,7 +57,8 @@ class PushedRecords:
 
     def batch(self, size: int) -> list[Pushed]:
         """The oldest `size` items (left in place until `finish`: a drain killed half-way leaves them to the
-        next, and applying twice changes nothing)."""
+        next; applied twice, a receipt or reply changes no message or opt-out again, though its timeline note and its
+        count may repeat)."""
         with available():
             docs = texts(self.r.lrange(PUSHED, 0, size - 1))
         return [Pushed(**json.loads(doc)) for doc in docs]
