@@ -56,6 +56,7 @@ def test_the_procfiles_worker_takes_turns_between_planning_and_sending(redis_cli
                 if line.startswith("worker:"))
     args = [a.replace("$REDIS_URL", redis_url) for a in line if a != "--with-scheduler"]
     subprocess.run([str(Path(sys.executable).parent / "rq"), args[1], "--burst", *args[2:]], check=True,
-                   cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=60, capture_output=True)
+                   cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT), "REDIS_URL": redis_url}, timeout=60,
+                   capture_output=True)
     assert [x.decode() for x in conn.lrange("test:ran", 0, -1)] == [
         "plan-0", "send-0", "plan-1", "send-1", "plan-2", "plan-3"]

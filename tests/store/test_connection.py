@@ -116,3 +116,21 @@ def test_a_store_on_a_sentinel_url_writes_to_the_primary_the_sentinel_names_and_
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_every_connection_names_hookline_to_redis_without_reading_package_metadata_again(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # redis-py reads its own package metadata for each new connection unless told who it is; each RQ work horse
+    # opens new connections, so that read was a third of a no-op job's CPU there.
+    def no_metadata(name: str) -> str:
+        raise AssertionError(f"package metadata read for {name} on connect")
+
+    monkeypatch.setattr("importlib.metadata.version", no_metadata)
+    client = connect(redis_url, decode_responses=True)
+    try:
+        assert client.ping()
+        # What CLIENT SETINFO sends (Redis 7.2 and later list it; older ones refuse the command, which is fine).
+        name = client.connection_pool.get_connection().driver_info.formatted_name
+    finally:
+        close(client)
+    assert name.startswith("redis-py(hookline_v")
