@@ -69,6 +69,22 @@ def test_429_carries_retry_after(simulator: Simulator) -> None:
     assert info.value.retry_after == 1.0
 
 
+def test_spread_429s_refuse_exactly_their_share_of_requests_evenly_over_real_http(simulator: Simulator) -> None:
+    simulator.state.faults.rate_429, simulator.state.faults.spread = 0.15, True
+    c = client(simulator)
+    outcomes = []
+    for _ in range(40):
+        try:
+            c.account()
+            outcomes.append("ok")
+        except RateLimited:
+            outcomes.append("429")
+    refused = [n for n, outcome in enumerate(outcomes, 1) if outcome == "429"]
+    assert len(refused) == 6  # 15% of 40
+    assert refused[0] == 4  # the first share is owed from one half, not after a whole run of requests
+    assert max(b - a for a, b in zip(refused, refused[1:], strict=False)) <= 7  # evenly: no long run without one
+
+
 def test_500_before_acceptance_on_a_send_is_unknown_outcome(simulator: Simulator) -> None:
     simulator.state.faults.rate_500 = 1.0
     with pytest.raises(ProviderUnavailable) as info:

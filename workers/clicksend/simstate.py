@@ -41,6 +41,9 @@ class Faults:
     rate_limit: float = 0.0  # requests per second across all callers; 0 = unlimited
     rate_429: float = 0.0  # chance a request gets 429 (Retry-After: 1)
     rate_500: float = 0.0  # chance a request gets 500 before anything happens
+    # The rates above as exact shares of requests, spread evenly (0.15: 3 of every 20, the first at the 4th),
+    # instead of a coin per request: a run of a few requests then meets its share, the same each time.
+    spread: bool = False
     latency: float = 0.0  # seconds added to every request
     hang_rate: float = 0.0  # chance a send is accepted and then the reply hangs
     hang_seconds: float = 60.0
@@ -113,12 +116,22 @@ class SimState:
             self.inbound: list[dict[str, Any]] = []
             self.directory = SimLists(self.clock)  # lists, contacts, templates, e-mail addresses
             self._bucket = (0.0, self.clock())
+            self._owed: dict[str, float] = {}  # spread faults: each kind's share not yet given
 
     # --- faults ------------------------------------------------------------------------------------
 
-    def chance(self, probability: float) -> bool:
-        """True with `probability`."""
-        return probability > 0 and self.rand.random() < probability
+    def chance(self, probability: float, kind: str = "") -> bool:
+        """True with `probability`; with `faults.spread`, true for exactly that share of the calls of each
+        `kind`, spread evenly (error diffusion from one half)."""
+        if probability <= 0:
+            return False
+        if not self.faults.spread:
+            return self.rand.random() < probability
+        with self.lock:
+            owed = self._owed.get(kind, 0.5) + probability
+            hit = owed >= 1.0
+            self._owed[kind] = owed - 1.0 if hit else owed
+        return hit
 
     def rate_limited(self) -> float | None:
         """Seconds to wait when the request rate is over the limit (a token bucket of one second)."""

@@ -90,12 +90,12 @@ def before_request() -> Response | None:
             return response
         return envelope(401, "UNAUTHORIZED", "Invalid credentials.")
     wait = sim.rate_limited()
-    if wait is not None or sim.chance(f.rate_429):
+    if wait is not None or sim.chance(f.rate_429, "429"):
         sim.count_call("429")
         response = envelope(429, "TOO_MANY_REQUESTS", "Too many requests.")
         response.headers["Retry-After"] = str(int(wait or 1))
         return response
-    if sim.chance(f.rate_500):
+    if sim.chance(f.rate_500, "500"):
         sim.count_call("500")
         return envelope(500, "INTERNAL_SERVER_ERROR", "Simulated failure.")
     return None
