@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 import redis
 from rq import SimpleWorker
 from rq.job import Job
@@ -37,7 +38,9 @@ def drain_one_job_at_a_time(rt: Runtime, ids: list[str]) -> list[tuple[dict, lis
 
 
 def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client,  # noqa: ANN001
-                                                     redis_client: redis.Redis) -> None:
+                                                     redis_client: redis.Redis,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "ROUND_BUDGET", 0)  # every job's budget is spent after its first batch
     rt = runtime
     rt.settings = rt.settings.with_(event_batch=4, partitions=1)  # one partition: one chain of drains
     ids = [post_shop(client, webhook_id=f"w{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(10)]
@@ -55,8 +58,19 @@ def test_large_backlog_is_drained_in_chained_batches(runtime: Runtime, client,  
     assert redis_client.llen(keys.outbox_key("sms")) == 10
 
 
+def test_a_drain_job_within_its_budget_goes_on_to_the_next_batch_and_leaves_no_job_behind(
+        runtime: Runtime, client, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    runtime.settings = runtime.settings.with_(event_batch=4, partitions=1)
+    ids = [post_shop(client, webhook_id=f"r{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(10)]
+    # One fork for the whole backlog: the three batches in one job, the lease given back at the end.
+    assert drain_one_job_at_a_time(runtime, ids) == [({"events": 10, "more": 0}, ["processed"] * 10)]
+    assert pending_ids(redis_client) == [] and drains_held(redis_client) == []
+
+
 def test_a_drain_job_processes_hookline_event_batch_events_and_chains_the_rest(
-        runtime: Runtime, client, redis_url: str, rules_dir) -> None:  # noqa: ANN001
+        runtime: Runtime, client, redis_url: str, rules_dir,  # noqa: ANN001
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "ROUND_BUDGET", 0)
     settings = Settings.from_env({"REDIS_URL": redis_url, "HOOKLINE_RULES_DIR": str(rules_dir),
                                   "HOOKLINE_API_TOKEN": API_TOKEN, "HOOKLINE_EVENT_BATCH": "3",
                                   "HOOKLINE_PARTITIONS": "1"})

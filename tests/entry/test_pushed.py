@@ -3,6 +3,7 @@ lease, swept up when that job is lost; against a real Redis."""
 
 from __future__ import annotations
 
+import pytest
 import redis
 from rq.job import Job
 
@@ -19,8 +20,9 @@ def queued_jobs(rt: Runtime) -> list[Job]:
     return [Job.fetch(job_id, connection=rt.rq_connection) for job_id in queue.job_ids]
 
 
-def test_pushes_are_applied_a_page_at_a_time_by_one_chained_job(runtime: Runtime,
-                                                                 redis_client: redis.Redis) -> None:
+def test_pushes_are_applied_a_page_at_a_time_by_one_chained_job(runtime: Runtime, redis_client: redis.Redis,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "ROUND_BUDGET", 0)  # each job's budget is spent after its first page
     ids = [sent_message(runtime, f"msg_push{i}", f"PROV-P{i}") for i in range(jobs.PUSHED_PAGE + 20)]
     tokens = [runtime.store.pushed.push(Pushed("receipt", receipt(201, mid, f"PROV-P{i}")))
               for i, mid in enumerate(ids)]
@@ -37,6 +39,17 @@ def test_pushes_are_applied_a_page_at_a_time_by_one_chained_job(runtime: Runtime
     assert "+61433333333" in runtime.store.optouts.optouts()
     assert redis_client.llen(keys.PUSHED) == 0 and not redis_client.exists(keys.PUSHED_DRAIN)
     assert jobs.apply_pushed(first) == {"applied": 0, "more": 0}  # RQ re-running it: nothing left, no harm
+
+
+def test_a_pushed_job_within_its_budget_applies_page_after_page_and_leaves_no_job_behind(
+        runtime: Runtime, redis_client: redis.Redis) -> None:
+    ids = [sent_message(runtime, f"msg_pages{i}", f"PROV-Q{i}") for i in range(jobs.PUSHED_PAGE * 2 + 5)]
+    [first, *_] = [runtime.store.pushed.push(Pushed("receipt", receipt(201, mid, f"PROV-Q{i}")))
+                   for i, mid in enumerate(ids)]
+    assert first is not None
+    assert jobs.apply_pushed(first) == {"applied": len(ids), "more": 0}
+    assert queued_jobs(runtime) == [] and not redis_client.exists(keys.PUSHED_DRAIN)
+    assert {runtime.store.messages.message_state(mid) for mid in ids} == {"delivered"}
 
 
 def test_pushes_left_by_a_lost_drain_are_swept_up_and_applied_once(runtime: Runtime,

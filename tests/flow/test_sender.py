@@ -22,6 +22,7 @@ from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.flow.admission import day_of
 from workers.flow.sender import SENDING_LEASE
+from workers.wiring import pipeline
 from workers.wiring.settings import DEFAULT_RECONCILE_GRACE
 
 
@@ -264,6 +265,31 @@ def test_recovery_job_restarts_a_flush_whose_job_was_lost(rt: Runtime, simulator
     jobs.recover_sending()
     work()
     assert states(rt, ids) == {"sent": 5}
+
+
+def test_a_flush_job_within_its_budget_sends_every_waiting_batch_and_chains_no_job(rt: Runtime,
+                                                                                  simulator: Simulator) -> None:
+    rt.settings = rt.settings.with_(send_batch=2)
+    ids = queue_messages(rt, 5)
+    token = rt.store.outbox.claim_flush("sms")
+    result = jobs.flush_outbox("sms", token)
+    # One fork for three batches: the counts of all three, nothing left for another job, the lease given back.
+    assert (result["claimed"], result["calls"], result["sent"], result["wait"]) == (5, 3, 5, 0)
+    assert states(rt, ids) == {"sent": 5} and sends(simulator) == 3
+    assert pipeline.queue(rt.rq_connection, pipeline.SEND_QUEUE).count == 0
+    assert rt.store.outbox.claim_flush("sms") is not None
+
+
+def test_a_flush_job_past_its_budget_hands_the_rest_to_a_new_job_under_the_same_lease(
+        rt: Runtime, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "ROUND_BUDGET", 0)
+    rt.settings = rt.settings.with_(send_batch=2)
+    ids = queue_messages(rt, 5)
+    token = rt.store.outbox.claim_flush("sms")
+    assert jobs.flush_outbox("sms", token)["sent"] == 2
+    [chained] = pipeline.queue(rt.rq_connection, pipeline.SEND_QUEUE).jobs
+    assert chained.args == ("sms", token)
+    assert states(rt, ids) == {"sent": 2, "queued": 3}
 
 
 def test_a_throttled_retry_is_sent_not_taken_for_its_own_duplicate(rt: Runtime, simulator: Simulator) -> None:

@@ -14,6 +14,7 @@ from workers.core.lifecycle import CANCELLABLE, State
 from workers.entry.runtime import Runtime, get_runtime
 from workers.flow import origin
 from workers.flow.optouts import OptoutSync
+from workers.flow.sender import FlushOutcome
 from workers.store.callbacks import CALLBACK_TTL
 from workers.store.events import DrainClaim
 from workers.store.pushed import Pushed
@@ -21,11 +22,16 @@ from workers.wiring import pipeline
 
 # Pushed receipts and replies applied per job round: one page of a poll.
 PUSHED_PAGE = 100
+# A drain, flush or pushed-receipts job goes on to its list's next batch for up to this long before it hands the
+# list to a new job: RQ forks a work horse per job (about 20 ms of CPU each), so a backlog costs few forks, while
+# a worker still returns to its other queues every few seconds and no job nears its timeout or the sending lease.
+ROUND_BUDGET = 2.0
 
 
 def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
-    """Process one batch of `partition`'s pending events while holding its drain lease `token`; chain the next
-    batch. `partition` None is the single list of the versions before partitions (their jobs name none).
+    """Process `partition`'s pending events a batch at a time, for up to ROUND_BUDGET, while holding its drain
+    lease `token`; chain a new job while more wait. `partition` None is the single list of the versions before
+    partitions (their jobs name none).
 
     Each partition has its own list and lease, so drains of different partitions run at once, on any worker of
     any machine, while one partition's events are processed one batch after another, in arrival order. The
@@ -40,14 +46,19 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
     keeper = events.drain_keeper(claim)
     if not keeper.hold():
         return {"events": 0, "more": -1}
+    drained, more, ends = 0, 1, time.monotonic() + ROUND_BUDGET
     with keeper:
-        ids = events.pending_batch(partition, rt.settings.event_batch)
-        if ids:
-            process_event_batch(ids)
-    more = events.finish_batch(claim, len(ids))
+        while more == 1 and not keeper.lost:
+            ids = events.pending_batch(partition, rt.settings.event_batch)
+            if ids:
+                process_event_batch(ids)
+            more = events.finish_batch(claim, len(ids))
+            drained += len(ids)
+            if time.monotonic() >= ends:
+                break
     if more == 1:
         rt.enqueuer.drain(claim)
-    return {"events": len(ids), "more": more}
+    return {"events": drained, "more": more}
 
 
 def process_event_batch(event_ids: list[str]) -> None:
@@ -79,24 +90,33 @@ def sweep_pending_events() -> int:
 
 
 def flush_outbox(channel: str, token: str) -> dict[str, Any]:
-    """Send one batch from `channel`'s outbox holding its flush lease; chain or reschedule the next flush.
+    """Send batches from `channel`'s outbox holding its flush lease, for up to ROUND_BUDGET; chain or reschedule
+    the next flush. Returns the counts of the batches sent, summed (`wait` and `narrowed` the last batch's).
 
     The lease is short and renewed while the batch is sent (as the drain's); a job whose lease another flush
     holds now does nothing.
     """
     rt = get_runtime()
-    keeper = rt.store.outbox.flush_keeper(channel, token)
+    outbox = rt.store.outbox
+    keeper = outbox.flush_keeper(channel, token)
     if not keeper.hold():
         return {"skipped": "another flush holds the lease"}  # a flush claimed again while this one waited
-    now = time.time()
+    sender, total, ends = rt.sender(), FlushOutcome(), time.monotonic() + ROUND_BUDGET
     with keeper:
-        outcome = rt.sender().flush(channel, now)
+        while True:
+            now = time.time()
+            outcome = sender.flush(channel, now)
+            total.add(outcome)
+            # Another batch only when one waits: each batch takes a rate token first, even from an empty outbox.
+            if (outcome.wait > 0 or not outcome.claimed or keeper.lost or time.monotonic() >= ends
+                    or not outbox.outbox_length(channel)):
+                break
     if outcome.wait > 0:
-        if rt.store.outbox.extend_flush(channel, token, outcome.wait):
+        if outbox.extend_flush(channel, token, outcome.wait):
             rt.enqueuer.flush(channel, token, at=now + outcome.wait)
-    elif rt.store.outbox.finish_flush(channel, token) == 1:
+    elif outbox.finish_flush(channel, token) == 1:
         rt.enqueuer.flush(channel, token)
-    return outcome.as_dict()
+    return total.as_dict()
 
 
 def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
@@ -181,7 +201,8 @@ def report_change(message_id: str, state: str) -> int:
 
 
 def apply_pushed(token: str) -> dict[str, int]:
-    """Apply a page of what ClickSend pushed while holding the drain lease `token`; chain the next page.
+    """Apply what ClickSend pushed, a page at a time for up to ROUND_BUDGET, while holding the drain lease
+    `token`; chain the next page.
 
     Leased like `drain_events`: a job whose lease another holds does nothing, one whose lease lapsed with
     nobody else holding it takes it back.
@@ -191,13 +212,18 @@ def apply_pushed(token: str) -> dict[str, int]:
     keeper = pushed.keeper(token)
     if not keeper.hold():
         return {"applied": 0, "more": -1}
+    applied, more, ends = 0, 1, time.monotonic() + ROUND_BUDGET
     with keeper:
-        items = pushed.batch(PUSHED_PAGE)
-        rt.feedback.apply_pushed(items, time.time())
-    more = pushed.finish(token, len(items))
+        while more == 1 and not keeper.lost:
+            items = pushed.batch(PUSHED_PAGE)
+            rt.feedback.apply_pushed(items, time.time())
+            more = pushed.finish(token, len(items))
+            applied += len(items)
+            if time.monotonic() >= ends:
+                break
     if more == 1:
         rt.enqueuer.apply_pushed(token)
-    return {"applied": len(items), "more": more}
+    return {"applied": applied, "more": more}
 
 
 def apply_push(kind: str, data: dict[str, Any]) -> str:

@@ -64,6 +64,12 @@ class FlushOutcome:
     narrowed: int = 0  # the batch size the next flushes use after a refused request (0: unchanged)
     wait: float = 0.0  # > 0: the flush stopped early and should run again after this long
 
+    def add(self, other: FlushOutcome) -> None:
+        """Count `other` (a later batch of the same job) in: its counts added, its `narrowed` and `wait` kept."""
+        for name in ("claimed", "calls", "sent", "failed", "retried", "requeued", "unknown"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.narrowed, self.wait = other.narrowed, other.wait
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-able counts."""
         return dict(self.__dict__)
