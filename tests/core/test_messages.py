@@ -184,7 +184,7 @@ def test_but_gives_what_dataclasses_replace_gave(record: dict[str, Any], other: 
 _DEFAULTS_FOR_BUT = {"id": "m", "event_id": "e", "source": "s", "rule": "r", "channel": "sms", "state": "queued"}
 
 
-def test_a_record_missing_a_required_field_fails_as_it_did() -> None:
+def test_a_record_missing_or_misspelling_a_field_fails_as_it_did() -> None:
     with pytest.raises(KeyError):
         Message.from_json({"id": "m", "event_id": "e", "source": "s", "rule": "r", "state": "queued"})
     with pytest.raises(KeyError):
@@ -193,6 +193,11 @@ def test_a_record_missing_a_required_field_fails_as_it_did() -> None:
         Message.from_json({"event_id": "e", "source": "s", "rule": "r", "channel": "sms", "state": "queued"})
     with pytest.raises(TypeError):
         message(id="m").but(no_such_field=1)
+    for bad in ({"channel": "fax"}, {"state": "lost"}, {"operation": "merge"}, {"state": ["queued"]}):
+        with pytest.raises(ValueError):
+            message(id="m", **bad)
+    with pytest.raises(ValueError):
+        message(id="m").moved("lost")  # type: ignore[arg-type]
 
 
 def test_each_message_read_has_its_own_empty_mappings() -> None:
