@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from decimal import Decimal
 
 from tests.messages import message
 from workers.core.lifecycle import State
@@ -45,3 +47,26 @@ def test_members_whose_records_expired_leave_the_set(runtime: Runtime) -> None:
 def test_a_message_created_final_gives_its_sets_a_retention(runtime: Runtime) -> None:
     runtime.store.messages.create_messages([doc("msg_g6", "suppressed", event_id="evt_g4", key=None)], time.time())
     assert 0 < runtime.store.r.pttl(event_messages_key("evt_g4")) <= runtime.settings.message_ttl * 1000
+
+
+def test_a_hash_written_by_an_older_version_still_reads(runtime: Runtime) -> None:
+    # Its document lacks fields added since and carries one since removed; the fields set beside it are JSON
+    # (a transition's) or plain text (the scripts' state, event id and channel); the scripts' own are left out.
+    r, messages = runtime.store.r, runtime.store.messages
+    doc = {"id": "msg_old1", "event_id": "evt_old", "source": "shop", "rule": "r", "channel": "sms",
+           "state": "planned", "to": "+61411111111", "from": "Shop", "estimate": "0.0792", "retired_field": [1]}
+    r.hset("hl:msg:msg_old1", mapping={
+        "doc": json.dumps(doc), "state": "sent", "event_id": "evt_old", "channel": "sms", "rule": "1",
+        "groups": json.dumps(["hl:event:evt_old:msgs"]), "updated_at": "1790000000.5", "provider_id": '"P1"',
+        "price": '"0.0800"', "parts": "1", "error": "not json {"})
+    r.set("hl:provider:P1", "msg_old1")
+    msg = messages.get_messages(["msg_old1", "msg_none"])
+    assert msg[1] is None and msg[0] is not None
+    got = msg[0]
+    assert (got.state, got.rule, got.from_, got.estimate, got.price, got.parts, got.provider_id) == \
+        (State.SENT, "r", "Shop", Decimal("0.0792"), Decimal("0.0800"), 1, "P1")
+    assert (got.updated_at, got.error, got.retries, got.contact, got.reasons, got.timeline) == \
+        (1790000000.5, "not json {", 0, {}, (), ())
+    assert messages.find_many([("msg_old1", None), (None, "P1"), ("msg_old1", "P2")]) == [got, got, None]
+    with_log = messages.get_message("msg_old1")
+    assert with_log is not None and with_log.but(timeline=()) == got

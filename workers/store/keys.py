@@ -121,10 +121,28 @@ def maybe_text(value: Any) -> str | None:
 
 def maybe_json(value: str) -> Any:
     """A stored field decoded from JSON when it is JSON, else as the string it is."""
+    if isinstance(value, str):
+        first = value[:1]
+        if first not in _JSON_START:
+            return value  # no JSON text starts so: spares json.loads raising on every plain string
+        if first not in _JSON_SPACE:
+            try:
+                decoded, end = _DECODER.raw_decode(value)
+            except ValueError:
+                return value
+            if end == len(value):
+                return decoded
+            # text after the value: json.loads's answer (trailing whitespace is JSON, anything else is not)
     try:
         return json.loads(value)
     except ValueError:
         return value
+
+
+_JSON_SPACE = frozenset(" \t\n\r")
+_JSON_START = frozenset('{["-0123456789tfnNI') | _JSON_SPACE
+"""What a JSON text may start with (json.loads also reads NaN, Infinity and -Infinity); the whitespace it skips."""
+_DECODER = json.JSONDecoder()  # json.loads's own, whose raw_decode skips the wrappers and the end check
 
 
 DUE = f"{PREFIX}:due"

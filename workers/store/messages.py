@@ -341,8 +341,17 @@ def _parse(raw: dict[str, str], timeline: tuple[Any, ...] = ()) -> Message | Non
     """A message hash as one value: `doc` with the fields set since over it (None when there is no record)."""
     if not raw or "doc" not in raw:
         return None
-    doc = json.loads(raw.pop("doc"))
-    raw.pop("groups", None)  # Redis key names, for the scripts only
-    raw.pop("rule", None)  # a copy of the document's, for the counting scripts (a rule named "1" stays a string)
-    doc.update({k: maybe_json(v) for k, v in raw.items()})
-    return Message.from_json(doc | {"timeline": timeline})
+    doc = json.loads(raw["doc"])
+    for k, v in raw.items():
+        if k not in _NOT_SET_SINCE:
+            doc[k] = maybe_json(v)
+    doc["timeline"] = timeline
+    return Message.from_json(doc)
+
+
+_NOT_SET_SINCE = frozenset((
+    "doc",
+    "groups",  # Redis key names, for the scripts only
+    "rule",  # a copy of the document's, for the counting scripts (a rule named "1" stays a string)
+))
+"""The fields of a message hash that are not fields of the message set since its document."""
