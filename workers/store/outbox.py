@@ -46,6 +46,16 @@ redis.call('EXPIRE', KEYS[1], 3600)
 return tostring(wait)
 """
 
+# KEYS: the pause, the flush lease. ARGV: a new token, lease ms. Lift the pause and give the flush lease to the
+# new token in one step, whoever held it (the flush waiting out the pause): 1 when there was a pause.
+_RESUME = """
+if redis.call('DEL', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 class OutboxRecords:
     """Outboxes and their flush leases, pauses, narrowed batch sizes and strikes, and the token bucket."""
 
@@ -56,6 +66,7 @@ class OutboxRecords:
         self._requeue = r.register_script(REQUEUE)
         self._token = r.register_script(_TOKEN)
         self._flush_done = r.register_script(FINISH_ROUND)
+        self._resume = r.register_script(_RESUME)
 
     def outbox_length(self, channel: str) -> int:
         """Messages waiting in `channel`'s outbox (cancelled ones included until a flush drops them)."""
@@ -119,10 +130,19 @@ class OutboxRecords:
             raw = self.r.get(outbox_pause_key(channel))
         return json.loads(raw) if raw else None
 
-    def resume(self, channel: str) -> bool:
-        """Lift the pause on `channel` (a person's call); True when there was one."""
+    def resume(self, channel: str) -> str | None:
+        """Lift the pause on `channel` (a person's call) and take its flush lease with a new token: the token to
+        flush with now, or None when there was no pause.
+
+        The new token supersedes the flush waiting out the pause (its scheduled job then finds the lease not
+        its own and does nothing), so one flush, not two, takes rate tokens from here on. Both happen in one
+        step: a flush that runs before it still sees the pause and sends nothing.
+        """
+        token = secrets.token_hex(8)
         with available():
-            return bool(self.r.delete(outbox_pause_key(channel)))
+            lifted = self._resume(keys=[outbox_pause_key(channel), outbox_flush_key(channel)],
+                                  args=[token, FLUSH_LEASE_MS])
+        return token if lifted else None
 
     def flush_token(self, channel: str) -> str | None:
         """The token of the flush lease on `channel`, when one is held."""
