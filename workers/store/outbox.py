@@ -16,10 +16,12 @@ from workers.store.keys import (
     BUCKET,
     available,
     maybe_text,
+    message_key,
     outbox_flush_key,
     outbox_key,
     outbox_limit_key,
     outbox_pause_key,
+    state_index_key,
 )
 from workers.store.lease import FINISH_ROUND, LeaseKeeper
 from workers.store.transitions import CLAIM, REQUEUE
@@ -56,6 +58,19 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+# KEYS: the `sending` index, then each message's key. ARGV: now, then the ids (in KEYS' order). Each message still
+# `sending` counts as claimed from `now` in the index (what the sending lease's recovery reads); how many.
+_KEEP_SENDING = """
+local kept = 0
+for i = 2, #KEYS do
+  if redis.call('HGET', KEYS[i], 'state') == 'sending' then
+    kept = kept + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i])
+  end
+end
+return kept
+"""
+
+
 class OutboxRecords:
     """Outboxes and their flush leases, pauses, narrowed batch sizes and strikes, and the token bucket."""
 
@@ -67,6 +82,7 @@ class OutboxRecords:
         self._token = r.register_script(_TOKEN)
         self._flush_done = r.register_script(FINISH_ROUND)
         self._resume = r.register_script(_RESUME)
+        self._keep_sending = r.register_script(_KEEP_SENDING)
 
     def outbox_length(self, channel: str) -> int:
         """Messages waiting in `channel`'s outbox (cancelled ones included until a flush drops them)."""
@@ -110,6 +126,15 @@ class OutboxRecords:
             return 0
         with available():
             return int(self._requeue(args=[now, reason, str(from_state), int(self.message_ttl * 1000), *ids]))
+
+    def keep_sending(self, ids: list[str], now: float) -> int:
+        """Renew the sending claim of those of `ids` still `sending`, as if claimed at `now`, for a flush still
+        working on them (long contact-list work); how many were renewed."""
+        if not ids:
+            return 0
+        with available():
+            return int(self._keep_sending(keys=[state_index_key(State.SENDING), *map(message_key, ids)],
+                                          args=[now, *ids]))
 
     def take_token(self, rate: float, burst: float, now: float) -> float:
         """One provider call's worth from the shared bucket: 0 when granted, else seconds to wait."""
