@@ -5,6 +5,7 @@ becomes a message per number, sent in the outbox's batches, with the opted-out n
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.entry.runtime import Runtime
-from workers.flow.sender import SENDING_LEASE
+from workers.flow import sender
+from workers.flow.contactlists import ContactLists
+from workers.flow.sender import INTERRUPTED, MAX_INTERRUPTED, SENDING_LEASE
+from workers.store.keys import state_index_key
+from workers.store.messages import Change
 from workers.wiring.rulesdir import RulesDir
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -321,3 +326,49 @@ def test_a_send_to_a_list_approved_once_is_not_held_again_per_number(rt: Runtime
     children = children_of(rt, eid)
     assert [m.state for m in children] == [State.SENT] * 2
     assert all("policy default: approved by ann" in m.timeline[1]["reason"] for m in children)
+
+
+def test_a_write_interrupted_time_after_time_fails_instead_of_being_done_again_forever(
+        rt: Runtime, simulator: Simulator, calls: list[Call]) -> None:
+    eid = event(rt, "c1")
+    now = time.time()
+    for attempt in range(1, MAX_INTERRUPTED + 1):
+        # Claimed by a flush whose worker died (or ran out of time) before the write was done, every time.
+        assert rt.store.outbox.claim_batch("contact", 10, now) == [the_message(rt, eid).id]
+        now += SENDING_LEASE + 1
+        result = rt.sender().recover(now)
+        assert result["requeued"] == (1 if attempt < MAX_INTERRUPTED else 0), attempt
+    msg = the_message(rt, eid)
+    assert msg.state == State.FAILED
+    assert msg.timeline[-1]["reason"].startswith(f"interrupted {MAX_INTERRUPTED} times before it was done")
+    assert [t["reason"] for t in msg.timeline].count(INTERRUPTED) == MAX_INTERRUPTED - 1
+    assert rt.store.outbox.outbox_length("contact") == 0 and writes(calls) == []
+
+
+def test_the_claim_of_a_long_contact_write_is_renewed_while_it_runs(rt: Runtime, simulator: Simulator,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    eid = event(rt, "c1")
+    mid = the_message(rt, eid).id
+    monkeypatch.setattr(sender, "SENDING_LEASE", 0.3)  # renewed every 0.1 s instead of every 40
+    renewed = threading.Event()
+    keep_sending = rt.store.outbox.keep_sending
+
+    def keep(ids: list[str], now: float) -> int:
+        kept = keep_sending(ids, now)
+        if kept:
+            renewed.set()
+        return kept
+
+    monkeypatch.setattr(rt.store.outbox, "keep_sending", keep)
+    write = ContactLists.write
+    now = time.time()
+
+    def long_write(self: ContactLists, msg: Message, now: float) -> Change:
+        assert renewed.wait(30), "the claim was never renewed while the write ran"
+        assert rt.store.r.zscore(state_index_key(State.SENDING), msg.id) > now  # claimed afresh, later
+        return write(self, msg, now)
+
+    monkeypatch.setattr(ContactLists, "write", long_write)
+    assert rt.sender().flush("contact", now).sent == 1
+    assert the_message(rt, eid).state == State.SENT
+    assert rt.store.outbox.keep_sending([mid], now + 1) == 0  # sent: not sending, nothing to renew

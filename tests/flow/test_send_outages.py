@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
 from tests.conftest import Simulator
@@ -20,7 +21,7 @@ from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.store.keys import outbox_key
 from workers.tools.localredis import free_port
-from workers.wiring import pipeline
+from workers.wiring import handover, pipeline
 from workers.wiring.settings import DEFAULT_RECONCILE_GRACE
 
 
@@ -136,3 +137,26 @@ def test_history_unavailable_during_reconcile_reschedules_it_and_resends_nothing
     assert states(rt, ids) == {"sent": 10}
     assert simulator.state.ledger_view()["duplicates"] == {}
     assert simulator.state.ledger_view()["accepted"] == 10
+
+
+def test_resuming_a_paused_outbox_supersedes_the_flush_waiting_out_the_pause(
+        rt: Runtime, simulator: Simulator, work, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(jobs, "ROUND_BUDGET", 0)  # each flush job sends one batch, then chains the next
+    rt.settings = rt.settings.with_(send_batch=2)  # two flushes' worth: the resumed chain is still going...
+    ids = queue_messages(rt, 4)
+    rt.store.outbox.pause("sms", time.time() + 600, "ClickSend answered 429")
+    assert rt.enqueuer.kick("sms")
+    work((pipeline.SEND_QUEUE,))  # the flush finds the pause and comes back at its end
+    [(_, waiting)] = scheduled_send_jobs(rt, pipeline.FLUSH_OUTBOX)
+    assert handover.resume(rt.store, rt.enqueuer, "sms", "ops")
+    queue = pipeline.queue(rt.rq_connection, pipeline.SEND_QUEUE)
+    [resumed] = queue.jobs
+    assert resumed.args[0] == "sms" and resumed.args[1] != waiting[1]  # a lease of its own
+    SimpleWorker([queue], connection=rt.rq_connection).work(burst=True, max_jobs=1)
+    assert states(rt, ids) == {"sent": 2, "queued": 2} and len(queue.jobs) == 1  # ...and chained its next
+    # ...when the time of the flush that waited out the pause comes: the lease is not its own any more.
+    assert jobs.flush_outbox(*waiting) == {"skipped": "another flush holds the lease"}
+    work((pipeline.SEND_QUEUE,))
+    assert states(rt, ids) == {"sent": 4}
+    assert simulator.state.ledger == dict.fromkeys(ids, 1) and sends(simulator) == 2
+    assert not handover.resume(rt.store, rt.enqueuer, "sms", "ops")  # not paused: nothing to resume

@@ -36,8 +36,9 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
     Each partition has its own list and lease, so drains of different partitions run at once, on any worker of
     any machine, while one partition's events are processed one batch after another, in arrival order. The
     lease is short and renewed while the batch is processed, so it lapses seconds after a worker dies with it.
-    A job whose lease another drain holds now (RQ re-running a killed job, a drain claimed again while this one
-    waited in the queue) does nothing; one whose lease lapsed with nobody else holding it takes it back, so no
+    A drain waits in the queue under a longer claim naming its job, which its start turns into the short lease.
+    A job whose lease another drain holds now (RQ re-running a killed job, a drain taken over while this one
+    was lost to the queue) does nothing; one whose lease lapsed with nobody else holding it takes it back, so no
     pending event is left without a drain.
     """
     rt = get_runtime()
@@ -52,12 +53,14 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
             ids = events.pending_batch(partition, rt.settings.event_batch)
             if ids:
                 process_event_batch(ids)
-            more = events.finish_batch(claim, len(ids))
+            last = time.monotonic() >= ends
+            done = events.finish_batch(claim, len(ids), hand_over=last)
+            more = done.more
             drained += len(ids)
-            if time.monotonic() >= ends:
+            if last:
                 break
     if more == 1:
-        rt.enqueuer.drain(claim)
+        rt.enqueuer.drain(done.next)
     return {"events": drained, "more": more}
 
 
@@ -81,9 +84,16 @@ def fire_due_messages() -> int:
 
 def sweep_pending_events() -> int:
     """Periodic safety net: start a drain of every partition where events wait and no drain holds the lease (a
-    lost enqueue, a dead holder's lapsed lease, a partition beyond a lowered count); how many were started."""
+    lost enqueue, a dead holder's lapsed lease, a partition beyond a lowered count), or where the drain claimed
+    for a job is no longer waiting for it (the job was lost); how many were started.
+
+    A drain claimed for a job RQ still has waiting is left to it (its claim renewed), however long the queue:
+    claiming it again would only pile up drain jobs that find the lease another's.
+    """
     rt = get_runtime()
-    claims = rt.store.events.claim_drains()
+    events = rt.store.events
+    queued = events.queued_drains()
+    claims = events.settle_drains(queued, rt.enqueuer.fates([c.job for c in queued])) + events.claim_drains()
     for claim in claims:
         rt.enqueuer.drain(claim)
     return len(claims)
@@ -204,8 +214,8 @@ def apply_pushed(token: str) -> dict[str, int]:
     """Apply what ClickSend pushed, a page at a time for up to ROUND_BUDGET, while holding the drain lease
     `token`; chain the next page.
 
-    Leased like `drain_events`: a job whose lease another holds does nothing, one whose lease lapsed with
-    nobody else holding it takes it back.
+    Leased like `drain_events`: it waits in the queue under a claim naming it; a job whose lease another holds
+    does nothing, one whose lease lapsed with nobody else holding it takes it back.
     """
     rt = get_runtime()
     pushed = rt.store.pushed
@@ -217,12 +227,14 @@ def apply_pushed(token: str) -> dict[str, int]:
         while more == 1 and not keeper.lost:
             items = pushed.batch(PUSHED_PAGE)
             rt.feedback.apply_pushed(items, time.time())
-            more = pushed.finish(token, len(items))
+            last = time.monotonic() >= ends
+            done = pushed.finish(token, len(items), hand_over=last)
+            more = done.more
             applied += len(items)
-            if time.monotonic() >= ends:
+            if last:
                 break
     if more == 1:
-        rt.enqueuer.apply_pushed(token)
+        rt.enqueuer.apply_pushed(token, done.next_job)
     return {"applied": applied, "more": more}
 
 
@@ -235,9 +247,18 @@ def apply_push(kind: str, data: dict[str, Any]) -> str:
 
 def sweep_pushed() -> bool:
     """Periodic safety net: start applying pushed receipts and replies when some wait and no job holds the
-    lease (the job that would have was lost)."""
+    lease, or the job its claim was made for is no longer waiting for it (the job was lost). A claim whose job
+    RQ still has waiting is left to it, its claim renewed (as `sweep_pending_events`)."""
     rt = get_runtime()
-    token = rt.store.pushed.claim()
+    pushed = rt.store.pushed
+    queued = pushed.queued()
+    if queued is not None:
+        [fate] = rt.enqueuer.fates([queued[1]])
+        taken = pushed.settle(*queued, fate)
+        if taken is not None:
+            rt.enqueuer.apply_pushed(*taken)
+            return True
+    token = pushed.claim()
     if token:
         rt.enqueuer.apply_pushed(token)
     return token is not None

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from types import TracebackType
 from typing import Any
+
+import redis
 
 from workers.clicksend.client import ClickSendClient, iter_pages
 from workers.core import payloads
@@ -48,6 +53,11 @@ RECONCILE_AFTER = 5.0  # seconds before the first history lookup of an unknown o
 SENDING_LEASE = 120.0  # a message `sending` longer than this belonged to a worker that died
 NARROW_FOR = 600.0  # seconds smaller batches last while the message that made a request refused is sought
 REPLICA_RETRY = 1.0  # a claim no replica acknowledged is put back and the flush runs again after this long
+# A contact write or a send to a list interrupted this many times (its worker died, or its flush ran out of
+# time, each time before it was done) fails instead of being done yet again: one that cannot finish within a
+# flush would otherwise be redone forever.
+MAX_INTERRUPTED = 3
+INTERRUPTED = "interrupted: doing it again"
 
 
 @dataclass
@@ -73,6 +83,34 @@ class FlushOutcome:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able counts."""
         return dict(self.__dict__)
+
+
+class _KeepingClaims:
+    """Renews the sending claims of messages a flush is working on one at a time, every third of SENDING_LEASE
+    from a daemon thread, so that recovery does not take them (and have them done again) while a long contact
+    write or send to a list still runs. Time runs on from the flush's `now`."""
+
+    def __init__(self, renew: Callable[[float], object], now: float):
+        self.renew, self.now = renew, now
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keeping sending claims", daemon=True)
+
+    def __enter__(self) -> _KeepingClaims:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SENDING_LEASE / 3):
+            try:
+                self.renew(self.now + time.monotonic() - self._started)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:  # the next renewal may get through
+                log.warning("could not renew sending claims: %s", exc)
 
 
 class Sender:
@@ -186,7 +224,14 @@ class Sender:
                        work: Callable[[Message], Change]) -> None:
         """Contact writes and sends to lists, one at a time (a token each), met like sends: a 429 or an outage
         puts the rest back and pauses the outbox, bad credentials raise the alert, a refusal (an unknown list, a
-        bad field) fails that one alone. Doing one again is safe: each looks at the list before it acts."""
+        bad field) fails that one alone. Doing one again is safe: each looks at the list before it acts. Each
+        may page through a whole list: the claims of those not done yet are renewed meanwhile."""
+        keep = partial(self.store.outbox.keep_sending, [d.id for d in docs])
+        with _KeepingClaims(keep, now):
+            self._each_at_a_time(channel, docs, now, out, work)
+
+    def _each_at_a_time(self, channel: str, docs: list[Message], now: float, out: FlushOutcome,
+                        work: Callable[[Message], Change]) -> None:
         for index, doc in enumerate(docs):
             rest = [d.id for d in docs[index:]]
             wait = self.store.outbox.take_token(self.settings.send_rate, max(1.0, self.settings.send_rate),
@@ -325,11 +370,13 @@ class Sender:
         if not docs:
             return {"sent": 0, "requeued": 0, "waiting": 0}
         # Contact writes and sends to lists have no history to consult, and need none: each looks before it acts.
-        again = [d.id for d in docs if d.channel == Channel.CONTACT or d.list_ref]
-        early = self.store.outbox.requeue(again, now, "interrupted: doing it again", from_state=State.UNKNOWN)
+        redo = [d for d in docs if d.channel == Channel.CONTACT or d.list_ref]
+        given_up = self._give_up(redo, now)
+        again = [d.id for d in redo if d.id not in given_up]
+        early = self.store.outbox.requeue(again, now, INTERRUPTED, from_state=State.UNKNOWN)
         if early:
             self.enqueuer.kick(channel)
-        docs = [d for d in docs if d.id not in again]
+        docs = [d for d in docs if d.channel != Channel.CONTACT and not d.list_ref]
         if not docs:
             return {"sent": 0, "requeued": early, "waiting": 0}
         since = min(d.sending_since or d.updated_at or now for d in docs)
@@ -359,6 +406,28 @@ class Sender:
         if waiting:
             self.enqueuer.reconcile(channel, waiting, now + 10.0)
         return {"sent": len(sent), "requeued": early + requeued, "waiting": len(waiting)}
+
+    def _give_up(self, docs: list[Message], now: float) -> set[str]:
+        """Fail the contact writes and sends to lists among `docs` that were interrupted MAX_INTERRUPTED times
+        (done again each time, interrupted again); their ids, whether or not they were still unknown."""
+        counts = {d.id: self._interruptions(d.id) for d in docs}
+        over = [mid for mid, n in counts.items() if n >= MAX_INTERRUPTED]
+        if not over:
+            return set()
+        changes = [Change(mid, State.FAILED, f"interrupted {counts[mid]} times before it was done: given up "
+                          "(a list too long to finish within one flush?)", {"error": "interrupted"},
+                          expect=frozenset({State.UNKNOWN})) for mid in over]
+        applied = self.store.messages.apply_many(changes, now)
+        self._settled(docs, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
+        log.warning("gave up on %d contact write(s) or send(s) to a list interrupted %d times: %s", len(over),
+                    MAX_INTERRUPTED, ", ".join(over))
+        return set(over)
+
+    def _interruptions(self, message_id: str) -> int:
+        """How many times the message was interrupted before it was done: the first time, and each time it
+        was done again since."""
+        msg = self.store.messages.get_message(message_id)
+        return 1 + sum(1 for t in (msg.timeline if msg else ()) if t.get("reason") == INTERRUPTED)
 
     def _history_by_custom_string(self, channel: str, date_from: int, date_to: int) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}

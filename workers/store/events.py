@@ -32,7 +32,7 @@ from workers.store.keys import (
     text,
     texts,
 )
-from workers.store.lease import FINISH_ROUND, LeaseKeeper
+from workers.store.lease import FINISH_ROUND, JobFate, LeaseKeeper, QueuedClaim, QueuedClaims, job_key
 from workers.store.pages import Page, Position, Walker, Window, scan
 
 EVENT_STATUSES = ("received", "processed", "failed")
@@ -40,16 +40,23 @@ _CHUNK = 250  # index entries read, and records checked against the filters, per
 
 # The drain lease lapses this long after its holder stops renewing it: a drain job renews it every third of
 # this while it works (`drain_keeper`), so a worker killed mid-drain holds up new events for seconds, not
-# minutes. It is also how long a claimed drain may wait in the queue before another claim may replace it.
+# minutes.
 DRAIN_LEASE_MS = 15_000
+# A drain claimed for a job that waits in the queue (at ingest, by the sweep, a chained batch) holds the lease
+# this long instead, naming its job (`lease.job_key`): under a backlog the job may wait longer than the short
+# lease, which would then lapse and be claimed again for another job, and another. The sweep keeps the claim
+# while RQ still has the job waiting; one whose job RQ does not have (a lost enqueue) becomes the short lease
+# and lapses as before, one whose job ended without holding it is taken over at once (`lease.QueuedClaims`).
+DRAIN_QUEUED_MS = 300_000
 
 # Every partition a drain may find events in: all that any count allowed (a count lowered on a running
 # deployment leaves events beyond it), then the single list of the versions before partitions.
 ALL_PARTITIONS: tuple[int | None, ...] = (*range(MAX_PARTITIONS), None)
 
 # Dedupe, persist, index, hand over, and claim the drain in one atomic step: either all happen or none. The
-# answer (accepted or duplicate) is counted in the same step (KEYS[5]), so counting costs no round trip.
-# KEYS[5..]: the listing indexes (by time, source, type, external id); ARGV[7]: the received time. Each index
+# answer (accepted or duplicate) is counted in the same step (KEYS[5]), so counting costs no round trip. The
+# claim names its job (KEYS[6], ARGV[10]): a queued claim, ARGV[5] ms.
+# KEYS[7..]: the listing indexes (by time, source, type, external id); ARGV[7]: the received time. Each index
 # drops the entries older than the event TTL as it gains one and expires with its newest event, so none
 # outlives the records it points to by more than until its next ingest; no periodic job is needed.
 _INGEST = """
@@ -61,26 +68,29 @@ redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
 redis.call('HSET', KEYS[2], 'doc', ARGV[2], 'status', 'received')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local expired = '(' .. string.format('%.6f', tonumber(ARGV[7]) - tonumber(ARGV[4]) / 1000)
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[7], ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', expired)
   redis.call('PEXPIRE', KEYS[i], ARGV[4])
 end
 redis.call('RPUSH', KEYS[3], ARGV[1])
 if redis.call('SET', KEYS[4], ARGV[6], 'NX', 'PX', ARGV[5]) then
+  redis.call('SET', KEYS[6], ARGV[10], 'PX', ARGV[5])
   return {1, 1}
 end
 return {1, 0}
 """
 
 # Claim the drain of every partition where events wait and nobody holds it (the periodic sweep; a lost enqueue;
-# a dead holder's lapsed lease). KEYS: pending list and lease, pair after pair; ARGV: a token prefix, lease ms.
-# Returns the 0-based numbers of the pairs claimed; pair i's token is the prefix, ':' and i.
+# a dead holder's lapsed lease), each a queued claim for its job. KEYS: pending list, lease and its job key,
+# three by three; ARGV: a token prefix, queued lease ms, a job id prefix. Returns the 0-based numbers of the
+# triples claimed; triple i's token is the token prefix, ':' and i, its job's id the job id prefix and i.
 _DRAIN_CLAIM = """
 local claimed = {}
-for i = 1, #KEYS, 2 do
-  local n = (i - 1) / 2
+for i = 1, #KEYS, 3 do
+  local n = (i - 1) / 3
   if redis.call('LLEN', KEYS[i]) > 0 and redis.call('SET', KEYS[i + 1], ARGV[1] .. ':' .. n, 'NX', 'PX', ARGV[2]) then
+    redis.call('SET', KEYS[i + 2], ARGV[3] .. n, 'PX', ARGV[2])
     claimed[#claimed + 1] = n
   end
 end
@@ -107,10 +117,30 @@ return 0
 @dataclass(frozen=True)
 class DrainClaim:
     """The drain lease of one partition's pending list, held with `token`: what a drain job is started with.
-    `partition` None is the single list of the versions before partitions."""
+    `partition` None is the single list of the versions before partitions. `job`: the id of the RQ job the
+    claim was made for ("" once that job runs under it)."""
 
     partition: int | None
     token: str
+    job: str = ""
+
+
+@dataclass(frozen=True)
+class DrainRound:
+    """What `finish_batch` did: `more` 1 when more events wait (the lease is kept for `next`, the job to chain),
+    0 when the list is drained (the lease given back), -1 when the lease was lost to another drain."""
+
+    more: int
+    next: DrainClaim
+
+
+def drain_job_id() -> str:
+    """A new drain job's id: each claim names the job it is for."""
+    return f"hookline-drain-{secrets.token_hex(8)}"
+
+
+def _drain_leases() -> list[str]:
+    return [events_drain_key(p) for p in ALL_PARTITIONS]
 
 
 @dataclass(frozen=True)
@@ -163,24 +193,26 @@ class EventRecords:
         self._drain_claim = r.register_script(_DRAIN_CLAIM)
         self._pending_count = r.register_script(_PENDING_COUNT)
         self._hset_existing = r.register_script(_HSET_EXISTING)
+        self._queued = QueuedClaims(r, DRAIN_QUEUED_MS, DRAIN_LEASE_MS)
         self._walker = Walker(r)
 
     def ingest(self, event: Event, dedupe_window: float, ttl: float, partitions: int) -> IngestResult:
         """Store `event` and queue it for the workers unless its dedupe id was seen within `dedupe_window`: at the
         end of the pending list of its partition (of `partitions`, by its ordering key), claiming that
         partition's drain if nobody holds it."""
-        token = secrets.token_hex(8)
+        token, job = secrets.token_hex(8), drain_job_id()
         partition = partition_of(event.ordering_key, partitions)
         doc = json.dumps(event.to_dict(), separators=(",", ":"))
+        lease = events_drain_key(partition)
         with available():
             created, claimed, *first = self._ingest(
                 keys=[seen_key(event.dedupe_id), event_key(event.id), events_pending_key(partition),
-                      events_drain_key(partition), STATS_EVENTS, *_indexes(event)],
-                args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_LEASE_MS, token,
+                      lease, STATS_EVENTS, job_key(lease), *_indexes(event)],
+                args=[event.id, doc, int(dedupe_window * 1000), int(ttl * 1000), DRAIN_QUEUED_MS, token,
                       repr(event.received_at), field(event.source, ACCEPTED, 202),
-                      field(event.source, DUPLICATE, 200)],
+                      field(event.source, DUPLICATE, 200), job],
             )
-        return IngestResult(bool(created), DrainClaim(partition, token) if claimed else None,
+        return IngestResult(bool(created), DrainClaim(partition, token, job) if claimed else None,
                             text(first[0]) if first else event.id)
 
     def get_event(self, event_id: str) -> EventRecord | None:
@@ -215,24 +247,50 @@ class EventRecords:
         with available():
             return texts(self.r.lrange(events_pending_key(partition), 0, size - 1))
 
-    def finish_batch(self, claim: DrainClaim, count: int) -> int:
-        """Drop `count` processed ids. 1: more wait, keep draining; 0: drained; -1: lease lost, stop."""
+    def finish_batch(self, claim: DrainClaim, count: int, hand_over: bool = True) -> DrainRound:
+        """Drop `count` processed ids: more wait (the lease kept, as a queued claim for the next job when this
+        one `hand_over`s, else as this job's short lease), drained, or the lease lost (stop)."""
+        follow = DrainClaim(claim.partition, claim.token, drain_job_id() if hand_over else "")
+        lease = events_drain_key(claim.partition)
+        keys = [events_pending_key(claim.partition), lease]
+        args: list[str | int] = [claim.token, count, DRAIN_LEASE_MS]
+        if hand_over:
+            keys, args = [*keys, job_key(lease)], [claim.token, count, DRAIN_QUEUED_MS, follow.job]
         with available():
-            return int(self._drain_done(keys=[events_pending_key(claim.partition), events_drain_key(claim.partition)],
-                                        args=[claim.token, count, DRAIN_LEASE_MS]))
+            more = int(self._drain_done(keys=keys, args=args))
+        return DrainRound(more, follow)
 
     def claim_drains(self) -> list[DrainClaim]:
         """Claim the drain lease of every partition where events wait and nobody holds it, in one round trip:
         every partition up to MAX_PARTITIONS (whatever the count in use) and the old single list."""
         prefix = secrets.token_hex(8)
-        keys = [key for p in ALL_PARTITIONS for key in (events_pending_key(p), events_drain_key(p))]
+        jobs = f"hookline-drain-{prefix}-"
+        keys = [key for p in ALL_PARTITIONS
+                for key in (events_pending_key(p), events_drain_key(p), job_key(events_drain_key(p)))]
         with available():
-            claimed = self._drain_claim(keys=keys, args=[prefix, DRAIN_LEASE_MS])
-        return [DrainClaim(ALL_PARTITIONS[int(n)], f"{prefix}:{int(n)}") for n in claimed]
+            claimed = self._drain_claim(keys=keys, args=[prefix, DRAIN_QUEUED_MS, jobs])
+        return [DrainClaim(ALL_PARTITIONS[int(n)], f"{prefix}:{int(n)}", f"{jobs}{int(n)}") for n in claimed]
+
+    def queued_drains(self) -> list[DrainClaim]:
+        """The drains claimed for a job that has not started on them yet, every partition's, in one round trip."""
+        with available():
+            found = self._queued.find(_drain_leases())
+        return [DrainClaim(ALL_PARTITIONS[c.index], c.token, c.job) for c in found]
+
+    def settle_drains(self, claims: list[DrainClaim], fates: list[JobFate]) -> list[DrainClaim]:
+        """Settle each queued drain of `claims` (from `queued_drains`) by its job's fate, if it is still the same
+        claim: kept while the job waits, made the short lease once it started, taken over when it is gone. The
+        drains taken over, for new jobs to be started with."""
+        index = {p: n for n, p in enumerate(ALL_PARTITIONS)}
+        found = [QueuedClaim(index[c.partition], c.token, c.job) for c in claims]
+        with available():
+            taken = self._queued.settle(_drain_leases(), found, fates, drain_job_id)
+        return [DrainClaim(ALL_PARTITIONS[c.index], c.token, c.job) for c in taken]
 
     def drain_keeper(self, claim: DrainClaim) -> LeaseKeeper:
-        """The keeper of the drain lease `claim`: `hold()` it before draining, and work inside `with` it."""
-        return LeaseKeeper(self.r, events_drain_key(claim.partition), claim.token, DRAIN_LEASE_MS)
+        """The keeper of the drain lease `claim`: `hold()` it before draining (a queued claim then becomes the
+        short lease), and work inside `with` it."""
+        return LeaseKeeper(self.r, events_drain_key(claim.partition), claim.token, DRAIN_LEASE_MS, queued=True)
 
     def pending_count(self) -> int:
         """How many events wait for processing, in every partition."""

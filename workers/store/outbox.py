@@ -16,10 +16,12 @@ from workers.store.keys import (
     BUCKET,
     available,
     maybe_text,
+    message_key,
     outbox_flush_key,
     outbox_key,
     outbox_limit_key,
     outbox_pause_key,
+    state_index_key,
 )
 from workers.store.lease import FINISH_ROUND, LeaseKeeper
 from workers.store.transitions import CLAIM, REQUEUE
@@ -46,6 +48,29 @@ redis.call('EXPIRE', KEYS[1], 3600)
 return tostring(wait)
 """
 
+# KEYS: the pause, the flush lease. ARGV: a new token, lease ms. Lift the pause and give the flush lease to the
+# new token in one step, whoever held it (the flush waiting out the pause): 1 when there was a pause.
+_RESUME = """
+if redis.call('DEL', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: the `sending` index, then each message's key. ARGV: now, then the ids (in KEYS' order). Each message still
+# `sending` counts as claimed from `now` in the index (what the sending lease's recovery reads); how many.
+_KEEP_SENDING = """
+local kept = 0
+for i = 2, #KEYS do
+  if redis.call('HGET', KEYS[i], 'state') == 'sending' then
+    kept = kept + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i])
+  end
+end
+return kept
+"""
+
+
 class OutboxRecords:
     """Outboxes and their flush leases, pauses, narrowed batch sizes and strikes, and the token bucket."""
 
@@ -56,6 +81,8 @@ class OutboxRecords:
         self._requeue = r.register_script(REQUEUE)
         self._token = r.register_script(_TOKEN)
         self._flush_done = r.register_script(FINISH_ROUND)
+        self._resume = r.register_script(_RESUME)
+        self._keep_sending = r.register_script(_KEEP_SENDING)
 
     def outbox_length(self, channel: str) -> int:
         """Messages waiting in `channel`'s outbox (cancelled ones included until a flush drops them)."""
@@ -100,6 +127,15 @@ class OutboxRecords:
         with available():
             return int(self._requeue(args=[now, reason, str(from_state), int(self.message_ttl * 1000), *ids]))
 
+    def keep_sending(self, ids: list[str], now: float) -> int:
+        """Renew the sending claim of those of `ids` still `sending`, as if claimed at `now`, for a flush still
+        working on them (long contact-list work); how many were renewed."""
+        if not ids:
+            return 0
+        with available():
+            return int(self._keep_sending(keys=[state_index_key(State.SENDING), *map(message_key, ids)],
+                                          args=[now, *ids]))
+
     def take_token(self, rate: float, burst: float, now: float) -> float:
         """One provider call's worth from the shared bucket: 0 when granted, else seconds to wait."""
         with available():
@@ -119,10 +155,19 @@ class OutboxRecords:
             raw = self.r.get(outbox_pause_key(channel))
         return json.loads(raw) if raw else None
 
-    def resume(self, channel: str) -> bool:
-        """Lift the pause on `channel` (a person's call); True when there was one."""
+    def resume(self, channel: str) -> str | None:
+        """Lift the pause on `channel` (a person's call) and take its flush lease with a new token: the token to
+        flush with now, or None when there was no pause.
+
+        The new token supersedes the flush waiting out the pause (its scheduled job then finds the lease not
+        its own and does nothing), so one flush, not two, takes rate tokens from here on. Both happen in one
+        step: a flush that runs before it still sees the pause and sends nothing.
+        """
+        token = secrets.token_hex(8)
         with available():
-            return bool(self.r.delete(outbox_pause_key(channel)))
+            lifted = self._resume(keys=[outbox_pause_key(channel), outbox_flush_key(channel)],
+                                  args=[token, FLUSH_LEASE_MS])
+        return token if lifted else None
 
     def flush_token(self, channel: str) -> str | None:
         """The token of the flush lease on `channel`, when one is held."""

@@ -129,14 +129,12 @@ def replay(store: Store, enqueuer: Enqueuer, callback_ids: list[str], by: str, n
 
 
 def resume(store: Store, enqueuer: Enqueuer, channel: str, by: str) -> bool:
-    """Lift `channel`'s outbox pause and start a flush now (the flush waiting out the pause, if any, is given
-    its own lease's work now instead). False when the outbox was not paused."""
-    token = store.outbox.flush_token(channel)
-    if not store.outbox.resume(channel):
+    """Lift `channel`'s outbox pause and start a flush now under a new flush lease. The flush waiting out the
+    pause, if any, finds the lease another's when its time comes and does nothing, so two flushes never take
+    rate tokens side by side. False when the outbox was not paused."""
+    token = store.outbox.resume(channel)
+    if token is None:
         return False
     log.warning("%s outbox resumed by %s", channel, by)
-    if token:
-        enqueuer.flush(channel, token)
-    else:
-        enqueuer.kick(channel)
+    enqueuer.flush(channel, token)
     return True

@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 
 import redis
 from rq import Queue, Retry
+from rq.job import Job, JobStatus
 
 from workers.store.events import DrainClaim
+from workers.store.lease import JobFate
 from workers.store.outbox import OutboxRecords
+from workers.store.pushed import pushed_job_id
 
 EVENTS_QUEUE = "hookline-events"
 SEND_QUEUE = "hookline-send"
@@ -34,11 +37,23 @@ DRAIN_TIMEOUT = 240
 # A drain job killed with its worker is retried; its work is idempotent and its lease guards the list.
 _DRAIN_RETRY = Retry(max=5, interval=[1, 5, 15, 60, 120])
 _WEEK = 7 * 86400
+# What becomes of a job that waits: RQ runs it some day (a queued claim made for it is kept meanwhile).
+_WAITING = frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
+                      JobStatus.RATE_LIMITED, JobStatus.READY_TO_ENQUEUE})
 
 
 def queue(connection: redis.Redis, name: str) -> Queue:
     """The RQ queue `name` on `connection` (a client that does not decode responses)."""
     return Queue(name, connection=connection)
+
+
+def _fate(job: Job | None) -> JobFate:
+    if job is None:
+        return JobFate.UNSEEN
+    status = job.get_status(refresh=False)
+    if status in _WAITING:
+        return JobFate.WAITING
+    return JobFate.STARTED if status == JobStatus.STARTED else JobFate.ENDED
 
 
 def _when(at: float) -> datetime:
@@ -56,9 +71,16 @@ class Enqueuer:
         return queue(self.connection, name)
 
     def drain(self, claim: DrainClaim) -> None:
-        """Start a drain of one partition's pending events holding its lease `claim`."""
+        """Start a drain of one partition's pending events holding its lease `claim`, as the job the claim names."""
         self._queue(EVENTS_QUEUE).enqueue(DRAIN_EVENTS, claim.token, claim.partition, retry=_DRAIN_RETRY,
-                                          result_ttl=60, failure_ttl=_WEEK, job_timeout=DRAIN_TIMEOUT)
+                                          result_ttl=60, failure_ttl=_WEEK, job_timeout=DRAIN_TIMEOUT,
+                                          job_id=claim.job or None)
+
+    def fates(self, job_ids: list[str]) -> list[JobFate]:
+        """What became of each of these jobs (those queued claims were made for), in one round trip."""
+        if not job_ids:
+            return []
+        return [_fate(job) for job in Job.fetch_many(job_ids, connection=self.connection)]
 
     def fire(self, message_id: str, at: float | None = None) -> None:
         """Fire a message (scheduled, or approved) now or at Unix time `at` (the due sweep is the safety net)."""
@@ -102,10 +124,11 @@ class Enqueuer:
         self._queue(CALLBACKS_QUEUE).enqueue(REPORT_CHANGE, message_id, state, result_ttl=60, failure_ttl=_WEEK,
                                              retry=_DRAIN_RETRY)
 
-    def apply_pushed(self, token: str) -> None:
-        """Apply what ClickSend pushed, a page at a time, holding the drain lease `token`."""
+    def apply_pushed(self, token: str, job: str | None = None) -> None:
+        """Apply what ClickSend pushed, a page at a time, holding the drain lease `token`, as the job its claim
+        names (`job`, else the one `pushed.push` and `pushed.claim` name for the token)."""
         self._queue(SEND_QUEUE).enqueue(APPLY_PUSHED, token, retry=_DRAIN_RETRY, result_ttl=60, failure_ttl=_WEEK,
-                                        job_timeout=DRAIN_TIMEOUT)
+                                        job_timeout=DRAIN_TIMEOUT, job_id=job or pushed_job_id(token))
 
     def cancel(self, message_ids: list[str], reason: str) -> None:
         """Cancel pending messages a person chose and give back what admission reserved for them."""

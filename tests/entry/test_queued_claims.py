@@ -1,0 +1,135 @@
+"""Drains (and the pushed receipts' drain) that wait in RQ's queue under a claim naming their job, against a
+real Redis: under a backlog the claim outlasts the short lease, so the sweep and new events start no second
+drain while the first waits; the sweep shortens a claim whose job RQ has started or never got, and takes over
+at once one whose job ended without draining. Time passing is stood in for by shortening a lease's expiry."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from rq import SimpleWorker
+from rq.job import Job, JobStatus
+
+from tests.flow.test_feedback import receipt, sent_message
+from tests.webhooks.test_ingest import post_shop
+from workers.core.events import Event
+from workers.entry import jobs
+from workers.entry.runtime import Runtime
+from workers.store import keys
+from workers.store.events import DRAIN_LEASE_MS, DRAIN_QUEUED_MS
+from workers.store.lease import job_key
+from workers.store.pushed import PUSHED_LEASE_MS, Pushed
+from workers.wiring import pipeline
+
+
+def drain_jobs(rt: Runtime) -> list[Job]:
+    return [j for j in pipeline.queue(rt.rq_connection, pipeline.EVENTS_QUEUE).jobs
+            if j.func_name == pipeline.DRAIN_EVENTS]
+
+
+def one_partition(rt: Runtime) -> str:
+    """Every event in one partition; its drain lease."""
+    rt.settings = rt.settings.with_(partitions=1, event_batch=2)
+    return keys.events_drain_key(0)
+
+
+def test_a_drain_waiting_in_a_backlog_keeps_its_claim_and_no_second_drain_is_started(
+        runtime: Runtime, client, redis_client: redis.Redis,  # noqa: ANN001
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "ROUND_BUDGET", 0)  # the job hands over after its first batch
+    lease = one_partition(runtime)
+    post_shop(client, webhook_id="q0", payload={"id": 0})
+    [drain] = drain_jobs(runtime)
+    assert redis_client.pttl(lease) > DRAIN_LEASE_MS  # a queued claim: longer than the short lease
+    assert redis_client.get(job_key(lease)) == drain.id  # naming the job it was claimed for
+    # The job still waits when the short lease would have lapsed: neither the sweep nor new events claim again.
+    redis_client.pexpire(lease, DRAIN_LEASE_MS // 3)
+    redis_client.pexpire(job_key(lease), DRAIN_LEASE_MS // 3)
+    assert jobs.sweep_pending_events() == 0
+    assert redis_client.pttl(lease) > DRAIN_QUEUED_MS - 60_000  # renewed for the job still waiting
+    for i in range(1, 5):
+        assert post_shop(client, webhook_id=f"q{i}", payload={"id": i}).status_code == 202
+    assert [j.id for j in drain_jobs(runtime)] == [drain.id]
+    # The job starts: the claim becomes the short lease; a chained batch is claimed for its own job.
+    queue = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE)
+    SimpleWorker([queue], connection=runtime.rq_connection).work(burst=True, max_jobs=1)
+    assert drain.return_value() == {"events": 2, "more": 1}
+    [chained] = drain_jobs(runtime)
+    assert chained.args == drain.args and redis_client.get(job_key(lease)) == chained.id
+    assert redis_client.pttl(lease) > DRAIN_LEASE_MS
+    assert jobs.sweep_pending_events() == 0
+    SimpleWorker([queue], connection=runtime.rq_connection).work(burst=True)
+    assert redis_client.llen(keys.events_pending_key(0)) == 0
+    assert not redis_client.exists(lease) and not redis_client.exists(job_key(lease))
+
+
+def test_a_running_drain_holds_the_short_lease_its_claim_became(runtime: Runtime, client,  # noqa: ANN001
+                                                               redis_client: redis.Redis) -> None:
+    lease = one_partition(runtime)
+    post_shop(client)
+    [drain] = drain_jobs(runtime)
+    keeper = runtime.store.events.drain_keeper(runtime.store.events.queued_drains()[0])
+    assert keeper.hold()
+    assert 0 < redis_client.pttl(lease) <= DRAIN_LEASE_MS and not redis_client.exists(job_key(lease))
+    assert runtime.store.events.queued_drains() == []  # the sweep leaves a running drain to its keeper
+    assert jobs.sweep_pending_events() == 0
+    assert [j.id for j in drain_jobs(runtime)] == [drain.id]
+
+
+def test_the_sweep_takes_over_at_once_a_drain_whose_job_ended_without_draining(
+        runtime: Runtime, client, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    lease = one_partition(runtime)
+    event_id = post_shop(client).json["event_id"]
+    [drain] = drain_jobs(runtime)
+    drain.cancel()  # someone cancelled it in RQ: nobody will drain for its claim
+    assert jobs.sweep_pending_events() == 1
+    [heir] = drain_jobs(runtime)
+    assert heir.id != drain.id and heir.args[0] != drain.args[0]  # a claim of its own, for a job of its own
+    assert redis_client.get(lease) == heir.args[0] and redis_client.get(job_key(lease)) == heir.id
+    assert jobs.sweep_pending_events() == 0  # and that one waits
+    assert jobs.drain_events(*drain.args) == {"events": 0, "more": -1}  # the cancelled one, run after all
+    work()
+    assert runtime.store.events.get_event(event_id).status == "processed"
+
+
+def test_a_drain_whose_job_was_started_or_never_enqueued_gets_the_short_lease_and_lapses_as_before(
+        runtime: Runtime, client, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    lease = one_partition(runtime)
+    post_shop(client)
+    [drain] = drain_jobs(runtime)
+    drain.set_status(JobStatus.STARTED)  # a worker took it and died before it held the lease
+    assert jobs.sweep_pending_events() == 0
+    assert 0 < redis_client.pttl(lease) <= DRAIN_LEASE_MS and not redis_client.exists(job_key(lease))
+    # An event stored by a web process that died before it enqueued the drain it claimed.
+    redis_client.delete(lease)
+    pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE).empty()
+    event = Event(id="evt_lost", source="shop", type="orders/create", external_id="lost", received_at=time.time(),
+                  payload={"id": "lost"})
+    claim = runtime.store.events.ingest(event, 3600, 3600, 1).drain
+    assert claim is not None and redis_client.get(job_key(lease)) == claim.job
+    assert jobs.sweep_pending_events() == 0  # its enqueue may yet come: the claim only becomes the short lease
+    assert 0 < redis_client.pttl(lease) <= DRAIN_LEASE_MS and not redis_client.exists(job_key(lease))
+    redis_client.delete(lease)  # ...which lapses, as a dead holder's
+    assert jobs.sweep_pending_events() == 1
+    work()
+    assert runtime.store.events.get_event("evt_lost").status == "processed"
+
+
+def test_a_pushed_drain_waiting_in_the_queue_keeps_its_claim(runtime: Runtime, redis_client: redis.Redis) -> None:
+    mid = sent_message(runtime)
+    token = runtime.store.pushed.push(Pushed("receipt", receipt(201)))
+    assert token is not None
+    runtime.enqueuer.apply_pushed(token)
+    redis_client.pexpire(keys.PUSHED_DRAIN, PUSHED_LEASE_MS // 3)  # past the short lease, the job still waits
+    assert jobs.sweep_pushed() is False
+    assert redis_client.pttl(keys.PUSHED_DRAIN) > PUSHED_LEASE_MS
+    assert runtime.store.pushed.push(Pushed("receipt", receipt(201))) is None  # nor does a new push claim
+    [job] = pipeline.queue(runtime.rq_connection, pipeline.SEND_QUEUE).jobs
+    job.cancel()  # lost to RQ: taken over at once
+    assert jobs.sweep_pushed() is True
+    [heir] = pipeline.queue(runtime.rq_connection, pipeline.SEND_QUEUE).jobs
+    assert heir.args != (token,)
+    assert jobs.apply_pushed(*heir.args) == {"applied": 2, "more": 0}
+    assert runtime.store.messages.message_state(mid) == "delivered"
