@@ -18,7 +18,7 @@ from workers.core.events import Event
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.store import keys
-from workers.store.events import DRAIN_LEASE_MS, DRAIN_QUEUED_MS
+from workers.store.events import DRAIN_LEASE_MS, DRAIN_QUEUED_MS, DrainClaim
 from workers.store.lease import job_key
 from workers.store.pushed import PUSHED_LEASE_MS, Pushed
 from workers.wiring import pipeline
@@ -133,3 +133,20 @@ def test_a_pushed_drain_waiting_in_the_queue_keeps_its_claim(runtime: Runtime, r
     assert heir.args != (token,)
     assert jobs.apply_pushed(*heir.args) == {"applied": 2, "more": 0}
     assert runtime.store.messages.message_state(mid) == "delivered"
+
+
+def test_a_drain_going_on_to_its_next_batch_keeps_its_short_lease_and_hands_over_with_a_queued_claim(
+        runtime: Runtime, client, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    lease = one_partition(runtime)
+    for i in range(3):
+        post_shop(client, webhook_id=f"h{i}", payload={"id": i})
+    [drain] = drain_jobs(runtime)
+    token, partition = drain.args
+    claim = DrainClaim(partition, token)
+    assert runtime.store.events.drain_keeper(claim).hold()  # the job starts
+    going_on = runtime.store.events.finish_batch(claim, 1, hand_over=False)
+    assert going_on.more == 1 and redis_client.pttl(lease) <= DRAIN_LEASE_MS
+    assert not redis_client.exists(job_key(lease))  # no job is named: this one is still at work
+    handing_over = runtime.store.events.finish_batch(claim, 1)
+    assert handing_over.more == 1 and redis_client.pttl(lease) > DRAIN_LEASE_MS
+    assert redis_client.get(job_key(lease)) == handing_over.next.job  # the claim waits for the chained job
