@@ -50,8 +50,8 @@ local CHUNK = 500  -- members per command when a gathered write is sent (unpack'
 -- The writes a script's moves make to keys many messages share (state indexes, the due set, outboxes, the
 -- unreported list, the outcome counts, the group sets) are gathered here and sent by `commit` at the end, one
 -- command per key rather than one per message. Every message's own hash and timeline are written at once, so
--- a later move in the same script reads what an earlier one did. Nothing in a script reads a shared key after
--- writing it, except the claim's LPOP of an outbox no claimed move pushes to.
+-- a later move in the same script reads what an earlier one did. No script reads a shared key before its
+-- commit, except the claim's LPOP of an outbox that no move to `sending` pushes to.
 local B = {{
   state = {{}},     -- id -> the state it is in now, for every id created or moved here
   placed = {{}},    -- id -> {{index it left (false: none, a new record), index it is in, score}}
@@ -64,10 +64,12 @@ local B = {{
   keep = {{}},      -- group set -> id of a new member that can still change
 }}
 
-local function append(t, k, ...)
+-- Add `v` (and `w`, when given) to the list t[k], made when missing.
+local function append(t, k, v, w)
   local list = t[k]
   if not list then list = {{}}; t[k] = list end
-  for _, v in ipairs({{...}}) do list[#list + 1] = v end
+  list[#list + 1] = v
+  if w ~= nil then list[#list + 1] = w end
 end
 
 -- redis.call(cmd, key, items...) in pieces of at most CHUNK items (`step` items make one member).
@@ -135,7 +137,7 @@ local function commit()
   chunked('ZADD', UNREPORTED, B.unreported, 2)
   for field, n in pairs(B.counts) do redis.call('HINCRBY', STATS_MESSAGES, field, n) end
   for set, ttl in pairs(B.settle) do settle(set, ttl) end
-  for set, id in pairs(B.keep) do
+  for set in pairs(B.keep) do
     if B.settle[set] == nil then redis.call('PERSIST', set) end
   end
 end
@@ -153,13 +155,29 @@ local function csv_set(csv)
   return out
 end
 
+-- What `move` reads of a record on its way into each state: the state and send time always, the labels when
+-- it is counted or queued, the group sets when it is final (fewer fields, a cheaper HMGET).
+local READS = {{}}
+for target in pairs(SOURCES) do
+  local f = {{'state', 'send_at'}}
+  if COUNTED[target] or target == 'queued' then f[3], f[4] = 'channel', 'rule' end
+  if FINAL[target] then f[#f + 1] = 'groups' end
+  READS[target] = f
+end
+
+-- A timeline entry, as cjson writes one (its numbers with 14 significant digits); `reason` is JSON already.
+local function entry(now, from, to, reason)
+  return '{{"at":' .. string.format('%.14g', tonumber(now)) .. ',"from":"' .. from .. '","to":"' .. to ..
+         '","reason":' .. reason .. '}}'
+end
+
 -- Move message `id` to `target` when the lifecycle allows it from its current state (and that state is in
--- `expect`, a set or nil). `fields`: a table of strings to set; `send_at`: '' or a time (enters the due set);
--- `ttl`: retention ms for final states; `front`: a queued message goes to the head of its outbox.
--- Returns 1, previous state | 0, current state (not allowed) | -1, '' (no such message).
+-- `expect`, a set or nil). `reason`: JSON text; `fields`: a table of strings to set; `send_at`: '' or a time
+-- (enters the due set); `ttl`: retention ms for final states; `front`: a queued message goes to the head of
+-- its outbox. Returns 1, previous state | 0, current state (not allowed) | -1, '' (no such message).
 local function move(id, target, now, reason, expect, fields, send_at, ttl, front)
   local key = P_MSG .. id
-  local rec = redis.call('HMGET', key, 'state', 'channel', 'rule', 'groups', 'send_at')
+  local rec = redis.call('HMGET', key, unpack(READS[target]))
   local cur = rec[1]
   if not cur then return -1, '' end
   if not SOURCES[target][cur] or (expect and not expect[cur]) then return 0, cur end
@@ -169,7 +187,7 @@ local function move(id, target, now, reason, expect, fields, send_at, ttl, front
   redis.call('HSET', key, unpack(set))
   if COUNTED[target] or target == 'queued' then
     -- Records written before `channel` and `rule` were fields of the hash have them in their document only.
-    local channel, rule = fields.channel or rec[2], fields.rule or rec[3]
+    local channel, rule = fields.channel or rec[3], fields.rule or rec[4]
     if not channel or not rule then
       local doc = cjson.decode(redis.call('HGET', key, 'doc'))
       channel, rule = channel or doc.channel, rule or doc.rule
@@ -177,25 +195,26 @@ local function move(id, target, now, reason, expect, fields, send_at, ttl, front
     count(channel, rule, target)
     if target == 'queued' then push(channel, id, front) end
   end
-  redis.call('RPUSH', key .. LOG, cjson.encode({{at = tonumber(now), from = cur, to = target, reason = reason}}))
+  redis.call('RPUSH', key .. LOG, entry(now, cur, target, reason))
   place(id, cur, target, now)
   if send_at ~= '' then
     B.due[id] = send_at
-  elseif rec[5] then
+  elseif rec[2] then
     -- Only a record with a send time was ever put in the due set (its time is written with its entry).
     B.due[id] = false
   end
   if FINAL[target] then
     redis.call('PEXPIRE', key, ttl)
     redis.call('PEXPIRE', key .. LOG, ttl)
-    for _, s in ipairs(cjson.decode(rec[4] or '[]')) do B.settle[s] = ttl end
+    for _, s in ipairs(cjson.decode(rec[#rec] or '[]')) do B.settle[s] = ttl end
   end
   report(id, target, now)
   return 1, cur
 end
 """
 
-# ARGV: id, target, now, reason, expect (comma list or ''), fields (JSON object of strings), send_at or '', ttl.
+# ARGV: id, target, now, reason (JSON), expect (comma list or ''), fields (JSON object of strings), send_at or '',
+# ttl.
 TRANSITION = LIBRARY + """
 local ok, state = move(ARGV[1], ARGV[2], ARGV[3], ARGV[4], csv_set(ARGV[5]), cjson.decode(ARGV[6]), ARGV[7],
                        ARGV[8], false)
@@ -237,7 +256,7 @@ while #out < want do
   local ids = redis.call('LPOP', KEYS[1], want - #out)
   if not ids then break end
   for _, id in ipairs(ids) do
-    if move(id, 'sending', ARGV[2], 'claimed by a flush', expect, fields, '', ARGV[3], false) == 1 then
+    if move(id, 'sending', ARGV[2], '"claimed by a flush"', expect, fields, '', ARGV[3], false) == 1 then
       table.insert(out, id)
     end
   end
@@ -247,7 +266,7 @@ return out
 """
 
 # Put messages back at the front of their outbox, in order, without spending their retry budget.
-# ARGV: now, reason, from state, ttl, ids...
+# ARGV: now, reason (JSON), from state, ttl, ids...
 REQUEUE = LIBRARY + """
 local moved = 0
 local expect = {[ARGV[3]] = true}
@@ -272,9 +291,10 @@ class Change:
 
 
 def _change_args(change: Change) -> list[Any]:
-    """What a script is told of `change`: id, target, reason, expect, fields (stored JSON-encoded), send_at."""
+    """What a script is told of `change`: id, target, reason (JSON, as the timeline keeps it), expect, fields
+    (stored JSON-encoded), send_at."""
     encoded = {k: json.dumps(v) for k, v in change.fields.items()}
-    return [change.id, str(change.target), change.reason,
+    return [change.id, str(change.target), json.dumps(change.reason),
             (",".join(sorted(change.expect)) or "-") if change.expect is not None else "", json.dumps(encoded),
             repr(change.send_at) if change.send_at is not None else ""]
 
