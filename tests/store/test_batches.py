@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.flow.test_feedback import RoundTrips
 from tests.store.test_messages import doc
 from workers.core.lifecycle import CANCELLABLE, State
 from workers.core.messages import Message
@@ -242,20 +243,6 @@ def test_cancelling_a_key_is_one_script_call_whatever_its_size(runtime: Runtime)
     assert r.pttl(event_messages_key("evt_c1")) > 0 and r.pttl(event_messages_key("evt_c0")) == -1
 
 
-class Sends:
-    """Counts what reaches Redis over a connection: one packed send is one round trip (a pipeline included)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        original = redis.connection.Connection.send_packed_command
-
-        def counted(conn: redis.connection.Connection, command: object, check_health: bool = True) -> None:
-            self.count += 1
-            original(conn, command, check_health)
-
-        monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
-
-
 def test_a_batch_is_one_round_trip(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """Measured on the socket: whatever the batch's size, creating it, claiming it and moving it (with notes)
     cost one send each."""
@@ -263,19 +250,19 @@ def test_a_batch_is_one_round_trip(runtime: Runtime, monkeypatch: pytest.MonkeyP
     store.messages.create_messages(fan_out(1, "evt_w"), time.time())  # loads the scripts
     store.messages.apply_many([Change("msg_evt_w_0", State.CANCELLED, "warm")], time.time())
     store.outbox.claim_batch("sms", 1, time.time())
-    sends = Sends(monkeypatch)
+    trips = RoundTrips(monkeypatch)
     msgs = fan_out(50, "evt_rt")
-    store.messages.create_messages(msgs, NOW)
-    store.outbox.claim_batch("sms", 50, NOW)
-    store.messages.apply_many([Change(m.id, State.SENT, "accepted") for m in msgs], NOW,
-                              [(m.id, {"at": NOW}) for m in msgs])
-    assert sends.count == 3
+    assert trips.of(lambda: store.messages.create_messages(msgs, NOW)) == 1
+    assert trips.of(lambda: store.outbox.claim_batch("sms", 50, NOW)) == 1
+    assert trips.of(lambda: store.messages.apply_many([Change(m.id, State.SENT, "accepted") for m in msgs], NOW,
+                                                      [(m.id, {"at": NOW}) for m in msgs])) == 1
 
 
 def test_a_strike_is_counted_with_its_expiry_in_one_round_trip(runtime: Runtime,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     runtime.store.r.ping()  # the connection's own handshake is not what is measured
-    sends = Sends(monkeypatch)
-    assert [runtime.store.outbox.strike("sms", "429") for _ in range(2)] == [1, 2]
-    assert sends.count == 2
+    trips = RoundTrips(monkeypatch)
+    strikes: list[int] = []
+    assert trips.of(lambda: strikes.extend(runtime.store.outbox.strike("sms", "429") for _ in range(2))) == 2
+    assert strikes == [1, 2]
     assert 0 < runtime.store.r.ttl(f"{outbox_key('sms')}:strikes:429") <= 3600
