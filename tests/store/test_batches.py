@@ -266,3 +266,12 @@ def test_a_strike_is_counted_with_its_expiry_in_one_round_trip(runtime: Runtime,
     assert trips.of(lambda: strikes.extend(runtime.store.outbox.strike("sms", "429") for _ in range(2))) == 2
     assert strikes == [1, 2]
     assert 0 < runtime.store.r.ttl(f"{outbox_key('sms')}:strikes:429") <= 3600
+
+
+def test_which_messages_exist_is_one_command_while_none_does(runtime: Runtime) -> None:
+    store, r = runtime.store, runtime.store.r
+    msgs = fan_out(40, "evt_e")
+    assert ran(r, lambda: store.messages.existing(m.id for m in msgs)) == Counter(exists=1)
+    store.messages.create_messages(msgs[5:7], NOW)  # a killed run's
+    assert store.messages.existing(m.id for m in msgs) == {msgs[5].id, msgs[6].id}
+    assert store.messages.existing([]) == set()

@@ -156,13 +156,19 @@ class MessageRecords:
             return sum(int(n) for n in pipe.execute())
 
     def existing(self, message_ids: Iterable[str]) -> set[str]:
-        """Which of `message_ids` are stored, in one round trip."""
+        """Which of `message_ids` are stored: one command when none is (a batch's first run, the usual case),
+        else one round trip more to learn which."""
         ids = list(message_ids)
+        if not ids:
+            return set()
+        with available():
+            if not self.r.exists(*(message_key(mid) for mid in ids)):
+                return set()
         pipe = self.r.pipeline(transaction=False)
         for mid in ids:
             pipe.exists(message_key(mid))
         with available():
-            found = pipe.execute() if ids else []
+            found = pipe.execute()
         return {mid for mid, there in zip(ids, found, strict=True) if there}
 
     def create_messages(self, messages: Iterable[Message], now: float) -> list[bool]:
