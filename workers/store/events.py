@@ -98,16 +98,22 @@ return n
 
 # Set fields on the event hashes KEYS that still exist (HSET on an expired one would create a doc-less record),
 # in one step for a batch. ARGV: how many field-value pairs every event gets, those pairs, then per event how
-# many of its own and those (set after the shared ones, so they win).
+# many of its own and those (set after the shared ones, so they win). A stored event already has some of the
+# fields (its status), so HSET creating every one of them means the hash was not there: it is removed again,
+# in the same step. One command per event, not an EXISTS and an HSET.
 _HSET_EXISTING = """
 local shared = tonumber(ARGV[1])
 local a = 2 + 2 * shared
 for k = 1, #KEYS do
   local own = tonumber(ARGV[a])
-  if redis.call('EXISTS', KEYS[k]) == 1 then
-    local fields = {unpack(ARGV, 2, 1 + 2 * shared)}
-    for i = a + 1, a + 2 * own do fields[#fields + 1] = ARGV[i] end
-    redis.call('HSET', KEYS[k], unpack(fields))
+  local fields, names, distinct = {unpack(ARGV, 2, 1 + 2 * shared)}, {}, 0
+  for i = a + 1, a + 2 * own do fields[#fields + 1] = ARGV[i] end
+  for i = 1, #fields, 2 do
+    if not names[fields[i]] then names[fields[i]] = true; distinct = distinct + 1 end
+  end
+  local created = redis.call('HSET', KEYS[k], unpack(fields))
+  if created == distinct and redis.call('HLEN', KEYS[k]) == created then
+    redis.call('DEL', KEYS[k])
   end
   a = a + 1 + 2 * own
 end
