@@ -2,8 +2,10 @@
 
 Every state change (a single transition, a batch of them, an outbox claim, a requeue) runs `move` below, so
 the state, its index, the timeline, the due set, the outbox, retention and the unreported list never
-disagree. The allowed moves come from `core.lifecycle`, the key names from `store.keys`; nothing else here
-knows either.
+disagree. A script writes each message's own hash and timeline as it moves it, and the keys its messages share
+(indexes, due set, outboxes, unreported list, counts, group sets) once at its end (`commit`): a batch costs a
+few commands per message, not one per key it touches. The allowed moves come from `core.lifecycle`, the key
+names from `store.keys`; nothing else here knows either.
 """
 
 from __future__ import annotations
