@@ -106,11 +106,28 @@ return n
 """
 
 
+# Set fields on the event hashes KEYS that still exist (HSET on an expired one would create a doc-less record),
+# in one step for a batch. ARGV: how many field-value pairs every event gets, those pairs, then per event how
+# many of its own and those (set after the shared ones, so they win). A stored event already has some of the
+# fields (its status), so HSET creating every one of them means the hash was not there: it is removed again,
+# in the same step. One command per event, not an EXISTS and an HSET.
 _HSET_EXISTING = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HSET', KEYS[1], unpack(ARGV))
+local shared = tonumber(ARGV[1])
+local a = 2 + 2 * shared
+for k = 1, #KEYS do
+  local own = tonumber(ARGV[a])
+  local fields, names, distinct = {unpack(ARGV, 2, 1 + 2 * shared)}, {}, 0
+  for i = a + 1, a + 2 * own do fields[#fields + 1] = ARGV[i] end
+  for i = 1, #fields, 2 do
+    if not names[fields[i]] then names[fields[i]] = true; distinct = distinct + 1 end
+  end
+  local created = redis.call('HSET', KEYS[k], unpack(fields))
+  if created == distinct and redis.call('HLEN', KEYS[k]) == created then
+    redis.call('DEL', KEYS[k])
+  end
+  a = a + 1 + 2 * own
 end
-return 0
+return 1
 """
 
 
@@ -233,14 +250,11 @@ class EventRecords:
         """Record that events were processed (or failed), each with its own details; idempotent."""
         if not items:
             return
-        pipe = self.r.pipeline(transaction=False)
-        for eid, details in items:
-            mapping = {"status": status, f"{status}_at": now} | {k: json.dumps(v) for k, v in details.items()}
-            # HSET on an expired key would create a doc-less record; only touch existing ones.
-            args: list[Any] = [x for kv in mapping.items() for x in kv]
-            self._hset_existing(keys=[event_key(eid)], args=args, client=pipe)
+        args: list[Any] = [2, "status", status, f"{status}_at", now]
+        for _, details in items:
+            args += [len(details), *(x for k, v in details.items() for x in (k, json.dumps(v)))]
         with available():
-            pipe.execute()
+            self._hset_existing(keys=[event_key(eid) for eid, _ in items], args=args)
 
     def pending_batch(self, partition: int | None, size: int) -> list[str]:
         """The oldest `size` event ids waiting in `partition` (left in place until `finish_batch`)."""

@@ -33,7 +33,7 @@ from workers.store.keys import (
     texts,
 )
 from workers.store.pages import Page, Position, Walker, Window, scan
-from workers.store.transitions import LIBRARY, TRANSITION, Change, transition_args
+from workers.store.transitions import APPLY, LIBRARY, TRANSITION, Change, apply_args, transition_args
 
 __all__ = ["Change", "MessageQuery", "MessageRecords"]
 
@@ -64,35 +64,57 @@ class MessageQuery:
             return None
         return msg if self.state is None or msg.state == self.state else None
 
-# KEYS: msg, log, event msgs. ARGV: id, doc, state, now, log entries (JSON list), correlation key or '',
-# send_at or '', event id, channel, group retention ms, rule.
-_CREATE = LIBRARY + """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+_EVENT_MSGS = event_messages_key("\0").split("\0")
+assert correlation_key("x") == correlation_key("") + "x", "the create script derives a key's set from the key"
+
+# Create messages that do not exist yet (a re-run creates nothing), each in one step: its hash, its timeline,
+# its event's and correlation key's sets, its state's index, its outbox or the due set, retention when it
+# starts final, the unreported list and the outcome count. ARGV: now, retention ms, then per message: id, doc,
+# state, correlation key or '', send_at or '', event id, channel, rule, how many timeline entries, the entries
+# (JSON). Returns 1 for each created, 0 for each that existed.
+_CREATE = LIBRARY + f"""
+local P_EVENT_MSGS, EVENT_MSGS, P_CORRELATION = '{_EVENT_MSGS[0]}', '{_EVENT_MSGS[1]}', '{correlation_key("")}'
+local now, ttl = ARGV[1], ARGV[2]
+local out = {{}}
+local a = 3
+while a <= #ARGV do
+  local id, state, key, send_at, event, channel, rule = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4],
+                                                       ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local entries = tonumber(ARGV[a + 8])
+  local mkey = P_MSG .. id
+  if redis.call('EXISTS', mkey) == 1 then
+    out[#out + 1] = 0
+  else
+    local groups = {{P_EVENT_MSGS .. event .. EVENT_MSGS}}
+    if key ~= '' then groups[2] = P_CORRELATION .. key end
+    local fields = {{'doc', ARGV[a + 1], 'state', state, 'updated_at', now, 'event_id', event, 'channel', channel,
+                    'groups', cjson.encode(groups), 'rule', rule}}
+    if send_at ~= '' then
+      fields[#fields + 1] = 'send_at'
+      fields[#fields + 1] = send_at
+      B.due[id] = send_at
+    end
+    redis.call('HSET', mkey, unpack(fields))
+    count(channel, rule, state)
+    redis.call('RPUSH', mkey .. LOG, unpack(ARGV, a + 9, a + 8 + entries))
+    place(id, false, state, now)
+    if state == 'queued' then push(channel, id, false) end
+    for _, set in ipairs(groups) do append(B.members, set, id) end
+    if FINAL[state] then
+      redis.call('PEXPIRE', mkey, ttl)
+      redis.call('PEXPIRE', mkey .. LOG, ttl)
+      for _, set in ipairs(groups) do B.settle[set] = ttl end
+    else
+      -- It can still change, so its sets are kept as they are: the other members need not be read.
+      for _, set in ipairs(groups) do B.keep[set] = id end
+    end
+    report(id, state, now)
+    out[#out + 1] = 1
+  end
+  a = a + 9 + entries
 end
-local groups = {KEYS[3]}
-if ARGV[6] ~= '' then table.insert(groups, ARGV[6]) end
-redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'updated_at', ARGV[4], 'event_id', ARGV[8],
-           'channel', ARGV[9], 'groups', cjson.encode(groups), 'rule', ARGV[11])
-count_outcome(KEYS[1], ARGV[3])
-for _, entry in ipairs(cjson.decode(ARGV[5])) do
-  redis.call('RPUSH', KEYS[2], cjson.encode(entry))
-end
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('ZADD', P_IDX .. ARGV[3], ARGV[4], ARGV[1])
-if ARGV[6] ~= '' then redis.call('SADD', ARGV[6], ARGV[1]) end
-if ARGV[3] == 'queued' then redis.call('RPUSH', P_OUTBOX .. ARGV[9], ARGV[1]) end
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[1], 'send_at', ARGV[7])
-  redis.call('ZADD', DUE, ARGV[7], ARGV[1])
-end
-if FINAL[ARGV[3]] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[10])
-  redis.call('PEXPIRE', KEYS[2], ARGV[10])
-end
-if REPORTED[ARGV[3]] then redis.call('ZADD', UNREPORTED, ARGV[4], ARGV[1] .. ' ' .. ARGV[3]) end
-for _, set in ipairs(groups) do settle(set, ARGV[10]) end
-return 1
+commit()
+return out
 """
 
 
@@ -115,6 +137,7 @@ class MessageRecords:
         self.message_ttl = message_ttl
         self._create = r.register_script(_CREATE)
         self._transition = r.register_script(TRANSITION)
+        self._apply = r.register_script(APPLY)
         self._newest = r.register_script(_NEWEST)
         self._walker = Walker(r)
 
@@ -133,37 +156,42 @@ class MessageRecords:
             return sum(int(n) for n in pipe.execute())
 
     def existing(self, message_ids: Iterable[str]) -> set[str]:
-        """Which of `message_ids` are stored, in one round trip."""
+        """Which of `message_ids` are stored: one command when none is (a batch's first run, the usual case),
+        else one round trip more to learn which."""
         ids = list(message_ids)
+        if not ids:
+            return set()
+        with available():
+            if not self.r.exists(*(message_key(mid) for mid in ids)):
+                return set()
         pipe = self.r.pipeline(transaction=False)
         for mid in ids:
             pipe.exists(message_key(mid))
         with available():
-            found = pipe.execute() if ids else []
+            found = pipe.execute()
         return {mid for mid, there in zip(ids, found, strict=True) if there}
 
     def create_messages(self, messages: Iterable[Message], now: float) -> list[bool]:
         """Create each message unless its id exists (re-processing creates nothing); True where created.
 
         Each starts in its `state` with its `reasons` on the timeline; a scheduled one enters the due set and a
-        queued one its channel's outbox, in the same step.
+        queued one its channel's outbox, in the same step. The whole batch is one script call: one command per
+        shared key (an index, an outbox, a set) for the batch, not per message.
         """
-        pipe = self.r.pipeline(transaction=False)
+        args: list[Any] = [now, self._ttl_ms]
         for msg in messages:
             entries = [{"at": now, "from": None, "to": State.PLANNED, "reason": f"rule {msg.rule} matched"}]
             if msg.state != State.PLANNED:
                 reason = "; ".join(msg.reasons) or msg.state
                 entries.append({"at": now, "from": State.PLANNED, "to": msg.state, "reason": reason})
             scheduled = msg.state == State.SCHEDULED and msg.send_at is not None
-            self._create(
-                keys=[message_key(msg.id), message_log_key(msg.id), event_messages_key(msg.event_id)],
-                args=[msg.id, json.dumps(msg.document(), separators=(",", ":")), msg.state, now, json.dumps(entries),
-                      correlation_key(msg.key) if msg.key else "", repr(msg.send_at) if scheduled else "",
-                      msg.event_id, msg.channel, self._ttl_ms, msg.rule],
-                client=pipe,
-            )
+            args += [msg.id, json.dumps(msg.document(), separators=(",", ":")), msg.state, msg.key or "",
+                     repr(msg.send_at) if scheduled else "", msg.event_id, msg.channel, msg.rule, len(entries),
+                     *(json.dumps(entry, separators=(",", ":")) for entry in entries)]
+        if len(args) == 2:
+            return []
         with available():
-            return [bool(x) for x in pipe.execute()]
+            return [bool(x) for x in self._create(args=args)]
 
     def transition(self, message_id: str, target: State, now: float, reason: str,
                    expect: Iterable[State] | None = None, fields: dict[str, Any] | None = None,
@@ -180,17 +208,14 @@ class MessageRecords:
 
     def apply_many(self, changes: Iterable[Change], now: float,
                    notes: Iterable[tuple[str, dict[str, Any]]] = ()) -> list[bool]:
-        """Several transitions, in order, and timeline `notes` (message id, entry) in one round trip; True where
-        the message moved."""
-        pipe = self.r.pipeline(transaction=False)
-        count = 0
-        for change in changes:
-            self._transition(args=transition_args(change, now, self._ttl_ms), client=pipe)
-            count += 1
-        for message_id, entry in notes:
-            pipe.rpush(message_log_key(message_id), json.dumps(entry, separators=(",", ":")))
+        """Several transitions, in order, and timeline `notes` (message id, entry) in one script call; True
+        where the message moved. A note is added only to a timeline that still exists."""
+        changes, notes = list(changes), list(notes)
+        if not changes and not notes:
+            return []
+        args = apply_args(changes, now, self._ttl_ms, notes)
         with available():
-            return [r[0] == 1 for r in pipe.execute()[:count]]
+            return [ok == 1 for ok in self._apply(args=args)]
 
     def unreported(self, before: float, limit: int = 500) -> list[tuple[str, str]]:
         """(message id, state) of changes into reported states made before `before` whose callbacks were
@@ -209,7 +234,8 @@ class MessageRecords:
     def note(self, message_id: str, entry: dict[str, Any]) -> None:
         """Add a timeline entry that does not change the state (a receipt, a reply, a callback attempt)."""
         with available():
-            self.r.rpush(message_log_key(message_id), json.dumps(entry, separators=(",", ":")))
+            # RPUSHX: a record that expired keeps no timeline (a new list would never expire).
+            self.r.rpushx(message_log_key(message_id), json.dumps(entry, separators=(",", ":")))
 
     def get_messages(self, message_ids: list[str]) -> list[Message | None]:
         """Several messages (without timelines) in one round trip."""
@@ -324,17 +350,18 @@ class MessageRecords:
             return bool(self._newest(keys=[key_order_key(key)], args=[repr(order), self._ttl_ms]))
 
     def cancel_by_key(self, key: str, now: float, reason: str, except_event: str | None = None) -> list[str]:
-        """Cancel every not-yet-sending message with correlation `key` (except those of `except_event`)."""
-        cancelled = []
-        for message_id in self.key_message_ids(key):
-            if except_event is not None:
-                with available():
-                    if self.r.hget(message_key(message_id), "event_id") == except_event:
-                        continue
-            moved, _ = self.transition(message_id, State.CANCELLED, now, reason, expect=CANCELLABLE)
-            if moved:
-                cancelled.append(message_id)
-        return cancelled
+        """Cancel every not-yet-sending message with correlation `key` (except those of `except_event`), in one
+        script call after reading the set (and, with `except_event`, whose event each is)."""
+        ids = self.key_message_ids(key)
+        if except_event is not None and ids:
+            pipe = self.r.pipeline(transaction=False)
+            for message_id in ids:
+                pipe.hget(message_key(message_id), "event_id")
+            with available():
+                events = pipe.execute()
+            ids = [mid for mid, event in zip(ids, events, strict=True) if event != except_event]
+        changes = [Change(mid, State.CANCELLED, reason, expect=CANCELLABLE) for mid in ids]
+        return [c.id for c, moved in zip(changes, self.apply_many(changes, now), strict=True) if moved]
 
 
 def _parse(raw: dict[str, str], timeline: tuple[Any, ...] = ()) -> Message | None:

@@ -125,7 +125,8 @@ class OutboxRecords:
         if not ids:
             return 0
         with available():
-            return int(self._requeue(args=[now, reason, str(from_state), int(self.message_ttl * 1000), *ids]))
+            return int(self._requeue(args=[now, json.dumps(reason), str(from_state), int(self.message_ttl * 1000),
+                                          *ids]))
 
     def keep_sending(self, ids: list[str], now: float) -> int:
         """Renew the sending claim of those of `ids` still `sending`, as if claimed at `now`, for a flush still
@@ -192,11 +193,14 @@ class OutboxRecords:
 
     def strike(self, channel: str, kind: str) -> int:
         """Count one more consecutive failure of `kind` (429, error) on `channel`, for backoff."""
+        key = f"{outbox_key(channel)}:strikes:{kind}"
+        # One atomic round trip: a worker that dies between the two cannot leave a count that never expires.
+        pipe = self.r.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, 3600)
         with available():
-            key = f"{outbox_key(channel)}:strikes:{kind}"
-            count = int(self.r.incr(key))
-            self.r.expire(key, 3600)
-            return count
+            count, _ = pipe.execute()
+        return int(count)
 
     def clear_strikes(self, channel: str) -> None:
         """A call went through: backoff starts from the beginning next time."""
