@@ -141,7 +141,13 @@ def environment(zone: str, region: str) -> SandboxedEnvironment:
 
 def compile_template(env: SandboxedEnvironment, source: str) -> jinja2.Template:
     """Compile once (at load). Raises jinja2.TemplateSyntaxError for the loader to report with its line."""
-    return env.from_string(source)
+    template = env.from_string(source)
+    # Jinja keeps a template's globals as a ChainMap over the environment's (so later changes to the environment
+    # show), and every render copies them into a new context: through the ChainMap that copy was two thirds of
+    # rendering a short body. Nothing changes an environment's globals once it is built (`environment`), so a
+    # plain copy holds the same names and values, read at a third of the cost.
+    template.globals = dict(template.globals)
+    return template
 
 
 def render(template: jinja2.Template, context: dict[str, Any], what: str) -> str:
