@@ -89,3 +89,12 @@ def test_jinja_globals_are_there_in_every_render(source: str, expected: str) -> 
     context = {"range": "shadowed"} if "{{ range }}" in source else {}
     assert [render(template, context, "body") for _ in range(2)] == [expected, expected]
     assert dict(template.globals) == dict(ENV.globals)
+
+
+@pytest.mark.parametrize(("recipient", "currency", "expected"), [
+    ("+61412345678", "USD", "US$25.00"), ("+61412345678", "AUD", "$25.00"), ("+14155552671", "USD", "$25.00"),
+    ("+14155552671", "AUD", "A$25.00"), ("+447911123456", "GBP", "£25.00"), ("+442079460958", "USD", "US$25.00"),
+    ("+61400000", "USD", "$25.00"), ("0412 345 678", "USD", "$25.00"), ("+", "AUD", "A$25.00"),
+])
+def test_money_marks_a_currency_that_is_not_the_recipients(recipient: str, currency: str, expected: str) -> None:
+    assert out(f'{{{{ 25 | money("{currency}") }}}}', recipient=recipient) == expected

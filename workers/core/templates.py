@@ -16,6 +16,7 @@ import jinja2
 import phonenumbers
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
+from workers.core import phones
 from workers.errors import RenderError
 
 _SYMBOLS = {"USD": "$", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "GBP": "£", "EUR": "€", "JPY": "¥"}
@@ -95,11 +96,8 @@ def _recipient_currency(recipient: Any) -> str | None:
     """The currency of the region of the E.164 number `recipient`, when it is one we know."""
     if not isinstance(recipient, str) or not recipient.startswith("+"):
         return None
-    try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(recipient, None))
-    except phonenumbers.NumberParseException:
-        return None
-    return _REGION_CURRENCY.get(region or "")
+    number = phones.international(recipient)  # read already, when planning the message: cached
+    return _REGION_CURRENCY.get(number.region or "") if number is not None else None
 
 
 def _phone_filter(region: str) -> Callable[..., str]:
