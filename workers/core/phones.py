@@ -17,12 +17,12 @@ from phonenumbers import timezone as number_zones
 
 # How many numbers read from their international form are kept. A drain batch plans every recipient before it
 # admits any, so each of its numbers must still be here when admission asks for the zones; a send to a list
-# larger than this reads the numbers past it again (the same answer, at the old cost). An entry is a few
-# hundred bytes: a few MB at most per process.
+# larger than this reads the numbers past it again (the same answer, at the old cost). An entry is about 300
+# bytes (the zones are phonenumbers' own tuples, shared): a few MB at most per process.
 CACHED_NUMBERS = 8192
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Number:
     """A parsed number: `valid` (phonenumbers' is_valid_number), its E.164 form, the region it belongs to
     (region_code_for_number) and the time zones it may be in (time_zones_for_number, without Etc/Unknown)."""
@@ -78,6 +78,8 @@ def _zones(parsed: phonenumbers.PhoneNumber, kind: int) -> tuple[str, ...]:
         zones = number_zones.time_zones_for_geographical_number(parsed)
     else:
         zones = _country_zones(code, parsed)
+    if number_zones.UNKNOWN_TIMEZONE not in zones:
+        return tuple(zones)  # phonenumbers' own tuple, shared by every cached number in the same zones
     return tuple(z for z in zones if z != number_zones.UNKNOWN_TIMEZONE)
 
 
