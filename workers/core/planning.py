@@ -127,17 +127,19 @@ def _plan_write(event: Event, rule: Rule, write: ContactWrite, context: dict[str
     """One contact write as a message of channel `contact`: its number normalised, its fields rendered (a field
     that renders empty is left as ClickSend has it); failed, with the reason, when either cannot be."""
     key = "contact" if write.operation is ContactOp.UPSERT else "contact_remove"
-    msg = Message(id=message_id_for(event.id, rule.name, ""), event_id=event.id, source=event.source, rule=rule.name,
-                  channel=Channel.CONTACT, state=State.PLANNED, operation=write.operation, list_ref=write.list_ref,
-                  policy=rule.policy, critical=rule.critical, created_at=now)
+    # The message's fields so far, built into a Message once, where planning it ends.
+    planned: dict[str, Any] = {
+        "id": message_id_for(event.id, rule.name, ""), "event_id": event.id, "source": event.source,
+        "rule": rule.name, "channel": Channel.CONTACT, "operation": write.operation, "list_ref": write.list_ref,
+        "policy": rule.policy, "critical": rule.critical, "created_at": now}
     try:
         raw = render(write.phone_number, context, f"{key}.phone_number")
     except RenderError as exc:
-        return msg.but(state=State.FAILED, reasons=(str(exc),))
+        return Message(**planned, state=State.FAILED, reasons=(str(exc),))
     number, country, problem = _normalise(raw.strip(), write.country or region)
-    msg = msg.but(id=message_id_for(event.id, rule.name, number), to=number, country=country)
+    planned |= {"id": message_id_for(event.id, rule.name, number), "to": number, "country": country}
     if problem:
-        return msg.but(state=State.FAILED, reasons=(f"{key}.phone_number: {problem}",))
+        return Message(**planned, state=State.FAILED, reasons=(f"{key}.phone_number: {problem}",))
     values: dict[str, str] = {}
     try:
         for name, template in write.fields:
@@ -145,9 +147,9 @@ def _plan_write(event: Event, rule: Rule, write: ContactWrite, context: dict[str
             if value:
                 values[name] = value
     except RenderError as exc:
-        return msg.but(contact=values, state=State.FAILED, reasons=(str(exc),))
+        return Message(**planned, contact=values, state=State.FAILED, reasons=(str(exc),))
     verb = "add or update the contact on" if write.operation is ContactOp.UPSERT else "remove the number from"
-    return msg.but(contact=values, reasons=(f"{verb} list {write.list_ref}",))
+    return Message(**planned, contact=values, state=State.PLANNED, reasons=(f"{verb} list {write.list_ref}",))
 
 
 def list_members(parent: Message, numbers: list[str], opted_out: set[str], region: str) -> list[Message]:
