@@ -86,6 +86,18 @@ def test_dst_change_night_defers_to_local_eight() -> None:
     assert got == at("2026-11-01T13:00:00")
 
 
+def test_quiet_until_answers_each_moment_zones_and_hours_afresh() -> None:
+    """It is cached by (hours, zones, moment): a batch asks the same few many times; any other key is its own."""
+    zones = ("Australia/Sydney", "Australia/Perth")
+    night, day = at("2026-06-01T22:30:00"), at("2026-06-02T03:00:00")
+    deferred = (at("2026-06-02T00:00:00"), "Australia/Sydney 08:30, Australia/Perth 06:30")
+    assert quiet_until(QUIET, zones, night) == deferred
+    assert quiet_until(QUIET, zones, night) == quiet_until(QUIET, list(zones), night)  # type: ignore[arg-type]
+    assert quiet_until(QUIET, zones, day) == (None, "Australia/Sydney 13:00, Australia/Perth 11:00")
+    assert quiet_until(QUIET, zones[:1], night) == (None, "Australia/Sydney 08:30")
+    assert quiet_until(QuietHours(time(6, 0), time(9, 0)), zones, night)[0] == at("2026-06-02T01:00:00")
+
+
 def test_several_zones_take_the_most_restrictive() -> None:
     # 22:30 UTC: Sydney (UTC+10) 08:30 is daytime, Perth (UTC+8) 06:30 is still quiet.
     action, _, until = run(Policy("p", quiet_hours=QUIET), now=at("2026-06-01T22:30:00"),

@@ -71,3 +71,30 @@ def test_filter_failures_fail_the_message_with_a_reason(source: str, message: st
 def test_runaway_recursion_fails_the_message_not_the_worker() -> None:
     with pytest.raises(RenderError, match="recursion too deep"):
         out("{% macro r() %}{{ r() }}{% endmacro %}{{ r() }}")
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("{% for i in range(3) %}{{ i }}{% endfor %}", "012"),
+    ("{% set ns = namespace(n=0) %}{% for x in [1, 2] %}{% set ns.n = ns.n + x %}{% endfor %}{{ ns.n }}", "3"),
+    ("{{ dict(a=1).a }}", "1"),
+    ("{% set c = cycler('a', 'b') %}{{ c.next() }}{{ c.next() }}{{ c.next() }}", "aba"),
+    ("{% set j = joiner('; ') %}{% for x in [1, 2] %}{{ j() }}{{ x }}{% endfor %}", "1; 2"),
+    # A context value of a global's name is the template's, as in Jinja.
+    ("{{ range }}", "shadowed"),
+])
+def test_jinja_globals_are_there_in_every_render(source: str, expected: str) -> None:
+    """Each template keeps a plain copy of the environment's globals (faster to copy into a render's context than
+    Jinja's ChainMap over them): the same names, rendered the same every time."""
+    template = compile_template(ENV, source)
+    context = {"range": "shadowed"} if "{{ range }}" in source else {}
+    assert [render(template, context, "body") for _ in range(2)] == [expected, expected]
+    assert dict(template.globals) == dict(ENV.globals)
+
+
+@pytest.mark.parametrize(("recipient", "currency", "expected"), [
+    ("+61412345678", "USD", "US$25.00"), ("+61412345678", "AUD", "$25.00"), ("+14155552671", "USD", "$25.00"),
+    ("+14155552671", "AUD", "A$25.00"), ("+447911123456", "GBP", "£25.00"), ("+442079460958", "USD", "US$25.00"),
+    ("+61400000", "USD", "$25.00"), ("0412 345 678", "USD", "$25.00"), ("+", "AUD", "A$25.00"),
+])
+def test_money_marks_a_currency_that_is_not_the_recipients(recipient: str, currency: str, expected: str) -> None:
+    assert out(f'{{{{ 25 | money("{currency}") }}}}', recipient=recipient) == expected

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from workers.core.policies import Policy, QuietHours
@@ -217,6 +218,13 @@ def quiet_until(quiet: QuietHours, zones: tuple[str, ...], now: float) -> tuple[
     A number whose region spans several zones takes the most restrictive: quiet if quiet anywhere, and
     deferred until it is daytime everywhere at once.
     """
+    return _quiet_until(quiet, tuple(zones), now)
+
+
+@lru_cache(maxsize=512)
+def _quiet_until(quiet: QuietHours, zones: tuple[str, ...], now: float) -> tuple[float | None, str]:
+    """`quiet_until`, cached (a pure function): a batch is decided at one `now`, and its recipients share a few
+    zone sets (an Australian mobile's is eight zones, each stepped through one or more times)."""
     tzs = []
     for name in zones:
         try:

@@ -16,6 +16,7 @@ import jinja2
 import phonenumbers
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
+from workers.core import phones
 from workers.errors import RenderError
 
 _SYMBOLS = {"USD": "$", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "GBP": "£", "EUR": "€", "JPY": "¥"}
@@ -95,11 +96,8 @@ def _recipient_currency(recipient: Any) -> str | None:
     """The currency of the region of the E.164 number `recipient`, when it is one we know."""
     if not isinstance(recipient, str) or not recipient.startswith("+"):
         return None
-    try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(recipient, None))
-    except phonenumbers.NumberParseException:
-        return None
-    return _REGION_CURRENCY.get(region or "")
+    number = phones.international(recipient)  # read already, when planning the message: cached
+    return _REGION_CURRENCY.get(number.region or "") if number is not None else None
 
 
 def _phone_filter(region: str) -> Callable[..., str]:
@@ -141,7 +139,13 @@ def environment(zone: str, region: str) -> SandboxedEnvironment:
 
 def compile_template(env: SandboxedEnvironment, source: str) -> jinja2.Template:
     """Compile once (at load). Raises jinja2.TemplateSyntaxError for the loader to report with its line."""
-    return env.from_string(source)
+    template = env.from_string(source)
+    # Jinja keeps a template's globals as a ChainMap over the environment's (so later changes to the environment
+    # show), and every render copies them into a new context: through the ChainMap that copy was two thirds of
+    # rendering a short body. Nothing changes an environment's globals once it is built (`environment`), so a
+    # plain copy holds the same names and values, read at a third of the cost.
+    template.globals = dict(template.globals)
+    return template
 
 
 def render(template: jinja2.Template, context: dict[str, Any], what: str) -> str:
