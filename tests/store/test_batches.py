@@ -82,7 +82,7 @@ def test_a_batch_writes_each_shared_key_once(runtime: Runtime) -> None:
     assert ran(r, lambda: store.messages.apply_many(delivered, NOW)) == Counter(
         evalsha=1, hmget=n, hset=n, rpush=n, pexpire=2 * n + 1, zrem=1, zadd=2, hincrby=1, smembers=1)
     assert ran(r, lambda: store.events.mark_processed([("evt_warm", {"rules": ["r"]})] * n, NOW)) == Counter(
-        evalsha=1, hset=n)
+        evalsha=1, exists=n, hset=n)
 
 
 def test_a_scheduled_message_leaving_its_state_leaves_the_due_set_in_the_batchs_one_command(
