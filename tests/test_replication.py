@@ -47,11 +47,11 @@ def test_an_event_no_replica_acknowledged_is_503_and_its_retry_a_duplicate(e2e: 
 def test_a_claimed_batch_no_replica_acknowledged_goes_back_unsent(e2e: Runtime, client, work,  # noqa: ANN001
                                                                   simulator: Simulator) -> None:
     event_id = post_order(client, "repl-2")
-    work((pipeline.EVENTS_QUEUE,))  # planned and queued; the flush waits on the send queue
-    [mid] = e2e.store.messages.event_message_ids(event_id)
     plain = e2e.store
     needing_a_replica(e2e)
-    work((pipeline.SEND_QUEUE,))  # the flush claims, finds no replica, puts the batch back, runs again in 1 s
+    # Planned and queued; the drain's send claims, finds no replica, puts the batch back, runs again in 1 s.
+    work((pipeline.EVENTS_QUEUE,))
+    [mid] = plain.messages.event_message_ids(event_id)
     assert simulator.state.ledger == {}
     assert plain.messages.message_state(mid) == "queued"
     assert plain.outbox.outbox_length("sms") == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from workers.core.lifecycle import REPORTED, State
@@ -37,8 +38,11 @@ class Processing:
     notifier: Notifier
     templates: StoredTemplateCache | None = None  # the account's stored templates, for rules that name one
 
-    def process_events(self, event_ids: list[str], now: float) -> Counter[str]:
+    def process_events(self, event_ids: list[str], now: float,
+                       send: Callable[[str], object] | None = None) -> Counter[str]:
         """Plan and store the messages of a batch of events (idempotent); returns counts by starting state.
+        Each channel that gained queued messages is handed to `send` (the drain sends them itself), else its
+        flush is started (`Enqueuer.kick`).
 
         Creations are written in one round trip per batch, except that a cancel or replace first writes
         what came before it, so it also reaches messages planned earlier in the same batch.
@@ -68,7 +72,7 @@ class Processing:
         self.store.events.mark_processed(processed, now)
         self.store.events.mark_processed(failed, now, status="failed")
         for channel in batch.channels:
-            self.enqueuer.kick(channel)
+            (send or self.enqueuer.kick)(channel)
         return batch.counts
 
     def stored_templates(self, config: Config, now: float) -> Snapshot | None:
