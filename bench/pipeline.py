@@ -137,7 +137,7 @@ def run(events: int, profile: int) -> list[dict[str, Any]]:
 
         claims = store_backlog(rt.store, "pipeline", events)
 
-        def drain() -> int:  # the drains only: the flushes they start wait for the next stage
+        def drain() -> int:  # the drains, which send what they queue themselves when no flush holds the outbox
             start_drains(rq_conn, rt.store, claims)
             return burst((pipeline.EVENTS_QUEUE,))
 

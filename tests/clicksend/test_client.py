@@ -85,6 +85,17 @@ def test_spread_429s_refuse_exactly_their_share_of_requests_evenly_over_real_htt
     assert max(b - a for a, b in zip(refused, refused[1:], strict=False)) <= 7  # evenly: no long run without one
 
 
+def test_spread_applies_to_the_429_and_500_rates_only_and_reads_false_as_false(simulator: Simulator) -> None:
+    faults = simulator.state.faults
+    assert faults.update({"spread": "false"}) == [] and faults.spread is False
+    assert faults.update({"spread": "true"}) == [] and faults.spread is True
+    for _ in range(10):  # a hang or a failure after acceptance is still a coin each, spread or not
+        simulator.state.chance(0.3)
+    assert simulator.state._owed == {}
+    simulator.state.chance(0.3, "429")
+    assert set(simulator.state._owed) == {"429"}
+
+
 def test_500_before_acceptance_on_a_send_is_unknown_outcome(simulator: Simulator) -> None:
     simulator.state.faults.rate_500 = 1.0
     with pytest.raises(ProviderUnavailable) as info:

@@ -6,6 +6,7 @@ import phonenumbers
 import pytest
 from phonenumbers import timezone as number_zones
 
+from workers.core import phones
 from workers.core.phones import Number, e164, read, recipient_zones, time_zones
 
 
@@ -105,3 +106,10 @@ def test_read_agrees_with_phonenumbers_for_every_example_number() -> None:
                 found = _before(raw, None)
                 assert time_zones(raw) == (found.zones if found else ()), raw
     assert seen > 4000
+
+
+def test_long_international_text_is_read_without_the_cache() -> None:
+    long = "+61" + "4" * 40
+    before = phones._cached_international.cache_info().currsize
+    assert phones.international(long) == phones.international(long)
+    assert phones._cached_international.cache_info().currsize == before

@@ -9,6 +9,7 @@ import pytest
 import redis
 from rq import SimpleWorker
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from tests.conftest import API_TOKEN, EXAMPLES_DIR
 from tests.pending import drains_held, pending_ids
@@ -181,3 +182,33 @@ def test_two_drains_over_the_same_events_at_once_create_and_send_each_message_on
     work()
     assert sorted(simulator.state.ledger.values()) == [1] * 20
     assert [e2e.store.events.get_event(i).status for i in ids] == ["processed"] * 20
+
+
+def test_a_drain_sends_what_it_planned_before_it_chains_its_next_job(
+        runtime: Runtime, client, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    # A job retried after chaining would hold the lease beside the job it chained: chaining comes last.
+    monkeypatch.setattr(jobs, "ROUND_BUDGET", 0)
+    runtime.settings = runtime.settings.with_(event_batch=2, partitions=1)
+    for i in range(3):
+        post_shop(client, webhook_id=f"c{i}", payload=ORDER | {"id": i})
+    queue = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE)
+    chained_when_sending = []
+    send = jobs._send_planned
+
+    def spy(channels: set[str]) -> None:
+        chained_when_sending.append(queue.count)
+        send(channels)
+
+    monkeypatch.setattr(jobs, "_send_planned", spy)
+    SimpleWorker([queue], connection=runtime.rq_connection).work(burst=True, max_jobs=1)
+    assert chained_when_sending == [0] and queue.count == 1
+
+
+def test_rqs_job_timeout_is_not_taken_for_a_failed_send_from_the_drain(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    def timed_out(channel: str, token: str) -> None:
+        raise JobTimeoutException("Task exceeded maximum timeout value")
+
+    monkeypatch.setattr(jobs, "flush_outbox", timed_out)
+    with pytest.raises(JobTimeoutException):
+        jobs._send_planned({"sms"})

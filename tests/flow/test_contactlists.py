@@ -19,6 +19,7 @@ from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.messages import Message
 from workers.entry.runtime import Runtime
+from workers.errors import StoreUnavailable
 from workers.flow import sender
 from workers.flow.contactlists import ContactLists
 from workers.flow.sender import INTERRUPTED, MAX_INTERRUPTED, SENDING_LEASE
@@ -372,3 +373,31 @@ def test_the_claim_of_a_long_contact_write_is_renewed_while_it_runs(rt: Runtime,
     assert rt.sender().flush("contact", now).sent == 1
     assert the_message(rt, eid).state == State.SENT
     assert rt.store.outbox.keep_sending([mid], now + 1) == 0  # sent: not sending, nothing to renew
+
+
+def test_a_renewal_redis_could_not_take_does_not_stop_the_renewals_after_it(rt: Runtime, simulator: Simulator,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    eid = event(rt, "c2")
+    monkeypatch.setattr(sender, "SENDING_LEASE", 0.3)  # renewed every 0.1 s instead of every 40
+    calls: list[str] = []
+    renewed = threading.Event()
+    keep_sending = rt.store.outbox.keep_sending
+
+    def flaky(ids: list[str], now: float) -> int:
+        calls.append("try")
+        if len(calls) == 1:
+            raise StoreUnavailable("Redis unavailable: Connection refused")  # what the store raises for a blip
+        kept = keep_sending(ids, now)
+        renewed.set()
+        return kept
+
+    monkeypatch.setattr(rt.store.outbox, "keep_sending", flaky)
+    write = ContactLists.write
+
+    def long_write(self: ContactLists, msg: Message, now: float) -> Change:
+        assert renewed.wait(30), "the renewals stopped after the one Redis could not take"
+        return write(self, msg, now)
+
+    monkeypatch.setattr(ContactLists, "write", long_write)
+    assert rt.sender().flush("contact", time.time()).sent == 1
+    assert len(calls) >= 2 and the_message(rt, eid).state == State.SENT

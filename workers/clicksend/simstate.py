@@ -64,8 +64,17 @@ class Faults:
         unknown = [k for k in changes if k not in self.__dataclass_fields__]
         for key, value in changes.items():
             if key not in unknown:
-                setattr(self, key, type(getattr(self, key))(value) if not isinstance(value, list) else list(value))
+                setattr(self, key, _as(type(getattr(self, key)), value))
         return unknown
+
+
+def _as(kind: type, value: Any) -> Any:
+    """A fault setting's `value` (JSON, or text from a form) as its field's type."""
+    if isinstance(value, list):
+        return list(value)
+    if kind is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")  # bool("false") would be true
+    return kind(value)
 
 
 @dataclass
@@ -120,12 +129,12 @@ class SimState:
 
     # --- faults ------------------------------------------------------------------------------------
 
-    def chance(self, probability: float, kind: str = "") -> bool:
-        """True with `probability`; with `faults.spread`, true for exactly that share of the calls of each
-        `kind`, spread evenly (error diffusion from one half)."""
+    def chance(self, probability: float, kind: str | None = None) -> bool:
+        """True with `probability`; for a `kind` of fault under `faults.spread`, true for exactly that share of
+        the calls of that kind, spread evenly (error diffusion from one half)."""
         if probability <= 0:
             return False
-        if not self.faults.spread:
+        if kind is None or not self.faults.spread:
             return self.rand.random() < probability
         with self.lock:
             owed = self._owed.get(kind, 0.5) + probability

@@ -43,19 +43,29 @@ def read(raw: str, region: str) -> Number:
     return _described(phonenumbers.parse(raw, region))
 
 
-@lru_cache(maxsize=CACHED_NUMBERS)
+LONGEST_CACHED = 32
+"""Longer text (a rendered recipient can be long) is parsed without the cache, which keys on the whole text."""
+
+
 def international(text: str) -> Number | None:
     """`text` (a number in international form: E.164, or with a leading plus) parsed without a default region,
-    or None when it cannot be. Cached: a pure function of the text.
+    or None when it cannot be. Cached (up to LONGEST_CACHED characters): a pure function of the text.
 
     It stands for `text` read in any region: phonenumbers parses a number without a default region only when
     its leading plus and country code are enough, and then the region it is handed is never consulted. (Only
     when that fails does it try the region's international prefix, which this leaves to `read`'s uncached
     parse.)"""
+    return _international(text) if len(text) > LONGEST_CACHED else _cached_international(text)
+
+
+def _international(text: str) -> Number | None:
     try:
         return _described(phonenumbers.parse(text, None))
     except phonenumbers.NumberParseException:
         return None
+
+
+_cached_international = lru_cache(maxsize=CACHED_NUMBERS)(_international)
 
 
 def _described(parsed: phonenumbers.PhoneNumber) -> Number:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from rq.timeouts import BaseTimeoutException
+
 from workers.core.coerce import to_decimal
 from workers.core.lifecycle import CANCELLABLE, State
 from workers.entry.runtime import Runtime, get_runtime
@@ -51,24 +53,27 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
     keeper = events.drain_keeper(claim)
     if not keeper.hold():
         return {"events": 0, "more": -1}
-    drained, more, ends = 0, 1, time.monotonic() + ROUND_BUDGET
+    drained, more, handed, ends = 0, 1, False, time.monotonic() + ROUND_BUDGET
     planned: set[str] = set()  # channels that gained queued messages, to send before the job ends
     with keeper:
         while more == 1 and not keeper.lost:
             ids = events.pending_batch(partition, rt.settings.event_batch)
             if ids:
                 process_event_batch(ids, planned.add)
-            last = time.monotonic() >= ends
-            done = events.finish_batch(claim, len(ids), hand_over=last)
+            handed = time.monotonic() >= ends
+            done = events.finish_batch(claim, len(ids), hand_over=handed)
             more = done.more
             drained += len(ids)
-            if last:
+            if handed:
                 break
             if more == 1:
                 _send_planned(planned)  # the lease is still this job's: the next batch waits for the send
-    if more == 1:
-        rt.enqueuer.drain(done.next)
     _send_planned(planned)
+    # Chaining is the last thing the job does: a job retried after it (RQ re-running one that failed or was
+    # killed) would hold the lease beside the job it chained. A lost lease chains nothing: its holder, or the
+    # sweep once it lapses, goes on.
+    if more == 1 and handed:
+        rt.enqueuer.drain(done.next)
     return {"events": drained, "more": more}
 
 
@@ -79,14 +84,19 @@ def _send_planned(channels: set[str]) -> None:
     its time comes."""
     rt = get_runtime()
     for channel in sorted(channels):
-        token = rt.store.outbox.claim_flush(channel)
-        if not token:
-            continue
+        token = None
         try:
-            flush_outbox(channel, token)
+            token = rt.store.outbox.claim_flush(channel)
+            if token:
+                flush_outbox(channel, token)
+        except BaseTimeoutException:
+            raise  # RQ ending the job: its retry, and the sending lease's recovery, take over
         except Exception:  # noqa: BLE001 - the events are planned: their sending must not fail the drain
-            log.exception("sending from the drain failed; a flush job of %s's outbox takes it over", channel)
-            rt.enqueuer.flush(channel, token)
+            log.exception("sending from the drain failed; a flush of %s's outbox takes it over", channel)
+            if token:
+                rt.enqueuer.flush(channel, token)
+            else:
+                rt.enqueuer.kick(channel)
     channels.clear()
 
 
@@ -249,18 +259,18 @@ def apply_pushed(token: str) -> dict[str, int]:
     keeper = pushed.keeper(token)
     if not keeper.hold():
         return {"applied": 0, "more": -1}
-    applied, more, ends = 0, 1, time.monotonic() + ROUND_BUDGET
+    applied, more, handed, ends = 0, 1, False, time.monotonic() + ROUND_BUDGET
     with keeper:
         while more == 1 and not keeper.lost:
             items = pushed.batch(PUSHED_PAGE)
             rt.feedback.apply_pushed(items, time.time())
-            last = time.monotonic() >= ends
-            done = pushed.finish(token, len(items), hand_over=last)
+            handed = time.monotonic() >= ends
+            done = pushed.finish(token, len(items), hand_over=handed)
             more = done.more
             applied += len(items)
-            if last:
+            if handed:
                 break
-    if more == 1:
+    if more == 1 and handed:  # a lost lease chains nothing (as a drain's)
         rt.enqueuer.apply_pushed(token, done.next_job)
     return {"applied": applied, "more": more}
 

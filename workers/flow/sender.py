@@ -35,6 +35,7 @@ from workers.errors import (
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
+    StoreUnavailable,
 )
 from workers.flow.admission import Admission, day_of
 from workers.flow.contactlists import ContactLists
@@ -109,7 +110,7 @@ class _KeepingClaims:
         while not self._stop.wait(SENDING_LEASE / 3):
             try:
                 self.renew(self.now + time.monotonic() - self._started)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:  # the next renewal may get through
+            except (StoreUnavailable, redis.RedisError) as exc:  # the next renewal may get through
                 log.warning("could not renew sending claims: %s", exc)
 
 

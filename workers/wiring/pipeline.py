@@ -32,7 +32,9 @@ CANCEL_MESSAGES = "workers.entry.jobs.cancel_messages"
 CHANNELS = ("sms", "mms", "voice", "contact")  # every outbox; contact holds writes to contact lists
 # Shorter than the sending lease, so a flush is never still running when recovery takes its messages.
 FLUSH_TIMEOUT = 90
-DRAIN_TIMEOUT = 240
+# A drain sends what it planned in its own job, so it is bound as a flush is (never running when recovery takes
+# the messages of a flush that stopped).
+DRAIN_TIMEOUT = FLUSH_TIMEOUT
 
 # A drain job killed with its worker is retried; its work is idempotent and its lease guards the list.
 _DRAIN_RETRY = Retry(max=5, interval=[1, 5, 15, 60, 120])
