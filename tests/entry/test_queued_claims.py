@@ -57,7 +57,9 @@ def test_a_drain_waiting_in_a_backlog_keeps_its_claim_and_no_second_drain_is_sta
     SimpleWorker([queue], connection=runtime.rq_connection).work(burst=True, max_jobs=1)
     assert drain.return_value() == {"events": 2, "more": 1}
     [chained] = drain_jobs(runtime)
-    assert chained.args == drain.args and redis_client.get(job_key(lease)) == chained.id
+    assert chained.args[1] == drain.args[1] and redis_client.get(job_key(lease)) == chained.id
+    assert chained.args[0] != drain.args[0]  # under a token of its own
+    assert jobs.drain_events(*drain.args) == {"events": 0, "more": -1}  # a retry of the first finds it taken
     assert redis_client.pttl(lease) > DRAIN_LEASE_MS
     assert jobs.sweep_pending_events() == 0
     SimpleWorker([queue], connection=runtime.rq_connection).work(burst=True)

@@ -271,7 +271,7 @@ def apply_pushed(token: str) -> dict[str, int]:
             if handed:
                 break
     if more == 1 and handed:  # a lost lease chains nothing (as a drain's)
-        rt.enqueuer.apply_pushed(token, done.next_job)
+        rt.enqueuer.apply_pushed(done.next_token, done.next_job)
     return {"applied": applied, "more": more}
 
 

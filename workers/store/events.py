@@ -264,14 +264,15 @@ class EventRecords:
             return texts(self.r.lrange(events_pending_key(partition), 0, size - 1))
 
     def finish_batch(self, claim: DrainClaim, count: int, hand_over: bool = True) -> DrainRound:
-        """Drop `count` processed ids: more wait (the lease kept, as a queued claim for the next job when this
-        one `hand_over`s, else as this job's short lease), drained, or the lease lost (stop)."""
-        follow = DrainClaim(claim.partition, claim.token, drain_job_id() if hand_over else "")
+        """Drop `count` processed ids: more wait (the lease kept: handing over, as a queued claim under a new
+        token for the next job, `next`; else as this job's short lease), drained, or the lease lost (stop)."""
+        follow = DrainClaim(claim.partition, secrets.token_hex(8), drain_job_id()) if hand_over else claim
         lease = events_drain_key(claim.partition)
         keys = [events_pending_key(claim.partition), lease]
         args: list[str | int] = [claim.token, count, DRAIN_LEASE_MS]
         if hand_over:
-            keys, args = [*keys, job_key(lease)], [claim.token, count, DRAIN_QUEUED_MS, follow.job]
+            keys = [*keys, job_key(lease)]
+            args = [claim.token, count, DRAIN_QUEUED_MS, follow.job, follow.token]
         with available():
             more = int(self._drain_done(keys=keys, args=args))
         return DrainRound(more, follow)

@@ -27,9 +27,11 @@ import redis
 log = logging.getLogger("hookline.lease")
 
 # KEYS: the list, the lease, [its job key]. ARGV: the holder's token, items to drop from the head (0: none),
-# lease ms, [the next job's id]. Drop what the round handled (only while still the holder); keep the lease if
+# lease ms, [the next job's id, its token]. Drop what the round handled (only while still the holder); keep the lease if
 # more waits (1: for ARGV[3] ms, as a queued claim naming the next job when a job key is given), else release
 # it (0); -1 when the lease was lost to another job.
+# Handing over (a job key given), the lease passes to a new token, ARGV[5], the chained job's: a retry of the job
+# that handed over (RQ re-running it after a failure or a kill) then finds the lease another's, never shares it.
 FINISH_ROUND = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return -1
@@ -38,9 +40,11 @@ if tonumber(ARGV[2]) > 0 then
   redis.call('LTRIM', KEYS[1], ARGV[2], -1)
 end
 if redis.call('LLEN', KEYS[1]) > 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
   if KEYS[3] then
+    redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[3])
     redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3])
+  else
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
   end
   return 1
 end

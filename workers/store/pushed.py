@@ -40,11 +40,12 @@ def pushed_job_id(token: str) -> str:
 
 @dataclass(frozen=True)
 class PushedRound:
-    """What `finish` did: `more` 1 when more items wait (the lease kept for the job `next_job`, to chain), 0
-    when the list is drained, -1 when the lease was lost to another job."""
+    """What `finish` did: `more` 1 when more items wait (the lease kept for the job `next_job`, to chain with
+    `next_token`), 0 when the list is drained, -1 when the lease was lost to another job."""
 
     more: int
     next_job: str
+    next_token: str
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,14 @@ class PushedRecords:
     def finish(self, token: str, count: int, hand_over: bool = True) -> PushedRound:
         """Drop `count` applied items: more wait (the lease kept, as a queued claim for the next job when this
         one `hand_over`s, else as this job's short lease), drained, or the lease lost (stop)."""
-        follow = pushed_job_id(secrets.token_hex(8)) if hand_over else ""
+        follow, successor = (pushed_job_id(secrets.token_hex(8)), secrets.token_hex(8)) if hand_over else ("", token)
         keys = [PUSHED, PUSHED_DRAIN]
         args: list[str | int] = [token, count, PUSHED_LEASE_MS]
-        if hand_over:
-            keys, args = [*keys, job_key(PUSHED_DRAIN)], [token, count, PUSHED_QUEUED_MS, follow]
+        if hand_over:  # under a new token, as a drain's hand-over (lease.FINISH_ROUND)
+            keys, args = [*keys, job_key(PUSHED_DRAIN)], [token, count, PUSHED_QUEUED_MS, follow, successor]
         with available():
             more = int(self._finish(keys=keys, args=args))
-        return PushedRound(more, follow)
+        return PushedRound(more, follow, successor)
 
     def claim(self) -> str | None:
         """Claim the drain if items wait and nobody holds it (the sweep); the token to drain with."""
