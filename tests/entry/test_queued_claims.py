@@ -119,6 +119,19 @@ def test_a_drain_whose_job_was_started_or_never_enqueued_gets_the_short_lease_an
     assert runtime.store.events.get_event("evt_lost").status == "processed"
 
 
+def test_a_drain_whose_job_a_worker_took_from_the_queue_and_died_with_gets_the_short_lease(
+        runtime: Runtime, client, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    lease = one_partition(runtime)
+    post_shop(client)
+    [drain] = drain_jobs(runtime)
+    # What a worker killed between taking the job and starting it leaves: still queued, no longer in the queue.
+    queue = pipeline.queue(runtime.rq_connection, pipeline.EVENTS_QUEUE)
+    redis_client.lrem(queue.key, 0, drain.id)
+    assert drain.get_status() == JobStatus.QUEUED
+    assert jobs.sweep_pending_events() == 0
+    assert 0 < redis_client.pttl(lease) <= DRAIN_LEASE_MS and not redis_client.exists(job_key(lease))
+
+
 def test_a_pushed_drain_waiting_in_the_queue_keeps_its_claim(runtime: Runtime, redis_client: redis.Redis) -> None:
     mid = sent_message(runtime)
     token = runtime.store.pushed.push(Pushed("receipt", receipt(201)))

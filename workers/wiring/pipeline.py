@@ -49,10 +49,15 @@ def queue(connection: redis.Redis, name: str) -> Queue:
     return Queue(name, connection=connection)
 
 
-def _fate(job: Job | None) -> JobFate:
+def _fate(job: Job | None, listed: bool) -> JobFate:
+    """What became of `job`; `listed`: a queued job is still in its queue's list. One a worker has taken out of
+    the list is queued until it starts, and stays so if the worker died in between (until RQ's maintenance,
+    minutes later, notices): taken, not waiting."""
     if job is None:
         return JobFate.UNSEEN
     status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED and not listed:
+        return JobFate.STARTED
     if status in _WAITING:
         return JobFate.WAITING
     return JobFate.STARTED if status == JobStatus.STARTED else JobFate.ENDED
@@ -79,10 +84,16 @@ class Enqueuer:
                                           job_id=claim.job or None)
 
     def fates(self, job_ids: list[str]) -> list[JobFate]:
-        """What became of each of these jobs (those queued claims were made for), in one round trip."""
+        """What became of each of these jobs (those queued claims were made for), in two round trips."""
         if not job_ids:
             return []
-        return [_fate(job) for job in Job.fetch_many(job_ids, connection=self.connection)]
+        jobs = Job.fetch_many(job_ids, connection=self.connection)
+        queued = [job for job in jobs if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED]
+        pipe = self.connection.pipeline(transaction=False)
+        for job in queued:
+            pipe.lpos(self._queue(job.origin).key, job.id)
+        listed = {job.id for job, at in zip(queued, pipe.execute(), strict=True) if at is not None}
+        return [_fate(job, job is not None and job.id in listed) for job in jobs]
 
     def fire(self, message_id: str, at: float | None = None) -> None:
         """Fire a message (scheduled, or approved) now or at Unix time `at` (the due sweep is the safety net)."""
