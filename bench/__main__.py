@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     result["verdict"] = report.judge(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    args.markdown.write_text(report.splice(args.markdown.read_text(), report.markdown(result)))
+    existing = args.markdown.read_text() if args.markdown.exists() else ""  # a new file: the section alone
+    args.markdown.write_text(report.splice(existing, report.markdown(result)))
     for t in result["verdict"]["targets"]:
         print(f"{t['key']:32} {t['value']!s:>24} {t['target']:>8}  {t['met']}")
     print(f"nothing lost or duplicated: {result['verdict']['nothing_lost_or_duplicated']}")
