@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import psutil
@@ -69,7 +70,10 @@ def test_up_runs_everything_commands_beside_it_need_no_environment_and_ctrl_c_le
     try:
         _wait_ready(base, proc)
         children = psutil.Process(proc.pid).children(recursive=True)
-        cmdlines = [c.cmdline() for c in children]  # now: a work horse may be gone by the time it is asked
+        cmdlines = []
+        for child in children:
+            with suppress(psutil.NoSuchProcess):  # a work horse may be gone by the time it is asked
+                cmdlines.append(child.cmdline())
         names = " ".join(" ".join(line) for line in cmdlines)
         assert "redis-server" in names and "gunicorn" in names and " worker " in names and " cron " in names
         assert " simulator " in names

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,27 @@ class Cluster:
                     continue
                 with suppress(Exception):  # finished and deleted since: not running
                     if Job.fetch(job_id, connection=conn).func_name == func:
+                        return name
+            return None
+        finally:
+            conn.close()
+
+    def stuck(self, funcs: set[str], seconds: float) -> str | None:
+        """The name of a live worker of ours whose work horse has been running one of `funcs` for `seconds` or
+        more (a send whose reply hangs: every other job of these ends well within that), or None."""
+        conn = self.rq()
+        try:
+            mine = {self.rq_names[n]: n for n in self.workers}
+            for worker in Worker.all(connection=conn):
+                name = mine.get(worker.name)
+                job_id = worker.get_current_job_id() if name else None
+                if not job_id:
+                    continue
+                with suppress(Exception):  # finished and deleted since: not running
+                    job = Job.fetch(job_id, connection=conn)
+                    started = job.started_at
+                    if job.func_name in funcs and started is not None and \
+                            (datetime.now(UTC) - started.replace(tzinfo=UTC)).total_seconds() >= seconds:
                         return name
             return None
         finally:
