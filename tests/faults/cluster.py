@@ -249,8 +249,8 @@ class Cluster:
         self._http.put(f"{self.sim_url}/_sim/faults", json=settings, timeout=10).raise_for_status()
         self.note(f"simulator faults {settings}")
 
-    def running(self, func: str) -> str | None:
-        """The name of a live worker of ours whose work horse is running job `func` now, or None."""
+    def _current_jobs(self) -> Iterator[tuple[str, Job]]:
+        """(name, job) of each live worker of ours whose work horse is running a job now."""
         conn = self.rq()
         try:
             mine = {self.rq_names[n]: n for n in self.workers}
@@ -259,33 +259,24 @@ class Cluster:
                 job_id = worker.get_current_job_id() if name else None
                 if not job_id:
                     continue
+                job = None
                 with suppress(Exception):  # finished and deleted since: not running
-                    if Job.fetch(job_id, connection=conn).func_name == func:
-                        return name
-            return None
+                    job = Job.fetch(job_id, connection=conn)
+                if name and job is not None:
+                    yield name, job
         finally:
             conn.close()
+
+    def running(self, func: str) -> str | None:
+        """The name of a live worker of ours whose work horse is running job `func` now, or None."""
+        return next((name for name, job in self._current_jobs() if job.func_name == func), None)
 
     def stuck(self, funcs: set[str], seconds: float) -> str | None:
         """The name of a live worker of ours whose work horse has been running one of `funcs` for `seconds` or
         more (a send whose reply hangs: every other job of these ends well within that), or None."""
-        conn = self.rq()
-        try:
-            mine = {self.rq_names[n]: n for n in self.workers}
-            for worker in Worker.all(connection=conn):
-                name = mine.get(worker.name)
-                job_id = worker.get_current_job_id() if name else None
-                if not job_id:
-                    continue
-                with suppress(Exception):  # finished and deleted since: not running
-                    job = Job.fetch(job_id, connection=conn)
-                    started = job.started_at
-                    if job.func_name in funcs and started is not None and \
-                            (datetime.now(UTC) - started.replace(tzinfo=UTC)).total_seconds() >= seconds:
-                        return name
-            return None
-        finally:
-            conn.close()
+        now = datetime.now(UTC)
+        return next((name for name, job in self._current_jobs() if job.func_name in funcs and job.started_at
+                     and (now - job.started_at.replace(tzinfo=UTC)).total_seconds() >= seconds), None)
 
     def dead(self) -> list[str]:
         """Children that exited although nobody killed them."""
