@@ -171,9 +171,11 @@ def normalise(number: str) -> str | None:
 
 
 def _approval_view(msg: Message) -> dict[str, Any]:
-    """What a person needs to decide: the rendered body, a masked recipient, cost, and why it was held."""
+    """What a person needs to decide: the rendered body, a masked recipient (or the list a send goes to, with its
+    size when it was held), cost, and why it was held."""
     held_reasons = [t.get("reason") for t in msg.timeline if t.get("to") == "held"]
-    return {"id": msg.id, "event_id": msg.event_id, "rule": msg.rule, "channel": msg.channel, "to": msg.to,
+    listed = {"list_ref": msg.list_ref, "list_size": msg.facts.get("list_size")} if msg.list_ref else {}
+    return {"id": msg.id, "event_id": msg.event_id, "rule": msg.rule, "channel": msg.channel, "to": msg.to, **listed,
             "body": msg.body, "segments": msg.segments, "encoding": msg.encoding,
             "estimate": str(msg.estimate) if msg.estimate is not None else None, "send_at": msg.send_at,
             "held_at": msg.updated_at, "reasons": held_reasons[-1:] or list(msg.reasons), "facts": dict(msg.facts)}

@@ -267,6 +267,8 @@ class Message(Schema):
                                              "or name, as the rule gives it)"})
     contact = fields.Dict(keys=fields.String(), values=fields.String(),
                           metadata={"description": "the fields a contact write sets"})
+    list_approved_by = _Str(metadata={"description": "a number's message of a send to a list: who approved that "
+                                                     "send (it lifts the policy's approval: manual, nothing else)"})
     encoding = _Str()
     segments = _Int()
     non_gsm = fields.List(fields.String())
@@ -350,6 +352,11 @@ class Approval(Schema):
     rule = fields.String()
     channel = fields.String()
     to = Phone()
+    list_ref = _Str(metadata={"description": "the ClickSend list a contact write or a send to a list names"})
+    list_size = _Int(metadata={"description": "a send to a list: how many contacts ClickSend counted on it when it "
+                                              "was held (null when it could not say); approving the send lifts "
+                                              "approval: manual for each number's message, each of which still "
+                                              "passes the rest of its policy"})
     body = _Str()
     segments = _Int()
     encoding = _Str()

@@ -148,6 +148,37 @@ def test_a_person_approved_it_so_holds_no_longer_apply() -> None:
     assert (action, reasons[0]) == ("send", "policy p: approved by ann")
 
 
+def test_an_approved_send_to_a_list_lifts_only_manual_approval_for_its_numbers() -> None:
+    # The approver of a send to a list saw the list, not each number's cost or the budget left: those still hold.
+    policy = Policy("p", approval="manual", daily_budget=Decimal("1"),
+                    hold_if=HoldIf(segments_over=3, cost_over=Decimal("0.50"), recipients_over=25))
+    action, reasons, _ = run(policy, list_approved_by="ann")
+    assert (action, reasons[0]) == ("send", "policy p: approved automatically; the send to its list was approved "
+                                            "by ann")
+    assert run(policy, list_approved_by="ann", spent_today=Decimal("0.95"), estimate=Decimal("0.0792"))[1] == (
+        "today's spend 0.95 + estimate 0.0792 is over daily_budget 1",)
+    assert run(policy, list_approved_by="ann", estimate=Decimal("0.60"))[1] == (
+        "estimated cost 0.60 is over cost_over 0.50",)
+    assert run(policy, list_approved_by="ann", balance_low=True)[1] == (
+        "account balance is below the floor: automatic approvals are held",)
+    assert run(policy, list_approved_by="ann", segments=4)[0] == "hold"
+    assert run(policy, list_approved_by="ann", fan_out=26)[0] == "hold"
+    # The member's own approval, once a person gives it, lifts its holds as any message's does.
+    assert run(policy, list_approved_by="ann", approved_by="bob", spent_today=Decimal("0.95"),
+               estimate=Decimal("0.0792"))[:2] == ("send", ("policy p: approved by bob", "estimated cost 0.0792"))
+
+
+def test_a_batch_of_a_lists_numbers_holds_the_one_that_would_overshoot_the_budget() -> None:
+    policy = Policy("p", approval="manual", daily_budget=Decimal("0.20"))
+    now = at("2026-06-01T03:00:00")
+    numbers = ["+61411111111", "+61422222222", "+61433333333"]
+    candidates = [Candidate(f"m{i}", policy, Facts(now=now, estimate=Decimal("0.08"), list_approved_by="ann"),
+                            "AU", 1, False, n, f"d{i}") for i, n in enumerate(numbers)]
+    decided = decide_batch(candidates, Standing())
+    assert [d.action for d, _ in decided] == ["send", "send", "hold"]
+    assert decided[2][0].reasons == ("today's spend 0.16 + estimate 0.08 is over daily_budget 0.20",)
+
+
 def test_strongest_outcome_wins_and_every_reason_is_kept() -> None:
     policy = Policy("p", approval="manual", quiet_hours=QUIET, allow_countries=("US",))
     action, reasons, _ = run(policy, now=at("2026-06-01T12:30:00"), zones=("Australia/Sydney",))

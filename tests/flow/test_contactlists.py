@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import API_TOKEN, Simulator, use_policies
 from tests.flow.test_sender import drain, sends
@@ -18,6 +19,7 @@ from workers.clicksend.client import Call, ClickSendClient
 from workers.core.events import Event
 from workers.core.lifecycle import State
 from workers.core.messages import Message
+from workers.entry.cli import main
 from workers.entry.runtime import Runtime
 from workers.errors import StoreUnavailable
 from workers.flow import sender
@@ -326,7 +328,78 @@ def test_a_send_to_a_list_approved_once_is_not_held_again_per_number(rt: Runtime
     drain(rt, "sms")
     children = children_of(rt, eid)
     assert [m.state for m in children] == [State.SENT] * 2
-    assert all("policy default: approved by ann" in m.timeline[1]["reason"] for m in children)
+    assert all("policy default: approved automatically; the send to its list was approved by ann"
+               in m.timeline[1]["reason"] for m in children)
+    assert all((m.approved_by, m.list_approved_by) == (None, "ann") for m in children)
+
+
+def test_approving_a_send_to_a_list_does_not_lift_the_budget_for_its_numbers(
+        rt: Runtime, simulator: Simulator, client, work, monkeypatch) -> None:  # noqa: ANN001
+    members(simulator, MEMBERS[:2])
+    # Each SMS is priced 0.0792 by the simulator: the first number's fits the budget, the second's would not.
+    use_policies(rt, "policies:\n  default: {approval: manual, daily_budget: 0.10}\n  paging: {}\n")
+    eid = event(rt, "sale-1", type_="test/sale")
+    parent = the_message(rt, eid)
+    assert parent.state == State.HELD
+    # What the approver is shown: the list and its size as ClickSend counted it when the send was held.
+    [shown] = client.get("/api/approvals", headers=AUTH).json["approvals"]
+    assert (shown["id"], shown["list_ref"], shown["list_size"], shown["to"]) == (parent.id, "Customers", 2, None)
+    page = Operator(client).get("/ui/approvals")
+    assert "list Customers" in page and "2 contact(s) when held" in page
+    monkeypatch.setenv("REDIS_URL", rt.settings.redis_url)
+    monkeypatch.setenv("HOOKLINE_RULES_DIR", rt.settings.rules_dir)
+    listed = CliRunner().invoke(main, ["approvals", "list"])
+    assert listed.exit_code == 0 and "list Customers (2 contacts when held)" in listed.output, listed.output
+
+    assert client.post(f"/api/approvals/{parent.id}/approve", json={"by": "ann"}, headers=AUTH).status_code == 200
+    work()
+    drain(rt, "sms")
+    first, second = sorted(children_of(rt, eid), key=lambda m: m.to or "")
+    assert (first.state, second.state) == (State.SENT, State.HELD)
+    assert second.timeline[-1]["reason"] == ("on list Customers; today's spend 0.0792 + estimate 0.0792 is over "
+                                             "daily_budget 0.1")
+    assert {s.to for s in simulator.state.sent} == {first.to}
+    # The number held waits for its own approval, as any message would, and a person's approval of it lifts
+    # its holds.
+    held = [a["id"] for a in client.get("/api/approvals", headers=AUTH).json["approvals"]]
+    assert held == [second.id]
+    assert client.post(f"/api/approvals/{second.id}/approve", json={"by": "bob"}, headers=AUTH).status_code == 200
+    work()
+    drain(rt, "sms")
+    done = the_message_by_id(rt, second.id)
+    assert (done.state, done.approved_by) == (State.SENT, "bob")
+    assert any("policy default: approved by bob" in t["reason"] for t in done.timeline)
+    assert {s.to for s in simulator.state.sent} == {first.to, second.to}
+
+
+def test_a_held_send_to_a_list_clicksend_cannot_count_is_held_without_a_size(rt: Runtime, client) -> None:  # noqa: ANN001
+    use_rules(rt, "Nobody")
+    use_policies(rt, "policies:\n  default: {approval: manual}\n  paging: {}\n")
+    parent = the_message(rt, event(rt, "sale-1", type_="test/sale"))
+    assert parent.state == State.HELD  # the list is read again when it is sent, and fails then with the reason
+    [shown] = client.get("/api/approvals", headers=AUTH).json["approvals"]
+    assert (shown["list_ref"], shown["list_size"]) == ("Nobody", None)
+    assert "when held" not in Operator(client).get("/ui/approvals")
+
+
+def test_a_number_of_an_approved_list_deferred_then_due_is_not_held_for_manual_approval(
+        rt: Runtime, simulator: Simulator, client, work) -> None:  # noqa: ANN001
+    members(simulator, MEMBERS[:1])
+    use_policies(rt, "policies:\n  default: {approval: manual, max_per_recipient: {count: 1, per: 1h}}\n"
+                     "  paging: {}\n")
+    for sale in ("sale-1", "sale-2"):
+        parent = the_message(rt, event(rt, sale, type_="test/sale"))
+        assert client.post(f"/api/approvals/{parent.id}/approve", json={"by": "ann"},
+                           headers=AUTH).status_code == 200
+        work()
+        drain(rt, "sms")
+    [deferred] = children_of(rt, "evt_shop_sale-2")
+    assert deferred.state == State.SCHEDULED  # the number's window is full: deferred by an hour
+    # When it is due it is admitted again from what is stored: the approval of the list's send is still known.
+    assert rt.processing.fire(deferred.id, time.time() + 3601)
+    due = the_message_by_id(rt, deferred.id)
+    assert due.state == State.QUEUED, due.timeline[-1]
+    assert "the send to its list was approved by ann" in due.timeline[-1]["reason"]
 
 
 def test_a_write_interrupted_time_after_time_fails_instead_of_being_done_again_forever(

@@ -1,6 +1,6 @@
 """The approvals page: held messages with why they were held, when the hold expires and the recipient's local
-time now; one note field for approve or reject, per message or in bulk (ticked, or every one of a rule or an
-event). Decisions go through `handover.decide`."""
+time now (for a send to a list, the list and its size when held); one note field for approve or reject, per
+message or in bulk (ticked, or every one of a rule or an event). Decisions go through `handover.decide`."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _expiry(msg: Message) -> float | None:
 def _row(msg: Message, now: float) -> dict[str, Any]:
     why = [t.get("reason") for t in msg.timeline if t.get("to") == "held"]
     return {"msg": msg, "why": (why or ["held"])[-1], "held_at": msg.updated_at, "expires_at": _expiry(msg),
-            "local": local_times(msg, now)}
+            "local": local_times(msg, now), "list_size": msg.facts.get("list_size") if msg.list_ref else None}
 
 
 @bp.get("", endpoint="page")

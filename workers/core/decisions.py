@@ -31,7 +31,10 @@ class Facts:
     fan_out: int = 1  # messages this event produced under this rule
     zones: tuple[str, ...] = ()  # the recipient's possible time zones
     balance_low: bool = False
-    approved_by: str | None = None  # a person approved it already: no more holds
+    approved_by: str | None = None  # a person approved this message itself: no more holds
+    # A person approved the send to the list this message is on: that lifts `approval: manual` alone. The
+    # approver saw the list, not this number's cost, the budget left or the balance, so those holds still apply.
+    list_approved_by: str | None = None
 
 
 class Action(StrEnum):
@@ -66,8 +69,7 @@ def decide(policy: Policy, *, country: str | None, segments: int | None, critica
                         max(d.until for d in defers if d.until is not None))
     if hold:
         return Decision(Action.HOLD, tuple(hold))
-    reasons = [f"policy {policy.name}: approved" + (f" by {facts.approved_by}" if facts.approved_by else
-                                                    " automatically")]
+    reasons = [f"policy {policy.name}: approved " + _approver(facts)]
     if critical and policy.quiet_hours is not None and facts.zones and \
             quiet_until(policy.quiet_hours, facts.zones, facts.now)[0] is not None:
         reasons.append("critical rule: sent through quiet hours")
@@ -135,9 +137,10 @@ def decide_batch(candidates: Sequence[Candidate], standing: Standing) -> list[tu
 
 def decide_approval(policy: Policy, approved_by: str | None, what: str) -> Decision:
     """The decision on something that reaches no one itself (`what`: a contact write, or a send to a list before
-    it becomes a message per number, each of which is then decided in full): of its rule's policy only
-    `approval` applies, held for a person when manual until one approves it. Quiet hours, limits, countries and
-    the budget are about messages people receive."""
+    it becomes a message per number): of its rule's policy only `approval` applies, held for a person when
+    manual until one approves it. Quiet hours, limits, countries and the budget are about messages people
+    receive. Approving a send to a list lifts `approval: manual` for each number's message and nothing else:
+    each is then decided in full (`Facts.list_approved_by`), and the holds on it wait for their own approval."""
     if policy.approval == "manual" and approved_by is None:
         return Decision(Action.HOLD, (f"policy {policy.name}: approval is manual",))
     return Decision(Action.SEND, (f"policy {policy.name}: {what} approved" +
@@ -185,9 +188,17 @@ def _rate(p: Policy, facts: Facts) -> Decision | None:
     return Decision(Action.DEFER, (f"{why}: deferred",), recent[len(recent) - rate.count] + rate.per)
 
 
+def _approver(facts: Facts) -> str:
+    if facts.approved_by:
+        return f"by {facts.approved_by}"
+    if facts.list_approved_by:
+        return f"automatically; the send to its list was approved by {facts.list_approved_by}"
+    return "automatically"
+
+
 def _holds(p: Policy, segments: int | None, facts: Facts) -> list[str]:
     out = []
-    if p.approval == "manual":
+    if p.approval == "manual" and facts.list_approved_by is None:
         out.append(f"policy {p.name}: approval is manual")
     h = p.hold_if
     if h.segments_over is not None and (segments or 0) > h.segments_over:

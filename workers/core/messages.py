@@ -74,6 +74,9 @@ class Message:
     operation: ContactOp | None = None
     list_ref: str | None = None
     contact: Mapping[str, str] = field(default_factory=dict)
+    # A number's message of a send to a list: who approved that send. Stored with the message (not set later)
+    # so that every admission of it, a deferred one's too, knows; it lifts `approval: manual` and nothing else.
+    list_approved_by: str | None = None
     encoding: str | None = None
     segments: int | None = None
     non_gsm: tuple[str, ...] = ()

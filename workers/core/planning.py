@@ -155,7 +155,11 @@ def _plan_write(event: Event, rule: Rule, write: ContactWrite, context: dict[str
 def list_members(parent: Message, numbers: list[str], opted_out: set[str], region: str) -> list[Message]:
     """The messages of a send to a list (`parent`, planned by a rule whose `send.to` names the list), one per
     number on it, with the ids the rule would have given them had it named the numbers itself. A number on
-    `opted_out` (ClickSend's Opt-Out List) is suppressed; an invalid one fails; the rest are planned."""
+    `opted_out` (ClickSend's Opt-Out List) is suppressed; an invalid one fails; the rest are planned.
+
+    Each carries who approved the send to the list (`list_approved_by`), not an approval of its own: the
+    approver saw the list, not what each number's send costs, so each is admitted by its policy in full but for
+    `approval: manual`, and one the budget or a hold stops waits for its own approval."""
     shared = {k: v for k, v in parent.document().items() if k in _INHERITED}
     out: list[Message] = []
     seen: set[str] = set()
@@ -166,7 +170,8 @@ def list_members(parent: Message, numbers: list[str], opted_out: set[str], regio
         seen.add(number)
         msg = Message.from_json(shared | {
             "id": message_id_for(parent.event_id, parent.rule, number), "to": number, "country": country,
-            "state": State.PLANNED, "reasons": [f"on list {parent.list_ref}"], "approved_by": parent.approved_by})
+            "state": State.PLANNED, "reasons": [f"on list {parent.list_ref}"],
+            "list_approved_by": parent.approved_by})
         if problem:
             msg = msg.but(state=State.FAILED, reasons=(*msg.reasons, problem))
         elif number in opted_out:

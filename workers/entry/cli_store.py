@@ -87,7 +87,8 @@ def approvals_group() -> None:
 
 def _held_json(msg: Message) -> dict[str, Any]:
     return {"id": msg.id, "event_id": msg.event_id, "rule": msg.rule, "channel": str(msg.channel),
-            "to": mask(msg.to) if msg.to else None, "list_id": msg.list_id,
+            "to": mask(msg.to) if msg.to else None, "list_id": msg.list_id, "list_ref": msg.list_ref,
+            "list_size": msg.facts.get("list_size") if msg.list_ref else None,
             "estimate": None if msg.estimate is None else str(msg.estimate), "body": msg.body,
             "created_at": iso(msg.created_at), "send_at": iso(msg.send_at)}
 
@@ -106,8 +107,14 @@ def approvals_list(rule: str | None, event_id: str | None, as_json: bool) -> Non
         click.echo("nothing to approve: no message is held" + (" for that rule or event" if rule or event_id else ""))
     else:
         echo_table(("MESSAGE", "RULE", "TO", "ESTIMATE", "BODY"),
-                   [(m.id, m.rule, mask(m.to) if m.to else f"list {m.list_id}", str(m.estimate or "-"),
+                   [(m.id, m.rule, mask(m.to) if m.to else _list_shown(m), str(m.estimate or "-"),
                      " ".join((m.body or "").split())[:60]) for m in held])
+
+
+def _list_shown(msg: Message) -> str:
+    """A send to a list as the approver sees it: the list, and its size when it was held (when ClickSend said)."""
+    size = msg.facts.get("list_size") if msg.list_ref else None
+    return f"list {msg.list_id or msg.list_ref}" + ("" if size is None else f" ({size} contacts when held)")
 
 
 def _decide(action: str, ids: tuple[str, ...], rule: str | None, event_id: str | None, note: str, by: str) -> None:

@@ -22,10 +22,11 @@ from workers.core import payloads
 from workers.core.contactlists import reaches_no_one
 from workers.core.decisions import Action, Candidate, Decision, Facts, Standing, decide_approval, decide_batch
 from workers.core.lifecycle import State
-from workers.core.messages import Message
+from workers.core.messages import Channel, Message
 from workers.core.phones import recipient_zones
 from workers.core.policies import Policy
 from workers.errors import ConfigError, HooklineError, ProviderError
+from workers.flow.contactlists import ContactLists
 from workers.store import Store
 from workers.store.reservations import BatchFacts, Claim, PriceKey
 from workers.wiring.rulesdir import RulesDir
@@ -145,7 +146,8 @@ def candidate(policy: Policy, msg: Message, facts: BatchFacts, now: float, cost:
         policy=policy,
         facts=Facts(now=now, opted_out=bool(msg.to and msg.to in facts.opted_out), estimate=cost, fan_out=fan_out,
                     zones=recipient_zones(msg.timezone, msg.to) if at_send_time else (),
-                    balance_low=facts.balance_low, approved_by=msg.approved_by),
+                    balance_low=facts.balance_low, approved_by=msg.approved_by,
+                    list_approved_by=msg.list_approved_by),
         country=msg.country, segments=msg.segments, critical=msg.critical, recipient=msg.to,
         digest=duplicate_digest(msg), at_send_time=at_send_time)
 
@@ -214,8 +216,10 @@ class Admission:
             what = reaches_no_one(r.msg)
             if what:  # a contact write, a send to a whole list: costs and reserves nothing, only approval applies
                 decision = decide_approval(self._policy(r.msg), r.msg.approved_by, what)
+                shown = self._list_shown(r.msg.list_ref) if decision.action is Action.HOLD and r.msg.list_ref \
+                    and r.msg.channel != Channel.CONTACT else {}
                 outcomes[i] = Outcome(decision, _state_for(decision, r.msg, now, r.at_send_time),
-                                      _send_at(decision, r.msg, now), Decimal(0), {})
+                                      _send_at(decision, r.msg, now), Decimal(0), shown)
             else:
                 sending.append(i)
         admitted = self._admit_sending([requests[i] for i in sending], now) if sending else []
@@ -247,6 +251,17 @@ class Admission:
             (msg.reserved_day or day_of(self.settings.timezone, now),
              Claim(msg.id, msg.reserved, recipient=msg.to, digest=duplicate_digest(msg)))
             for msg in msgs if msg.reserved is not None])  # one never admitted for sending took nothing
+
+    def _list_shown(self, ref: str) -> dict[str, Any]:
+        """What a person deciding on a held send to list `ref` is shown of the list: its size as ClickSend counts
+        it now, asked once as it is held (the pages and the API read it from the message, never from ClickSend).
+        Nothing when ClickSend cannot say: the hold stands either way, and the list is read again when sent."""
+        try:
+            size = ContactLists(self.store, self.client(), self.settings.default_region).size(ref)
+        except (ProviderError, ConfigError) as exc:  # ConfigError: no ClickSend to ask
+            log.info("the size of list %s is not known (%s)", ref, exc)
+            return {}
+        return {"list_size": size} if size is not None else {}
 
     def _policy(self, msg: Message) -> Policy:
         try:

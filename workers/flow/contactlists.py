@@ -1,6 +1,7 @@
 """ClickSend contact lists as the sender uses them: carrying out one contact write (a message of channel
 `contact`: upsert or remove the number through `clicksend.contacts`), and reading the numbers of a list a send
-goes to, with those on the account's Opt-Out List. Lists by id, or by name through a cache in the store.
+goes to, with those on the account's Opt-Out List, or its size (for a person approving a send to it). Lists by
+id, or by name through a cache in the store.
 
 The sender claims these messages from their outbox and decides what a failure means (a 429 puts the work back,
 a refusal fails it); this module only calls ClickSend and says what it found or did. Must not change states.
@@ -49,6 +50,11 @@ class ContactLists:
         """The phone numbers on list `ref`, as ClickSend has them written (contacts with only an e-mail left out)."""
         return self._on_list(ref, self._numbers)
 
+    def size(self, ref: str) -> int | None:
+        """How many contacts list `ref` holds as ClickSend counts them (`_contacts_count`, those with only an
+        e-mail included); None when its answer gives no count. One call when the list's id is known."""
+        return self._on_list(ref, self._size)
+
     def opted_out(self) -> set[str]:
         """The numbers (E.164) on the account's Opt-Out List; none when the account has no such list."""
         try:
@@ -70,6 +76,11 @@ class ContactLists:
     def _numbers(self, list_id: int) -> list[str]:
         return [str(c["phone_number"]) for page in iter_pages(partial(self.client.list_contacts, list_id))
                 for c in page.items if c.get("phone_number")]
+
+    def _size(self, list_id: int) -> int | None:
+        # A 404 here (a cached id of a list deleted since) is the ProviderRejected `_on_list` looks the name up on.
+        row = self.client.request("GET", f"/v3/lists/{list_id}", endpoint="/v3/lists/{id}")
+        return to_int(row.get("_contacts_count"))
 
     def _write(self, msg: Message, list_id: int) -> contacts.WriteResult:
         assert msg.to is not None

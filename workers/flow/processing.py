@@ -83,8 +83,9 @@ class Processing:
         return self.templates.snapshot(now)
 
     def plan_list(self, parent: Message, numbers: list[str], opted_out: set[str], now: float) -> Counter[str]:
-        """A send to a list (`parent`) becomes a message per number on it, each admitted by its policy in full and
-        stored like an event's messages; counts by starting state. Idempotent: a number planned before (a send to
+        """A send to a list (`parent`) becomes a message per number on it, each admitted by its policy in full
+        (the approval of the send to the list lifts its `approval: manual` alone) and stored like an event's
+        messages; counts by starting state. Idempotent: a number planned before (a send to
         the list done again after a crash) is left as it is."""
         members = list_members(parent, numbers, opted_out, self.settings.default_region)
         batch = _Batch(self, now, self.store.messages.existing(m.id for m in members))
