@@ -7,6 +7,7 @@ import base64
 import ipaddress
 import os
 import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -144,6 +145,25 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 NEUTRAL_POLICIES = "policies:\n  default: {approval: auto}\n  paging: {approval: auto}\n"
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hookline's wheel as pip builds it, from a fresh copy of what a source distribution holds (links kept as
+    links), so no earlier build's egg-info in the checkout can supply a file the configuration forgot. With the
+    setuptools and wheel installed here (no build isolation, no index): a test reaches nothing but loopback."""
+    root = tmp_path_factory.mktemp("wheel")
+    source, out = root / "source", root / "dist"
+    for name in ("workers", "webhooks", "rules", "examples"):
+        shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                           "--no-cache-dir", "--quiet", "--wheel-dir", str(out), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [wheel] = out.glob("hookline-*.whl")
+    return wheel
 
 
 def neutral_rules(target: Path) -> Path:

@@ -1,11 +1,13 @@
 """The distribution: its import names are ours alone, it is marked private, and it carries the example rules
-(`rules/`, the one copy) for `hookline init`."""
+(`rules/`, the one copy) for `hookline init` and the example payloads (`examples/`, the one copy) for
+`hookline demo`."""
 
 import shutil
 import subprocess
 import sys
+import zipfile
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from workers.tools import examples
 
@@ -57,7 +59,7 @@ def test_the_built_package_carries_every_example_file_as_rules_holds_it(tmp_path
     # From a fresh copy of what a source distribution holds (links kept as links), so no earlier build's
     # egg-info in the checkout can supply a file the configuration forgot.
     source, out = tmp_path / "source", tmp_path / "built"
-    for name in ("workers", "webhooks", "rules"):
+    for name in ("workers", "webhooks", "rules", "examples"):
         shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
@@ -68,3 +70,25 @@ def test_the_built_package_carries_every_example_file_as_rules_holds_it(tmp_path
     assert not built.is_symlink()  # real files in the package, not the checkout's link
     assert _files(built) == _files(ROOT / "rules")
     assert (out / "workers/tools/examples.py").is_file()  # and the code that reads them
+
+
+def test_the_example_payloads_are_a_link_to_examples_not_a_copy() -> None:
+    link = ROOT / "workers/tools/example_events"
+    assert link.is_symlink() and link.resolve() == (ROOT / "examples").resolve()
+    for payload in (ROOT / "examples").glob("*.json"):
+        assert examples.event(payload.name) == payload.read_bytes()
+
+
+def test_a_built_wheel_carries_the_demos_payloads_and_the_example_rules(built_wheel: Path) -> None:
+    with zipfile.ZipFile(built_wheel) as wheel:
+        held = {PurePosixPath(name): wheel.read(name) for name in wheel.namelist()}
+    payloads = {PurePosixPath("workers/tools/example_events", p.name): p.read_bytes()
+                for p in (ROOT / "examples").glob("*.json")}
+    # Those `hookline demo` posts, each as examples/ holds it (the Cal.com booking is moved and cancelled too).
+    assert {p.name for p in payloads} >= {"shop-order.json", "alertmanager-firing.json", "booking-created.json",
+                                          "booking-rescheduled.json", "booking-cancelled.json"}
+    assert {p: held.get(p) for p in payloads} == payloads
+    rules = {PurePosixPath("workers/tools/example_rules", rel.as_posix()): data
+             for rel, data in _files(ROOT / "rules").items()}
+    assert {p: held.get(p) for p in rules} == rules
+    assert PurePosixPath("workers/tools/demo.py") in held and PurePosixPath("workers/tools/examples.py") in held

@@ -1,7 +1,8 @@
 """Every shipped rule, dry-run on its provider's real payload, renders the text a person would get.
 
-The payloads are tests/fixtures/providers/ (see the README there for where each came from); the dry run is
-`hookline rules test`'s own code (workers.tools.dryrun), with the shipped rules and sources.
+The payloads are tests/fixtures/providers/ and, for Cal.com, examples/ (`hookline demo` posts those; see the
+READMEs there for where each came from); the dry run is `hookline rules test`'s own code (workers.tools.dryrun),
+with the shipped rules and sources.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLES_DIR, ROOT
 from workers.core.templates import compile_template, environment, parse_time, render
 from workers.tools.dryrun import as_text, build_event, report
 from workers.wiring.rulesdir import PlaceholderEnviron, load_config
@@ -22,7 +23,8 @@ FIXTURES = ROOT / "tests/fixtures/providers"
 ONCALL = ["+61411111111", "+61422222222"]
 
 
-def dry_run(source: str, fixture: str, now: str, event_type: str | None = None) -> dict[str, dict[str, Any]]:
+def dry_run(source: str, fixture: str | Path, now: str, event_type: str | None = None) -> dict[str, dict[str, Any]]:
+    """The rules `fixture` (a path under FIXTURES, or any path) matched at `now`, by name, as the dry run shows them."""
     config = load_config(ROOT / "rules", PlaceholderEnviron(os.environ), "UTC", "US")
     at = parse_time(now, "UTC").timestamp()
     event = build_event(config, FIXTURES / fixture, source, event_type, {}, at)
@@ -85,7 +87,7 @@ def test_grafana_resolve_is_reported_by_the_alerts_own_summary() -> None:
 
 
 def test_calcom_reminders_24h_and_2h_before_in_the_attendees_zone() -> None:
-    matched = dry_run("bookings", "calcom/booking-created.json", "2023-05-24T09:30:00Z")
+    matched = dry_run("bookings", EXAMPLES_DIR / "booking-created.json", "2023-05-24T09:30:00Z")
     text = "Hi John, a reminder of your 60min on Thu 25 May at 15:00 at Calcom HQ. Reply STOP to opt out."
     for rule in ("reminder-24h", "reminder-2h"):
         [msg] = matched[rule]["messages"]
@@ -98,7 +100,7 @@ def test_calcom_reminders_24h_and_2h_before_in_the_attendees_zone() -> None:
 
 
 def test_calcom_reschedule_plans_the_new_booking_and_cancels_the_old_one() -> None:
-    matched = dry_run("bookings", "calcom/booking-rescheduled.json", "2024-01-01T10:00:00Z")
+    matched = dry_run("bookings", EXAMPLES_DIR / "booking-rescheduled.json", "2024-01-01T10:00:00Z")
     assert matched["booking-moved"]["cancels_key"] == "booking-previous-booking-unique-id"
     for rule in ("reminder-24h", "reminder-2h"):
         [msg] = matched[rule]["messages"]
@@ -108,7 +110,7 @@ def test_calcom_reschedule_plans_the_new_booking_and_cancels_the_old_one() -> No
 
 
 def test_calcom_cancel_cancels_the_bookings_reminders() -> None:
-    matched = dry_run("bookings", "calcom/booking-cancelled.json", "2024-01-01T15:00:00Z")
+    matched = dry_run("bookings", EXAMPLES_DIR / "booking-cancelled.json", "2024-01-01T15:00:00Z")
     assert set(matched) == {"booking-cancelled"}
     assert matched["booking-cancelled"]["cancels_key"] == "booking-unique-booking-identifier"
 

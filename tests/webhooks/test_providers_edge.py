@@ -6,8 +6,8 @@ a wrong secret, a tampered body, one added space, a stale timestamp (where the p
 signature header are refused. Requests are signed with the provider's own library where it publishes one on
 PyPI (Stripe, Svix, Standard Webhooks, Slack's SignatureVerifier, Twilio's RequestValidator; Square's helper
 checks what we sign), else as its documentation says (tests/signing.py), pinned to a published test vector where
-the provider gives one. Bodies are the real ones in tests/fixtures/providers/ where there is one, else a minimal
-body shaped as the provider's documentation shows it.
+the provider gives one. Bodies are the real ones in tests/fixtures/providers/ (Cal.com's in examples/) where
+there is one, else a minimal body shaped as the provider's documentation shows it.
 
 tests/webhooks/test_signatures.py covers the schemes themselves (rotation, skew both ways, several signatures);
 this file checks that each preset wires the right scheme, options, id and type into the edge.
@@ -27,7 +27,7 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from tests import signing
-from tests.conftest import NEUTRAL_POLICIES, ROOT, WHSEC
+from tests.conftest import EXAMPLES_DIR, NEUTRAL_POLICIES, ROOT, WHSEC
 from webhooks.signatures import verify
 from workers.core import providers, schemes
 from workers.core.sources import parse_sources
@@ -109,7 +109,7 @@ CASES: dict[str, Case] = {
         fixture("calendly/invitee-created.json"), lambda s, b, t: signing.calendly(s, b, t), "invitee.created",
         timestamp=True),
     "calcom": Case(
-        fixture("calcom/booking-created.json"), lambda s, b, t: signing.calcom(s, b), "BOOKING_CREATED",
+        (EXAMPLES_DIR / "booking-created.json").read_bytes(), lambda s, b, t: signing.calcom(s, b), "BOOKING_CREATED",
         headers={"x-cal-webhook-version": "2021-10-20"}),
     "pagerduty": Case(
         # A v3 incident.triggered, as PagerDuty's webhook overview shows it (abridged).

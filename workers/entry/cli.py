@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from workers.clicksend.simstate import SimState
 from workers.clicksend.simulator import create_simulator
 from workers.entry import cli_rules, cli_store
-from workers.entry.cli_shared import environ, home, redis_url_option, remember_home, runtime
+from workers.entry.cli_shared import RET_CONFIG, environ, fail, home, redis_url_option, remember_home, runtime
 from workers.entry.clicksend_cli import clicksend
 from workers.errors import ToolError
 from workers.tools import demo as demo_tool
@@ -127,13 +127,20 @@ def demo(url: str | None, timeout: float) -> None:
     """Post a signed order, a critical alert and a booking (then moved and cancelled) and follow each live.
 
     Signs with the secrets `hookline up` generated (or the environment's); exits 0 when every event settled as
-    expected, 1 otherwise.
+    expected, 1 otherwise (nothing answering at the URL included), 2 for a URL that is not an http(s) address.
     """
     env = environ()
     missing = [n for n in ("SHOP_WEBHOOK_SECRET", "ALERTMANAGER_TOKEN", "CALCOM_WEBHOOK_SECRET") if not env.get(n)]
     if missing:
         raise click.UsageError(f"{', '.join(missing)}: not set (is `hookline up` running in this folder?)")
-    base = (url or recorded_web_url(home()) or "http://127.0.0.1:8000").rstrip("/")
+    try:
+        base = demo_tool.target(url or recorded_web_url(home()) or "http://127.0.0.1:8000")
+    except ToolError as exc:
+        fail(f"hookline demo: {'--url: ' if url else ''}{exc}", RET_CONFIG)
+    try:
+        demo_tool.check_answers(base)  # before Redis: a stopped `hookline up` is the likelier story
+    except ToolError as exc:
+        fail(f"hookline demo: {exc}")
     sys.exit(demo_tool.run(base, env, runtime().store, timeout, say=lambda line: click.echo(line)))
 
 

@@ -1,8 +1,9 @@
 """`hookline demo`: post signed, realistic events for the three uses to a running Hookline and follow what
 happens to them, live, until it settles.
 
-Owns the demo's payloads (the shipped examples and provider fixtures with fresh ids and future times), how each
-sender signs them, and the rolling account printed while the timelines fill in. Reads the store only (as
+Owns the demo's payloads (the shipped examples, package data read through `tools.examples` so an installed
+Hookline needs no checkout, with fresh ids and future times), how each sender signs them, checking the address
+it posts to first, and the rolling account printed while the timelines fill in. Reads the store only (as
 `hookline trace` does); never changes it, and never sends anything itself but the webhooks.
 """
 
@@ -12,26 +13,28 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from workers.core.lifecycle import State
+from workers.errors import ToolError
 from workers.store import Store
+from workers.tools import examples
 from workers.tools.trace import mask, story, when
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "providers"
 
 SETTLED = frozenset({State.HELD, State.SCHEDULED, State.DELIVERED, State.UNDELIVERED, State.FAILED,
                      State.SUPPRESSED, State.REJECTED, State.EXPIRED, State.CANCELLED, State.UNKNOWN})
 """States a demo message can stop in: nothing more happens to it without a person or the clock."""
+HEALTH_TIMEOUT = 5.0
+"""Seconds to wait for the server's `/healthz`, which answers without touching Redis."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def _iso(at: datetime) -> str:
 
 def order(secret: str, run: str) -> Post:
     """Shopify's sample order (examples/shop-order.json) with a fresh id, signed as Shopify does."""
-    data = json.loads((EXAMPLES / "shop-order.json").read_text())
+    data = json.loads(examples.event("shop-order.json"))
     data["id"] = int(time.time() * 1000)
     data["name"] = f"#D{run[:6]}"
     body = json.dumps(data).encode()
@@ -83,7 +86,7 @@ def order(secret: str, run: str) -> Post:
 
 def alert(token: str, run: str) -> Post:
     """Alertmanager's firing notification (examples/alertmanager-firing.json) for a group of its own."""
-    data = json.loads((EXAMPLES / "alertmanager-firing.json").read_text())
+    data = json.loads(examples.event("alertmanager-firing.json"))
     data["groupKey"] = data["groupKey"].rstrip("}") + f', demo="{run}"}}'  # Alertmanager dedupes on it
     for item in data["alerts"]:  # a body of its own: a repeat within duplicate_window is not paged again
         item["annotations"]["summary"] += f" (demo {run})"
@@ -96,9 +99,9 @@ def alert(token: str, run: str) -> Post:
 def bookings(secret: str, run: str, now: datetime) -> list[Post]:
     """A Cal.com booking three days out, moved a day later (a new uid naming the old in rescheduleUid), then
     cancelled: each signed as Cal.com does. Its reminders end cancelled."""
-    created = json.loads((EXAMPLES / "booking-created.json").read_text())
-    moved = json.loads((FIXTURES / "calcom" / "booking-rescheduled.json").read_text())
-    cancelled = json.loads((FIXTURES / "calcom" / "booking-cancelled.json").read_text())
+    created = json.loads(examples.event("booking-created.json"))
+    moved = json.loads(examples.event("booking-rescheduled.json"))
+    cancelled = json.loads(examples.event("booking-cancelled.json"))
     start = (now + timedelta(days=3)).replace(hour=23, minute=0, second=0, microsecond=0)
     first, second = f"demo-{run}-a", f"demo-{run}-b"
     created["payload"] |= {"uid": first, "startTime": _iso(start), "endTime": _iso(start + timedelta(hours=1))}
@@ -118,9 +121,47 @@ def bookings(secret: str, run: str, now: datetime) -> list[Post]:
     return posts
 
 
+def target(url: str) -> str:
+    """`url` as the base the demo posts to (no trailing slash). ToolError saying what is wrong when it is not an
+    http(s) address with a host and a valid port."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError as exc:
+        raise ToolError(f"{url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ToolError(f"{url!r} is not an http:// or https:// address with a host (e.g. http://127.0.0.1:8000)")
+    return url.strip().rstrip("/")
+
+
+def check_answers(base: str) -> None:
+    """That a Hookline answers at `base` (its `/healthz`); ToolError saying what happened instead, in one line."""
+    try:
+        reply = requests.get(f"{base}/healthz", timeout=HEALTH_TIMEOUT)
+    except requests.RequestException as exc:
+        raise ToolError(f"nothing answers at {base} ({_why(exc)}): is `hookline up` running? (--url names "
+                        "another address)") from None
+    if reply.status_code != 200:
+        raise ToolError(f"{base}/healthz answered {reply.status_code}: is Hookline what runs there?")
+
+
+def _why(exc: requests.RequestException) -> str:
+    """A requests failure in a few words: its errno's text when it has one (`Connection refused`)."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {HEALTH_TIMEOUT:.0f} s"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    return found.group(1).strip() if found else type(exc).__name__
+
+
 def post(base: str, item: Post, say: Callable[[str], None] = print) -> Followed | None:
-    """Send one webhook; the event to follow when it is accepted, else None (the refusal is printed)."""
-    reply = requests.post(f"{base}/hooks/{item.source}", data=item.body, headers=dict(item.headers), timeout=10)
+    """Send one webhook; the event to follow when it is accepted, else None (the refusal, or why it could not be
+    sent, is printed)."""
+    try:
+        reply = requests.post(f"{base}/hooks/{item.source}", data=item.body, headers=dict(item.headers),
+                              timeout=10)
+    except requests.RequestException as exc:  # the server went away since it was checked
+        say(f"{item.label}: not sent: POST {base}/hooks/{item.source} failed ({_why(exc)})")
+        return None
     if reply.status_code != 202:
         say(f"{item.label}: refused {reply.status_code} {reply.text.strip()}")
         return None
@@ -147,7 +188,7 @@ def show(store: Store, followed: Followed, base: str, say: Callable[[str], None]
         for i, entry in enumerate(msg.timeline):
             if (msg.id, i) not in followed.seen:
                 followed.seen.add((msg.id, i))
-                target = mask(msg.to) if msg.to else f"list {msg.list_id}"
+                target = mask(msg.to) if msg.to else f"list {msg.list_id or msg.list_ref}"
                 line = _entry_line(entry, msg.send_at)
                 say(f"{followed.label}: {msg.id} {msg.channel} to {target} ({msg.rule})  {line}")
         for cb in item.callbacks:

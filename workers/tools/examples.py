@@ -1,8 +1,10 @@
-"""The example rules directory that ships with Hookline, for `hookline init` to write out.
+"""The examples that ship with Hookline: the rules directory `hookline init` writes out, and the event payloads
+`hookline demo` posts.
 
-The examples are the checkout's `rules/`, the one copy: `workers/tools/example_rules` is a link to it, and
-pyproject's package-data puts the files it links to into the wheel, so an installed Hookline carries them too.
-Owns finding and copying them; never reads or validates a rules directory (that is `wiring.rulesdir`'s).
+Each is the checkout's own folder, the one copy: `workers/tools/example_rules` is a link to `rules/` and
+`workers/tools/example_events` one to `examples/`, and pyproject's package-data puts the files they link to into
+the wheel, so an installed Hookline carries them too. Owns finding and copying them; never reads or validates a
+rules directory (that is `wiring.rulesdir`'s) nor an event (the demo's own).
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from pathlib import Path, PurePosixPath
 def shipped() -> Traversable:
     """The shipped example rules directory (in a checkout: `rules/`, through the link)."""
     return resources.files("workers.tools") / "example_rules"
+
+
+def event(name: str) -> bytes:
+    """The example payload `name` (`shop-order.json`; in a checkout: `examples/`, through the link)."""
+    return (resources.files("workers.tools") / "example_events" / name).read_bytes()
 
 
 def files(root: Traversable | None = None, prefix: PurePosixPath | None = None) -> Iterator[
