@@ -21,6 +21,7 @@ from workers.flow.optouts import OptoutSync
 from workers.flow.sender import FlushOutcome
 from workers.store.callbacks import CALLBACK_TTL
 from workers.store.events import DrainClaim
+from workers.store.outbox import FlushClaim
 from workers.store.pushed import Pushed
 from workers.wiring import pipeline
 
@@ -80,23 +81,21 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
 def _send_planned(channels: set[str]) -> None:
     """Send what a drain queued in `channels` in this job, not a flush job of its own: one fork fewer per batch,
     and no wait in the send queue. Only where no flush holds the outbox's lease: a running one goes on to
-    these messages (it ends only on an empty outbox), a waiting one (a pause, the rate limit) sends them when
-    its time comes."""
+    these messages (it ends only on an empty outbox), a waiting one (in the queue, or waiting out a pause) sends
+    them when its time comes."""
     rt = get_runtime()
     for channel in sorted(channels):
-        token = None
+        claim = None
         try:
-            token = rt.store.outbox.claim_flush(channel)
-            if token:
-                flush_outbox(channel, token)
+            claim = rt.store.outbox.claim_flush(channel, for_job=False)
+            if claim:
+                _flush(claim)
         except BaseTimeoutException:
             raise  # RQ ending the job: its retry, and the sending lease's recovery, take over
         except Exception:  # noqa: BLE001 - the events are planned: their sending must not fail the drain
             log.exception("sending from the drain failed; a flush of %s's outbox takes it over", channel)
-            if token:
-                rt.enqueuer.flush(channel, token)
-            else:
-                rt.enqueuer.kick(channel)
+            if not claim or _hand_over(claim, FlushOutcome(), time.time()) < 0:
+                rt.enqueuer.kick(channel)  # not claimed, or lost: a flush job if none holds the lease
     channels.clear()
 
 
@@ -137,33 +136,52 @@ def sweep_pending_events() -> int:
 
 
 def flush_outbox(channel: str, token: str) -> dict[str, Any]:
-    """Send batches from `channel`'s outbox holding its flush lease, for up to ROUND_BUDGET; chain or reschedule
-    the next flush. Returns the counts of the batches sent, summed (`wait` and `narrowed` the last batch's).
+    """Send batches from `channel`'s outbox holding its flush lease `token`, for up to ROUND_BUDGET; chain or
+    schedule the next flush. Returns the counts of the batches sent, summed (`wait`, `paused` and `narrowed`
+    the last batch's).
 
-    The lease is short and renewed while the batch is sent (as the drain's); a job whose lease another flush
-    holds now does nothing.
+    The lease is short and renewed while the job works (as the drain's); a job waits in the queue under a longer
+    claim naming it, which its start turns into the short lease. A job whose lease another flush holds now
+    does nothing.
     """
+    return _flush(FlushClaim(channel, token))
+
+
+def _flush(claim: FlushClaim) -> dict[str, Any]:
+    """`flush_outbox`'s work, in a flush job or in a drain's own send."""
     rt = get_runtime()
     outbox = rt.store.outbox
-    keeper = outbox.flush_keeper(channel, token)
+    keeper = outbox.flush_keeper(claim)
     if not keeper.hold():
         return {"skipped": "another flush holds the lease"}  # a flush claimed again while this one waited
-    sender, total, ends = rt.sender(), FlushOutcome(), time.monotonic() + ROUND_BUDGET
+    sender, total = rt.sender(), FlushOutcome()
     with keeper:
-        while True:
+        ends, now, outcome = time.monotonic() + ROUND_BUDGET, time.time(), FlushOutcome()
+        while not keeper.lost:
             now = time.time()
-            outcome = sender.flush(channel, now)
+            outcome = sender.flush(claim.channel, now)
             total.add(outcome)
             # Another batch only when one waits: each batch takes a rate token first, even from an empty outbox.
-            if (outcome.wait > 0 or not outcome.claimed or keeper.lost or time.monotonic() >= ends
-                    or not outbox.outbox_length(channel)):
+            if (outcome.wait > 0 or not outcome.claimed or time.monotonic() >= ends
+                    or not outbox.outbox_length(claim.channel)):
                 break
-    if outcome.wait > 0:
-        if outbox.extend_flush(channel, token, outcome.wait):
-            rt.enqueuer.flush(channel, token, at=now + outcome.wait)
-    elif outbox.finish_flush(channel, token) == 1:
-        rt.enqueuer.flush(channel, token)
+    _hand_over(claim, outcome, now)
     return total.as_dict()
+
+
+def _hand_over(claim: FlushClaim, outcome: FlushOutcome, now: float) -> int:
+    """End a flush under `claim` whose last batch (at `now`) came out as `outcome`: hand the outbox to the
+    next flush job while messages wait, else give the lease back; `finish_flush`'s answer.
+
+    The next job is scheduled for a wait; with none, or a pause lifted meanwhile, it starts at once.
+    """
+    rt = get_runtime()
+    done = rt.store.outbox.finish_flush(claim, outcome.wait, outcome.paused)
+    if done.more == 1 and outcome.wait > 0:
+        rt.enqueuer.flush(done.next, at=now + outcome.wait)
+    elif done.more > 0:
+        rt.enqueuer.flush(done.next)
+    return done.more
 
 
 def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
@@ -173,13 +191,21 @@ def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
 
 
 def recover_sending() -> dict[str, int]:
-    """Periodic: reconcile messages whose worker died mid-send; restart flushes whose job was lost."""
+    """Periodic: restart flushes whose job was lost; reconcile messages whose worker died mid-send.
+
+    As `sweep_pending_events` does for drains: a flush claimed for a job RQ still has waiting (in the queue, or
+    scheduled to wait out a pause) is left to it, its claim renewed; one whose job has started or is unknown to
+    RQ gets the short lease (it lapses if nobody holds it); one whose job ended without flushing is taken over
+    at once. Then every outbox with messages and no flush gets one.
+    """
     rt = get_runtime()
-    result = rt.sender().recover(time.time())
+    outbox = rt.store.outbox
+    queued = outbox.queued_flushes(pipeline.CHANNELS)
+    for claim in outbox.settle_flushes(queued, rt.enqueuer.fates([c.job for c in queued])):
+        rt.enqueuer.flush(claim)
     for channel in pipeline.CHANNELS:
-        if rt.store.outbox.outbox_length(channel):
-            rt.enqueuer.kick(channel)
-    return result
+        rt.enqueuer.kick(channel)
+    return rt.sender().recover(time.time())
 
 
 def send_callback(callback_id: str) -> str:

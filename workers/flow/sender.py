@@ -74,12 +74,14 @@ class FlushOutcome:
     unknown: int = 0
     narrowed: int = 0  # the batch size the next flushes use after a refused request (0: unchanged)
     wait: float = 0.0  # > 0: the flush stopped early and should run again after this long
+    paused: bool = False  # the wait is the outbox's pause (a 429, an outage, the account), which resume lifts
 
     def add(self, other: FlushOutcome) -> None:
-        """Count `other` (a later batch of the same job) in: its counts added, its `narrowed` and `wait` kept."""
+        """Count `other` (a later batch of the same job) in: its counts added, its `narrowed`, `wait` and
+        `paused` kept."""
         for name in ("claimed", "calls", "sent", "failed", "retried", "requeued", "unknown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.narrowed, self.wait = other.narrowed, other.wait
+        self.narrowed, self.wait, self.paused = other.narrowed, other.wait, other.paused
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able counts."""
@@ -129,7 +131,7 @@ class Sender:
         out = FlushOutcome()
         pause = self.store.outbox.paused(channel)
         if pause and float(pause["until"]) > now:
-            out.wait = float(pause["until"]) - now
+            out.wait, out.paused = float(pause["until"]) - now, True
             return out
         settings = self.settings
         wait = self.store.outbox.take_token(settings.send_rate, max(1.0, settings.send_rate), now)
@@ -346,7 +348,7 @@ class Sender:
                   out: FlushOutcome) -> None:
         out.requeued += self.store.outbox.requeue(ids, now, reason)
         self.store.outbox.pause(channel, now + delay, reason)
-        out.wait = max(out.wait, delay)
+        out.wait, out.paused = max(out.wait, delay), True
         log.warning("%s outbox paused %.1fs: %s", channel, delay, reason)
 
     def _account_problem(self, channel: str, ids: list[str], now: float, exc: ProviderError,
