@@ -252,7 +252,7 @@ def test_resuming_leaves_a_running_flush_the_lease_and_its_hand_over_starts_the_
         def flush(self, channel: str, now: float) -> FlushOutcome:
             outcome = real().flush(channel, now)
             assert handover.resume(rt.store, rt.enqueuer, channel, "ops")
-            seen.append((outcome.wait > 0, outcome.paused, redis_client.get(lease),
+            seen.append((outcome.wait > jobs.SLEEP_UP_TO, outcome.paused, redis_client.get(lease),
                          len(flush_jobs(rt))))
             return outcome
 

@@ -123,15 +123,25 @@ class Enqueuer:
             self.flush(claim)
         return claim is not None
 
-    def flush(self, claim: FlushClaim, at: float | None = None) -> None:
-        """Flush an outbox holding the lease `claim`, as the job the claim names: now or at Unix time `at`
-        (never sleeps inside a job)."""
+    def flush(self, claim: FlushClaim, at: float | None = None, not_before: float | None = None) -> None:
+        """Flush an outbox holding the lease `claim`, as the job the claim names: now, at Unix time `at` (RQ's
+        scheduler), or now with the job waiting at its start until `not_before`.
+
+        RQ's scheduler looks for due jobs once a second, so a wait shorter than that (the rate limit's next
+        token, a 429's Retry-After of a second) is not scheduled: it would cost up to a second more than asked,
+        on every batch of a backlog. A flush job sleeps such a wait itself, its lease renewed meanwhile, and
+        one that must not (a drain's own send, a job at the end of its round) hands the outbox to a job
+        started at once with `not_before`. Only the jobs that wait give it, so a job without it is one an
+        older version can run too.
+        """
         q = self._queue(SEND_QUEUE)
-        kwargs = {"result_ttl": 60, "failure_ttl": _WEEK, "job_timeout": FLUSH_TIMEOUT, "job_id": claim.job or None}
+        kwargs = {"result_ttl": 60, "failure_ttl": _WEEK, "job_timeout": FLUSH_TIMEOUT, "job_id": claim.job or None,
+                  "args": (claim.channel, claim.token),
+                  "kwargs": {"not_before": not_before} if not_before is not None else {}}
         if at is None:
-            q.enqueue(FLUSH_OUTBOX, claim.channel, claim.token, **kwargs)
+            q.enqueue(FLUSH_OUTBOX, **kwargs)
         else:
-            q.enqueue_at(_when(at), FLUSH_OUTBOX, claim.channel, claim.token, **kwargs)
+            q.enqueue_at(_when(at), FLUSH_OUTBOX, **kwargs)
 
     def reconcile(self, channel: str, message_ids: list[str], at: float) -> None:
         """Look messages with an unknown outcome up in ClickSend's history at `at`."""
