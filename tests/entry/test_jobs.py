@@ -206,9 +206,10 @@ def test_a_drain_sends_what_it_planned_before_it_chains_its_next_job(
 
 def test_rqs_job_timeout_is_not_taken_for_a_failed_send_from_the_drain(
         runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    def timed_out(channel: str, token: str) -> None:
+    def timed_out(*args: object, **kwargs: object) -> None:
         raise JobTimeoutException("Task exceeded maximum timeout value")
 
-    monkeypatch.setattr(jobs, "flush_outbox", timed_out)
+    monkeypatch.setattr(jobs, "_flush", timed_out)
+    runtime.store.r.rpush(keys.outbox_key("sms"), "msg_planned")  # what the drain queued
     with pytest.raises(JobTimeoutException):
         jobs._send_planned({"sms"})

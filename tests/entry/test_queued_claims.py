@@ -1,27 +1,36 @@
-"""Drains (and the pushed receipts' drain) that wait in RQ's queue under a claim naming their job, against a
-real Redis: under a backlog the claim outlasts the short lease, so the sweep and new events start no second
-drain while the first waits; the sweep shortens a claim whose job RQ has started or never got, and takes over
-at once one whose job ended without draining. Time passing is stood in for by shortening a lease's expiry."""
+"""Drains (and the pushed receipts' drain, and outbox flushes) that wait in RQ's queue under a claim naming their
+job, against a real Redis: under a backlog the claim outlasts the short lease, so the sweep and new events start
+no second drain while the first waits; the sweep shortens a claim whose job RQ has started or never got, and
+takes over at once one whose job ended without draining. Time passing is stood in for by shortening a lease's
+expiry."""
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import pytest
 import redis
 from rq import SimpleWorker
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
+from tests.conftest import Simulator
 from tests.flow.test_feedback import receipt, sent_message
+from tests.flow.test_sender import queue_messages, sends, states
+from tests.waiting import wait_for
 from tests.webhooks.test_ingest import post_shop
 from workers.core.events import Event
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
+from workers.flow.sender import FlushOutcome
 from workers.store import keys
 from workers.store.events import DRAIN_LEASE_MS, DRAIN_QUEUED_MS, DrainClaim
-from workers.store.lease import job_key
+from workers.store.lease import LeaseKeeper, job_key
+from workers.store.outbox import FLUSH_LEASE_MS, FLUSH_QUEUED_MS
 from workers.store.pushed import PUSHED_LEASE_MS, Pushed
-from workers.wiring import pipeline
+from workers.wiring import handover, pipeline
 
 
 def drain_jobs(rt: Runtime) -> list[Job]:
@@ -165,3 +174,149 @@ def test_a_drain_going_on_to_its_next_batch_keeps_its_short_lease_and_hands_over
     handing_over = runtime.store.events.finish_batch(claim, 1)
     assert handing_over.more == 1 and redis_client.pttl(lease) > DRAIN_LEASE_MS
     assert redis_client.get(job_key(lease)) == handing_over.next.job  # the claim waits for the chained job
+
+
+# --- flushes -----------------------------------------------------------------------------------------------
+
+
+def flush_jobs(rt: Runtime) -> list[Job]:
+    return [j for j in pipeline.queue(rt.rq_connection, pipeline.SEND_QUEUE).jobs
+            if j.func_name == pipeline.FLUSH_OUTBOX]
+
+
+@pytest.fixture
+def rt(runtime: Runtime, simulator: Simulator) -> Runtime:
+    runtime.settings = runtime.settings.with_(clicksend_base_url=simulator.url, send_rate=1000.0)
+    runtime._client = None
+    return runtime
+
+
+def test_a_flush_waiting_in_a_backlog_keeps_its_claim_and_no_second_flush_is_started(
+        rt: Runtime, simulator: Simulator, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    lease = keys.outbox_flush_key("sms")
+    ids = queue_messages(rt, 3)
+    assert rt.enqueuer.kick("sms")
+    [flush] = flush_jobs(rt)
+    assert redis_client.pttl(lease) > FLUSH_LEASE_MS  # a queued claim, naming the job it was made for
+    assert redis_client.get(lease) == flush.args[1] and redis_client.get(job_key(lease)) == flush.id
+    # The job still waits when the short lease would have lapsed: neither the recovery job, nor a kick, nor a
+    # drain's own send claims the outbox again.
+    redis_client.pexpire(lease, FLUSH_LEASE_MS // 3)
+    redis_client.pexpire(job_key(lease), FLUSH_LEASE_MS // 3)
+    jobs.recover_sending()
+    assert redis_client.pttl(lease) > FLUSH_QUEUED_MS - 60_000  # renewed for the job still waiting
+    assert not rt.enqueuer.kick("sms")
+    jobs._send_planned({"sms"})
+    assert [j.id for j in flush_jobs(rt)] == [flush.id] and sends(simulator) == 0
+    work((pipeline.SEND_QUEUE,))  # the job starts: its claim is the short lease, then given back
+    assert states(rt, ids) == {"sent": 3} and sends(simulator) == 1
+    assert not redis_client.exists(lease) and not redis_client.exists(job_key(lease))
+
+
+def test_the_recovery_job_takes_over_a_flush_whose_job_ended_and_shortens_one_whose_job_started(
+        rt: Runtime, simulator: Simulator, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    lease = keys.outbox_flush_key("sms")
+    ids = queue_messages(rt, 2)
+    assert rt.enqueuer.kick("sms")
+    [flush] = flush_jobs(rt)
+    flush.cancel()  # lost to RQ: nobody will flush for its claim
+    jobs.recover_sending()
+    [heir] = flush_jobs(rt)
+    assert heir.id != flush.id and heir.args[1] != flush.args[1]
+    assert redis_client.get(lease) == heir.args[1] and redis_client.get(job_key(lease)) == heir.id
+    assert jobs.flush_outbox(*flush.args) == {"skipped": "another flush holds the lease"}  # run after all
+    heir.set_status(JobStatus.STARTED)  # a worker took it, and died before it held the lease
+    jobs.recover_sending()
+    assert 0 < redis_client.pttl(lease) <= FLUSH_LEASE_MS and not redis_client.exists(job_key(lease))
+    assert [j.id for j in flush_jobs(rt)] == [heir.id]  # it lapses as a dead holder's, then is claimed again
+    redis_client.delete(lease)
+    jobs.recover_sending()
+    work((pipeline.SEND_QUEUE,))
+    assert states(rt, ids) == {"sent": 2} and simulator.state.ledger == dict.fromkeys(ids, 1)
+
+
+def test_resuming_leaves_a_running_flush_the_lease_and_its_hand_over_starts_the_next_flush_at_once(
+        rt: Runtime, simulator: Simulator, work, redis_client: redis.Redis,  # noqa: ANN001
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lease = keys.outbox_flush_key("sms")
+    ids = queue_messages(rt, 2)
+    rt.store.outbox.pause("sms", time.time() + 600, "ClickSend answered 429")
+    claim = rt.store.outbox.claim_flush("sms")
+    assert claim is not None
+    seen: list[tuple[Any, ...]] = []
+    real = rt.sender
+
+    class ResumedMidFlush:
+        """The flush's sender: a person resumes the outbox just after the flush saw the pause."""
+
+        def flush(self, channel: str, now: float) -> FlushOutcome:
+            outcome = real().flush(channel, now)
+            assert handover.resume(rt.store, rt.enqueuer, channel, "ops")
+            seen.append((outcome.wait > jobs.SLEEP_UP_TO, outcome.paused, redis_client.get(lease),
+                         len(flush_jobs(rt))))
+            return outcome
+
+    monkeypatch.setattr(rt, "sender", ResumedMidFlush)
+    result = jobs.flush_outbox("sms", claim.token)
+    # The running flush kept its lease (no second flush taking rate tokens beside it) ...
+    assert seen == [(True, True, claim.token, 0)] and result["sent"] == 0
+    # ... and, finding the pause lifted as it handed over, started its successor now, not in ten minutes.
+    [now] = flush_jobs(rt)
+    assert ScheduledJobRegistry(queue=pipeline.queue(rt.rq_connection, pipeline.SEND_QUEUE)).count == 0
+    assert redis_client.get(lease) == now.args[1] != claim.token and redis_client.get(job_key(lease)) == now.id
+    monkeypatch.setattr(rt, "sender", real)
+    work((pipeline.SEND_QUEUE,))
+    assert states(rt, ids) == {"sent": 2} and simulator.state.ledger == dict.fromkeys(ids, 1)
+
+
+def test_resuming_supersedes_a_flush_an_older_version_left_waiting_out_the_pause(
+        rt: Runtime, redis_client: redis.Redis) -> None:
+    lease = keys.outbox_flush_key("sms")
+    queue_messages(rt, 1)
+    rt.store.outbox.pause("sms", time.time() + 600, "ClickSend answered 429")
+    redis_client.set(lease, "older", px=660_000)  # its lease for the pause and a minute, naming no job
+    resumed = rt.store.outbox.resume("sms")
+    assert resumed.lifted and resumed.flush is not None
+    assert redis_client.get(lease) == resumed.flush.token and redis_client.get(job_key(lease)) == resumed.flush.job
+
+
+def test_a_keepers_renewal_after_its_flush_handed_over_leaves_the_queued_claim_alone(
+        rt: Runtime, redis_client: redis.Redis) -> None:
+    lease = keys.outbox_flush_key("sms")
+    queue_messages(rt, 1)
+    claim = rt.store.outbox.claim_flush("sms", for_job=False)
+    assert claim is not None
+    keeper = LeaseKeeper(redis_client, lease, claim.token, 300, queued=True)  # renewing every 0.1 s
+    assert keeper.hold()
+    with keeper:
+        done = rt.store.outbox.finish_flush(claim)  # handed over while the keeper still runs
+        assert done.more == 1
+        wait_for(lambda: keeper.lost, "the keeper's next renewal to find the lease another's")
+    assert redis_client.get(lease) == done.next.token and redis_client.pttl(lease) > FLUSH_LEASE_MS
+    assert redis_client.get(job_key(lease)) == done.next.job
+
+
+def test_a_flush_scheduled_to_wait_out_a_pause_keeps_its_claim_until_no_scheduler_is_left_to_start_it(
+        rt: Runtime, simulator: Simulator, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    lease = keys.outbox_flush_key("sms")
+    ids = queue_messages(rt, 2)
+    rt.store.outbox.pause("sms", time.time() + 600, "ClickSend answered 429")
+    assert rt.enqueuer.kick("sms")
+    work((pipeline.SEND_QUEUE,))  # the flush finds the pause, and hands over to a flush at its end
+    send = pipeline.queue(rt.rq_connection, pipeline.SEND_QUEUE)
+    registry = ScheduledJobRegistry(queue=send)
+    [waiting] = registry.get_job_ids()
+    assert redis_client.get(job_key(lease)) == waiting and redis_client.pttl(lease) > 600_000
+    jobs.recover_sending()  # its time is ahead: kept, nothing new started
+    assert registry.get_job_ids() == [waiting] and send.count == 0
+    assert redis_client.pttl(lease) > 600_000  # not shortened to a queued claim's usual length
+    # Ten minutes on, its worker's RQ scheduler was killed meanwhile: the job sits in the schedule, overdue.
+    redis_client.set(keys.outbox_pause_key("sms"), json.dumps({"until": time.time() - 60, "reason": "429"}))
+    redis_client.zadd(registry.key, {waiting: time.time() - pipeline.STRANDED_AFTER - 60})
+    jobs.recover_sending()  # taken over: a flush now, not when a scheduler comes back
+    [heir] = flush_jobs(rt)
+    assert redis_client.get(lease) == heir.args[1] and redis_client.get(job_key(lease)) == heir.id
+    work((pipeline.SEND_QUEUE,))
+    assert states(rt, ids) == {"sent": 2} and simulator.state.ledger == dict.fromkeys(ids, 1)
+    stranded = Job.fetch(waiting, connection=rt.rq_connection)  # run late after all: nothing left to send
+    assert jobs.flush_outbox(*stranded.args)["sent"] == 0 and sends(simulator) == 1

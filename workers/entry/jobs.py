@@ -21,6 +21,7 @@ from workers.flow.optouts import OptoutSync
 from workers.flow.sender import FlushOutcome
 from workers.store.callbacks import CALLBACK_TTL
 from workers.store.events import DrainClaim
+from workers.store.outbox import FlushClaim
 from workers.store.pushed import Pushed
 from workers.wiring import pipeline
 
@@ -32,6 +33,12 @@ PUSHED_PAGE = 100
 # list to a new job: RQ forks a work horse per job (about 20 ms of CPU each), so a backlog costs few forks, while
 # a worker still returns to its other queues every few seconds and no job nears its timeout or the sending lease.
 ROUND_BUDGET = 2.0
+# A flush sleeps a wait up to this long (the rate limit's next token; a 429's Retry-After of a second, counted
+# from ClickSend's answer, so a little over a second from the flush's clock) instead of leaving it to RQ's
+# scheduler, which looks for due jobs once a second: scheduled, a 0.2 s wait would cost one to two seconds, on
+# every batch of a backlog once the burst is spent. Longer waits (pauses, outages, backoff) are scheduled: a job
+# sleeping them would hold a worker for nothing, and the scheduler's second matters less.
+SLEEP_UP_TO = 1.5
 
 
 def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
@@ -80,23 +87,22 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
 def _send_planned(channels: set[str]) -> None:
     """Send what a drain queued in `channels` in this job, not a flush job of its own: one fork fewer per batch,
     and no wait in the send queue. Only where no flush holds the outbox's lease: a running one goes on to
-    these messages (it ends only on an empty outbox), a waiting one (a pause, the rate limit) sends them when
-    its time comes."""
+    these messages (it ends only on an empty outbox), a waiting one (in the queue, or waiting out a pause) sends
+    them when its time comes. It never sleeps (the partition's next batch would wait): a short wait for the rate
+    limit or a 429 hands the outbox to a flush job that waits it out (`flush_outbox`'s `not_before`)."""
     rt = get_runtime()
     for channel in sorted(channels):
-        token = None
+        claim = None
         try:
-            token = rt.store.outbox.claim_flush(channel)
-            if token:
-                flush_outbox(channel, token)
+            claim = rt.store.outbox.claim_flush(channel, for_job=False)
+            if claim:
+                _flush(claim, may_sleep=False)
         except BaseTimeoutException:
             raise  # RQ ending the job: its retry, and the sending lease's recovery, take over
         except Exception:  # noqa: BLE001 - the events are planned: their sending must not fail the drain
             log.exception("sending from the drain failed; a flush of %s's outbox takes it over", channel)
-            if token:
-                rt.enqueuer.flush(channel, token)
-            else:
-                rt.enqueuer.kick(channel)
+            if not claim or _hand_over(claim, FlushOutcome(), time.time()) < 0:
+                rt.enqueuer.kick(channel)  # not claimed, or lost: a flush job if none holds the lease
     channels.clear()
 
 
@@ -136,34 +142,79 @@ def sweep_pending_events() -> int:
     return len(claims)
 
 
-def flush_outbox(channel: str, token: str) -> dict[str, Any]:
-    """Send batches from `channel`'s outbox holding its flush lease, for up to ROUND_BUDGET; chain or reschedule
-    the next flush. Returns the counts of the batches sent, summed (`wait` and `narrowed` the last batch's).
+def flush_outbox(channel: str, token: str, not_before: float | None = None) -> dict[str, Any]:
+    """Send batches from `channel`'s outbox holding its flush lease `token`, for up to ROUND_BUDGET; chain or
+    schedule the next flush. Returns the counts of the batches sent, summed (`wait`, `paused` and `narrowed`
+    the last batch's).
 
-    The lease is short and renewed while the batch is sent (as the drain's); a job whose lease another flush
-    holds now does nothing.
+    The lease is short and renewed while the job works (as the drain's); a job waits in the queue under a longer
+    claim naming it, which its start turns into the short lease. A job whose lease another flush holds now
+    does nothing. `not_before` (Unix time): the job was started at once to wait out a short wait (`SLEEP_UP_TO`)
+    that the flush before it could not; it sleeps until then, at most SLEEP_UP_TO, and one that starts later
+    goes on at once. Jobs of older versions name none.
     """
+    return _flush(FlushClaim(channel, token), not_before)
+
+
+def _flush(claim: FlushClaim, not_before: float | None = None, may_sleep: bool = True) -> dict[str, Any]:
+    """`flush_outbox`'s work, in a flush job or (not `may_sleep`) in a drain's own send."""
     rt = get_runtime()
     outbox = rt.store.outbox
-    keeper = outbox.flush_keeper(channel, token)
+    keeper = outbox.flush_keeper(claim)
     if not keeper.hold():
         return {"skipped": "another flush holds the lease"}  # a flush claimed again while this one waited
-    sender, total, ends = rt.sender(), FlushOutcome(), time.monotonic() + ROUND_BUDGET
+    sender, total = rt.sender(), FlushOutcome()
     with keeper:
-        while True:
+        if not_before is not None:
+            _sleep_until(min(not_before, time.time() + SLEEP_UP_TO))
+        ends, now, outcome = time.monotonic() + ROUND_BUDGET, time.time(), FlushOutcome()
+        while not keeper.lost:
             now = time.time()
-            outcome = sender.flush(channel, now)
+            outcome = sender.flush(claim.channel, now)
             total.add(outcome)
-            # Another batch only when one waits: each batch takes a rate token first, even from an empty outbox.
-            if (outcome.wait > 0 or not outcome.claimed or keeper.lost or time.monotonic() >= ends
-                    or not outbox.outbox_length(channel)):
+            if outcome.wait > 0:
+                # Slept here, the wait is exact; the keeper renews the lease meanwhile. Not past the round's
+                # budget, and not for an outbox with nothing left to send.
+                if (may_sleep and _short(outcome) and time.monotonic() + outcome.wait <= ends
+                        and outbox.outbox_length(claim.channel)):
+                    _sleep_until(now + outcome.wait)
+                    continue
                 break
-    if outcome.wait > 0:
-        if outbox.extend_flush(channel, token, outcome.wait):
-            rt.enqueuer.flush(channel, token, at=now + outcome.wait)
-    elif outbox.finish_flush(channel, token) == 1:
-        rt.enqueuer.flush(channel, token)
+            # Another batch only when one waits: each batch takes a rate token first, even from an empty outbox.
+            if not outcome.claimed or time.monotonic() >= ends or not outbox.outbox_length(claim.channel):
+                break
+    _hand_over(claim, outcome, now)
     return total.as_dict()
+
+
+def _hand_over(claim: FlushClaim, outcome: FlushOutcome, now: float) -> int:
+    """End a flush under `claim` whose last batch (at `now`) came out as `outcome`: hand the outbox to the
+    next flush job while messages wait, else give the lease back; `finish_flush`'s answer.
+
+    The next job is scheduled for a long wait; a short one (too long to sleep here, or in a drain) starts it
+    at once, to wait out the rest itself; none, or a pause lifted meanwhile, starts it at once.
+    """
+    rt = get_runtime()
+    done = rt.store.outbox.finish_flush(claim, outcome.wait, outcome.paused)
+    if done.more == 1 and outcome.wait > 0 and not _short(outcome):
+        rt.enqueuer.flush(done.next, at=now + outcome.wait)
+    elif done.more == 1 and outcome.wait > 0:
+        rt.enqueuer.flush(done.next, not_before=now + outcome.wait)
+    elif done.more > 0:
+        rt.enqueuer.flush(done.next)
+    return done.more
+
+
+def _short(outcome: FlushOutcome) -> bool:
+    """A wait to wait out to the moment, not leave to RQ's scheduler: up to SLEEP_UP_TO, unless it is a 429
+    that came right after another (ClickSend's limit hit again and again: a job chain retrying every second
+    would gain nothing over the scheduler, and a worker would spend its time on it)."""
+    return outcome.wait <= SLEEP_UP_TO and not outcome.repeated
+
+
+def _sleep_until(at: float) -> None:
+    """Sleep until Unix time `at` (a flush waiting out a short wait)."""
+    time.sleep(max(0.0, at - time.time()))
 
 
 def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
@@ -173,13 +224,21 @@ def reconcile_messages(channel: str, message_ids: list[str]) -> dict[str, int]:
 
 
 def recover_sending() -> dict[str, int]:
-    """Periodic: reconcile messages whose worker died mid-send; restart flushes whose job was lost."""
+    """Periodic: restart flushes whose job was lost; reconcile messages whose worker died mid-send.
+
+    As `sweep_pending_events` does for drains: a flush claimed for a job RQ still has waiting (in the queue, or
+    scheduled to wait out a pause) is left to it, its claim renewed; one whose job has started or is unknown to
+    RQ gets the short lease (it lapses if nobody holds it); one whose job ended without flushing is taken over
+    at once. Then every outbox with messages and no flush gets one.
+    """
     rt = get_runtime()
-    result = rt.sender().recover(time.time())
+    outbox = rt.store.outbox
+    queued = outbox.queued_flushes(pipeline.CHANNELS)
+    for claim in outbox.settle_flushes(queued, rt.enqueuer.fates([c.job for c in queued])):
+        rt.enqueuer.flush(claim)
     for channel in pipeline.CHANNELS:
-        if rt.store.outbox.outbox_length(channel):
-            rt.enqueuer.kick(channel)
-    return result
+        rt.enqueuer.kick(channel)
+    return rt.sender().recover(time.time())
 
 
 def send_callback(callback_id: str) -> str:

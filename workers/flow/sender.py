@@ -74,12 +74,17 @@ class FlushOutcome:
     unknown: int = 0
     narrowed: int = 0  # the batch size the next flushes use after a refused request (0: unchanged)
     wait: float = 0.0  # > 0: the flush stopped early and should run again after this long
+    paused: bool = False  # the wait is the outbox's pause (a 429, an outage, the account), which resume lifts
+    # The wait is a 429's that came right after another's (ClickSend's limit is being hit again and again):
+    # however short, nothing is gained by waiting it out to the moment.
+    repeated: bool = False
 
     def add(self, other: FlushOutcome) -> None:
-        """Count `other` (a later batch of the same job) in: its counts added, its `narrowed` and `wait` kept."""
+        """Count `other` (a later batch of the same job) in: its counts added, its `narrowed` and its wait's
+        (`wait`, `paused`, `repeated`) kept."""
         for name in ("claimed", "calls", "sent", "failed", "retried", "requeued", "unknown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.narrowed, self.wait = other.narrowed, other.wait
+        self.narrowed, self.wait, self.paused, self.repeated = other.narrowed, other.wait, other.paused, other.repeated
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able counts."""
@@ -122,14 +127,16 @@ class Sender:
         self.store, self.client, self.settings, self.enqueuer = store, client, settings, enqueuer
         self.admission, self.notifier = admission, notifier
         self.rand = rand or random.Random()
+        self._begun = time.monotonic()
 
     def flush(self, channel: str, now: float) -> FlushOutcome:
         """Send one batch (up to `send_batch` messages, fewer while a refused request is narrowed down) from
         `channel`'s outbox."""
         out = FlushOutcome()
+        self._begun = time.monotonic()  # when `now` was, for the time that passes while calling ClickSend
         pause = self.store.outbox.paused(channel)
         if pause and float(pause["until"]) > now:
-            out.wait = float(pause["until"]) - now
+            out.wait, out.paused = float(pause["until"]) - now, True
             return out
         settings = self.settings
         wait = self.store.outbox.take_token(settings.send_rate, max(1.0, settings.send_rate), now)
@@ -185,8 +192,7 @@ class Sender:
         try:
             reply = self.client.send(channel, payloads.request_body(channel, docs))
         except RateLimited as exc:
-            strikes = self.store.outbox.strike(channel, "429")
-            delay = exc.retry_after if exc.retry_after is not None else backoff(strikes, 1.0, 60.0, self.rand)
+            delay = self._rate_limited(channel, exc, out)
             self._put_back(channel, ids, now, delay, f"429 from ClickSend: retrying in {delay:.1f}s", out)
             return
         except (InsufficientCredit, AuthenticationFailed) as exc:
@@ -245,8 +251,7 @@ class Sender:
             try:
                 change = work(doc)
             except RateLimited as exc:
-                strikes = self.store.outbox.strike(channel, "429")
-                delay = exc.retry_after if exc.retry_after is not None else backoff(strikes, 1.0, 60.0, self.rand)
+                delay = self._rate_limited(channel, exc, out)
                 self._put_back(channel, rest, now, delay, f"429 from ClickSend: retrying in {delay:.1f}s", out)
                 return
             except AuthenticationFailed as exc:
@@ -342,11 +347,21 @@ class Sender:
             if settled:
                 self.notifier.notify(settled, state, now)
 
+    def _rate_limited(self, channel: str, exc: RateLimited, out: FlushOutcome) -> float:
+        """How long after the flush's `now` to pause `channel` for a 429: ClickSend's Retry-After counts from
+        its answer, which came this long after `now` (a flush sleeps a short wait to the moment, where RQ's
+        scheduler would have added up to a second); else a backoff."""
+        strikes = self.store.outbox.strike(channel, "429")
+        out.repeated = strikes > 1
+        if exc.retry_after is None:
+            return backoff(strikes, 1.0, 60.0, self.rand)
+        return exc.retry_after + time.monotonic() - self._begun
+
     def _put_back(self, channel: str, ids: list[str], now: float, delay: float, reason: str,
                   out: FlushOutcome) -> None:
         out.requeued += self.store.outbox.requeue(ids, now, reason)
         self.store.outbox.pause(channel, now + delay, reason)
-        out.wait = max(out.wait, delay)
+        out.wait, out.paused = max(out.wait, delay), True
         log.warning("%s outbox paused %.1fs: %s", channel, delay, reason)
 
     def _account_problem(self, channel: str, ids: list[str], now: float, exc: ProviderError,

@@ -1,9 +1,9 @@
 """The lease that lets one job at a time work through a Redis list (each partition's event drain, each outbox's
 flush, the pushed receipts), and the keeper that renews a short lease for as long as the job holding it is alive.
 
-A lease claimed for a job that waits in RQ's queue (a queued claim) is long instead, and names that job (in
-`job_key(lease)`): nobody renews it while the job waits, and under a backlog a short one would lapse and be
-claimed again, job after job. The job's first `hold()` turns it into the short lease; the periodic sweep keeps
+A lease claimed for a job that waits in RQ's queue or its schedule (a queued claim) is long instead, and names
+that job (in `job_key(lease)`): nobody renews it while the job waits, and under a backlog a short one would lapse
+and be claimed again, job after job. The job's first `hold()` turns it into the short lease; the periodic sweep keeps
 a queued claim while RQ still has its job waiting, makes it the short lease when RQ has started the job or
 has no such job (a lost enqueue: it lapses as a dead holder's would), and takes it over when the job ended
 without holding it (`QueuedClaims`).
@@ -26,12 +26,15 @@ import redis
 
 log = logging.getLogger("hookline.lease")
 
-# KEYS: the list, the lease, [its job key]. ARGV: the holder's token, items to drop from the head (0: none),
-# lease ms, [the next job's id, its token]. Drop what the round handled (only while still the holder); keep the lease if
-# more waits (1: for ARGV[3] ms, as a queued claim naming the next job when a job key is given), else release
-# it (0); -1 when the lease was lost to another job.
+# KEYS: the list, the lease, [its job key, [a pause]]. ARGV: the holder's token, items to drop from the head (0:
+# none), lease ms, [the next job's id, its token]. Drop what the round handled (only while still the holder); keep
+# the lease if more waits (1: for ARGV[3] ms, as a queued claim naming the next job when a job key is given), else
+# release it (0); -1 when the lease was lost to another job.
 # Handing over (a job key given), the lease passes to a new token, ARGV[5], the chained job's: a retry of the job
-# that handed over (RQ re-running it after a failure or a kill) then finds the lease another's, never shares it.
+# that handed over (RQ re-running it after a failure or a kill) then finds the lease another's, never shares it;
+# nor can its keeper's last renewal shorten the claim (it renews only its own token).
+# A pause given (KEYS[4]: the next job was to wait it out) that is gone (a person lifted it since the job saw it):
+# 2 instead of 1, the next job is to start now.
 FINISH_ROUND = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return -1
@@ -45,6 +48,9 @@ if redis.call('LLEN', KEYS[1]) > 0 then
     redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3])
   else
     redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  end
+  if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 0 then
+    return 2
   end
   return 1
 end
@@ -104,7 +110,8 @@ return out
 
 # KEYS: lease and job key, pair after pair. ARGV: queued lease ms, short lease ms, then for each pair the
 # claim's token and job id as found, what to do (keep, start, take) and, to take it, a new token and job id.
-# Each only while the pair still holds that same queued claim: keep it another queued lease's length; start:
+# Each only while the pair still holds that same queued claim: keep it another queued lease's length (never
+# shorter than it is: a claim for a job scheduled later, a flush waiting out a long pause, lasts till then); start:
 # make it an ordinary short lease; take: a new queued claim for a new job. Returns the pair numbers (0-based)
 # taken.
 _SETTLE = """
@@ -114,8 +121,10 @@ for i = 1, #KEYS, 2 do
   if redis.call('GET', KEYS[i]) == ARGV[a] and redis.call('GET', KEYS[i + 1]) == ARGV[a + 1] then
     local verdict = ARGV[a + 2]
     if verdict == 'keep' then
-      redis.call('PEXPIRE', KEYS[i], ARGV[1])
-      redis.call('PEXPIRE', KEYS[i + 1], ARGV[1])
+      if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[1]) then
+        redis.call('PEXPIRE', KEYS[i], ARGV[1])
+        redis.call('PEXPIRE', KEYS[i + 1], ARGV[1])
+      end
     elseif verdict == 'start' then
       redis.call('PEXPIRE', KEYS[i], ARGV[2])
       redis.call('DEL', KEYS[i + 1])
@@ -142,11 +151,16 @@ class JobFate(StrEnum):
     STARTED = "started"  # a worker took it: it holds the lease in a moment, or died before it could
     UNSEEN = "unseen"  # RQ has no such job: its enqueue may be on its way still, or was lost with its process
     ENDED = "ended"  # it ended (finished, failed for good, stopped, cancelled) without holding the lease
+    # Scheduled, and long past its time: no RQ scheduler is moving it to its queue (killed with its worker, and
+    # not started again until a worker's maintenance, minutes later). It may run late; the lease is not kept.
+    STRANDED = "stranded"
 
 
 # Started or unseen, the claim becomes the short lease: it is the job's from its start, else it lapses as a dead
-# holder's does and the sweep claims it again. Ended, nobody will drain for it: taken over at once.
-_VERDICTS = {JobFate.WAITING: "keep", JobFate.STARTED: "start", JobFate.UNSEEN: "start", JobFate.ENDED: "take"}
+# holder's does and the sweep claims it again. Ended or stranded, nobody will work for it (soon): taken over at
+# once (a stranded job run late then finds the lease another's).
+_VERDICTS = {JobFate.WAITING: "keep", JobFate.STARTED: "start", JobFate.UNSEEN: "start", JobFate.ENDED: "take",
+             JobFate.STRANDED: "take"}
 
 
 @dataclass(frozen=True)

@@ -129,12 +129,14 @@ def replay(store: Store, enqueuer: Enqueuer, callback_ids: list[str], by: str, n
 
 
 def resume(store: Store, enqueuer: Enqueuer, channel: str, by: str) -> bool:
-    """Lift `channel`'s outbox pause and start a flush now under a new flush lease. The flush waiting out the
-    pause, if any, finds the lease another's when its time comes and does nothing, so two flushes never take
-    rate tokens side by side. False when the outbox was not paused."""
-    token = store.outbox.resume(channel)
-    if token is None:
+    """Lift `channel`'s outbox pause and start a flush now under a new flush lease, unless a flush is running
+    (it goes on without the pause). The flush waiting out the pause, if any, finds the lease another's when its
+    time comes and does nothing, so two flushes never take rate tokens side by side. False when the outbox was
+    not paused."""
+    resumed = store.outbox.resume(channel)
+    if not resumed.lifted:
         return False
     log.warning("%s outbox resumed by %s", channel, by)
-    enqueuer.flush(channel, token)
+    if resumed.flush:
+        enqueuer.flush(resumed.flush)
     return True

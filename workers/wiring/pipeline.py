@@ -5,6 +5,7 @@ Job functions are named by dotted path (strings), so the web edge can enqueue wi
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import redis
@@ -13,7 +14,7 @@ from rq.job import Job, JobStatus
 
 from workers.store.events import DrainClaim
 from workers.store.lease import JobFate
-from workers.store.outbox import OutboxRecords
+from workers.store.outbox import FlushClaim, OutboxRecords
 from workers.store.pushed import pushed_job_id
 
 EVENTS_QUEUE = "hookline-events"
@@ -39,6 +40,9 @@ DRAIN_TIMEOUT = FLUSH_TIMEOUT
 # A drain job killed with its worker is retried; its work is idempotent and its lease guards the list.
 _DRAIN_RETRY = Retry(max=5, interval=[1, 5, 15, 60, 120])
 _WEEK = 7 * 86400
+# A scheduled job this long past its time is not being looked after by any RQ scheduler (which looks every
+# second): its worker's was killed, or exited with a Redis restart, and comes back only at a maintenance pass.
+STRANDED_AFTER = 60.0
 # What becomes of a job that waits: RQ runs it some day (a queued claim made for it is kept meanwhile).
 _WAITING = frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
                       JobStatus.RATE_LIMITED, JobStatus.READY_TO_ENQUEUE})
@@ -49,15 +53,18 @@ def queue(connection: redis.Redis, name: str) -> Queue:
     return Queue(name, connection=connection)
 
 
-def _fate(job: Job | None, listed: bool) -> JobFate:
-    """What became of `job`; `listed`: a queued job is still in its queue's list. One a worker has taken out of
-    the list is queued until it starts, and stays so if the worker died in between (until RQ's maintenance,
-    minutes later, notices): taken, not waiting."""
+def _fate(job: Job | None, found: float | None, now: float) -> JobFate:
+    """What became of `job` at `now`; `found`: where a queued job is in its queue's list, or when a scheduled
+    one is due (None: not there). One a worker has taken out of the list is queued until it starts, and stays
+    so if the worker died in between (until RQ's maintenance, minutes later, notices): taken, not waiting. One
+    scheduled and overdue by more than STRANDED_AFTER has no scheduler to enqueue it."""
     if job is None:
         return JobFate.UNSEEN
     status = job.get_status(refresh=False)
-    if status == JobStatus.QUEUED and not listed:
+    if status == JobStatus.QUEUED and found is None:
         return JobFate.STARTED
+    if status == JobStatus.SCHEDULED and found is not None and found < now - STRANDED_AFTER:
+        return JobFate.STRANDED
     if status in _WAITING:
         return JobFate.WAITING
     return JobFate.STARTED if status == JobStatus.STARTED else JobFate.ENDED
@@ -88,12 +95,18 @@ class Enqueuer:
         if not job_ids:
             return []
         jobs = Job.fetch_many(job_ids, connection=self.connection)
-        queued = [job for job in jobs if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED]
+        asked = [job for job in jobs
+                 if job is not None and job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED)]
         pipe = self.connection.pipeline(transaction=False)
-        for job in queued:
-            pipe.lpos(self._queue(job.origin).key, job.id)
-        listed = {job.id for job, at in zip(queued, pipe.execute(), strict=True) if at is not None}
-        return [_fate(job, job is not None and job.id in listed) for job in jobs]
+        for job in asked:
+            q = self._queue(job.origin)
+            if job.get_status(refresh=False) == JobStatus.QUEUED:
+                pipe.lpos(q.key, job.id)
+            else:
+                pipe.zscore(q.scheduled_job_registry.key, job.id)
+        found = {job.id: at for job, at in zip(asked, pipe.execute(), strict=True)}
+        now = time.time()
+        return [_fate(job, found.get(job.id) if job is not None else None, now) for job in jobs]
 
     def fire(self, message_id: str, at: float | None = None) -> None:
         """Fire a message (scheduled, or approved) now or at Unix time `at` (the due sweep is the safety net)."""
@@ -104,20 +117,31 @@ class Enqueuer:
             q.enqueue_at(_when(at), FIRE_MESSAGE, message_id, **kwargs)
 
     def kick(self, channel: str) -> bool:
-        """Start a flush of `channel`'s outbox unless one is already pending or running."""
-        token = self.outbox.claim_flush(channel)
-        if token:
-            self.flush(channel, token)
-        return token is not None
+        """Start a flush of `channel`'s outbox when messages wait and no flush is pending or running."""
+        claim = self.outbox.claim_flush(channel)
+        if claim:
+            self.flush(claim)
+        return claim is not None
 
-    def flush(self, channel: str, token: str, at: float | None = None) -> None:
-        """Flush `channel`'s outbox holding lease `token`, now or at `at` (never sleeps inside a job)."""
+    def flush(self, claim: FlushClaim, at: float | None = None, not_before: float | None = None) -> None:
+        """Flush an outbox holding the lease `claim`, as the job the claim names: now, at Unix time `at` (RQ's
+        scheduler), or now with the job waiting at its start until `not_before`.
+
+        RQ's scheduler looks for due jobs once a second, so a wait shorter than that (the rate limit's next
+        token, a 429's Retry-After of a second) is not scheduled: it would cost up to a second more than asked,
+        on every batch of a backlog. A flush job sleeps such a wait itself, its lease renewed meanwhile, and
+        one that must not (a drain's own send, a job at the end of its round) hands the outbox to a job
+        started at once with `not_before`. Only the jobs that wait give it, so a job without it is one an
+        older version can run too.
+        """
         q = self._queue(SEND_QUEUE)
-        kwargs = {"result_ttl": 60, "failure_ttl": _WEEK, "job_timeout": FLUSH_TIMEOUT}
+        kwargs = {"result_ttl": 60, "failure_ttl": _WEEK, "job_timeout": FLUSH_TIMEOUT, "job_id": claim.job or None,
+                  "args": (claim.channel, claim.token),
+                  "kwargs": {"not_before": not_before} if not_before is not None else {}}
         if at is None:
-            q.enqueue(FLUSH_OUTBOX, channel, token, **kwargs)
+            q.enqueue(FLUSH_OUTBOX, **kwargs)
         else:
-            q.enqueue_at(_when(at), FLUSH_OUTBOX, channel, token, **kwargs)
+            q.enqueue_at(_when(at), FLUSH_OUTBOX, **kwargs)
 
     def reconcile(self, channel: str, message_ids: list[str], at: float) -> None:
         """Look messages with an unknown outcome up in ClickSend's history at `at`."""
