@@ -21,6 +21,7 @@ from workers.flow.optouts import OptoutSync
 from workers.flow.sender import FlushOutcome
 from workers.store.callbacks import CALLBACK_TTL
 from workers.store.events import DrainClaim
+from workers.store.messages import Written
 from workers.store.pushed import Pushed
 from workers.wiring import pipeline
 
@@ -54,12 +55,17 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
     if not keeper.hold():
         return {"events": 0, "more": -1}
     drained, more, handed, ends = 0, 1, False, time.monotonic() + ROUND_BUDGET
-    planned: set[str] = set()  # channels that gained queued messages, to send before the job ends
+    # Channels that gained queued messages, to send before the job ends, with those messages as written.
+    planned: dict[str, dict[str, Written]] = {}
+
+    def queued(channel: str, written: dict[str, Written]) -> None:
+        planned.setdefault(channel, {}).update(written)
+
     with keeper:
         while more == 1 and not keeper.lost:
             ids = events.pending_batch(partition, rt.settings.event_batch)
             if ids:
-                process_event_batch(ids, planned.add)
+                process_event_batch(ids, queued)
             handed = time.monotonic() >= ends
             done = events.finish_batch(claim, len(ids), hand_over=handed)
             more = done.more
@@ -77,18 +83,18 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
     return {"events": drained, "more": more}
 
 
-def _send_planned(channels: set[str]) -> None:
+def _send_planned(channels: dict[str, dict[str, Written]]) -> None:
     """Send what a drain queued in `channels` in this job, not a flush job of its own: one fork fewer per batch,
     and no wait in the send queue. Only where no flush holds the outbox's lease: a running one goes on to
     these messages (it ends only on an empty outbox), a waiting one (a pause, the rate limit) sends them when
-    its time comes."""
+    its time comes. The messages the drain wrote are not read back where their records are still as written."""
     rt = get_runtime()
     for channel in sorted(channels):
         token = None
         try:
             token = rt.store.outbox.claim_flush(channel)
             if token:
-                flush_outbox(channel, token)
+                _flush(channel, token, channels[channel])
         except BaseTimeoutException:
             raise  # RQ ending the job: its retry, and the sending lease's recovery, take over
         except Exception:  # noqa: BLE001 - the events are planned: their sending must not fail the drain
@@ -100,7 +106,8 @@ def _send_planned(channels: set[str]) -> None:
     channels.clear()
 
 
-def process_event_batch(event_ids: list[str], send: Callable[[str], object] | None = None) -> None:
+def process_event_batch(event_ids: list[str],
+                        send: Callable[[str, dict[str, Written]], object] | None = None) -> None:
     """Match, plan and store the messages of a batch of events (idempotent); `send` as
     `Processing.process_events` takes it."""
     get_runtime().processing.process_events(event_ids, time.time(), send)
@@ -143,6 +150,11 @@ def flush_outbox(channel: str, token: str) -> dict[str, Any]:
     The lease is short and renewed while the batch is sent (as the drain's); a job whose lease another flush
     holds now does nothing.
     """
+    return _flush(channel, token, {})
+
+
+def _flush(channel: str, token: str, written: dict[str, Written]) -> dict[str, Any]:
+    """`flush_outbox`, given the messages a drain just wrote to the outbox (`Sender.flush`)."""
     rt = get_runtime()
     outbox = rt.store.outbox
     keeper = outbox.flush_keeper(channel, token)
@@ -152,7 +164,7 @@ def flush_outbox(channel: str, token: str) -> dict[str, Any]:
     with keeper:
         while True:
             now = time.time()
-            outcome = sender.flush(channel, now)
+            outcome = sender.flush(channel, now, written)
             total.add(outcome)
             # Another batch only when one waits: each batch takes a rate token first, even from an empty outbox.
             if (outcome.wait > 0 or not outcome.claimed or keeper.lost or time.monotonic() >= ends
