@@ -22,6 +22,7 @@ from tests.store.test_messages import doc
 from workers.core.lifecycle import CANCELLABLE, State
 from workers.core.messages import Message
 from workers.entry.runtime import Runtime
+from workers.store.feedback import PROVIDER_ID_TTL
 from workers.store.keys import (
     DUE,
     STATS_MESSAGES,
@@ -31,6 +32,7 @@ from workers.store.keys import (
     message_key,
     message_log_key,
     outbox_key,
+    provider_key,
     state_index_key,
 )
 from workers.store.transitions import Change
@@ -275,6 +277,16 @@ def test_a_strike_is_counted_with_its_expiry_in_one_round_trip(runtime: Runtime,
     assert trips.of(lambda: strikes.extend(runtime.store.outbox.strike("sms", "429") for _ in range(2))) == 2
     assert strikes == [1, 2]
     assert 0 < runtime.store.r.ttl(f"{outbox_key('sms')}:strikes:429") <= 3600
+
+
+def test_a_sent_batchs_provider_ids_are_remembered_in_one_command(runtime: Runtime) -> None:
+    store, r = runtime.store, runtime.store.r
+    store.feedback.index_provider_ids({"P-warm": "msg_warm"})  # loads the script
+    pairs = {f"P-{i}": f"msg_p{i}" for i in range(30)}
+    assert ran(r, lambda: store.feedback.index_provider_ids(pairs)) == Counter(evalsha=1, set=30)
+    assert [r.get(provider_key(pid)) for pid in pairs] == list(pairs.values())
+    assert all(PROVIDER_ID_TTL - 5 < r.ttl(provider_key(pid)) <= PROVIDER_ID_TTL for pid in pairs)
+    assert ran(r, lambda: store.feedback.index_provider_ids({})) == Counter()
 
 
 def test_which_messages_exist_is_one_command_while_none_does(runtime: Runtime) -> None:
