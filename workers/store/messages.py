@@ -202,11 +202,21 @@ class MessageRecords:
         stamp = repr(now)  # the text the script stores, so that it is known here as stored
         args: list[Any] = [stamp, self._ttl_ms]
         records: list[tuple[str, dict[str, str]]] = []
+        # A batch's messages mostly share their rule and decision, so their first timeline entries are the same
+        # text: each is encoded once per batch.
+        encoded: dict[tuple[str | None, str, str], str] = {}
+
+        def entry(source: str | None, target: str, reason: str) -> str:
+            key = (source, target, reason)
+            if key not in encoded:
+                encoded[key] = json.dumps({"at": now, "from": source, "to": target, "reason": reason},
+                                          separators=(",", ":"))
+            return encoded[key]
+
         for msg in messages:
-            entries = [{"at": now, "from": None, "to": State.PLANNED, "reason": f"rule {msg.rule} matched"}]
+            entries = [entry(None, State.PLANNED, f"rule {msg.rule} matched")]
             if msg.state != State.PLANNED:
-                reason = "; ".join(msg.reasons) or msg.state
-                entries.append({"at": now, "from": State.PLANNED, "to": msg.state, "reason": reason})
+                entries.append(entry(State.PLANNED, msg.state, "; ".join(msg.reasons) or msg.state))
             # What the script stores of the message (less the Redis key names, which no reader takes).
             record = {"doc": json.dumps(msg.document(), separators=(",", ":")), "state": str(msg.state),
                       "updated_at": stamp, "event_id": msg.event_id, "channel": str(msg.channel), "rule": msg.rule}
@@ -214,8 +224,7 @@ class MessageRecords:
                 record["send_at"] = repr(msg.send_at)
             records.append((msg.id, record))
             args += [msg.id, record["doc"], msg.state, msg.key or "", record.get("send_at", ""), msg.event_id,
-                     msg.channel, msg.rule, len(entries),
-                     *(json.dumps(entry, separators=(",", ":")) for entry in entries)]
+                     msg.channel, msg.rule, len(entries), *entries]
         if not records:
             return []
         with available():
