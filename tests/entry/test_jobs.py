@@ -13,10 +13,12 @@ from rq.timeouts import JobTimeoutException
 
 from tests.conftest import API_TOKEN, EXAMPLES_DIR
 from tests.pending import drains_held, pending_ids
+from tests.store.test_batches import ran
 from tests.webhooks.test_ingest import post_shop
 from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.store import keys
+from workers.store.messages import Written
 from workers.wiring import pipeline
 from workers.wiring.settings import Settings
 
@@ -195,7 +197,7 @@ def test_a_drain_sends_what_it_planned_before_it_chains_its_next_job(
     chained_when_sending = []
     send = jobs._send_planned
 
-    def spy(channels: set[str]) -> None:
+    def spy(channels: dict[str, dict[str, Written]]) -> None:
         chained_when_sending.append(queue.count)
         send(channels)
 
@@ -212,4 +214,15 @@ def test_rqs_job_timeout_is_not_taken_for_a_failed_send_from_the_drain(
     monkeypatch.setattr(jobs, "_flush", timed_out)
     runtime.store.r.rpush(keys.outbox_key("sms"), "msg_planned")  # what the drain queued
     with pytest.raises(JobTimeoutException):
-        jobs._send_planned({"sms"})
+        jobs._send_planned({"sms": {}})
+
+
+def test_a_drain_sends_the_messages_it_wrote_without_reading_them_back(
+        e2e: Runtime, client, simulator) -> None:  # noqa: ANN001
+    e2e.settings = e2e.settings.with_(partitions=1)  # one drain for every event
+    ids = [post_shop(client, webhook_id=f"r{i}", payload=ORDER | {"id": i}).json["event_id"] for i in range(12)]
+    [drain] = pipeline.queue(e2e.rq_connection, pipeline.EVENTS_QUEUE).jobs
+    used = ran(e2e.store.r, lambda: jobs.drain_events(*drain.args))
+    assert sorted(simulator.state.ledger.values()) == [1] * 12  # each sent once, by the drain itself
+    assert [e2e.store.events.get_event(i).status for i in ids] == ["processed"] * 12
+    assert used["hgetall"] == 0, used

@@ -249,7 +249,7 @@ def test_resuming_leaves_a_running_flush_the_lease_and_its_hand_over_starts_the_
     class ResumedMidFlush:
         """The flush's sender: a person resumes the outbox just after the flush saw the pause."""
 
-        def flush(self, channel: str, now: float) -> FlushOutcome:
+        def flush(self, channel: str, now: float, written: object = None) -> FlushOutcome:
             outcome = real().flush(channel, now)
             assert handover.resume(rt.store, rt.enqueuer, channel, "ops")
             seen.append((outcome.wait > jobs.SLEEP_UP_TO, outcome.paused, redis_client.get(lease),

@@ -162,15 +162,15 @@ def test_a_drain_killed_after_reserving_admits_its_own_messages_when_retried(
     event = Event(id="evt_order_1", source="shop", type="orders/create", external_id="1", received_at=time.time(),
                   payload=payload)
     runtime.store.events.ingest(event, 3600, 3600, runtime.settings.partitions)
-    create = runtime.store.messages.create_messages
+    create = runtime.store.messages.write_messages
 
     def killed(*args: Any) -> None:
         raise Killed
 
-    monkeypatch.setattr(runtime.store.messages, "create_messages", killed)
+    monkeypatch.setattr(runtime.store.messages, "write_messages", killed)
     with pytest.raises(Killed):  # reserved its marker and slot, created nothing
         runtime.processing.process_events([event.id], time.time())
-    monkeypatch.setattr(runtime.store.messages, "create_messages", create)
+    monkeypatch.setattr(runtime.store.messages, "write_messages", create)
     runtime.processing.process_events([event.id], time.time())  # RQ runs the batch again
     [mid] = runtime.store.messages.event_message_ids(event.id)
     msg = runtime.store.messages.get_message(mid)

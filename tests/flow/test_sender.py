@@ -377,3 +377,23 @@ def test_the_search_survives_a_rate_limit_that_allows_one_call_at_a_time(rt: Run
     drain(rt)
     assert states(rt, ids) == {"sent": 7, "failed": 1}
     assert rt.store.messages.message_state(ids[0]) == "failed"
+
+
+def test_a_message_changed_since_this_process_wrote_it_is_sent_as_redis_holds_it(rt: Runtime,
+                                                                                 simulator: Simulator) -> None:
+    # A drain hands its send what it wrote (jobs._send_planned); a record changed since is read, not trusted.
+    simulator.state.faults.throttled_numbers = ["+61400000002"]
+    now = time.time()
+    doc = Message.from_json({"id": "msg_changed", "event_id": "evt_c", "source": "shop", "rule": "r",
+                             "channel": "sms", "state": "queued", "to": "+61400000002", "body": "hi",
+                             "country": "AU", "reserved": "0.0792", "reserved_day": day_of("UTC", now)})
+    [written] = rt.store.messages.write_messages([doc], now)
+    assert written is not None
+    # Another flush sends it first, is told THROTTLED, and its retry is queued again before this one claims it.
+    assert rt.sender().flush("sms", now).retried == 1
+    assert rt.processing.fire("msg_changed", now + 700)
+    assert rt.sender().flush("sms", now + 701, {written.id: written}).retried == 1
+    msg = rt.store.messages.get_message("msg_changed")
+    assert msg.state == "scheduled"
+    assert msg.retries == 2  # its record's first retry counted, not the none it was written with
+    assert simulator.state.ledger_view()["calls"].get("/v3/sms/send") == 2

@@ -5,6 +5,7 @@ move; nothing written this way outlives its retention."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter
@@ -13,12 +14,15 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
 
+from tests.core.test_messages import _records
 from tests.flow.test_feedback import RoundTrips
 from tests.store.test_messages import doc
 from workers.core.lifecycle import CANCELLABLE, State
 from workers.core.messages import Message
 from workers.entry.runtime import Runtime
+from workers.store.feedback import PROVIDER_ID_TTL
 from workers.store.keys import (
     DUE,
     STATS_MESSAGES,
@@ -28,6 +32,7 @@ from workers.store.keys import (
     message_key,
     message_log_key,
     outbox_key,
+    provider_key,
     state_index_key,
 )
 from workers.store.transitions import Change
@@ -274,6 +279,16 @@ def test_a_strike_is_counted_with_its_expiry_in_one_round_trip(runtime: Runtime,
     assert 0 < runtime.store.r.ttl(f"{outbox_key('sms')}:strikes:429") <= 3600
 
 
+def test_a_sent_batchs_provider_ids_are_remembered_in_one_command(runtime: Runtime) -> None:
+    store, r = runtime.store, runtime.store.r
+    store.feedback.index_provider_ids({"P-warm": "msg_warm"})  # loads the script
+    pairs = {f"P-{i}": f"msg_p{i}" for i in range(30)}
+    assert ran(r, lambda: store.feedback.index_provider_ids(pairs)) == Counter(evalsha=1, set=30)
+    assert [r.get(provider_key(pid)) for pid in pairs] == list(pairs.values())
+    assert all(PROVIDER_ID_TTL - 5 < r.ttl(provider_key(pid)) <= PROVIDER_ID_TTL for pid in pairs)
+    assert ran(r, lambda: store.feedback.index_provider_ids({})) == Counter()
+
+
 def test_which_messages_exist_is_one_command_while_none_does(runtime: Runtime) -> None:
     store, r = runtime.store, runtime.store.r
     msgs = fan_out(40, "evt_e")
@@ -281,3 +296,71 @@ def test_which_messages_exist_is_one_command_while_none_does(runtime: Runtime) -
     store.messages.create_messages(msgs[5:7], NOW)  # a killed run's
     assert store.messages.existing(m.id for m in msgs) == {msgs[5].id, msgs[6].id}
     assert store.messages.existing([]) == set()
+
+
+# A drain sends the messages it has just written (jobs._send_planned); its claim tells it which records are
+# still as written (their version: when each last changed and how long its timeline is), and only the others
+# are read back.
+
+
+def test_a_claim_reads_back_only_the_records_changed_since_they_were_written(runtime: Runtime) -> None:
+    store, m, r = runtime.store, runtime.store.messages, runtime.store.r
+    msgs = fan_out(7, "evt_h")
+    written = {w.id: w for w in m.write_messages(msgs, NOW) if w is not None}
+    assert sorted(written) == sorted(x.id for x in msgs)
+    a, b, c, d, e, f, g = (x.id for x in msgs)
+    # What others may do before this process claims them: another flush claims one and puts it back ...
+    assert store.outbox.claim_batch("sms", 1, NOW + 1) == [a]
+    assert store.outbox.requeue([a], NOW + 2, "429") == 1
+    # ... or sends one, is told THROTTLED, and its retry is queued again, with a retry counted on its record;
+    assert m.apply_many([Change(b, State.SENDING, "claimed", {"sending_since": NOW + 1}),
+                         Change(b, State.SCHEDULED, "THROTTLED", {"retries": 1}, send_at=NOW + 3),
+                         Change(b, State.QUEUED, "retry time reached")], NOW + 3) == [True] * 3
+    # a person cancels one; a note is added to one's timeline;
+    assert m.apply_many([Change(c, State.CANCELLED, "cancelled", expect=CANCELLABLE)], NOW + 1) == [True]
+    m.apply_many([], NOW + 1, [(d, {"at": NOW + 1, "kind": "note"})])
+    # and one is cancelled, expires and is planned again (the same id) by another write, as long a timeline.
+    m.apply_many([Change(g, State.CANCELLED, "cancelled", expect=CANCELLABLE)], NOW + 1)
+    r.delete(message_key(g), message_log_key(g))
+    again = msgs[6].but(reasons=("planned again",))
+    assert m.create_messages([again], NOW + 4) == [True]
+    claim = store.outbox.claim("sms", 10, NOW + 5)
+    assert claim.ids == [a, b, d, e, f, g]  # the cancelled one dropped, each once
+    got: list[Message | None] = []
+    used = ran(r, lambda: got.extend(m.claimed_messages(claim, written)))
+    assert used == Counter(hgetall=4)  # a, b, d and g read; e and f as written
+    as_stored = m.get_messages(claim.ids)
+    assert [repr(x) for x in got] == [repr(x) for x in as_stored]
+    by_id = {x.id: x for x in got if x is not None}
+    assert by_id[b].retries == 1 and by_id[g].reasons == ("planned again",)
+    assert {by_id[i].state for i in claim.ids} == {State.SENDING}
+    assert by_id[e].sending_since == by_id[e].updated_at == NOW + 5
+
+
+def test_nothing_is_spared_when_nothing_was_written_here(runtime: Runtime) -> None:
+    store, m = runtime.store, runtime.store.messages
+    m.create_messages(fan_out(3, "evt_n"), NOW)
+    claim = store.outbox.claim("sms", 10, NOW + 1)
+    got: list[Message | None] = []
+    assert ran(store.r, lambda: got.extend(m.claimed_messages(claim, {}))) == Counter(hgetall=3)
+    assert got == m.get_messages(claim.ids)
+
+
+_example = itertools.count()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_records())
+def test_a_record_claimed_as_written_gives_what_reading_it_gives(runtime: Runtime, record: dict[str, Any]) -> None:
+    # Any message a drain may write (its fields of any type the converters take; an event id that reads back as
+    # a number): what the claim makes of what was written is, type for type, what reading the record gives.
+    labels = {k: record[k] if isinstance(record.get(k), str) else k for k in ("event_id", "rule", "source")}
+    msg = Message.from_json(record | labels | {"id": f"msg_p{next(_example)}", "state": "queued"})
+    m = runtime.store.messages
+    [written] = m.write_messages([msg], NOW)
+    assert written is not None
+    claim = runtime.store.outbox.claim(msg.channel, 1, NOW + 1)
+    assert claim.ids == [msg.id]
+    got: list[Message | None] = []
+    assert ran(runtime.store.r, lambda: got.extend(m.claimed_messages(claim, {msg.id: written}))) == Counter()
+    assert [repr(x) for x in got] == [repr(x) for x in m.get_messages(claim.ids)]

@@ -21,6 +21,7 @@ from workers.flow.optouts import OptoutSync
 from workers.flow.sender import FlushOutcome
 from workers.store.callbacks import CALLBACK_TTL
 from workers.store.events import DrainClaim
+from workers.store.messages import Written
 from workers.store.outbox import FlushClaim
 from workers.store.pushed import Pushed
 from workers.wiring import pipeline
@@ -61,12 +62,17 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
     if not keeper.hold():
         return {"events": 0, "more": -1}
     drained, more, handed, ends = 0, 1, False, time.monotonic() + ROUND_BUDGET
-    planned: set[str] = set()  # channels that gained queued messages, to send before the job ends
+    # Channels that gained queued messages, to send before the job ends, with those messages as written.
+    planned: dict[str, dict[str, Written]] = {}
+
+    def queued(channel: str, written: dict[str, Written]) -> None:
+        planned.setdefault(channel, {}).update(written)
+
     with keeper:
         while more == 1 and not keeper.lost:
             ids = events.pending_batch(partition, rt.settings.event_batch)
             if ids:
-                process_event_batch(ids, planned.add)
+                process_event_batch(ids, queued)
             handed = time.monotonic() >= ends
             done = events.finish_batch(claim, len(ids), hand_over=handed)
             more = done.more
@@ -84,19 +90,20 @@ def drain_events(token: str, partition: int | None = None) -> dict[str, int]:
     return {"events": drained, "more": more}
 
 
-def _send_planned(channels: set[str]) -> None:
+def _send_planned(channels: dict[str, dict[str, Written]]) -> None:
     """Send what a drain queued in `channels` in this job, not a flush job of its own: one fork fewer per batch,
     and no wait in the send queue. Only where no flush holds the outbox's lease: a running one goes on to
     these messages (it ends only on an empty outbox), a waiting one (in the queue, or waiting out a pause) sends
     them when its time comes. It never sleeps (the partition's next batch would wait): a short wait for the rate
-    limit or a 429 hands the outbox to a flush job that waits it out (`flush_outbox`'s `not_before`)."""
+    limit or a 429 hands the outbox to a flush job that waits it out (`flush_outbox`'s `not_before`). The
+    messages the drain wrote are not read back where their records are still as written."""
     rt = get_runtime()
     for channel in sorted(channels):
         claim = None
         try:
             claim = rt.store.outbox.claim_flush(channel, for_job=False)
             if claim:
-                _flush(claim, may_sleep=False)
+                _flush(claim, written=channels[channel], may_sleep=False)
         except BaseTimeoutException:
             raise  # RQ ending the job: its retry, and the sending lease's recovery, take over
         except Exception:  # noqa: BLE001 - the events are planned: their sending must not fail the drain
@@ -106,7 +113,8 @@ def _send_planned(channels: set[str]) -> None:
     channels.clear()
 
 
-def process_event_batch(event_ids: list[str], send: Callable[[str], object] | None = None) -> None:
+def process_event_batch(event_ids: list[str],
+                        send: Callable[[str, dict[str, Written]], object] | None = None) -> None:
     """Match, plan and store the messages of a batch of events (idempotent); `send` as
     `Processing.process_events` takes it."""
     get_runtime().processing.process_events(event_ids, time.time(), send)
@@ -156,8 +164,10 @@ def flush_outbox(channel: str, token: str, not_before: float | None = None) -> d
     return _flush(FlushClaim(channel, token), not_before)
 
 
-def _flush(claim: FlushClaim, not_before: float | None = None, may_sleep: bool = True) -> dict[str, Any]:
-    """`flush_outbox`'s work, in a flush job or (not `may_sleep`) in a drain's own send."""
+def _flush(claim: FlushClaim, not_before: float | None = None, written: dict[str, Written] | None = None,
+           may_sleep: bool = True) -> dict[str, Any]:
+    """`flush_outbox`'s work, in a flush job or (not `may_sleep`) in a drain's own send, given the messages
+    that drain just wrote to the outbox (`written`, see `Sender.flush`)."""
     rt = get_runtime()
     outbox = rt.store.outbox
     keeper = outbox.flush_keeper(claim)
@@ -170,7 +180,7 @@ def _flush(claim: FlushClaim, not_before: float | None = None, may_sleep: bool =
         ends, now, outcome = time.monotonic() + ROUND_BUDGET, time.time(), FlushOutcome()
         while not keeper.lost:
             now = time.time()
-            outcome = sender.flush(claim.channel, now)
+            outcome = sender.flush(claim.channel, now, written or {})
             total.add(outcome)
             if outcome.wait > 0:
                 # Slept here, the wait is exact; the keeper renews the lease meanwhile. Not past the round's

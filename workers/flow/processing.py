@@ -19,6 +19,7 @@ from workers.flow.admission import Admission, Request
 from workers.flow.origin import Notifier, log_outcomes
 from workers.flow.storedtemplates import StoredTemplateCache
 from workers.store import Store
+from workers.store.messages import Written
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.rulesdir import Config, RulesDir, names_stored
 from workers.wiring.settings import Settings
@@ -39,10 +40,10 @@ class Processing:
     templates: StoredTemplateCache | None = None  # the account's stored templates, for rules that name one
 
     def process_events(self, event_ids: list[str], now: float,
-                       send: Callable[[str], object] | None = None) -> Counter[str]:
+                       send: Callable[[str, dict[str, Written]], object] | None = None) -> Counter[str]:
         """Plan and store the messages of a batch of events (idempotent); returns counts by starting state.
-        Each channel that gained queued messages is handed to `send` (the drain sends them itself), else its
-        flush is started (`Enqueuer.kick`).
+        Each channel that gained queued messages is handed to `send` with what was written of them, by id (the
+        drain sends them itself), else its flush is started (`Enqueuer.kick`).
 
         Creations are written in one round trip per batch, except that a cancel or replace first writes
         what came before it, so it also reaches messages planned earlier in the same batch.
@@ -71,8 +72,11 @@ class Processing:
         batch.write()
         self.store.events.mark_processed(processed, now)
         self.store.events.mark_processed(failed, now, status="failed")
-        for channel in batch.channels:
-            (send or self.enqueuer.kick)(channel)
+        for channel, written in batch.queued.items():
+            if send is not None:
+                send(channel, written)
+            else:
+                self.enqueuer.kick(channel)
         return batch.counts
 
     def stored_templates(self, config: Config, now: float) -> Snapshot | None:
@@ -91,7 +95,7 @@ class Processing:
         batch = _Batch(self, now, self.store.messages.existing(m.id for m in members))
         batch.apply(parent.event_id, RuleOutcome(parent.rule, True, messages=members))
         batch.write()
-        for channel in batch.channels:
+        for channel in batch.queued:
             self.enqueuer.kick(channel)
         return batch.counts
 
@@ -187,7 +191,7 @@ class _Batch:
         self.p, self.now, self.existing = processing, now, existing
         self.pending: list[tuple[Message, int | None]] = []  # with its fan-out when it is still to be admitted
         self.counts: Counter[str] = Counter()
-        self.channels: set[str] = set()
+        self.queued: dict[str, dict[str, Written]] = {}  # by channel, the new queued messages as written, by id
 
     def apply(self, event_id: str, outcome: RuleOutcome) -> int:
         """Cancel, replace and admit what one matched rule planned; how many messages it planned."""
@@ -214,15 +218,15 @@ class _Batch:
         todo = [(msg, fan_out) for msg, fan_out in self.pending if fan_out is not None]
         admitted = iter(self.p.admit(todo, self.now))
         pending = [msg if fan_out is None else next(admitted) for msg, fan_out in self.pending]
-        created = self.p.store.messages.create_messages(pending, self.now)
-        for msg, new in zip(pending, created, strict=True):
-            if not new:
+        created = self.p.store.messages.write_messages(pending, self.now)
+        for msg, written in zip(pending, created, strict=True):
+            if written is None:
                 continue  # re-processing: it exists already, and so does its schedule
             self.counts[msg.state] += 1
             if msg.state == State.SCHEDULED and msg.send_at is not None:
                 self.p.enqueuer.fire(msg.id, msg.send_at)
             elif msg.state == State.QUEUED:
-                self.channels.add(msg.channel)
+                self.queued.setdefault(msg.channel, {})[msg.id] = written
             elif msg.state in REPORTED:
                 self.p.notifier.notify([msg], msg.state, self.now)
             elif msg.state == State.CANCELLED:  # superseded before it was written: told to nobody, but logged

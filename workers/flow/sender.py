@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -42,7 +42,7 @@ from workers.flow.contactlists import ContactLists
 from workers.flow.origin import Notifier
 from workers.flow.processing import Processing
 from workers.store import Store
-from workers.store.messages import Change
+from workers.store.messages import Change, Written
 from workers.wiring.pipeline import Enqueuer
 from workers.wiring.settings import Settings
 
@@ -129,9 +129,10 @@ class Sender:
         self.rand = rand or random.Random()
         self._begun = time.monotonic()
 
-    def flush(self, channel: str, now: float) -> FlushOutcome:
+    def flush(self, channel: str, now: float, written: Mapping[str, Written] | None = None) -> FlushOutcome:
         """Send one batch (up to `send_batch` messages, fewer while a refused request is narrowed down) from
-        `channel`'s outbox."""
+        `channel`'s outbox. `written`: messages this process just created (by id), which are not read back when
+        their records are still as created (`MessageRecords.claimed_messages`)."""
         out = FlushOutcome()
         self._begun = time.monotonic()  # when `now` was, for the time that passes while calling ClickSend
         pause = self.store.outbox.paused(channel)
@@ -144,7 +145,8 @@ class Sender:
             out.wait = wait
             return out
         size = min(settings.send_batch, self.store.outbox.batch_limit(channel) or settings.send_batch)
-        ids = self.store.outbox.claim_batch(channel, size, now)
+        claim = self.store.outbox.claim(channel, size, now)
+        ids = claim.ids
         out.claimed = len(ids)
         if not ids:
             return out
@@ -154,7 +156,7 @@ class Sender:
             out.requeued += self.store.outbox.requeue(ids, now, f"claim not on a replica yet ({exc})")
             out.wait = REPLICA_RETRY
             return out
-        docs = [d for d in self.store.messages.get_messages(ids) if d is not None]
+        docs = [d for d in self.store.messages.claimed_messages(claim, written or {}) if d is not None]
         lists = ContactLists(self.store, self.client, self.settings.default_region)
         if channel == Channel.CONTACT:
             self._one_at_a_time(channel, docs, now, out, partial(lists.write, now=now))

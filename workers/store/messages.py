@@ -8,7 +8,7 @@ the due set and the outbox never disagree, whoever is killed when. Messages go i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +33,9 @@ from workers.store.keys import (
     texts,
 )
 from workers.store.pages import Page, Position, Walker, Window, scan
-from workers.store.transitions import APPLY, LIBRARY, TRANSITION, Change, apply_args, transition_args
+from workers.store.transitions import APPLY, LIBRARY, TRANSITION, Change, Claimed, apply_args, transition_args
 
-__all__ = ["Change", "MessageQuery", "MessageRecords"]
+__all__ = ["Change", "MessageQuery", "MessageRecords", "Written"]
 
 _CHUNK = 200  # index entries read, and messages checked against the filters, per round trip
 
@@ -64,6 +64,23 @@ class MessageQuery:
             return None
         return msg if self.state is None or msg.state == self.state else None
 
+
+@dataclass(frozen=True)
+class Written:
+    """A message record as `write_messages` created it: its id, its version then (as an outbox claim reports a
+    record's version: `Claimed.versions`) and the fields a message is read from, as stored. While the record
+    shows that version it holds exactly these, so reading it can be spared (`claimed_messages`).
+
+    Whatever may happen to a queued message before this process claims it moves it, and so changes its version:
+    a person's or a rule's cancel (then the claim drops it), another flush claiming it and putting it back, a
+    retry queued again, an approval or a policy's check again on the way back to `queued`; so does a note on its
+    timeline, which only costs a read. A record that expired and was created again has another `updated_at`."""
+
+    id: str
+    version: str
+    record: Mapping[str, str]
+
+
 _EVENT_MSGS = event_messages_key("\0").split("\0")
 assert correlation_key("x") == correlation_key("") + "x", "the create script derives a key's set from the key"
 
@@ -71,7 +88,7 @@ assert correlation_key("x") == correlation_key("") + "x", "the create script der
 # its event's and correlation key's sets, its state's index, its outbox or the due set, retention when it
 # starts final, the unreported list and the outcome count. ARGV: now, retention ms, then per message: id, doc,
 # state, correlation key or '', send_at or '', event id, channel, rule, how many timeline entries, the entries
-# (JSON). Returns 1 for each created, 0 for each that existed.
+# (JSON). Returns the version of each created (as `move` gives a record's), 0 for each that existed.
 _CREATE = LIBRARY + f"""
 local P_EVENT_MSGS, EVENT_MSGS, P_CORRELATION = '{_EVENT_MSGS[0]}', '{_EVENT_MSGS[1]}', '{correlation_key("")}'
 local now, ttl = ARGV[1], ARGV[2]
@@ -109,7 +126,7 @@ while a <= #ARGV do
       for _, set in ipairs(groups) do B.keep[set] = id end
     end
     report(id, state, now)
-    out[#out + 1] = 1
+    out[#out + 1] = version(now, entries)
   end
   a = a + 9 + entries
 end
@@ -178,20 +195,42 @@ class MessageRecords:
         queued one its channel's outbox, in the same step. The whole batch is one script call: one command per
         shared key (an index, an outbox, a set) for the batch, not per message.
         """
-        args: list[Any] = [now, self._ttl_ms]
+        return [written is not None for written in self.write_messages(messages, now)]
+
+    def write_messages(self, messages: Iterable[Message], now: float) -> list[Written | None]:
+        """`create_messages`, telling what each created record holds (None where the message existed)."""
+        stamp = repr(now)  # the text the script stores, so that it is known here as stored
+        args: list[Any] = [stamp, self._ttl_ms]
+        records: list[tuple[str, dict[str, str]]] = []
+        # A batch's messages mostly share their rule and decision, so their first timeline entries are the same
+        # text: each is encoded once per batch.
+        encoded: dict[tuple[str | None, str, str], str] = {}
+
+        def entry(source: str | None, target: str, reason: str) -> str:
+            key = (source, target, reason)
+            if key not in encoded:
+                encoded[key] = json.dumps({"at": now, "from": source, "to": target, "reason": reason},
+                                          separators=(",", ":"))
+            return encoded[key]
+
         for msg in messages:
-            entries = [{"at": now, "from": None, "to": State.PLANNED, "reason": f"rule {msg.rule} matched"}]
+            entries = [entry(None, State.PLANNED, f"rule {msg.rule} matched")]
             if msg.state != State.PLANNED:
-                reason = "; ".join(msg.reasons) or msg.state
-                entries.append({"at": now, "from": State.PLANNED, "to": msg.state, "reason": reason})
-            scheduled = msg.state == State.SCHEDULED and msg.send_at is not None
-            args += [msg.id, json.dumps(msg.document(), separators=(",", ":")), msg.state, msg.key or "",
-                     repr(msg.send_at) if scheduled else "", msg.event_id, msg.channel, msg.rule, len(entries),
-                     *(json.dumps(entry, separators=(",", ":")) for entry in entries)]
-        if len(args) == 2:
+                entries.append(entry(State.PLANNED, msg.state, "; ".join(msg.reasons) or msg.state))
+            # What the script stores of the message (less the Redis key names, which no reader takes).
+            record = {"doc": json.dumps(msg.document(), separators=(",", ":")), "state": str(msg.state),
+                      "updated_at": stamp, "event_id": msg.event_id, "channel": str(msg.channel), "rule": msg.rule}
+            if msg.state == State.SCHEDULED and msg.send_at is not None:
+                record["send_at"] = repr(msg.send_at)
+            records.append((msg.id, record))
+            args += [msg.id, record["doc"], msg.state, msg.key or "", record.get("send_at", ""), msg.event_id,
+                     msg.channel, msg.rule, len(entries), *entries]
+        if not records:
             return []
         with available():
-            return [bool(x) for x in self._create(args=args)]
+            versions = self._create(args=args)
+        return [Written(mid, text(version), record) if version else None
+                for (mid, record), version in zip(records, versions, strict=True)]
 
     def transition(self, message_id: str, target: State, now: float, reason: str,
                    expect: Iterable[State] | None = None, fields: dict[str, Any] | None = None,
@@ -236,6 +275,21 @@ class MessageRecords:
         with available():
             # RPUSHX: a record that expired keeps no timeline (a new list would never expire).
             self.r.rpushx(message_log_key(message_id), json.dumps(entry, separators=(",", ":")))
+
+    def claimed_messages(self, claim: Claimed, written: Mapping[str, Written]) -> list[Message | None]:
+        """The messages `claim` moved to `sending`, in its order, as reading them now gives: those of `written`
+        whose record the claim found at the version creating it returned, from what was written and what the
+        claim set; the others read, in one round trip."""
+        claimed = claim.fields()
+        known: dict[str, Message | None] = {}
+        for mid in claim.ids:
+            was = written.get(mid)
+            if was is not None and was.version == claim.versions[mid]:
+                known[mid] = _parse(dict(was.record) | claimed)
+        rest = [mid for mid in claim.ids if mid not in known]
+        if rest:
+            known.update(zip(rest, self.get_messages(rest), strict=True))
+        return [known[mid] for mid in claim.ids]
 
     def get_messages(self, message_ids: list[str]) -> list[Message | None]:
         """Several messages (without timelines) in one round trip."""

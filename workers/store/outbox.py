@@ -23,10 +23,12 @@ from workers.store.keys import (
     outbox_limit_key,
     outbox_pause_key,
     state_index_key,
+    text,
+    texts,
 )
 from workers.store.lease import CLAIM as CLAIM_LEASE
 from workers.store.lease import FINISH_ROUND, JobFate, LeaseKeeper, QueuedClaim, QueuedClaims, job_key
-from workers.store.transitions import CLAIM, REQUEUE
+from workers.store.transitions import CLAIM, REQUEUE, Claimed
 
 # A flush renews its lease every third of this while it works (`flush_keeper`), so a worker killed mid-flush
 # holds up its channel's outbox for seconds, not minutes. Messages it left `sending` are settled by receipts or
@@ -196,9 +198,17 @@ class OutboxRecords:
         return [FlushClaim(channels[c.index], c.token, c.job) for c in taken]
 
     def claim_batch(self, channel: str, size: int, now: float) -> list[str]:
-        """Move up to `size` queued messages from the outbox to `sending`, atomically."""
+        """Move up to `size` queued messages from the outbox to `sending`, atomically; their ids."""
+        return self.claim(channel, size, now).ids
+
+    def claim(self, channel: str, size: int, now: float) -> Claimed:
+        """`claim_batch`, telling also the version of each record before the claim and what the claim set on it
+        (for `MessageRecords.claimed_messages`)."""
+        stamp = repr(now)  # the text the script stores, so that it is known here as stored
         with available():
-            return list(self._claim(keys=[outbox_key(channel)], args=[size, now, int(self.message_ttl * 1000)]))
+            flat = self._claim(keys=[outbox_key(channel)], args=[size, stamp, int(self.message_ttl * 1000)])
+        ids = [text(mid) for mid in flat[::2]]
+        return Claimed(ids, dict(zip(ids, texts(flat[1::2]), strict=True)), stamp)
 
     def requeue(self, ids: Iterable[str], now: float, reason: str, from_state: State = State.SENDING) -> int:
         """Put messages back at the front of their outbox in their order (429, outage, pause, reconcile)."""

@@ -157,14 +157,21 @@ local function csv_set(csv)
   return out
 end
 
--- What `move` reads of a record on its way into each state: the state and send time always, the labels when
--- it is counted or queued, the group sets when it is final (fewer fields, a cheaper HMGET).
+-- What `move` reads of a record on its way into each state: the state, send time and last change always, the
+-- labels when it is counted or queued, the group sets when it is final (fewer fields, a cheaper HMGET).
 local READS = {{}}
 for target in pairs(SOURCES) do
-  local f = {{'state', 'send_at'}}
-  if COUNTED[target] or target == 'queued' then f[3], f[4] = 'channel', 'rule' end
+  local f = {{'state', 'send_at', 'updated_at'}}
+  if COUNTED[target] or target == 'queued' then f[4], f[5] = 'channel', 'rule' end
   if FINAL[target] then f[#f + 1] = 'groups' end
   READS[target] = f
+end
+
+-- A record's version: when it last changed and how long its timeline is. Creating a record and each move set
+-- `updated_at` and add to the timeline, and nothing else writes a record's hash (a note adds to the timeline
+-- only), so a record showing the version one of them returned is still as that one left it.
+local function version(updated_at, entries)
+  return (updated_at or '') .. ' ' .. entries
 end
 
 -- A timeline entry, as cjson writes one (its numbers with 14 significant digits); `reason` is JSON already.
@@ -176,7 +183,8 @@ end
 -- Move message `id` to `target` when the lifecycle allows it from its current state (and that state is in
 -- `expect`, a set or nil). `reason`: JSON text; `fields`: a table of strings to set; `send_at`: '' or a time
 -- (enters the due set); `ttl`: retention ms for final states; `front`: a queued message goes to the head of
--- its outbox. Returns 1, previous state | 0, current state (not allowed) | -1, '' (no such message).
+-- its outbox. Returns 1, previous state, the record's version before the move | 0, current state (not
+-- allowed) | -1, '' (no such message).
 local function move(id, target, now, reason, expect, fields, send_at, ttl, front)
   local key = P_MSG .. id
   local rec = redis.call('HMGET', key, unpack(READS[target]))
@@ -189,7 +197,7 @@ local function move(id, target, now, reason, expect, fields, send_at, ttl, front
   redis.call('HSET', key, unpack(set))
   if COUNTED[target] or target == 'queued' then
     -- Records written before `channel` and `rule` were fields of the hash have them in their document only.
-    local channel, rule = fields.channel or rec[3], fields.rule or rec[4]
+    local channel, rule = fields.channel or rec[4], fields.rule or rec[5]
     if not channel or not rule then
       local doc = cjson.decode(redis.call('HGET', key, 'doc'))
       channel, rule = channel or doc.channel, rule or doc.rule
@@ -197,7 +205,7 @@ local function move(id, target, now, reason, expect, fields, send_at, ttl, front
     count(channel, rule, target)
     if target == 'queued' then push(channel, id, front) end
   end
-  redis.call('RPUSH', key .. LOG, entry(now, cur, target, reason))
+  local entries = redis.call('RPUSH', key .. LOG, entry(now, cur, target, reason))
   place(id, cur, target, now)
   if send_at ~= '' then
     B.due[id] = send_at
@@ -211,7 +219,7 @@ local function move(id, target, now, reason, expect, fields, send_at, ttl, front
     for _, s in ipairs(cjson.decode(rec[#rec] or '[]')) do B.settle[s] = ttl end
   end
   report(id, target, now)
-  return 1, cur
+  return 1, cur, version(rec[3], entries - 1)
 end
 """
 
@@ -248,18 +256,21 @@ return out
 """
 
 # Pop up to ARGV[1] ids from the outbox KEYS[1]; each still `queued` moves to `sending` (others were
-# cancelled since: dropped). ARGV: n, now, ttl.
+# cancelled since: dropped). ARGV: n, now, ttl. Returns each claimed id and its record's version before the
+# claim, in turn.
 CLAIM = LIBRARY + """
 local out = {}
 local expect, fields = {queued = true}, {sending_since = ARGV[2]}
 local want = tonumber(ARGV[1])
-while #out < want do
+while #out < 2 * want do
   -- Never more than are still wanted: each one popped is either claimed or dropped.
-  local ids = redis.call('LPOP', KEYS[1], want - #out)
+  local ids = redis.call('LPOP', KEYS[1], want - #out / 2)
   if not ids then break end
   for _, id in ipairs(ids) do
-    if move(id, 'sending', ARGV[2], '"claimed by a flush"', expect, fields, '', ARGV[3], false) == 1 then
-      table.insert(out, id)
+    local moved, _, was = move(id, 'sending', ARGV[2], '"claimed by a flush"', expect, fields, '', ARGV[3], false)
+    if moved == 1 then
+      out[#out + 1] = id
+      out[#out + 1] = was
     end
   end
 end
@@ -290,6 +301,21 @@ class Change:
     fields: dict[str, Any] = field(default_factory=dict)
     send_at: float | None = None
     expect: frozenset[State] | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one outbox claim (CLAIM) did: the ids it moved to `sending`, in their outbox's order; the version each
+    record had before (what creating it, or a claim, reports of a record: see `version` in the scripts); and the
+    time it stored on each, as text (the claim sets `state`, `updated_at` and `sending_since`)."""
+
+    ids: list[str]
+    versions: dict[str, str]
+    stamp: str
+
+    def fields(self) -> dict[str, str]:
+        """The fields the claim set on each record, as stored."""
+        return {"state": State.SENDING.value, "updated_at": self.stamp, "sending_since": self.stamp}
 
 
 def _change_args(change: Change) -> list[Any]:
