@@ -12,11 +12,14 @@ import pytest
 import redis
 
 from tests.conftest import RECEIPT_TOKEN, Simulator
+from tests.flow.test_sender import queue_messages
 from tests.test_end_to_end import post_order
 from tests.waiting import wait_for
 from tests.webhooks.test_ingest import post_shop
+from workers.entry import jobs
 from workers.entry.runtime import Runtime
 from workers.errors import NotReplicated
+from workers.flow.sender import REPLICA_RETRY
 from workers.store import Store
 from workers.wiring import pipeline
 
@@ -86,3 +89,11 @@ def test_a_pushed_receipt_no_replica_acknowledged_is_503(e2e: Runtime, client, w
     form = {k: "" if v is None else str(v) for k, v in receipt.items()} | {"user_id": "123456"}
     needing_a_replica(e2e)
     assert client.post(f"/clicksend/receipts/{RECEIPT_TOKEN}", data=form).status_code == 503
+
+
+def test_a_batch_waiting_for_a_replica_is_left_to_the_scheduler_not_slept_for(e2e: Runtime) -> None:
+    queue_messages(e2e, 1)
+    needing_a_replica(e2e)
+    outcome = e2e.sender().flush("sms", time.time())
+    assert (outcome.wait, outcome.requeued) == (REPLICA_RETRY, 1)
+    assert not jobs._short(outcome)  # replicas down for a while must not keep a worker asleep, flush after flush

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
 
 from workers.core.coerce import to_decimal
@@ -150,17 +151,19 @@ def sweep_pending_events() -> int:
     return len(claims)
 
 
-def flush_outbox(channel: str, token: str, not_before: float | None = None) -> dict[str, Any]:
+def flush_outbox(channel: str, token: str) -> dict[str, Any]:
     """Send batches from `channel`'s outbox holding its flush lease `token`, for up to ROUND_BUDGET; chain or
     schedule the next flush. Returns the counts of the batches sent, summed (`wait`, `paused` and `narrowed`
     the last batch's).
 
     The lease is short and renewed while the job works (as the drain's); a job waits in the queue under a longer
     claim naming it, which its start turns into the short lease. A job whose lease another flush holds now
-    does nothing. `not_before` (Unix time): the job was started at once to wait out a short wait (`SLEEP_UP_TO`)
-    that the flush before it could not; it sleeps until then, at most SLEEP_UP_TO, and one that starts later
-    goes on at once. Jobs of older versions name none.
+    does nothing. A job whose meta names a `not_before` (Unix time, `pipeline.NOT_BEFORE`) was started at once to
+    wait out a short wait (`SLEEP_UP_TO`) that the flush before it could not; it sleeps until then, at most
+    SLEEP_UP_TO, and one that starts later goes on at once.
     """
+    job = get_current_job()
+    not_before = job.meta.get(pipeline.NOT_BEFORE) if job is not None else None
     return _flush(FlushClaim(channel, token), not_before)
 
 

@@ -154,7 +154,9 @@ class Sender:
             self.store.replicated()  # a claim a failover forgot would have these sent again
         except NotReplicated as exc:
             out.requeued += self.store.outbox.requeue(ids, now, f"claim not on a replica yet ({exc})")
-            out.wait = REPLICA_RETRY
+            # Not a wait to sleep out (`repeated`): replicas down for a while would keep a worker asleep, flush
+            # after flush, where the scheduler's retry leaves it free meanwhile.
+            out.wait, out.repeated = REPLICA_RETRY, True
             return out
         docs = [d for d in self.store.messages.claimed_messages(claim, written or {}) if d is not None]
         lists = ContactLists(self.store, self.client, self.settings.default_region)

@@ -25,6 +25,7 @@ ALL_QUEUES = (EVENTS_QUEUE, SEND_QUEUE, CALLBACKS_QUEUE)
 DRAIN_EVENTS = "workers.entry.jobs.drain_events"
 FIRE_MESSAGE = "workers.entry.jobs.fire_message"
 FLUSH_OUTBOX = "workers.entry.jobs.flush_outbox"
+NOT_BEFORE = "not_before"  # in a flush job's meta: the Unix time it waits for at its start (`Enqueuer.flush`)
 RECONCILE = "workers.entry.jobs.reconcile_messages"
 SEND_CALLBACK = "workers.entry.jobs.send_callback"
 REPORT_CHANGE = "workers.entry.jobs.report_change"
@@ -131,13 +132,13 @@ class Enqueuer:
         token, a 429's Retry-After of a second) is not scheduled: it would cost up to a second more than asked,
         on every batch of a backlog. A flush job sleeps such a wait itself, its lease renewed meanwhile, and
         one that must not (a drain's own send, a job at the end of its round) hands the outbox to a job
-        started at once with `not_before`. Only the jobs that wait give it, so a job without it is one an
-        older version can run too.
+        started at once with `not_before`. It travels in the job's meta, not its arguments, so a worker of an
+        older version can run that job too (without the wait).
         """
         q = self._queue(SEND_QUEUE)
         kwargs = {"result_ttl": 60, "failure_ttl": _WEEK, "job_timeout": FLUSH_TIMEOUT, "job_id": claim.job or None,
                   "args": (claim.channel, claim.token),
-                  "kwargs": {"not_before": not_before} if not_before is not None else {}}
+                  "meta": {NOT_BEFORE: not_before} if not_before is not None else {}}
         if at is None:
             q.enqueue(FLUSH_OUTBOX, **kwargs)
         else:
