@@ -13,6 +13,7 @@ from tests.conftest import Simulator, serve
 from tests.messages import message
 from tests.waiting import wait_for
 from workers.clicksend.client import Call, ClickSendClient, Page, iter_pages, parse_retry_after
+from workers.clicksend.maton import MatonConnections
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
 from workers.core.coerce import to_decimal, to_int
@@ -67,6 +68,16 @@ def test_429_carries_retry_after(simulator: Simulator) -> None:
     with pytest.raises(RateLimited) as info:
         client(simulator).account()
     assert info.value.retry_after == 1.0
+
+
+def test_a_429_from_the_maton_connection_api_keeps_its_retry_after(simulator: Simulator) -> None:
+    simulator.state.faults.rate_429 = 1.0
+    answer = requests.get(f"{simulator.url}/connections", headers={"Authorization": "Bearer k"}, timeout=5)
+    assert (answer.status_code, answer.headers["Retry-After"]) == (429, "1")
+    assert answer.json() == {"error": "TOO_MANY_REQUESTS", "message": "Too many requests."}  # Maton's own shape
+    with pytest.raises(RateLimited) as info:
+        MatonConnections("k", simulator.url).list()
+    assert (str(info.value), info.value.status, info.value.retry_after) == ("Maton: Too many requests.", 429, 1.0)
 
 
 def test_spread_429s_refuse_exactly_their_share_of_requests_evenly_over_real_http(simulator: Simulator) -> None:
