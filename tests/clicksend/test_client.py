@@ -13,6 +13,7 @@ from tests.conftest import Simulator, serve
 from tests.messages import message
 from tests.waiting import wait_for
 from workers.clicksend.client import Call, ClickSendClient, Page, iter_pages, parse_retry_after
+from workers.clicksend.maton import MatonConnections
 from workers.clicksend.simulator import create_simulator
 from workers.core import payloads
 from workers.core.coerce import to_decimal, to_int
@@ -69,6 +70,16 @@ def test_429_carries_retry_after(simulator: Simulator) -> None:
     assert info.value.retry_after == 1.0
 
 
+def test_a_429_from_the_maton_connection_api_keeps_its_retry_after(simulator: Simulator) -> None:
+    simulator.state.faults.rate_429 = 1.0
+    answer = requests.get(f"{simulator.url}/connections", headers={"Authorization": "Bearer k"}, timeout=5)
+    assert (answer.status_code, answer.headers["Retry-After"]) == (429, "1")
+    assert answer.json() == {"error": "TOO_MANY_REQUESTS", "message": "Too many requests."}  # Maton's own shape
+    with pytest.raises(RateLimited) as info:
+        MatonConnections("k", simulator.url).list()
+    assert (str(info.value), info.value.status, info.value.retry_after) == ("Maton: Too many requests.", 429, 1.0)
+
+
 def test_spread_429s_refuse_exactly_their_share_of_requests_evenly_over_real_http(simulator: Simulator) -> None:
     simulator.state.faults.rate_429, simulator.state.faults.spread = 0.15, True
     c = client(simulator)
@@ -87,13 +98,36 @@ def test_spread_429s_refuse_exactly_their_share_of_requests_evenly_over_real_htt
 
 def test_spread_applies_to_the_429_and_500_rates_only_and_reads_false_as_false(simulator: Simulator) -> None:
     faults = simulator.state.faults
-    assert faults.update({"spread": "false"}) == [] and faults.spread is False
-    assert faults.update({"spread": "true"}) == [] and faults.spread is True
+    assert faults.update({"spread": "false"}) == {} and faults.spread is False
+    assert faults.update({"spread": "true"}) == {} and faults.spread is True
     for _ in range(10):  # a hang or a failure after acceptance is still a coin each, spread or not
         simulator.state.chance(0.3)
     assert simulator.state._owed == {}
     simulator.state.chance(0.3, "429")
     assert set(simulator.state._owed) == {"429"}
+
+
+def test_a_fault_change_with_a_wrong_setting_applies_none_of_it_and_names_each_wrong_one(
+        simulator: Simulator) -> None:
+    url = f"{simulator.url}/_sim/faults"
+    before = requests.get(url, timeout=5).json()
+    answer = requests.put(url, timeout=5, json={"rate_429": 0.5, "latency": "slow", "spread": [True],
+                                                "invalid_numbers": "+61411111111", "undelivered_numbers": [614],
+                                                "balance": None, "rate_limitt": 2})
+    assert answer.status_code == 400
+    assert requests.get(url, timeout=5).json() == before  # not even rate_429, given before the wrong ones
+    body = answer.json()
+    assert (body["http_code"], body["response_code"], body["response_msg"]) == (400, "BAD_REQUEST", "Invalid input.")
+    assert body["data"] == {"latency": "'slow' is not a number", "spread": "[True] is not true or false",
+                            "invalid_numbers": "'+61411111111' is not a list of strings",
+                            "undelivered_numbers": "[614] is not a list of strings",
+                            "balance": "None is not a string", "rate_limitt": "not a fault setting"}
+    changed = requests.put(url, timeout=5, json={"rate_429": 0.5, "latency": "0.25", "spread": "no",
+                                                 "invalid_numbers": ["+61411111111"], "balance": 12})
+    assert changed.status_code == 200
+    assert changed.json() == before | {"rate_429": 0.5, "latency": 0.25, "spread": False,
+                                       "invalid_numbers": ["+61411111111"], "balance": "12"}
+    assert requests.get(url, timeout=5).json() == changed.json()
 
 
 def test_500_before_acceptance_on_a_send_is_unknown_outcome(simulator: Simulator) -> None:

@@ -124,3 +124,23 @@ def test_verified_sender_addresses(api: clicksend.ApiClient) -> None:
     assert email.delete_allowed_email_address(str(row.email_address_id)).data == {}
     with pytest.raises(NotFoundException):
         email.view_allowed_email_address(str(row.email_address_id))
+
+
+@pytest.mark.parametrize(("kind", "id_field", "row"), [
+    ("templates", "template_id", {"template_name": "welcome", "body": "Hi"}),
+    ("emails", "email_address_id", {"email_address": "ops@example.com", "verified": 0}),
+])
+def test_the_template_and_address_tables_are_handed_out_as_copies(locked: Simulator, kind: str,  # noqa: F811
+                                                                   id_field: str, row: dict[str, object]) -> None:
+    # Request threads change the tables under the lock: what a reader holds must be its own, not the live table.
+    directory = locked.state.directory
+    made = directory.insert(kind, id_field, row)
+    seen = directory.rows(kind)
+    seen[made[id_field]]["changed"] = "by the reader"
+    seen[0] = {}
+    assert directory.rows(kind) == {made[id_field]: made}
+    directory.change(kind, made[id_field], {"verified": 1})
+    directory.insert(kind, id_field, row)
+    assert seen == {made[id_field]: made | {"changed": "by the reader"}, 0: {}}  # as it stood when read
+    with pytest.raises(ValueError, match="no table 'lists'"):
+        directory.rows("lists")

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import requests
 from click.testing import CliRunner, Result
 
 from tests.conftest import Simulator, serve
@@ -150,13 +151,27 @@ def test_through_maton_with_a_connection(sim: Simulator) -> None:
 def test_maton_connections_list_create_delete(sim: Simulator) -> None:
     assert table(run(sim, "connections", "list", maton=True).output)[1][:2] == [CONNECTION, "ACTIVE"]
     created = run(sim, "connections", "create", answer="y\n", maton=True)
-    assert created.exit_code == 0 and "Finish it at: /_sim/connect?session_token=" in created.output
+    assert created.exit_code == 0, created.output
     [new] = [c for c in sim.state.connections if c != CONNECTION]
     assert sim.state.connections[new]["status"] == "PENDING"
+    assert f"Finish it at: {sim.url}/_sim/connect?session_token={new}\n" in created.output
     kept = run(sim, "connections", "delete", new, answer="n\n", maton=True)
     assert "(clicksend, PENDING)" in kept.output and new in sim.state.connections
     assert run(sim, "connections", "delete", new, "--yes", maton=True).exit_code == 0
     assert list(sim.state.connections) == [CONNECTION]
+
+
+def test_the_printed_link_finishes_the_connection(sim: Simulator) -> None:
+    created = run(sim, "connections", "create", "--yes", maton=True)
+    [link] = re.findall(r"Finish it at: (\S+)", created.output)
+    [new] = [c for c in sim.state.connections if c != CONNECTION]
+    page = requests.get(link, timeout=5)  # a person opening it: a browser, no Maton key
+    assert (page.status_code, page.headers["Content-Type"]) == (200, "text/html; charset=utf-8")
+    assert f"The clicksend connection {new} is active" in page.text
+    assert [new, "ACTIVE"] in [row[:2] for row in table(run(sim, "connections", "list", maton=True).output)]
+    run(sim, "connections", "delete", new, "--yes", maton=True)
+    gone = requests.get(link, timeout=5)
+    assert gone.status_code == 404 and "No such connection" in gone.text
 
 
 def test_wrong_direct_credentials_get_401(sim: Simulator) -> None:

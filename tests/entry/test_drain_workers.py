@@ -18,6 +18,7 @@ import redis
 from rq import Worker
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
+from rq.worker import WorkerStatus
 
 from tests.conftest import API_TOKEN, ROOT
 from tests.faults.cluster import descendants
@@ -88,6 +89,11 @@ class Workers:
                                     connection=self.rt.rq_connection).get_current_job_id()
         return bool(job_id) and Job.fetch(job_id, connection=self.rt.rq_connection).func_name == pipeline.DRAIN_EVENTS
 
+    def idle(self, name: str) -> bool:
+        """True while worker `name` waits for a job: the job it ran last has ended, its outcome recorded."""
+        worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=self.rt.rq_connection)
+        return worker.get_state() == WorkerStatus.IDLE and not worker.get_current_job_id()
+
 
 @pytest.fixture
 def workers(runtime: Runtime, tmp_path: Path) -> Iterator[Workers]:
@@ -127,6 +133,12 @@ def processed(rt: Runtime, ids: list[str]) -> bool:
     return all(rt.store.events.get_event(i).status == "processed" for i in ids)
 
 
+def drained(rt: Runtime, r: redis.Redis, workers: Workers, names: list[str], ids: list[str]) -> bool:
+    """Every one of `ids` processed, the last drain done (it released its lease) and its job ended on one of the
+    workers `names`, its outcome in RQ's records: a batch's events are marked processed before its job ends."""
+    return processed(rt, ids) and not drains_held(r) and all(workers.idle(name) for name in names)
+
+
 def last_version_left(rt: Runtime, posted: dict[str, list[str]]) -> dict[str, str]:
     """Each booking's reminder that is still scheduled: the body of the last version processed."""
     left = {}
@@ -145,6 +157,14 @@ def drain_runs(rt: Runtime) -> list[tuple[int | None, str, float, float]]:
             if job.func_name == pipeline.DRAIN_EVENTS]
 
 
+def drained_by(rt: Runtime) -> list[tuple[str, int]]:
+    """Every finished drain job's worker and how many events it drained (its result)."""
+    ids = FinishedJobRegistry(pipeline.EVENTS_QUEUE, connection=rt.rq_connection).get_job_ids()
+    return [(job.worker_name, job.return_value()["events"])
+            for job in filter(None, Job.fetch_many(ids, connection=rt.rq_connection))
+            if job.func_name == pipeline.DRAIN_EVENTS]
+
+
 def test_two_workers_drain_different_partitions_at_once_and_each_keys_events_stay_in_arrival_order(
         runtime: Runtime, client, workers: Workers, redis_client: redis.Redis) -> None:  # noqa: ANN001
     bookings = [f"bk{n}" for n in range(8)]
@@ -155,7 +175,8 @@ def test_two_workers_drain_different_partitions_at_once_and_each_keys_events_sta
     workers.start("drainer-2", batch=5)
     assert jobs.sweep_pending_events() >= 2
     every = [i for ids in posted.values() for i in ids]
-    wait_for(lambda: processed(runtime, every), "every event to be processed", timeout=120, interval=0.1)
+    wait_for(lambda: drained(runtime, redis_client, workers, ["drainer-1", "drainer-2"], every),
+             "every event to be processed", timeout=120, interval=0.1)
     runs = drain_runs(runtime)
     overlaps = [(a, b) for a in runs for b in runs if a < b and a[2] < b[3] and b[2] < a[3]]
     # Two drains ran at once, on the two workers and on different partitions; never two of one partition.
@@ -178,8 +199,19 @@ def test_a_partition_whose_drain_was_killed_is_taken_over_once_its_lease_lapses(
     assert drains_held(redis_client) == [partition]  # the dead holder's lease, until it lapses
     assert jobs.sweep_pending_events() == 0
     workers.start("heir", batch=300)
-    wait_for(lambda: jobs.sweep_pending_events() == 1, "the sweep to take the lapsed lease over", timeout=60,
+
+    def taken_over() -> bool:
+        # The sweep runs on every look, as rq cron runs it: it claims the lease once it lapses. RQ's own retry of
+        # the killed job (a drain's Retry) would take the lapsed lease back instead, were it first: either way a
+        # drain on the heir, the only live worker, takes the partition over.
+        jobs.sweep_pending_events()
+        return drained(runtime, redis_client, workers, ["heir"], ids)
+
+    wait_for(taken_over, "the heir to take the partition over once the lease lapsed and drain it", timeout=120,
              interval=0.2)
-    wait_for(lambda: processed(runtime, ids), "the heir to process the partition", timeout=120, interval=0.1)
-    assert {worker for p, worker, _, _ in drain_runs(runtime)} == {"heir"}
-    assert last_version_left(runtime, posted) == {"solo": "Version 299"}
+    runs = drained_by(runtime)
+    # Only the heir finished a drain, and between its drains it took each of the 300 events off the list once.
+    assert {worker for worker, _ in runs} == {"heir"}, runs
+    assert sum(events for _, events in runs) == 300, runs
+    assert [len(runtime.store.messages.event_message_ids(i)) for i in ids] == [1] * 300  # planned once each
+    assert last_version_left(runtime, posted) == {"solo": "Version 299"}  # in arrival order

@@ -7,11 +7,13 @@ Shapes from Maton's public docs (third-party, fact sheet §1.2): list `{"connect
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
 
 from workers.clicksend.client import USER_AGENT
+from workers.core.coerce import parse_retry_after
 from workers.errors import AuthenticationFailed, ProviderRejected, ProviderUnavailable, RateLimited
 
 MATON_CTRL_URL = "https://ctrl.maton.ai"
@@ -42,7 +44,8 @@ class MatonConnections:
         if response.status_code in (401, 403):
             raise AuthenticationFailed(f"Maton: {message}", status=response.status_code)
         if response.status_code == 429:
-            raise RateLimited(f"Maton: {message}", status=429)
+            raise RateLimited(f"Maton: {message}", status=429,
+                              retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))
         if response.status_code >= 500:
             raise ProviderUnavailable(f"Maton: {message}", status=response.status_code)
         if response.status_code >= 400:

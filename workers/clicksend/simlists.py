@@ -161,7 +161,15 @@ class SimLists:
     # --- templates and e-mail addresses: a small table each -------------------------------------------
 
     def rows(self, kind: str) -> dict[int, dict[str, Any]]:
-        """The `templates` or `emails` table."""
+        """A copy of the `templates` or `emails` table, each row copied too, as it stood at one moment: request
+        threads change the table itself under the lock."""
+        with self.lock:
+            return {row_id: dict(row) for row_id, row in self._table(kind).items()}
+
+    def _table(self, kind: str) -> dict[int, dict[str, Any]]:
+        # The live table: only under the lock.
+        if kind not in ("templates", "emails"):
+            raise ValueError(f"no table {kind!r}")
         table: dict[int, dict[str, Any]] = getattr(self, kind)
         return table
 
@@ -169,13 +177,13 @@ class SimLists:
         """Add a row to `kind` ("templates"/"emails") under a new id in `id_field`."""
         with self.lock:
             new = {id_field: self._id(kind.rstrip("s")), **row}
-            self.rows(kind)[new[id_field]] = new
+            self._table(kind)[new[id_field]] = new
             return dict(new)
 
     def change(self, kind: str, row_id: int, fields: dict[str, Any] | None) -> dict[str, Any] | None:
         """Update a row (`fields`) or delete it (`None`); the row as it was left, None when missing."""
         with self.lock:
-            table = self.rows(kind)
+            table = self._table(kind)
             row = table.get(row_id)
             if row is None:
                 return None

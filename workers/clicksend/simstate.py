@@ -59,19 +59,38 @@ class Faults:
     undelivered_numbers: list[str] = field(default_factory=list)  # their receipts end in 301
     balance: str = "1000.000000"
 
-    def update(self, changes: dict[str, Any]) -> list[str]:
-        """Apply `changes`; return the names that are not fault settings."""
-        unknown = [k for k in changes if k not in self.__dataclass_fields__]
+    def update(self, changes: dict[str, Any]) -> dict[str, str]:
+        """Apply `changes` all together, or none of them when any is not a fault setting or not of its setting's
+        type: what is wrong with each such one, by name (empty when applied)."""
+        wrong: dict[str, str] = {}
+        typed: dict[str, Any] = {}
         for key, value in changes.items():
-            if key not in unknown:
-                setattr(self, key, _as(type(getattr(self, key)), value))
-        return unknown
+            if key not in self.__dataclass_fields__:
+                wrong[key] = "not a fault setting"
+                continue
+            kind = type(getattr(self, key))
+            try:
+                typed[key] = _as(kind, value)
+            except (TypeError, ValueError):
+                wrong[key] = f"{value!r} is not {_KINDS[kind]}"
+        if not wrong:
+            for key, value in typed.items():
+                setattr(self, key, value)
+        return wrong
+
+
+_KINDS = {float: "a number", bool: "true or false", list: "a list of strings", str: "a string"}
 
 
 def _as(kind: type, value: Any) -> Any:
-    """A fault setting's `value` (JSON, or text from a form) as its field's type."""
-    if isinstance(value, list):
+    """A fault setting's `value` (JSON, or text from a form) as its field's type; TypeError or ValueError when it
+    is not one of those (`list("+614…")` would be a string's characters, `float(True)` 1.0)."""
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise TypeError(value)
         return list(value)
+    if isinstance(value, (list, dict)) or value is None or (isinstance(value, bool) and kind is not bool):
+        raise TypeError(value)
     if kind is bool and isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")  # bool("false") would be true
     return kind(value)

@@ -20,15 +20,13 @@ def ledger() -> Response:
 
 @bp.route("/_sim/faults", methods=["GET", "PUT", "POST"])
 def faults() -> Response:
-    """Read or change the fault settings (unknown or ill-typed settings are a 400, nothing applied)."""
+    """Read or change the fault settings. A change applies every setting given or, when any is unknown or of the
+    wrong type, none: a 400 in ClickSend's shape naming each such setting (`data`: what is wrong, by name)."""
     sim = state()
     if request.method != "GET":
-        try:
-            unknown = sim.faults.update(json_object())
-        except (TypeError, ValueError) as exc:
-            return envelope(400, "BAD_REQUEST", f"bad fault setting: {exc}")
-        if unknown:
-            return envelope(400, "BAD_REQUEST", f"unknown fault settings: {', '.join(unknown)}")
+        wrong = sim.faults.update(json_object())
+        if wrong:
+            return envelope(400, "BAD_REQUEST", "Invalid input.", wrong)
     return jsonify(sim.ledger_view()["faults"])
 
 

@@ -23,7 +23,7 @@ def _missing(email_address_id: int) -> Response:
 @bp.get("/v3/email/addresses")
 def addresses() -> Response:
     """Every address, paged."""
-    rows = [dict(r) for r in state().directory.rows(KIND).values()]
+    rows = list(state().directory.rows(KIND).values())
     return envelope(200, "SUCCESS", "Here are your email addresses", paginate(rows, request.path))
 
 
@@ -43,7 +43,7 @@ def add() -> Response:
 def show(email_address_id: int) -> Response:
     """One address."""
     row = state().directory.rows(KIND).get(email_address_id)
-    return envelope(200, "SUCCESS", "Here is your email address.", dict(row)) if row else _missing(email_address_id)
+    return envelope(200, "SUCCESS", "Here is your email address.", row) if row else _missing(email_address_id)
 
 
 @bp.delete("/v3/email/addresses/<int:email_address_id>")
@@ -58,7 +58,7 @@ def delete(email_address_id: int) -> Response:
 def send_token(email_address_id: int) -> Response:
     """Send the verification token (here: pretend to)."""
     row = state().directory.rows(KIND).get(email_address_id)
-    return envelope(200, "SUCCESS", "Verification token sent.", dict(row)) if row else _missing(email_address_id)
+    return envelope(200, "SUCCESS", "Verification token sent.", row) if row else _missing(email_address_id)
 
 
 @bp.put("/v3/email/address-verify/<int:email_address_id>/verify/<activation_token>")

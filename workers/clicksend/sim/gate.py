@@ -1,5 +1,7 @@
 """What every `/v3` request passes before a resource sees it: injected latency, the credentials check, the
-rate limit and random 500s; and ClickSend-shaped answers for Flask's own HTTP errors.
+rate limit and random 500s (refused in ClickSend's envelope, or on the Maton stand-in's `/connections` in
+Maton's own shape, a 429 with its Retry-After either way); and ClickSend-shaped answers for Flask's own HTTP
+errors.
 
 Owns the order of those checks and the credentials the app was started with; must not answer any resource.
 """
@@ -85,20 +87,27 @@ def before_request() -> Response | None:
         time.sleep(f.latency)
     if not authorised(credentials()):
         if request.path.startswith(MATON_PATHS):
-            response = jsonify({"error": "UNAUTHORIZED", "message": "Invalid API key."})
-            response.status_code = 401
-            return response
+            return _refusal(401, "UNAUTHORIZED", "Invalid API key.")
         return envelope(401, "UNAUTHORIZED", "Invalid credentials.")
     wait = sim.rate_limited()
     if wait is not None or sim.chance(f.rate_429, "429"):
         sim.count_call("429")
-        response = envelope(429, "TOO_MANY_REQUESTS", "Too many requests.")
+        response = _refusal(429, "TOO_MANY_REQUESTS", "Too many requests.")
         response.headers["Retry-After"] = str(int(wait or 1))
         return response
     if sim.chance(f.rate_500, "500"):
         sim.count_call("500")
-        return envelope(500, "INTERNAL_SERVER_ERROR", "Simulated failure.")
+        return _refusal(500, "INTERNAL_SERVER_ERROR", "Simulated failure.")
     return None
+
+
+def _refusal(status: int, code: str, message: str) -> Response:
+    """A refusal in the shape of the API asked: Maton's own (`{"error", "message"}`) or ClickSend's envelope."""
+    if not request.path.startswith(MATON_PATHS):
+        return envelope(status, code, message)
+    response = jsonify({"error": code, "message": message})
+    response.status_code = status
+    return response
 
 
 def http_error(exc: HTTPException) -> Response:

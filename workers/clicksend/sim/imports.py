@@ -4,7 +4,9 @@ separated or a list), else the file's first row does. The reply has the shape of
 (`data`: `msg`, `ids` of the new contacts and `id` of the list, all strings).
 
 Owns that route. ClickSend queues the file; the simulator imports it at once. It fetches from this machine only
-(a loopback address), so a simulator never reaches beyond the machine it runs on.
+(a loopback address), so a simulator never reaches beyond the machine it runs on: the host checked is the one
+`requests` connects to, no proxy from the environment is used and no redirect is followed (each could lead
+elsewhere). A malformed URL, a refused one or a failed fetch is ClickSend's 400 naming `file_url`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import Blueprint, Response
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from workers.clicksend.sim.lists import missing_list
 from workers.clicksend.sim.wire import envelope, json_object, state
@@ -26,14 +30,37 @@ bp = Blueprint("imports", __name__)
 _REACHES = ("phone_number", "email", "fax_number")  # a contact needs one of these, as on create
 
 
-def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+def _loopback(host: str | None) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address((host or "").strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _fetch(url: str) -> str | Response:
+    """The text of the file at `url`, or the 400 saying why there is none."""
+    with requests.Session() as session:
+        session.trust_env = False  # an HTTP_PROXY from the environment would take the request elsewhere
+        try:
+            prepared = session.prepare_request(requests.Request("GET", url))
+            # The host requests connects to, read by the parser it connects with, and by the standard library's
+            # too: a URL the two read differently (`http://a.example\\@127.0.0.1/`) must be loopback to both.
+            hosts = {parse_url(prepared.url or "").host, urlsplit(prepared.url or "").hostname}
+        except (requests.RequestException, LocationParseError, ValueError) as exc:
+            return _bad("file_url", f"The file url is not a valid URL: {exc}")
+        if not all(_loopback(host) for host in hosts):
+            return _bad("file_url", "The simulator fetches files from this machine only (a loopback address).")
+        try:
+            response = session.send(prepared, timeout=10, allow_redirects=False)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            return _bad("file_url", f"The file could not be fetched: {exc}")
+    if not 200 <= response.status_code < 300:  # a redirect: where it leads is not checked, so it is not followed
+        return _bad("file_url", f"The file could not be fetched: HTTP {response.status_code} to "
+                                f"{response.headers.get('Location')!r}; redirects are not followed.")
+    return response.text
 
 
 def _columns(value: Any) -> list[str] | None:
@@ -58,14 +85,10 @@ def import_contacts(list_id: int) -> Response:
     url = body.get("file_url")
     if not isinstance(url, str) or not url:
         return _bad("file_url", "The file url field is required.")
-    if not _loopback(url):
-        return _bad("file_url", "The simulator fetches files from this machine only (a loopback address).")
-    try:
-        response = requests.get(url, timeout=10)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        return _bad("file_url", f"The file could not be fetched: {exc}")
-    rows = list(csv.reader(io.StringIO(response.text)))
+    text = _fetch(url)
+    if isinstance(text, Response):
+        return text
+    rows = list(csv.reader(io.StringIO(text)))
     columns = _columns(body.get("field_order"))
     if columns is None:
         columns, rows = ([c.strip() for c in rows[0]], rows[1:]) if rows else ([], [])

@@ -33,7 +33,7 @@ def _missing(template_id: int) -> Response:
 @bp.get("/v3/sms/templates")
 def templates() -> Response:
     """Every template (those matching `q`, e.g. `template_name:welcome`), paged."""
-    rows = search([dict(r) for r in state().directory.rows(KIND).values()], request.args.get("q") or "")
+    rows = search(list(state().directory.rows(KIND).values()), request.args.get("q") or "")
     return envelope(200, "SUCCESS", "Here are your templates.", paginate(rows, request.path))
 
 
@@ -50,7 +50,7 @@ def create() -> Response:
 def show(template_id: int) -> Response:
     """One template."""
     row = state().directory.rows(KIND).get(template_id)
-    return envelope(200, "SUCCESS", "Here is your template.", dict(row)) if row else _missing(template_id)
+    return envelope(200, "SUCCESS", "Here is your template.", row) if row else _missing(template_id)
 
 
 @bp.put("/v3/sms/templates/<int:template_id>")
