@@ -96,7 +96,7 @@ def _send_planned(channels: dict[str, dict[str, Written]]) -> None:
     and no wait in the send queue. Only where no flush holds the outbox's lease: a running one goes on to
     these messages (it ends only on an empty outbox), a waiting one (in the queue, or waiting out a pause) sends
     them when its time comes. It never sleeps (the partition's next batch would wait): a short wait for the rate
-    limit or a 429 hands the outbox to a flush job that waits it out (`flush_outbox`'s `not_before`). The
+    limit or a 429 hands the outbox to a flush job that waits it out (`pipeline.NOT_BEFORE` in its meta). The
     messages the drain wrote are not read back where their records are still as written."""
     rt = get_runtime()
     for channel in sorted(channels):
@@ -219,8 +219,8 @@ def _hand_over(claim: FlushClaim, outcome: FlushOutcome, now: float) -> int:
 
 
 def _short(outcome: FlushOutcome) -> bool:
-    """A wait to wait out to the moment, not leave to RQ's scheduler: up to SLEEP_UP_TO, unless it is a 429
-    that came right after another (ClickSend's limit hit again and again: a job chain retrying every second
+    """A wait to wait out to the moment, not leave to RQ's scheduler: up to SLEEP_UP_TO, unless it is
+    `repeated` (a 429 right after another, or a batch waiting for a replica: a job chain retrying every second
     would gain nothing over the scheduler, and a worker would spend its time on it)."""
     return outcome.wait <= SLEEP_UP_TO and not outcome.repeated
 

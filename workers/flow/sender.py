@@ -75,8 +75,8 @@ class FlushOutcome:
     narrowed: int = 0  # the batch size the next flushes use after a refused request (0: unchanged)
     wait: float = 0.0  # > 0: the flush stopped early and should run again after this long
     paused: bool = False  # the wait is the outbox's pause (a 429, an outage, the account), which resume lifts
-    # The wait is a 429's that came right after another's (ClickSend's limit is being hit again and again):
-    # however short, nothing is gained by waiting it out to the moment.
+    # The wait is a 429's that came right after another's (ClickSend's limit is being hit again and again), or
+    # a replica's: however short, nothing is gained by waiting it out to the moment.
     repeated: bool = False
 
     def add(self, other: FlushOutcome) -> None:
