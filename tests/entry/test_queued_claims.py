@@ -190,14 +190,21 @@ def rt(runtime: Runtime, simulator: Simulator) -> Runtime:
     return runtime
 
 
+def kicked(rt: Runtime, redis_client: redis.Redis, n: int) -> tuple[list[str], Job]:
+    """`n` queued messages and the flush job a kick enqueued for them, its claim naming it."""
+    ids = queue_messages(rt, n)
+    assert rt.enqueuer.kick("sms")
+    [flush] = flush_jobs(rt)
+    lease = keys.outbox_flush_key("sms")
+    assert redis_client.get(lease) == flush.args[1] and redis_client.get(job_key(lease)) == flush.id
+    return ids, flush
+
+
 def test_a_flush_waiting_in_a_backlog_keeps_its_claim_and_no_second_flush_is_started(
         rt: Runtime, simulator: Simulator, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
     lease = keys.outbox_flush_key("sms")
-    ids = queue_messages(rt, 3)
-    assert rt.enqueuer.kick("sms")
-    [flush] = flush_jobs(rt)
+    ids, flush = kicked(rt, redis_client, 3)
     assert redis_client.pttl(lease) > FLUSH_LEASE_MS  # a queued claim, naming the job it was made for
-    assert redis_client.get(lease) == flush.args[1] and redis_client.get(job_key(lease)) == flush.id
     # The job still waits when the short lease would have lapsed: neither the recovery job, nor a kick, nor a
     # drain's own send claims the outbox again.
     redis_client.pexpire(lease, FLUSH_LEASE_MS // 3)
@@ -205,7 +212,7 @@ def test_a_flush_waiting_in_a_backlog_keeps_its_claim_and_no_second_flush_is_sta
     jobs.recover_sending()
     assert redis_client.pttl(lease) > FLUSH_QUEUED_MS - 60_000  # renewed for the job still waiting
     assert not rt.enqueuer.kick("sms")
-    jobs._send_planned({"sms"})
+    jobs._send_planned({"sms": {}})  # a drain that queued nothing it wrote itself
     assert [j.id for j in flush_jobs(rt)] == [flush.id] and sends(simulator) == 0
     work((pipeline.SEND_QUEUE,))  # the job starts: its claim is the short lease, then given back
     assert states(rt, ids) == {"sent": 3} and sends(simulator) == 1
@@ -215,9 +222,7 @@ def test_a_flush_waiting_in_a_backlog_keeps_its_claim_and_no_second_flush_is_sta
 def test_the_recovery_job_takes_over_a_flush_whose_job_ended_and_shortens_one_whose_job_started(
         rt: Runtime, simulator: Simulator, work, redis_client: redis.Redis) -> None:  # noqa: ANN001
     lease = keys.outbox_flush_key("sms")
-    ids = queue_messages(rt, 2)
-    assert rt.enqueuer.kick("sms")
-    [flush] = flush_jobs(rt)
+    ids, flush = kicked(rt, redis_client, 2)
     flush.cancel()  # lost to RQ: nobody will flush for its claim
     jobs.recover_sending()
     [heir] = flush_jobs(rt)
